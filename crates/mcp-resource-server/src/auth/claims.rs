@@ -1,0 +1,128 @@
+//! Verified token claims, and the axum extractor that hands them to handlers.
+//!
+//! The authorization layer inserts an `Arc<VerifiedClaims>` into the request extensions
+//! after a token (or a session cookie standing for one) passed validation. Handlers take
+//! [`VerifiedClaims`] as an argument; if the layer is missing the extractor rejects the
+//! request with [`ClaimsRejection`] (a server bug, answered 500) rather than letting an
+//! unauthenticated request through.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::FromRequestParts,
+    http::{StatusCode, request::Parts},
+    response::{IntoResponse, Response},
+};
+use mcp_auth_proto::scope::Scopes;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The kind of access token that was verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TokenKind {
+    /// An RFC 9068 JWT access token (`typ: at+jwt`).
+    Rfc9068,
+    /// A plain JWT (Dex-shaped: an ID-token-like JWT, no `scope` claim).
+    Jwt,
+}
+
+/// Claims of a verified access token. Holds no token, only what was read from it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifiedClaims {
+    /// `iss`.
+    pub issuer: String,
+    /// `sub`.
+    pub subject: String,
+    /// `aud`, as a list.
+    pub audience: Vec<String>,
+    /// `exp` (seconds since the epoch).
+    pub expires_at: u64,
+    /// `iat`, if present.
+    pub issued_at: Option<u64>,
+    /// Scopes from `scope` (RFC 9068) or `scp`; empty for Dex-shaped tokens.
+    #[serde(serialize_with = "serialize_scopes")]
+    pub scopes: Scopes,
+    /// `client_id` (RFC 9068) or `azp` (OIDC).
+    pub client_id: Option<String>,
+    /// Which shape of token this was.
+    pub kind: TokenKind,
+    /// Selected profile claims (`email`, `email_verified`, `name`, `preferred_username`, `groups`).
+    pub profile: Map<String, Value>,
+    /// A short non-reversible tag of the token, for logs.
+    pub token_fingerprint: String,
+}
+
+fn serialize_scopes<S: serde::Serializer>(
+    scopes: &Scopes,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(scopes.iter())
+}
+
+impl VerifiedClaims {
+    /// The principal this token speaks for: issuer and subject together.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            issuer: self.issuer.clone(),
+            subject: self.subject.clone(),
+        }
+    }
+
+    /// Whether the token carries every scope in `needed`.
+    pub fn has_scopes(&self, needed: &Scopes) -> bool {
+        self.scopes.contains_all(needed)
+    }
+}
+
+/// Who a request is from: `(iss, sub)`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Principal {
+    /// `iss`.
+    pub issuer: String,
+    /// `sub`.
+    pub subject: String,
+}
+
+/// Why [`VerifiedClaims`] could not be extracted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClaimsRejectionReason {
+    /// No authorization layer ran in front of this handler.
+    MissingLayer,
+}
+
+/// Rejection of the [`VerifiedClaims`] extractor.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimsRejection {
+    reason: ClaimsRejectionReason,
+}
+
+impl ClaimsRejection {
+    /// Why the extraction failed.
+    pub fn reason(&self) -> ClaimsRejectionReason {
+        self.reason
+    }
+}
+
+impl IntoResponse for ClaimsRejection {
+    fn into_response(self) -> Response {
+        tracing::error!(reason = ?self.reason, "handler needs verified claims but no authorization layer ran");
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for VerifiedClaims {
+    type Rejection = ClaimsRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Arc<VerifiedClaims>>()
+            .map(|claims| claims.as_ref().clone())
+            .ok_or(ClaimsRejection {
+                reason: ClaimsRejectionReason::MissingLayer,
+            })
+    }
+}

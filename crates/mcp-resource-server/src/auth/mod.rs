@@ -1,0 +1,14 @@
+//! Bearer-token authorization: JWKS cache, JWT validation, the tower layer, the claims
+//! extractor and per-tool scope checks.
+
+pub mod claims;
+pub mod jwks;
+pub mod layer;
+pub mod tool_scope;
+pub mod validator;
+
+pub use claims::{Principal, VerifiedClaims};
+pub use jwks::{JwksCache, JwksSource};
+pub use layer::{AuthLayer, AuthMethod, CookieAuth};
+pub use tool_scope::ToolScopePolicy;
+pub use validator::{ValidationError, Validator, ValidatorConfig};

@@ -1,0 +1,223 @@
+//! Command line of the `resource-server` binary: every flag also reads an environment
+//! variable, and [`run`] serves until Ctrl-C.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::Parser;
+
+use crate::config::{
+    Config, ConfigError, CookieConfig, DEFAULT_ISSUER, DEFAULT_LISTEN, DEFAULT_PUBLIC_URL,
+};
+
+/// MCP server that is only an OAuth 2.0 resource server: it validates access tokens
+/// issued by an external authorization server (Dex, or any OIDC/OAuth server).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "resource-server", version, about, long_about = None)]
+pub struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "MCP_RS_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Public base URL clients use to reach this server (origin only, no path).
+    #[arg(long, env = "MCP_RS_PUBLIC_URL", default_value = DEFAULT_PUBLIC_URL)]
+    pub public_url: String,
+
+    /// Expected `iss` of access tokens (exact match).
+    #[arg(long, env = "MCP_RS_ISSUER", default_value = DEFAULT_ISSUER)]
+    pub issuer: String,
+
+    /// JWKS URI; when absent it is discovered from the issuer's OIDC or RFC 8414 metadata.
+    #[arg(long, env = "MCP_RS_JWKS_URI")]
+    pub jwks_uri: Option<String>,
+
+    /// Accepted `aud` values, comma-separated [default: this server's canonical resource
+    /// URIs]. With Dex, give the resource server's Dex client id.
+    #[arg(long = "audience", env = "MCP_RS_AUDIENCES", value_delimiter = ',')]
+    pub audiences: Vec<String>,
+
+    /// Authorization servers advertised in the Protected Resource Metadata,
+    /// comma-separated [default: the issuer].
+    #[arg(
+        long = "authorization-server",
+        env = "MCP_RS_AUTHORIZATION_SERVERS",
+        value_delimiter = ','
+    )]
+    pub authorization_servers: Vec<String>,
+
+    /// Scopes advertised in the Protected Resource Metadata, comma-separated.
+    #[arg(
+        long,
+        env = "MCP_RS_SCOPES_SUPPORTED",
+        value_delimiter = ',',
+        default_value = "mcp:tools,mcp:admin"
+    )]
+    pub scopes_supported: Vec<String>,
+
+    /// Scopes every MCP request needs, comma-separated ("" for none, e.g. with Dex).
+    #[arg(
+        long,
+        env = "MCP_RS_REQUIRED_SCOPES",
+        value_delimiter = ',',
+        default_value = "mcp:tools"
+    )]
+    pub required_scopes: Vec<String>,
+
+    /// Extra scope a tool needs, as TOOL=SCOPE[+SCOPE...]; repeatable or comma-separated.
+    #[arg(
+        long = "tool-scope",
+        env = "MCP_RS_TOOL_SCOPES",
+        value_delimiter = ',',
+        default_value = "admin_status=mcp:admin"
+    )]
+    pub tool_scopes: Vec<String>,
+
+    /// Origins allowed to call this server, comma-separated [default: the public URL's origin].
+    #[arg(
+        long = "allowed-origin",
+        env = "MCP_RS_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Name of the session cookie of the legacy SSE transport.
+    #[arg(long, env = "MCP_RS_COOKIE_NAME", default_value = "mcp_session")]
+    pub cookie_name: String,
+
+    /// Longest cookie session, in seconds (it never outlives the token either).
+    #[arg(long, env = "MCP_RS_COOKIE_MAX_AGE", default_value_t = 3600)]
+    pub cookie_max_age: u64,
+
+    /// Force the cookie's `Secure` attribute [default: on when the public URL is https].
+    #[arg(long, env = "MCP_RS_COOKIE_SECURE")]
+    pub cookie_secure: Option<bool>,
+
+    /// Serve Streamable HTTP without sessions (JSON replies).
+    #[arg(long, env = "MCP_RS_STATELESS")]
+    pub stateless: bool,
+
+    /// Clock leeway for `exp` and `nbf`, in seconds.
+    #[arg(long, env = "MCP_RS_LEEWAY", default_value_t = 30)]
+    pub leeway: u64,
+
+    /// Minimum seconds between two JWKS refetches caused by unknown key ids.
+    #[arg(long, env = "MCP_RS_JWKS_MIN_REFETCH", default_value_t = 30)]
+    pub jwks_min_refetch: u64,
+
+    /// DANGER: turn authorization off. Only for the MCP conformance suite's server scenarios.
+    #[arg(long, env = "MCP_RS_NO_AUTH")]
+    pub no_auth: bool,
+}
+
+impl Cli {
+    /// The configuration these flags describe (not validated yet).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for a malformed `--tool-scope`.
+    pub fn to_config(&self) -> Result<Config, ConfigError> {
+        let mut config = Config::new(self.public_url.clone(), self.issuer.clone());
+        config.listen = self.listen;
+        config.jwks_uri = self.jwks_uri.clone().filter(|s| !s.trim().is_empty());
+        config.audiences = non_empty(&self.audiences);
+        config.authorization_servers = non_empty(&self.authorization_servers);
+        config.scopes_supported = non_empty(&self.scopes_supported);
+        config.required_scopes = non_empty(&self.required_scopes);
+        config.tool_scopes.clear();
+        for entry in non_empty(&self.tool_scopes) {
+            let (tool, scopes) = entry.split_once('=').ok_or_else(|| {
+                ConfigError::new("tool-scope", format!("{entry:?} is not TOOL=SCOPE"))
+            })?;
+            let scopes: Vec<String> = scopes
+                .split(['+', ' '])
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            config.tool_scopes.insert(tool.trim().to_string(), scopes);
+        }
+        config.allowed_origins = non_empty(&self.allowed_origins);
+        config.cookie = CookieConfig {
+            name: self.cookie_name.clone(),
+            secure: self.cookie_secure,
+            max_age: Duration::from_secs(self.cookie_max_age),
+        };
+        config.stateless = self.stateless;
+        config.leeway = Duration::from_secs(self.leeway);
+        config.jwks.min_refetch_interval = Duration::from_secs(self.jwks_min_refetch);
+        config.no_auth = self.no_auth;
+        Ok(config)
+    }
+}
+
+fn non_empty(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs the server until Ctrl-C.
+///
+/// # Errors
+/// A one-line error naming the wrong setting, or a socket failure.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.to_config()?;
+    // Validate before binding, so a wrong setting is reported as such.
+    config.validate()?;
+    if config.no_auth {
+        tracing::warn!(
+            "--no-auth: AUTHORIZATION IS TURNED OFF; use this only for conformance testing"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("cannot listen on {} (setting `listen`): {e}", config.listen)
+        })?;
+    crate::server::serve_with_shutdown(config, listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    })
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dex_flags() {
+        let cli = Cli::parse_from([
+            "resource-server",
+            "--scopes-supported",
+            "openid,audience:server:client_id:mcp-resource-server",
+            "--required-scopes",
+            "",
+            "--audience",
+            "mcp-resource-server",
+            "--authorization-server",
+            "http://localhost:5558",
+        ]);
+        let config = cli.to_config().unwrap().validate().unwrap();
+        assert!(config.required_scopes.is_empty());
+        assert_eq!(config.audiences, vec!["mcp-resource-server"]);
+        assert_eq!(config.authorization_servers, vec!["http://localhost:5558"]);
+        assert_eq!(
+            config.scopes_for_tool("admin_status").to_string(),
+            "mcp:admin"
+        );
+    }
+
+    #[test]
+    fn bad_tool_scope_names_the_setting() {
+        let cli = Cli::parse_from(["resource-server", "--tool-scope", "nonsense"]);
+        assert_eq!(cli.to_config().unwrap_err().setting, "tool-scope");
+    }
+}

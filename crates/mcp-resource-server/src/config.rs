@@ -1,0 +1,606 @@
+//! Typed configuration of the resource server, with safe defaults and validation.
+//!
+//! [`Config`] is what [`crate::server::serve`] runs from. The command line ([`crate::cli`])
+//! builds one; tests and embedders build one directly with [`Config::new`] and the
+//! `with_*` setters. [`Config::validate`] turns it into a [`ValidatedConfig`], resolving
+//! the defaults that depend on other settings (audiences, authorization servers, allowed
+//! origins) and refusing anything inconsistent with an error that names the setting.
+
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
+
+use mcp_auth_proto::{scope::Scopes, wellknown};
+use url::Url;
+
+/// Default listen address (the original demo's port).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3001";
+/// Default public base URL.
+pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:3001";
+/// Default issuer (Dex in the docker-compose topology).
+pub const DEFAULT_ISSUER: &str = "http://localhost:5556/dex";
+
+/// A setting that is wrong or missing. Its `Display` is one line naming the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting `{setting}`: {reason}")]
+pub struct ConfigError {
+    /// The setting's flag name, without dashes.
+    pub setting: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(setting: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            setting,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Settings of the session cookie issued by `POST /session` for the legacy SSE transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieConfig {
+    /// Cookie name.
+    pub name: String,
+    /// Force the `Secure` attribute on or off; `None` means "on when the public URL is https".
+    pub secure: Option<bool>,
+    /// Upper bound of a cookie session's lifetime (it never outlives the token either).
+    pub max_age: Duration,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        Self {
+            name: "mcp_session".into(),
+            secure: None,
+            max_age: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Tuning of the JWKS cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksConfig {
+    /// Lifetime of fetched keys when the response has no usable `Cache-Control`.
+    pub default_ttl: Duration,
+    /// Lower bound applied to `Cache-Control: max-age`.
+    pub min_ttl: Duration,
+    /// Upper bound applied to `Cache-Control: max-age`.
+    pub max_ttl: Duration,
+    /// Minimum time between two refetches caused by an unknown `kid` (or a failure).
+    pub min_refetch_interval: Duration,
+    /// Timeout of one JWKS or metadata request.
+    pub http_timeout: Duration,
+}
+
+impl Default for JwksConfig {
+    fn default() -> Self {
+        Self {
+            default_ttl: Duration::from_secs(300),
+            min_ttl: Duration::from_secs(30),
+            max_ttl: Duration::from_secs(24 * 3600),
+            min_refetch_interval: Duration::from_secs(30),
+            http_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Configuration of the resource server, as given (before defaults are resolved).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (used by the binary; `serve` takes a bound listener).
+    pub listen: SocketAddr,
+    /// Public base URL under which clients reach this server (no path).
+    pub public_url: String,
+    /// Expected `iss` of access tokens.
+    pub issuer: String,
+    /// JWKS location; discovered from the issuer's metadata when `None`.
+    pub jwks_uri: Option<String>,
+    /// Accepted `aud` values; empty means this server's canonical resource URIs.
+    pub audiences: Vec<String>,
+    /// Authorization servers advertised in the PRM; empty means `[issuer]`.
+    pub authorization_servers: Vec<String>,
+    /// Scopes advertised in the PRM and in challenges.
+    pub scopes_supported: Vec<String>,
+    /// Scopes every MCP request needs.
+    pub required_scopes: Vec<String>,
+    /// Extra scopes needed per tool name.
+    pub tool_scopes: BTreeMap<String, Vec<String>>,
+    /// Origins allowed to send requests; empty means the public URL's origin only.
+    pub allowed_origins: Vec<String>,
+    /// Session cookie settings.
+    pub cookie: CookieConfig,
+    /// Serve Streamable HTTP without sessions.
+    pub stateless: bool,
+    /// Turn authorization off entirely (conformance testing only).
+    pub no_auth: bool,
+    /// Human-readable name in the PRM.
+    pub resource_name: String,
+    /// Clock leeway for `exp` and `nbf`.
+    pub leeway: Duration,
+    /// Largest accepted token, in bytes.
+    pub max_token_bytes: usize,
+    /// Largest accepted JSON-RPC request body, in bytes.
+    pub max_body_bytes: usize,
+    /// JWKS cache tuning.
+    pub jwks: JwksConfig,
+    /// Capacity of the cache of verified tokens (0 turns it off).
+    pub token_cache_capacity: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("constant address"),
+            public_url: DEFAULT_PUBLIC_URL.into(),
+            issuer: DEFAULT_ISSUER.into(),
+            jwks_uri: None,
+            audiences: Vec::new(),
+            authorization_servers: Vec::new(),
+            scopes_supported: vec!["mcp:tools".into(), "mcp:admin".into()],
+            required_scopes: vec!["mcp:tools".into()],
+            tool_scopes: BTreeMap::from([("admin_status".to_string(), vec!["mcp:admin".into()])]),
+            allowed_origins: Vec::new(),
+            cookie: CookieConfig::default(),
+            stateless: false,
+            no_auth: false,
+            resource_name: "MCP OAuth demo resource server".into(),
+            leeway: Duration::from_secs(30),
+            max_token_bytes: 16 * 1024,
+            max_body_bytes: 1024 * 1024,
+            jwks: JwksConfig::default(),
+            token_cache_capacity: 10_000,
+        }
+    }
+}
+
+impl Config {
+    /// A configuration with every default except the public URL and issuer.
+    pub fn new(public_url: impl Into<String>, issuer: impl Into<String>) -> Self {
+        Self {
+            public_url: public_url.into(),
+            issuer: issuer.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the JWKS URI (skips discovery).
+    #[must_use]
+    pub fn with_jwks_uri(mut self, uri: impl Into<String>) -> Self {
+        self.jwks_uri = Some(uri.into());
+        self
+    }
+
+    /// Sets the accepted audiences.
+    #[must_use]
+    pub fn with_audiences(
+        mut self,
+        audiences: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.audiences = audiences.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the advertised authorization servers.
+    #[must_use]
+    pub fn with_authorization_servers(
+        mut self,
+        servers: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.authorization_servers = servers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the advertised scopes.
+    #[must_use]
+    pub fn with_scopes_supported(
+        mut self,
+        scopes: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.scopes_supported = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the scopes every MCP request needs.
+    #[must_use]
+    pub fn with_required_scopes(
+        mut self,
+        scopes: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.required_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the extra scopes a tool needs (replaces that tool's entry).
+    #[must_use]
+    pub fn with_tool_scope(
+        mut self,
+        tool: impl Into<String>,
+        scopes: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.tool_scopes
+            .insert(tool.into(), scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the allowed origins.
+    #[must_use]
+    pub fn with_allowed_origins(
+        mut self,
+        origins: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.allowed_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the session cookie settings.
+    #[must_use]
+    pub fn with_cookie(mut self, cookie: CookieConfig) -> Self {
+        self.cookie = cookie;
+        self
+    }
+
+    /// Chooses stateless Streamable HTTP.
+    #[must_use]
+    pub fn with_stateless(mut self, stateless: bool) -> Self {
+        self.stateless = stateless;
+        self
+    }
+
+    /// Turns authorization off (conformance testing only).
+    #[must_use]
+    pub fn with_no_auth(mut self, no_auth: bool) -> Self {
+        self.no_auth = no_auth;
+        self
+    }
+
+    /// Sets the clock leeway.
+    #[must_use]
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Sets the JWKS cache tuning.
+    #[must_use]
+    pub fn with_jwks_config(mut self, jwks: JwksConfig) -> Self {
+        self.jwks = jwks;
+        self
+    }
+
+    /// Sets the capacity of the verified-token cache (0 turns it off).
+    #[must_use]
+    pub fn with_token_cache_capacity(mut self, capacity: usize) -> Self {
+        self.token_cache_capacity = capacity;
+        self
+    }
+
+    /// Checks every setting and resolves the defaults that depend on others.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first wrong setting.
+    pub fn validate(&self) -> Result<ValidatedConfig, ConfigError> {
+        let public_url = parse_http_url("public-url", &self.public_url)?;
+        if public_url.path() != "/"
+            || public_url.query().is_some()
+            || public_url.fragment().is_some()
+        {
+            return Err(ConfigError::new(
+                "public-url",
+                "must be an origin without path, query or fragment (e.g. http://localhost:3001)",
+            ));
+        }
+        let issuer = parse_http_url("issuer", &self.issuer)?;
+        if issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(ConfigError::new(
+                "issuer",
+                "must not have a query or fragment",
+            ));
+        }
+        let jwks_uri = self
+            .jwks_uri
+            .as_deref()
+            .map(|uri| parse_http_url("jwks-uri", uri))
+            .transpose()?;
+        for server in &self.authorization_servers {
+            parse_http_url("authorization-server", server)?;
+        }
+        check_tokens("scopes-supported", &self.scopes_supported)?;
+        check_tokens("required-scopes", &self.required_scopes)?;
+        for (tool, scopes) in &self.tool_scopes {
+            if tool.is_empty() || scopes.is_empty() {
+                return Err(ConfigError::new(
+                    "tool-scope",
+                    "expected TOOL=SCOPE[ SCOPE...]",
+                ));
+            }
+            check_tokens("tool-scope", scopes)?;
+        }
+        for audience in &self.audiences {
+            if audience.trim().is_empty() {
+                return Err(ConfigError::new("audience", "empty audience"));
+            }
+        }
+        if self.cookie.name.is_empty()
+            || !self
+                .cookie
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ConfigError::new(
+                "cookie-name",
+                "must be non-empty and use only letters, digits, '_' and '-'",
+            ));
+        }
+        if self.cookie.max_age.is_zero() {
+            return Err(ConfigError::new("cookie-max-age", "must be positive"));
+        }
+        if self.leeway > Duration::from_secs(300) {
+            return Err(ConfigError::new("leeway", "at most 300 seconds"));
+        }
+        if self.max_token_bytes < 64 {
+            return Err(ConfigError::new("max-token-bytes", "at least 64"));
+        }
+        let jwks = &self.jwks;
+        if jwks.min_ttl > jwks.max_ttl {
+            return Err(ConfigError::new("jwks-min-ttl", "greater than the maximum"));
+        }
+
+        let mcp_url = public_url.join("mcp").expect("relative path");
+        let sse_url = public_url.join("sse").expect("relative path");
+        let canonical = |url: &Url, setting: &'static str| {
+            wellknown::canonical_resource(url).map_err(|e| ConfigError::new(setting, e.to_string()))
+        };
+        let resource_mcp = canonical(&mcp_url, "public-url")?;
+        let resource_sse = canonical(&sse_url, "public-url")?;
+        let resource_root = canonical(&public_url, "public-url")?;
+
+        let audiences = if self.audiences.is_empty() {
+            vec![
+                resource_mcp.clone(),
+                resource_sse.clone(),
+                resource_root.clone(),
+            ]
+        } else {
+            self.audiences
+                .iter()
+                .map(|a| a.trim().to_string())
+                .collect()
+        };
+        let authorization_servers = if self.authorization_servers.is_empty() {
+            vec![self.issuer.clone()]
+        } else {
+            self.authorization_servers.clone()
+        };
+        let public_origin = public_url.origin().ascii_serialization();
+        let allowed_origins = if self.allowed_origins.is_empty() {
+            vec![public_origin.clone()]
+        } else {
+            let mut origins = Vec::new();
+            for origin in &self.allowed_origins {
+                origins.push(normalize_origin(origin)?);
+            }
+            origins
+        };
+        let host = public_url
+            .host_str()
+            .ok_or_else(|| ConfigError::new("public-url", "has no host"))?
+            .to_ascii_lowercase();
+        let port = public_url.port_or_known_default().unwrap_or(80);
+        let mut allowed_hosts = vec![format!("{host}:{port}")];
+        if public_url.port().is_none() {
+            allowed_hosts.push(host.clone());
+        }
+        let tool_scopes = self
+            .tool_scopes
+            .iter()
+            .map(|(tool, scopes)| (tool.clone(), Scopes::parse(&scopes.join(" "))))
+            .collect();
+
+        Ok(ValidatedConfig {
+            secure_cookie: self.cookie.secure.unwrap_or(public_url.scheme() == "https"),
+            public_url,
+            issuer: self.issuer.clone(),
+            issuer_url: issuer,
+            jwks_uri,
+            audiences,
+            authorization_servers,
+            scopes_supported: Scopes::parse(&self.scopes_supported.join(" ")),
+            required_scopes: Scopes::parse(&self.required_scopes.join(" ")),
+            tool_scopes,
+            allowed_origins,
+            allowed_hosts,
+            resource_mcp,
+            resource_sse,
+            resource_root,
+            raw: self.clone(),
+        })
+    }
+}
+
+/// A configuration whose settings were checked and whose defaults were resolved.
+#[derive(Debug, Clone)]
+pub struct ValidatedConfig {
+    /// The public base URL.
+    pub public_url: Url,
+    /// Expected `iss`, exactly as configured.
+    pub issuer: String,
+    /// The issuer as a URL (for discovery).
+    pub issuer_url: Url,
+    /// Configured JWKS URI, if any.
+    pub jwks_uri: Option<Url>,
+    /// Accepted audiences.
+    pub audiences: Vec<String>,
+    /// Advertised authorization servers.
+    pub authorization_servers: Vec<String>,
+    /// Advertised scopes.
+    pub scopes_supported: Scopes,
+    /// Scopes every MCP request needs.
+    pub required_scopes: Scopes,
+    /// Extra scopes per tool.
+    pub tool_scopes: BTreeMap<String, Scopes>,
+    /// Allowed origins, serialised (`scheme://host[:port]`).
+    pub allowed_origins: Vec<String>,
+    /// Allowed `Host` header values (lower case).
+    pub allowed_hosts: Vec<String>,
+    /// Canonical resource URI of `/mcp`.
+    pub resource_mcp: String,
+    /// Canonical resource URI of `/sse`.
+    pub resource_sse: String,
+    /// Canonical resource URI of the root.
+    pub resource_root: String,
+    /// Whether cookies carry `Secure`.
+    pub secure_cookie: bool,
+    /// The settings as given.
+    pub raw: Config,
+}
+
+impl ValidatedConfig {
+    /// All scopes needed to call `tool`: the required scopes plus the tool's own.
+    pub fn scopes_for_tool(&self, tool: &str) -> Scopes {
+        match self.tool_scopes.get(tool) {
+            Some(extra) => self.required_scopes.union(extra),
+            None => self.required_scopes.clone(),
+        }
+    }
+
+    /// The PRM URL describing the resource served under `path` (`""` for the root).
+    pub fn prm_url(&self, path: &str) -> String {
+        let base = self.public_url.origin().ascii_serialization();
+        if path.is_empty() {
+            format!("{base}/.well-known/oauth-protected-resource")
+        } else {
+            format!("{base}/.well-known/oauth-protected-resource/{path}")
+        }
+    }
+}
+
+fn parse_http_url(setting: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value.trim())
+        .map_err(|e| ConfigError::new(setting, format!("not a URL ({e})")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(ConfigError::new(setting, "must be an http or https URL"));
+    }
+    if url.host_str().is_none() {
+        return Err(ConfigError::new(setting, "has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::new(setting, "must not contain credentials"));
+    }
+    Ok(url)
+}
+
+fn check_tokens(setting: &'static str, scopes: &[String]) -> Result<(), ConfigError> {
+    for scope in scopes {
+        // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+        let valid = !scope.is_empty()
+            && scope
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+        if !valid {
+            return Err(ConfigError::new(
+                setting,
+                format!("invalid scope token {scope:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn normalize_origin(origin: &str) -> Result<String, ConfigError> {
+    let trimmed = origin.trim().trim_end_matches('/');
+    if trimmed == "null" {
+        return Err(ConfigError::new(
+            "allowed-origin",
+            "the opaque origin `null` cannot be allowed",
+        ));
+    }
+    let url = parse_http_url("allowed-origin", trimmed)?;
+    if url.path() != "/" || url.query().is_some() {
+        return Err(ConfigError::new(
+            "allowed-origin",
+            format!("{origin:?} is not an origin"),
+        ));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_resolve() {
+        let config = Config::default().validate().unwrap();
+        assert_eq!(
+            config.audiences,
+            vec![
+                "http://localhost:3001/mcp",
+                "http://localhost:3001/sse",
+                "http://localhost:3001"
+            ]
+        );
+        assert_eq!(config.authorization_servers, vec![DEFAULT_ISSUER]);
+        assert_eq!(config.allowed_origins, vec!["http://localhost:3001"]);
+        assert_eq!(config.allowed_hosts, vec!["localhost:3001"]);
+        assert!(!config.secure_cookie);
+        assert_eq!(
+            config.scopes_for_tool("admin_status").to_string(),
+            "mcp:tools mcp:admin"
+        );
+        assert_eq!(
+            config.scopes_for_tool("calculator").to_string(),
+            "mcp:tools"
+        );
+        assert_eq!(
+            config.prm_url("mcp"),
+            "http://localhost:3001/.well-known/oauth-protected-resource/mcp"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let err = Config::new("not a url", DEFAULT_ISSUER)
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.setting, "public-url");
+        assert!(err.to_string().starts_with("invalid setting `public-url`"));
+        let err = Config::new("http://h/path", DEFAULT_ISSUER)
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.setting, "public-url");
+        let err = Config::new(DEFAULT_PUBLIC_URL, "ftp://x")
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.setting, "issuer");
+        let err = Config::default()
+            .with_required_scopes(["bad\"scope"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.setting, "required-scopes");
+        let err = Config::default()
+            .with_allowed_origins(["http://a/b"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.setting, "allowed-origin");
+        let err = Config::default()
+            .with_jwks_uri("nope")
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.setting, "jwks-uri");
+    }
+
+    #[test]
+    fn https_public_url_means_secure_cookie_and_default_port_host() {
+        let config = Config::new("https://mcp.example.com", DEFAULT_ISSUER)
+            .validate()
+            .unwrap();
+        assert!(config.secure_cookie);
+        assert_eq!(
+            config.allowed_hosts,
+            vec!["mcp.example.com:443", "mcp.example.com"]
+        );
+        assert_eq!(config.resource_mcp, "https://mcp.example.com/mcp");
+    }
+}

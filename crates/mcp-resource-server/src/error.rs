@@ -1,0 +1,274 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Every refusal of this server is an [`Error`]. [`Error::into_response_with`] picks the
+//! status code, attaches the `WWW-Authenticate` challenge (RFC 6750 §3, RFC 9728 §5.1)
+//! for the endpoint in question, writes a JSON body with an external message, and logs
+//! the internal one. The external message says what failed in protocol terms and never
+//! carries internals; neither ever carries a token.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use mcp_auth_proto::{
+    challenge::{BearerChallenge, BearerError},
+    scope::Scopes,
+};
+use serde_json::json;
+
+use crate::auth::validator::ValidationError;
+
+/// What a challenge says about the endpoint that was refused.
+#[derive(Debug, Clone, Default)]
+pub struct ChallengeContext {
+    /// PRM URL for this endpoint (`resource_metadata`).
+    pub resource_metadata: Option<String>,
+    /// Scopes to request for this endpoint (`scope` on 401); omitted when empty.
+    pub scope: Scopes,
+}
+
+/// Every way a request can be refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No bearer credentials (401, challenge without `error`).
+    #[error("no bearer credentials")]
+    MissingCredentials,
+    /// A malformed request (400 `invalid_request`).
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// A token that failed validation (401 `invalid_token`).
+    #[error("invalid token: {0}")]
+    InvalidToken(#[source] ValidationError),
+    /// A session cookie that is unknown or expired (401 `invalid_token`).
+    #[error("unknown or expired session cookie")]
+    InvalidSession,
+    /// Keys could not be obtained to check the token (503).
+    #[error("cannot verify tokens: {0}")]
+    KeysUnavailable(#[source] ValidationError),
+    /// A valid token without the scopes needed (403 `insufficient_scope`).
+    #[error("insufficient scope, needs {needed}")]
+    InsufficientScope {
+        /// Every scope needed for the request.
+        needed: Scopes,
+    },
+    /// An `Origin` that is not allowed (403).
+    #[error("origin not allowed")]
+    OriginNotAllowed,
+    /// A `Host` that is not this server's (403).
+    #[error("host not allowed")]
+    HostNotAllowed,
+    /// An unknown session id, or one owned by someone else (404).
+    #[error("unknown session")]
+    SessionNotFound,
+    /// A body over the size limit (413).
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// A body that is not JSON (415).
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// Any other malformed request (400, no challenge).
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// A failure of this server (500).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<ValidationError> for Error {
+    fn from(error: ValidationError) -> Self {
+        if error.is_unavailable() {
+            Self::KeysUnavailable(error)
+        } else {
+            Self::InvalidToken(error)
+        }
+    }
+}
+
+impl Error {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingCredentials | Self::InvalidToken(_) | Self::InvalidSession => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::InvalidRequest(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::KeysUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InsufficientScope { .. } | Self::OriginNotAllowed | Self::HostNotAllowed => {
+                StatusCode::FORBIDDEN
+            }
+            Self::SessionNotFound => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn bearer_error(&self) -> Option<BearerError> {
+        match self {
+            Self::InvalidRequest(_) => Some(BearerError::InvalidRequest),
+            Self::InvalidToken(_) | Self::InvalidSession => Some(BearerError::InvalidToken),
+            Self::InsufficientScope { .. } => Some(BearerError::InsufficientScope),
+            _ => None,
+        }
+    }
+
+    /// The message shown to the client: protocol terms only.
+    fn external_message(&self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "Bearer token required in the Authorization header",
+            Self::InvalidRequest(reason) => reason,
+            Self::InvalidToken(ValidationError::Expired) => "The access token expired",
+            Self::InvalidToken(ValidationError::NotYetValid) => "The access token is not valid yet",
+            Self::InvalidToken(ValidationError::WrongAudience) => {
+                "The access token was not issued for this resource"
+            }
+            Self::InvalidToken(_) => "The access token is invalid",
+            Self::InvalidSession => "The session is unknown or expired",
+            Self::KeysUnavailable(_) => "Tokens cannot be verified right now",
+            Self::InsufficientScope { .. } => {
+                "The access token lacks the scopes this request needs"
+            }
+            Self::OriginNotAllowed => "Origin not allowed",
+            Self::HostNotAllowed => "Host not allowed",
+            Self::SessionNotFound => "Session not found",
+            Self::PayloadTooLarge => "Request body too large",
+            Self::UnsupportedMediaType => "Content-Type must be application/json",
+            Self::BadRequest(reason) => reason,
+            Self::Internal(_) => "Internal error",
+        }
+    }
+
+    fn error_code(&self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "unauthorized",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidToken(_) | Self::InvalidSession => "invalid_token",
+            Self::KeysUnavailable(_) => "temporarily_unavailable",
+            Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::OriginNotAllowed | Self::HostNotAllowed => "forbidden",
+            Self::SessionNotFound => "not_found",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::BadRequest(_) => "bad_request",
+            Self::Internal(_) => "server_error",
+        }
+    }
+
+    /// The `WWW-Authenticate` value for this error at an endpoint, if it takes one.
+    pub fn challenge(&self, context: &ChallengeContext) -> Option<BearerChallenge> {
+        let scope = match self {
+            Self::InsufficientScope { needed } => Some(needed.to_string()),
+            Self::MissingCredentials
+            | Self::InvalidRequest(_)
+            | Self::InvalidToken(_)
+            | Self::InvalidSession => {
+                (!context.scope.is_empty()).then(|| context.scope.to_string())
+            }
+            _ => return None,
+        };
+        let error = self.bearer_error();
+        let error_description = error.as_ref().map(|_| self.external_message().to_string());
+        Some(BearerChallenge {
+            error,
+            error_description,
+            scope,
+            resource_metadata: context.resource_metadata.clone(),
+            ..BearerChallenge::default()
+        })
+    }
+
+    /// Turns this error into a response for an endpoint described by `context`.
+    pub fn into_response_with(self, context: Option<&ChallengeContext>) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %self, "request refused");
+        }
+        let body = json!({
+            "error": self.error_code(),
+            "error_description": self.external_message(),
+        });
+        let mut response = (status, Json(body)).into_response();
+        let challenge = self.challenge(context.unwrap_or(&ChallengeContext::default()));
+        if let Some(challenge) = challenge
+            && let Ok(value) = HeaderValue::from_str(&challenge.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        if matches!(self, Self::KeysUnavailable(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if matches!(
+            self,
+            Self::MissingCredentials
+                | Self::InvalidToken(_)
+                | Self::InvalidSession
+                | Self::InsufficientScope { .. }
+        ) {
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        response
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        self.into_response_with(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> ChallengeContext {
+        ChallengeContext {
+            resource_metadata: Some("http://h/.well-known/oauth-protected-resource/mcp".into()),
+            scope: Scopes::parse("mcp:tools"),
+        }
+    }
+
+    fn header_of(error: Error) -> (StatusCode, String) {
+        let response = error.into_response_with(Some(&context()));
+        let value = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (response.status(), value)
+    }
+
+    #[test]
+    fn challenges() {
+        let (status, value) = header_of(Error::MissingCredentials);
+        assert_eq!(status, 401);
+        assert_eq!(
+            value,
+            r#"Bearer scope="mcp:tools", resource_metadata="http://h/.well-known/oauth-protected-resource/mcp""#
+        );
+        let (status, value) = header_of(Error::InvalidToken(ValidationError::Expired));
+        assert_eq!(status, 401);
+        assert!(value.contains(r#"error="invalid_token""#), "{value}");
+        let (status, value) = header_of(Error::InsufficientScope {
+            needed: Scopes::parse("mcp:tools mcp:admin"),
+        });
+        assert_eq!(status, 403);
+        assert!(value.contains(r#"error="insufficient_scope""#), "{value}");
+        assert!(value.contains(r#"scope="mcp:tools mcp:admin""#), "{value}");
+        let (status, value) = header_of(Error::InvalidRequest("token in query"));
+        assert_eq!(status, 400);
+        assert!(value.contains(r#"error="invalid_request""#), "{value}");
+        let (status, value) = header_of(Error::OriginNotAllowed);
+        assert_eq!(status, 403);
+        assert!(value.is_empty());
+    }
+}

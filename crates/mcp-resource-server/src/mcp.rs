@@ -1,0 +1,331 @@
+//! The MCP server itself: an rmcp [`ServerHandler`] with the demo tools.
+//!
+//! - `calculator` {operation: add|subtract|multiply|divide, a, b}; division by zero is a
+//!   tool error (`isError: true`), not a protocol error.
+//! - `weather` {location}: deterministic FAKE data, labelled as such.
+//! - `whoami`: the verified claims of the caller, never the token.
+//! - `admin_status`: needs an extra scope (`mcp:admin` by default).
+//!
+//! The HTTP layers already answered 403 to a `tools/call` lacking scopes; the handler
+//! checks again from the claims rmcp passes along (the `http::request::Parts` in the
+//! request context's extensions), so the rule holds for any transport.
+
+use std::{collections::BTreeMap, sync::Arc, time::Instant};
+
+use mcp_auth_proto::scope::Scopes;
+use rmcp::{
+    ErrorData as McpError, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+        JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+        Tool,
+    },
+    service::RequestContext,
+};
+use serde_json::{Value, json};
+
+use crate::auth::claims::VerifiedClaims;
+
+/// Scope rules the handler enforces (mirrors [`crate::auth::ToolScopePolicy`]).
+#[derive(Debug, Clone, Default)]
+pub struct ToolAccess {
+    /// Scopes every tool needs.
+    pub required: Scopes,
+    /// Extra scopes per tool.
+    pub per_tool: BTreeMap<String, Scopes>,
+    /// Whether authorization is on (off only for conformance testing).
+    pub enabled: bool,
+}
+
+/// The MCP handler. Cheap to clone; one per session.
+#[derive(Debug, Clone)]
+pub struct McpServer {
+    access: Arc<ToolAccess>,
+    started: Instant,
+}
+
+impl McpServer {
+    /// A handler enforcing `access`.
+    pub fn new(access: Arc<ToolAccess>) -> Self {
+        Self {
+            access,
+            started: Instant::now(),
+        }
+    }
+
+    /// The tools this server offers.
+    pub fn tools() -> Vec<Tool> {
+        vec![
+            tool(
+                "calculator",
+                "Performs basic arithmetic: add, subtract, multiply or divide two numbers.",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "operation": {"type": "string", "enum": ["add", "subtract", "multiply", "divide"]},
+                        "a": {"type": "number", "description": "First operand"},
+                        "b": {"type": "number", "description": "Second operand"}
+                    },
+                    "required": ["operation", "a", "b"],
+                    "additionalProperties": false
+                }),
+            ),
+            tool(
+                "weather",
+                "Returns FAKE, deterministic weather for a location (demo data, not a forecast).",
+                json!({
+                    "type": "object",
+                    "properties": {"location": {"type": "string", "description": "City or place name"}},
+                    "required": ["location"],
+                    "additionalProperties": false
+                }),
+            ),
+            tool(
+                "whoami",
+                "Returns the verified claims of the caller's access token (never the token itself).",
+                json!({"type": "object", "properties": {}, "additionalProperties": false}),
+            ),
+            tool(
+                "admin_status",
+                "Server status for administrators; needs an extra scope (mcp:admin by default).",
+                json!({"type": "object", "properties": {}, "additionalProperties": false}),
+            ),
+        ]
+    }
+
+    fn claims(context: &RequestContext<RoleServer>) -> Option<Arc<VerifiedClaims>> {
+        context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Arc<VerifiedClaims>>())
+            .cloned()
+    }
+
+    fn check_scope(&self, tool: &str, claims: Option<&VerifiedClaims>) -> Result<(), McpError> {
+        if !self.access.enabled {
+            return Ok(());
+        }
+        let needed = match self.access.per_tool.get(tool) {
+            Some(extra) => self.access.required.union(extra),
+            None => self.access.required.clone(),
+        };
+        match claims {
+            Some(claims) if claims.has_scopes(&needed) => Ok(()),
+            Some(_) => Err(McpError::invalid_request(
+                format!("insufficient scope: this tool needs {needed}"),
+                Some(json!({"error": "insufficient_scope", "scope": needed.to_string()})),
+            )),
+            None => Err(McpError::invalid_request("request is not authorized", None)),
+        }
+    }
+
+    fn call(
+        &self,
+        name: &str,
+        args: &JsonObject,
+        claims: Option<&VerifiedClaims>,
+    ) -> Result<CallToolResult, McpError> {
+        match name {
+            "calculator" => Ok(calculator(args)),
+            "weather" => Ok(weather(args)),
+            "whoami" => Ok(match claims {
+                Some(claims) => json_result(&whoami(claims)),
+                None => CallToolResult::success(vec![ContentBlock::text(
+                    "Authorization is turned off on this server: there is no verified caller.",
+                )]),
+            }),
+            "admin_status" => Ok(json_result(&json!({
+                "status": "ok",
+                "uptime_seconds": self.started.elapsed().as_secs(),
+                "server": env!("CARGO_PKG_NAME"),
+                "version": env!("CARGO_PKG_VERSION"),
+            }))),
+            other => Err(McpError::invalid_params(
+                format!("unknown tool: {other}"),
+                None,
+            )),
+        }
+    }
+}
+
+fn tool(name: &'static str, description: &'static str, schema: Value) -> Tool {
+    let Value::Object(schema) = schema else {
+        unreachable!("tool schemas are objects")
+    };
+    Tool::new(name, description, Arc::new(schema))
+}
+
+fn json_result(value: &Value) -> CallToolResult {
+    let mut result = CallToolResult::success(vec![ContentBlock::text(
+        serde_json::to_string_pretty(value).unwrap_or_default(),
+    )]);
+    result.structured_content = Some(value.clone());
+    result
+}
+
+fn tool_error(message: impl Into<String>) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message)])
+}
+
+fn calculator(args: &JsonObject) -> CallToolResult {
+    let operation = args.get("operation").and_then(Value::as_str);
+    let a = args.get("a").and_then(Value::as_f64);
+    let b = args.get("b").and_then(Value::as_f64);
+    let (Some(operation), Some(a), Some(b)) = (operation, a, b) else {
+        return tool_error(
+            "expected {operation: add|subtract|multiply|divide, a: number, b: number}",
+        );
+    };
+    let value = match operation {
+        "add" => a + b,
+        "subtract" => a - b,
+        "multiply" => a * b,
+        "divide" if b == 0.0 => return tool_error("Division by zero is not allowed"),
+        "divide" => a / b,
+        other => {
+            return tool_error(format!(
+                "unknown operation {other:?}; use add, subtract, multiply or divide"
+            ));
+        }
+    };
+    if !value.is_finite() {
+        return tool_error("the result is not a finite number");
+    }
+    let mut result = CallToolResult::success(vec![ContentBlock::text(format!(
+        "{a} {operation} {b} = {value}"
+    ))]);
+    result.structured_content = Some(json!({"result": value}));
+    result
+}
+
+/// Deterministic fake weather: derived from a hash of the location, stable across runs.
+fn weather(args: &JsonObject) -> CallToolResult {
+    let Some(location) = args.get("location").and_then(Value::as_str).map(str::trim) else {
+        return tool_error("expected {location: string}");
+    };
+    if location.is_empty() || location.chars().count() > 100 {
+        return tool_error("location must be 1 to 100 characters");
+    }
+    // FNV-1a over the lower-cased name: stable, unlike std's randomly seeded hasher.
+    let hash = location
+        .to_lowercase()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let conditions = ["sunny", "cloudy", "rainy", "windy", "foggy", "snowy"];
+    let condition = conditions[(hash % conditions.len() as u64) as usize];
+    let temperature_c = ((hash >> 8) % 40) as i64 - 5;
+    let humidity = 30 + (hash >> 16) % 60;
+    let value = json!({
+        "location": location,
+        "condition": condition,
+        "temperature_c": temperature_c,
+        "humidity_percent": humidity,
+        "source": "FAKE DATA for demonstration; not a real forecast",
+    });
+    let mut result = CallToolResult::success(vec![ContentBlock::text(format!(
+        "[FAKE DEMO DATA] {location}: {condition}, {temperature_c} °C, humidity {humidity}%"
+    ))]);
+    result.structured_content = Some(value);
+    result
+}
+
+fn whoami(claims: &VerifiedClaims) -> Value {
+    json!({
+        "issuer": claims.issuer,
+        "subject": claims.subject,
+        "audience": claims.audience,
+        "client_id": claims.client_id,
+        "scopes": claims.scopes.iter().collect::<Vec<_>>(),
+        "expires_at": claims.expires_at,
+        "issued_at": claims.issued_at,
+        "token_kind": claims.kind,
+        "profile": claims.profile,
+    })
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(
+                "mcp-resource-server",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(
+                "Demo MCP server protected by OAuth 2.0. Tools: calculator, weather (fake data), \
+                 whoami, admin_status (needs an extra scope).",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(Self::tools()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        Self::tools().into_iter().find(|t| t.name == name)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let claims = Self::claims(&context);
+        self.check_scope(&request.name, claims.as_deref())?;
+        let args = request.arguments.unwrap_or_default();
+        self.call(&request.name, &args, claims.as_deref())
+            .map(CallToolResponse::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(value: Value) -> JsonObject {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn calculator_works_and_refuses_division_by_zero() {
+        let r = calculator(&args(json!({"operation": "multiply", "a": 6, "b": 7})));
+        assert_eq!(r.is_error, Some(false));
+        assert_eq!(r.structured_content, Some(json!({"result": 42.0})));
+        let r = calculator(&args(json!({"operation": "divide", "a": 1, "b": 0})));
+        assert_eq!(r.is_error, Some(true));
+        let r = calculator(&args(json!({"operation": "pow", "a": 1, "b": 0})));
+        assert_eq!(r.is_error, Some(true));
+    }
+
+    #[test]
+    fn weather_is_deterministic_and_labelled() {
+        let a = weather(&args(json!({"location": "Paris"})));
+        let b = weather(&args(json!({"location": "paris"})));
+        assert_eq!(
+            a.structured_content.as_ref().unwrap()["condition"],
+            b.structured_content.as_ref().unwrap()["condition"]
+        );
+        assert!(
+            a.structured_content.unwrap()["source"]
+                .as_str()
+                .unwrap()
+                .contains("FAKE")
+        );
+        assert_eq!(weather(&args(json!({}))).is_error, Some(true));
+    }
+
+    #[test]
+    fn scope_is_checked_in_the_handler_too() {
+        let server = McpServer::new(Arc::new(ToolAccess {
+            required: Scopes::parse("mcp:tools"),
+            per_tool: BTreeMap::from([("admin_status".into(), Scopes::parse("mcp:admin"))]),
+            enabled: true,
+        }));
+        assert!(server.check_scope("calculator", None).is_err());
+    }
+}

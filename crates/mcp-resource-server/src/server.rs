@@ -1,0 +1,314 @@
+//! Router assembly and serving.
+//!
+//! | route | what | authorization |
+//! |---|---|---|
+//! | `GET /.well-known/oauth-protected-resource[/mcp\|/sse]` | PRM (RFC 9728) | public, CORS `*` |
+//! | `/mcp` | MCP Streamable HTTP (rmcp) | Bearer |
+//! | `GET /sse`, `POST /messages?sessionId=` | legacy HTTP+SSE | Bearer or session cookie |
+//! | `POST /session` | issue the session cookie | Bearer |
+//! | `DELETE /session` | end the session cookie | none |
+//!
+//! Every route checks `Host`; every route but the PRM checks `Origin`.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use axum::{
+    Router,
+    http::{HeaderName, Method, header},
+    middleware,
+    routing::{get, post},
+    serve::ListenerExt,
+};
+use rmcp::transport::{
+    StreamableHttpServerConfig, StreamableHttpService,
+    streamable_http_server::session::{local::LocalSessionManager, never::NeverSessionManager},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    trace::TraceLayer,
+};
+
+use crate::{
+    auth::{
+        AuthLayer, CookieAuth, JwksCache, JwksSource, ToolScopePolicy, Validator, ValidatorConfig,
+        tool_scope::enforce_tool_scopes,
+    },
+    config::{Config, ConfigError, ValidatedConfig},
+    error::ChallengeContext,
+    mcp::{McpServer, ToolAccess},
+    mcp_session::{McpSessionOwners, bind_sessions},
+    origin::{OriginPolicy, check_host, check_origin},
+    session::{CookieSessions, create_session, delete_session},
+    sse::{SseSessions, open_stream, post_message},
+};
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A wrong setting.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A socket failure.
+    #[error("server I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Shared state of all routes.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The configuration.
+    pub config: Arc<ValidatedConfig>,
+    /// The token validator (`None` with authorization off).
+    pub validator: Option<Arc<Validator>>,
+    /// Cookie sessions.
+    pub cookie_sessions: Arc<CookieSessions>,
+    /// Legacy SSE sessions.
+    pub sse_sessions: Arc<SseSessions>,
+    /// Tool scopes for `/mcp`.
+    pub tool_policy: Arc<ToolScopePolicy>,
+    /// Tool scopes for `/messages` (challenges point at the `/sse` PRM).
+    pub sse_tool_policy: Arc<ToolScopePolicy>,
+    /// Challenge details for the SSE routes.
+    pub sse_challenge: ChallengeContext,
+    /// Stops streams and sessions at shutdown.
+    pub shutdown: CancellationToken,
+    access: Arc<ToolAccess>,
+}
+
+impl AppState {
+    /// State for `config`; `listen` (if loopback) is added to the allowed hosts.
+    pub fn new(mut config: ValidatedConfig, listen: Option<SocketAddr>) -> Self {
+        if let Some(addr) = listen
+            && addr.ip().is_loopback()
+        {
+            let literal = match addr {
+                SocketAddr::V4(v4) => format!("{}:{}", v4.ip(), v4.port()),
+                SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+            };
+            if !config.allowed_hosts.contains(&literal) {
+                config.allowed_hosts.push(literal);
+            }
+        }
+        let validator = (!config.raw.no_auth).then(|| {
+            let source = match &config.jwks_uri {
+                Some(uri) => JwksSource::Uri(uri.clone()),
+                None => JwksSource::Discover {
+                    issuer: config.issuer.clone(),
+                    issuer_url: config.issuer_url.clone(),
+                },
+            };
+            let jwks = Arc::new(JwksCache::new(source, config.raw.jwks.clone()));
+            Arc::new(Validator::new(
+                ValidatorConfig {
+                    issuer: config.issuer.clone(),
+                    audiences: config.audiences.clone(),
+                    leeway: config.raw.leeway,
+                    max_token_bytes: config.raw.max_token_bytes,
+                    cache_capacity: config.raw.token_cache_capacity,
+                },
+                jwks,
+            ))
+        });
+        let mcp_challenge = ChallengeContext {
+            resource_metadata: Some(config.prm_url("mcp")),
+            scope: config.required_scopes.clone(),
+        };
+        let sse_challenge = ChallengeContext {
+            resource_metadata: Some(config.prm_url("sse")),
+            scope: config.required_scopes.clone(),
+        };
+        let policy = |challenge: &ChallengeContext| {
+            Arc::new(ToolScopePolicy {
+                required: config.required_scopes.clone(),
+                per_tool: config.tool_scopes.clone(),
+                max_body_bytes: config.raw.max_body_bytes,
+                challenge: challenge.clone(),
+            })
+        };
+        let tool_policy = policy(&mcp_challenge);
+        let sse_tool_policy = policy(&sse_challenge);
+        let access = Arc::new(ToolAccess {
+            required: config.required_scopes.clone(),
+            per_tool: config.tool_scopes.clone(),
+            enabled: !config.raw.no_auth,
+        });
+        Self {
+            config: Arc::new(config),
+            validator,
+            cookie_sessions: Arc::default(),
+            sse_sessions: Arc::default(),
+            tool_policy,
+            sse_tool_policy,
+            sse_challenge,
+            shutdown: CancellationToken::new(),
+            access,
+        }
+    }
+
+    /// A fresh MCP handler.
+    pub fn mcp_handler(&self) -> McpServer {
+        McpServer::new(self.access.clone())
+    }
+}
+
+fn streamable_http(state: &AppState) -> Router<AppState> {
+    let config = &state.config;
+    let rmcp_config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(config.allowed_hosts.clone())
+        .with_cancellation_token(state.shutdown.child_token())
+        .with_max_request_body_bytes(config.raw.max_body_bytes);
+    let factory = {
+        let state = state.clone();
+        move || Ok(state.mcp_handler())
+    };
+    if config.raw.stateless {
+        let service = StreamableHttpService::new(
+            factory,
+            Arc::new(NeverSessionManager::default()),
+            rmcp_config
+                .with_legacy_session_mode(false)
+                .with_json_response(true),
+        );
+        Router::<AppState>::new().route_service("/mcp", service)
+    } else {
+        let service = StreamableHttpService::new(
+            factory,
+            Arc::new(LocalSessionManager::default()),
+            rmcp_config,
+        );
+        Router::<AppState>::new().route_service("/mcp", service)
+    }
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let config = state.config.clone();
+    let origin_policy = Arc::new(OriginPolicy {
+        hosts: config.allowed_hosts.clone(),
+        origins: config.allowed_origins.clone(),
+    });
+
+    let mut mcp = streamable_http(&state);
+    let mut legacy = Router::new()
+        .route("/sse", get(open_stream))
+        .route("/messages", post(post_message));
+    let mut session = Router::<AppState>::new();
+
+    if let Some(validator) = &state.validator {
+        let mcp_auth = AuthLayer::new(validator.clone())
+            .with_resource_metadata(config.prm_url("mcp"))
+            .with_required_scopes(config.required_scopes.clone());
+        let owners = Arc::new(McpSessionOwners::new(mcp_auth.challenge_context().clone()));
+        mcp = mcp
+            .layer(middleware::from_fn_with_state(
+                state.tool_policy.clone(),
+                enforce_tool_scopes,
+            ))
+            .layer(middleware::from_fn_with_state(owners, bind_sessions))
+            .layer(mcp_auth);
+
+        let cookie_auth = CookieAuth {
+            sessions: state.cookie_sessions.clone(),
+            cookie_name: config.raw.cookie.name.clone(),
+            allowed_origins: config.allowed_origins.clone().into(),
+        };
+        let sse_auth = AuthLayer::new(validator.clone())
+            .with_resource_metadata(config.prm_url("sse"))
+            .with_required_scopes(config.required_scopes.clone());
+        legacy = legacy.layer(sse_auth.clone().with_cookie_sessions(cookie_auth));
+        session = Router::new()
+            .route("/session", post(create_session).layer(sse_auth))
+            .route("/session", axum::routing::delete(delete_session));
+    } else {
+        tracing::warn!("AUTHORIZATION IS OFF (--no-auth): every request is served without a token");
+    }
+
+    let allowed_origins: Vec<_> = config
+        .allowed_origins
+        .iter()
+        .filter_map(|o| o.parse().ok())
+        .collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed_origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("mcp-protocol-version"),
+        ])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("mcp-session-id"),
+        ]);
+
+    let protected = mcp
+        .merge(legacy)
+        .merge(session)
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            origin_policy.clone(),
+            check_origin,
+        ))
+        .layer(cors);
+
+    Router::new()
+        .merge(crate::prm::router(&config))
+        .merge(protected)
+        .layer(middleware::from_fn_with_state(origin_policy, check_host))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Serves `config` on `listener` until the process ends.
+///
+/// # Errors
+/// [`ServeError`] on a wrong setting or a socket failure.
+pub async fn serve(config: Config, listener: TcpListener) -> Result<(), ServeError> {
+    serve_with_shutdown(config, listener, std::future::pending()).await
+}
+
+/// Serves `config` on `listener` until `shutdown` completes.
+///
+/// # Errors
+/// [`ServeError`] on a wrong setting or a socket failure.
+pub async fn serve_with_shutdown(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let validated = config.validate()?;
+    let local = listener.local_addr()?;
+    let state = AppState::new(validated, Some(local));
+    if let Some(validator) = &state.validator {
+        let jwks = validator.jwks().clone();
+        tokio::spawn(async move { jwks.prefetch().await });
+    }
+    let cancel = state.shutdown.clone();
+    tracing::info!(
+        listen = %local,
+        public_url = %state.config.public_url,
+        issuer = %state.config.issuer,
+        audiences = ?state.config.audiences,
+        stateless = state.config.raw.stateless,
+        "resource server listening"
+    );
+    let app = router(state);
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            cancel.cancel();
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,346 @@
+//! The legacy HTTP+SSE transport (MCP 2024-11-05), which rmcp no longer ships.
+//!
+//! `GET /sse` opens an event stream whose first event is `endpoint` with data
+//! `/messages?sessionId=<id>`; the same rmcp handler as `/mcp` then runs over a pair
+//! of channels ([`ChannelTransport`]), and its messages arrive as `event: message`.
+//! `POST /messages?sessionId=<id>` delivers one JSON-RPC message and answers 202.
+//!
+//! # Security
+//! - A session id is never a credential: every POST is authorized on its own (bearer
+//!   header or session cookie) and must come from the principal (`iss`, `sub`) that
+//!   opened the stream; otherwise it is answered as an unknown session.
+//! - The stream closes when the token that opened it expires.
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use axum::{
+    Extension,
+    body::Body,
+    extract::{Query, Request, State},
+    http::{StatusCode, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use futures::{Stream, StreamExt, stream};
+use rmcp::{
+    RoleServer, ServiceExt,
+    model::{ClientJsonRpcMessage, GetExtensions, ServerJsonRpcMessage},
+    transport::Transport,
+};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    auth::claims::{Principal, VerifiedClaims},
+    error::Error,
+    server::AppState,
+};
+
+/// Most legacy SSE sessions open at once.
+const MAX_SESSIONS: usize = 10_000;
+/// Queue depth between the HTTP side and the MCP handler, each way.
+const CHANNEL_DEPTH: usize = 64;
+
+/// The transport was closed (the stream ended or the handler stopped).
+#[derive(Debug, thiserror::Error)]
+#[error("SSE session closed")]
+pub struct SessionClosed;
+
+/// An rmcp [`Transport`] over two tokio channels: client messages in, server messages out.
+#[derive(Debug)]
+pub struct ChannelTransport {
+    inbound: mpsc::Receiver<ClientJsonRpcMessage>,
+    outbound: mpsc::Sender<ServerJsonRpcMessage>,
+}
+
+impl ChannelTransport {
+    /// A transport and its two ends: where to push client messages, where server ones come out.
+    pub fn new(
+        depth: usize,
+    ) -> (
+        Self,
+        mpsc::Sender<ClientJsonRpcMessage>,
+        mpsc::Receiver<ServerJsonRpcMessage>,
+    ) {
+        let (in_tx, in_rx) = mpsc::channel(depth);
+        let (out_tx, out_rx) = mpsc::channel(depth);
+        (
+            Self {
+                inbound: in_rx,
+                outbound: out_tx,
+            },
+            in_tx,
+            out_rx,
+        )
+    }
+}
+
+impl Transport<RoleServer> for ChannelTransport {
+    type Error = SessionClosed;
+
+    fn send(
+        &mut self,
+        item: ServerJsonRpcMessage,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        let outbound = self.outbound.clone();
+        async move { outbound.send(item).await.map_err(|_| SessionClosed) }
+    }
+
+    fn receive(&mut self) -> impl Future<Output = Option<ClientJsonRpcMessage>> + Send {
+        self.inbound.recv()
+    }
+
+    async fn close(&mut self) -> Result<(), Self::Error> {
+        self.inbound.close();
+        Ok(())
+    }
+}
+
+struct Session {
+    owner: Principal,
+    inbound: mpsc::Sender<ClientJsonRpcMessage>,
+}
+
+/// Open legacy SSE sessions.
+#[derive(Default)]
+pub struct SseSessions {
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+impl std::fmt::Debug for SseSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SseSessions")
+            .field("open", &self.len())
+            .finish()
+    }
+}
+
+impl SseSessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Number of open streams.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no stream is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn sender_for(
+        &self,
+        id: &str,
+        principal: &Principal,
+    ) -> Option<mpsc::Sender<ClientJsonRpcMessage>> {
+        let sessions = self.lock();
+        let session = sessions.get(id)?;
+        (session.owner == *principal).then(|| session.inbound.clone())
+    }
+}
+
+/// Removes the session and stops its handler when the stream is dropped.
+struct SessionGuard {
+    sessions: Arc<SseSessions>,
+    id: String,
+    cancel: CancellationToken,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.sessions.lock().remove(&self.id);
+        self.cancel.cancel();
+        tracing::debug!("legacy SSE session closed");
+    }
+}
+
+fn until(expires_at: u64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Duration::from_secs(expires_at.saturating_sub(now))
+}
+
+/// `GET /sse`: opens a session and its event stream.
+pub async fn open_stream(
+    State(state): State<AppState>,
+    claims: Option<Extension<Arc<VerifiedClaims>>>,
+) -> Response {
+    let claims = claims.map(|Extension(c)| c);
+    let owner = claims.as_ref().map_or_else(
+        || Principal {
+            issuer: String::new(),
+            subject: "anonymous".into(),
+        },
+        |c| c.principal(),
+    );
+    let id = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>());
+    let (transport, inbound, outbound) = ChannelTransport::new(CHANNEL_DEPTH);
+    {
+        let mut sessions = state.sse_sessions.lock();
+        if sessions.len() >= MAX_SESSIONS {
+            return Error::Internal("too many SSE sessions".into()).into_response();
+        }
+        sessions.insert(id.clone(), Session { owner, inbound });
+    }
+    let cancel = CancellationToken::new();
+    let handler = state.mcp_handler();
+    let handler_cancel = cancel.clone();
+    tokio::spawn(async move {
+        match handler.serve_with_ct(transport, handler_cancel).await {
+            Ok(running) => {
+                let _ = running.waiting().await;
+            }
+            Err(error) => tracing::debug!(%error, "legacy SSE session ended before initialization"),
+        }
+    });
+    let guard = SessionGuard {
+        sessions: state.sse_sessions.clone(),
+        id: id.clone(),
+        cancel,
+    };
+    // With authorization off there is no token to expire; the stream lives until closed.
+    let lifetime = claims
+        .as_ref()
+        .map_or(Duration::from_secs(u64::from(u32::MAX)), |c| {
+            until(c.expires_at)
+        });
+    if let Some(claims) = &claims {
+        tracing::info!(subject = %claims.subject, token = %claims.token_fingerprint, lifetime_secs = lifetime.as_secs(), "legacy SSE session opened");
+    }
+    let stream = event_stream(id, outbound, lifetime, state.shutdown.clone(), guard);
+    let mut response = Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+fn event_stream(
+    id: String,
+    outbound: mpsc::Receiver<ServerJsonRpcMessage>,
+    lifetime: Duration,
+    shutdown: CancellationToken,
+    guard: SessionGuard,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    let endpoint = Event::default()
+        .event("endpoint")
+        .data(format!("/messages?sessionId={id}"));
+    let messages = stream::unfold(outbound, |mut rx| async move {
+        rx.recv().await.map(|m| (m, rx))
+    })
+    .filter_map(|message| async move {
+        match serde_json::to_string(&message) {
+            Ok(json) => Some(Event::default().event("message").data(json)),
+            Err(error) => {
+                tracing::warn!(%error, "could not serialise an MCP message");
+                None
+            }
+        }
+    });
+    stream::once(async move { endpoint })
+        .chain(messages)
+        .take_until(async move {
+            tokio::select! {
+                () = tokio::time::sleep(lifetime) => tracing::debug!("legacy SSE stream closed at token expiry"),
+                () = shutdown.cancelled_owned() => {}
+            }
+        })
+        .map(move |event| {
+            let _ = &guard;
+            Ok(event)
+        })
+}
+
+/// Query of `POST /messages`.
+#[derive(Debug, Deserialize)]
+pub struct MessageQuery {
+    /// The session id from the `endpoint` event.
+    #[serde(rename = "sessionId")]
+    session_id: String,
+}
+
+fn is_json(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// `POST /messages?sessionId=<id>`: delivers one JSON-RPC message to the session.
+pub async fn post_message(
+    State(state): State<AppState>,
+    query: Result<Query<MessageQuery>, axum::extract::rejection::QueryRejection>,
+    request: Request,
+) -> Response {
+    let challenge = state.sse_challenge.clone();
+    let fail = |error: Error| error.into_response_with(Some(&challenge));
+    let Ok(Query(query)) = query else {
+        return fail(Error::BadRequest("missing sessionId"));
+    };
+    if !is_json(&request) {
+        return fail(Error::UnsupportedMediaType);
+    }
+    let claims = request.extensions().get::<Arc<VerifiedClaims>>().cloned();
+    let principal = claims.as_ref().map_or_else(
+        || Principal {
+            issuer: String::new(),
+            subject: "anonymous".into(),
+        },
+        |c| c.principal(),
+    );
+    let Some(sender) = state.sse_sessions.sender_for(&query.session_id, &principal) else {
+        if let Some(claims) = &claims {
+            tracing::info!(subject = %claims.subject, "POST to an unknown session or one opened by another principal");
+        }
+        return fail(Error::SessionNotFound);
+    };
+    let (parts, body) = request.into_parts();
+    let bytes = match state.tool_policy.read_body(body).await {
+        Ok(bytes) => bytes,
+        Err(error) => return fail(error),
+    };
+    if let Some(claims) = &claims
+        && let Err(error) = state.sse_tool_policy.check(&bytes, claims)
+    {
+        return fail(error);
+    }
+    let mut message: ClientJsonRpcMessage = match serde_json::from_slice(&bytes) {
+        Ok(message) => message,
+        Err(_) => return fail(Error::BadRequest("body is not a JSON-RPC message")),
+    };
+    match &mut message {
+        ClientJsonRpcMessage::Request(request) => {
+            request.request.extensions_mut().insert(parts);
+        }
+        ClientJsonRpcMessage::Notification(notification) => {
+            notification.notification.extensions_mut().insert(parts);
+        }
+        _ => {}
+    }
+    if sender.send(message).await.is_err() {
+        return fail(Error::SessionNotFound);
+    }
+    let mut response = StatusCode::ACCEPTED.into_response();
+    *response.body_mut() = Body::from("Accepted");
+    response
+}
