@@ -4,9 +4,35 @@
 //! error names the scenario, the peer and the step, and carries the recent output of
 //! every watched peer, so a red test says at once who broke and where.
 
-use std::{future::Future, time::Duration};
+use std::{fmt, future::Future, time::Duration};
 
 use crate::node::Output;
+
+/// The error a scenario test returns: its `Debug` (what the test harness prints) is the
+/// chain of messages, peer and step first, without a backtrace.
+pub struct Failure(anyhow::Error);
+
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut chain = self.0.chain();
+        if let Some(first) = chain.next() {
+            write!(f, "{first}")?;
+        }
+        for cause in chain {
+            write!(f, "\ncaused by: {cause}")?;
+        }
+        Ok(())
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(err: E) -> Self {
+        Self(err.into())
+    }
+}
+
+/// What a scenario test returns.
+pub type Outcome = Result<(), Failure>;
 
 /// Default time limit of one step.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(90);

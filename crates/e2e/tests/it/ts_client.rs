@@ -8,7 +8,7 @@ use std::time::Duration;
 use dev_idp::Features;
 use e2e::{
     node::{NodePeer, run_script},
-    scenario::Scenario,
+    scenario::{Outcome, Scenario},
 };
 use mcp_resource_server::Config as RsConfig;
 use serde_json::Value;
@@ -98,7 +98,7 @@ async fn run_ts_client(scenario: &Scenario, mcp_url: &str, issuer: &str) -> anyh
 }
 
 #[tokio::test]
-async fn ts_client_with_oidc_provider_against_resource_server() -> anyhow::Result<()> {
+async fn ts_client_with_oidc_provider_against_resource_server() -> Outcome {
     init_tracing();
     let mut scenario = Scenario::new("TS SDK client -> resource server, tokens from oidc-provider");
     let op = scenario
@@ -135,7 +135,7 @@ async fn ts_client_with_oidc_provider_against_resource_server() -> anyhow::Resul
 }
 
 #[tokio::test]
-async fn ts_client_with_dev_idp_mcp_ready_against_resource_server() -> anyhow::Result<()> {
+async fn ts_client_with_dev_idp_mcp_ready_against_resource_server() -> Outcome {
     init_tracing();
     let scenario =
         Scenario::new("TS SDK client -> resource server, tokens from dev-idp --mcp-ready");
