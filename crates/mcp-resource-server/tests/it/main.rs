@@ -1,1 +1,9 @@
-//! Integration tests.
+//! Integration tests of the resource server: real sockets on 127.0.0.1, a test
+//! authorization server serving OIDC metadata and a JWKS, tokens signed at test time.
+
+mod fixture;
+mod layer;
+mod mcp_http;
+mod prm;
+mod sse;
+mod tokens;

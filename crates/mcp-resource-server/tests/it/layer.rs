@@ -1,0 +1,77 @@
+//! The authorization layer in front of a plain axum router, outside this server.
+
+use std::sync::Arc;
+
+use axum::{Router, routing::get};
+use mcp_auth_proto::scope::Scopes;
+use mcp_resource_server::{
+    auth::{AuthLayer, JwksCache, JwksSource, Validator, ValidatorConfig, VerifiedClaims},
+    config::JwksConfig,
+};
+use tokio::net::TcpListener;
+
+use crate::fixture::{TestAs, TestKey, client, www_authenticate};
+
+async fn hello(claims: VerifiedClaims) -> String {
+    format!("hello {}", claims.subject)
+}
+
+async fn unprotected(claims: VerifiedClaims) -> String {
+    claims.subject
+}
+
+#[tokio::test]
+async fn layer_protects_a_plain_axum_router() {
+    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    let jwks = Arc::new(JwksCache::new(
+        JwksSource::Uri(auth.jwks_uri.parse().unwrap()),
+        JwksConfig::default(),
+    ));
+    let validator = Arc::new(Validator::new(
+        ValidatorConfig {
+            issuer: auth.issuer.clone(),
+            audiences: vec!["https://api.example/".into()],
+            leeway: std::time::Duration::from_secs(5),
+            max_token_bytes: 8192,
+            cache_capacity: 0,
+        },
+        jwks,
+    ));
+    let layer = AuthLayer::new(validator)
+        .with_resource_metadata("https://api.example/.well-known/oauth-protected-resource")
+        .with_required_scopes(Scopes::parse("read"));
+    let app = Router::new()
+        .route("/hello", get(hello))
+        .layer(layer)
+        .route("/open", get(unprotected));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let response = client().get(format!("{url}/hello")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        www_authenticate(&response),
+        r#"Bearer scope="read", resource_metadata="https://api.example/.well-known/oauth-protected-resource""#
+    );
+
+    let key = TestKey::rsa1();
+    let token = key.sign(&auth.claims("alice", "https://api.example/", "read write"), None);
+    let response = client().get(format!("{url}/hello")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "hello alice");
+
+    let weak = key.sign(&auth.claims("alice", "https://api.example/", "write"), None);
+    let response = client().get(format!("{url}/hello")).bearer_auth(&weak).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    let challenge = www_authenticate(&response);
+    assert!(challenge.contains(r#"error="insufficient_scope""#) && challenge.contains(r#"scope="read""#), "{challenge}");
+
+    let foreign = key.sign(&auth.claims("alice", "https://other.example/", "read"), None);
+    let response = client().get(format!("{url}/hello")).bearer_auth(&foreign).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+
+    // A handler asking for claims without the layer in front is a server bug: 500, never a pass.
+    let response = client().get(format!("{url}/open")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 500);
+}

@@ -1,0 +1,168 @@
+//! The legacy HTTP+SSE transport with Bearer and with the session cookie.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fixture::{SseReader, TestAs, TestKey, call, client, initialize, now, start_rs, test_config};
+
+async fn setup() -> (TestAs, String) {
+    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer.clone();
+    let url = start_rs(move |url| test_config(url, &issuer)).await;
+    (auth, url)
+}
+
+fn token(auth: &TestAs, url: &str, sub: &str, scope: &str) -> String {
+    TestKey::rsa1().sign(&auth.claims(sub, &format!("{url}/sse"), scope), None)
+}
+
+async fn post(url: &str, endpoint: &str, auth: Auth<'_>, body: &Value) -> reqwest::Response {
+    let mut request = client().post(format!("{url}{endpoint}")).json(body);
+    match auth {
+        Auth::Bearer(token) => request = request.bearer_auth(token),
+        Auth::Cookie(cookie, origin) => {
+            request = request.header("cookie", cookie);
+            if let Some(origin) = origin {
+                request = request.header("origin", origin);
+            }
+        }
+    }
+    request.send().await.unwrap()
+}
+
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    Bearer(&'a str),
+    Cookie(&'a str, Option<&'a str>),
+}
+
+async fn open(url: &str, auth: Auth<'_>) -> (SseReader, String) {
+    let mut request = client().get(format!("{url}/sse")).header("accept", "text/event-stream");
+    match auth {
+        Auth::Bearer(token) => request = request.bearer_auth(token),
+        Auth::Cookie(cookie, _) => request = request.header("cookie", cookie),
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut reader = SseReader::new(response);
+    let endpoint = reader.next().await.unwrap();
+    assert_eq!(endpoint.event, "endpoint");
+    assert!(endpoint.data.starts_with("/messages?sessionId="), "{}", endpoint.data);
+    (reader, endpoint.data)
+}
+
+async fn handshake(url: &str, endpoint: &str, auth: Auth<'_>, reader: &mut SseReader) {
+    let response = post(url, endpoint, auth, &initialize()).await;
+    assert_eq!(response.status(), 202);
+    let reply = reader.message().await;
+    assert_eq!(reply["id"], 1);
+    assert_eq!(reply["result"]["serverInfo"]["name"], "mcp-resource-server");
+    let response = post(url, endpoint, auth, &json!({"jsonrpc":"2.0","method":"notifications/initialized"})).await;
+    assert_eq!(response.status(), 202);
+}
+
+#[tokio::test]
+async fn full_session_over_sse_with_bearer() {
+    let (auth, url) = setup().await;
+    let token = token(&auth, &url, "alice", "mcp:tools");
+    let (mut reader, endpoint) = open(&url, Auth::Bearer(&token)).await;
+    handshake(&url, &endpoint, Auth::Bearer(&token), &mut reader).await;
+    post(&url, &endpoint, Auth::Bearer(&token), &call(2, "calculator", json!({"operation":"subtract","a":50,"b":8}))).await;
+    let reply = reader.message().await;
+    assert_eq!(reply["result"]["structuredContent"]["result"], 42.0);
+    // Scope check on /messages too: HTTP 403 pointing at the SSE PRM.
+    let response = post(&url, &endpoint, Auth::Bearer(&token), &call(3, "admin_status", json!({}))).await;
+    assert_eq!(response.status(), 403);
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_string();
+    assert!(challenge.contains(r#"scope="mcp:tools mcp:admin""#), "{challenge}");
+    assert!(challenge.contains("/.well-known/oauth-protected-resource/sse"), "{challenge}");
+    // No credentials on /sse: 401 naming the SSE PRM.
+    let response = client().get(format!("{url}/sse")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(response.headers()["www-authenticate"].to_str().unwrap().contains("oauth-protected-resource/sse"));
+}
+
+#[tokio::test]
+async fn full_session_over_sse_with_the_cookie() {
+    let (auth, url) = setup().await;
+    let token = token(&auth, &url, "alice", "mcp:tools");
+    let response = post(&url, "/session", Auth::Bearer(&token), &json!({})).await;
+    assert_eq!(response.status(), 204);
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict") && set_cookie.contains("Path=/"));
+    assert!(!set_cookie.contains("Secure"), "plain http: no Secure");
+    let max_age: u64 = set_cookie.split("Max-Age=").nth(1).unwrap().split(';').next().unwrap().parse().unwrap();
+    assert!(max_age <= 300, "no longer than the token ({max_age})");
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    assert!(cookie.starts_with("mcp_session="));
+    assert!(!cookie.contains(&token[..16]), "the cookie is not the token");
+
+    let origin = Some(url.as_str());
+    let (mut reader, endpoint) = open(&url, Auth::Cookie(&cookie, None)).await;
+    handshake(&url, &endpoint, Auth::Cookie(&cookie, origin), &mut reader).await;
+    post(&url, &endpoint, Auth::Cookie(&cookie, origin), &call(2, "whoami", json!({}))).await;
+    let reply = reader.message().await;
+    assert_eq!(reply["result"]["structuredContent"]["subject"], "alice");
+
+    // A cross-origin cookie POST, and one without Origin, are refused.
+    let response = post(&url, &endpoint, Auth::Cookie(&cookie, Some("http://evil.example.com")), &call(3, "whoami", json!({}))).await;
+    assert_eq!(response.status(), 403);
+    let response = post(&url, &endpoint, Auth::Cookie(&cookie, None), &call(3, "whoami", json!({}))).await;
+    assert_eq!(response.status(), 403);
+
+    // DELETE /session ends it: the cookie no longer authenticates.
+    let response = client()
+        .delete(format!("{url}/session"))
+        .header("cookie", &cookie)
+        .header("origin", &url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert!(response.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    let response = post(&url, &endpoint, Auth::Cookie(&cookie, origin), &call(4, "whoami", json!({}))).await;
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn another_principal_cannot_post_to_a_stream() {
+    let (auth, url) = setup().await;
+    let alice = token(&auth, &url, "alice", "mcp:tools");
+    let mallory = token(&auth, &url, "mallory", "mcp:tools");
+    let (mut reader, endpoint) = open(&url, Auth::Bearer(&alice)).await;
+    handshake(&url, &endpoint, Auth::Bearer(&alice), &mut reader).await;
+    let response = post(&url, &endpoint, Auth::Bearer(&mallory), &call(2, "whoami", json!({}))).await;
+    assert_eq!(response.status(), 404);
+    // The session id alone is no credential either.
+    let response = client().post(format!("{url}{endpoint}")).json(&call(2, "whoami", json!({}))).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    // Alice's own POST still works and nothing from mallory reached her stream.
+    post(&url, &endpoint, Auth::Bearer(&alice), &call(3, "whoami", json!({}))).await;
+    let reply = reader.message().await;
+    assert_eq!(reply["id"], 3);
+}
+
+#[tokio::test]
+async fn the_stream_closes_when_its_token_expires() {
+    let (auth, url) = setup().await;
+    let mut claims = auth.claims("alice", &format!("{url}/sse"), "mcp:tools");
+    claims["exp"] = json!(now() + 2);
+    let token = TestKey::rsa1().sign(&claims, None);
+    let (mut reader, endpoint) = open(&url, Auth::Bearer(&token)).await;
+    handshake(&url, &endpoint, Auth::Bearer(&token), &mut reader).await;
+    let end = tokio::time::timeout(Duration::from_secs(8), async {
+        while reader.next().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "the stream ended at token expiry");
+    // The session is gone with it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let fresh = token_for(&auth, &url);
+    let response = post(&url, &endpoint, Auth::Bearer(&fresh), &call(2, "whoami", json!({}))).await;
+    assert_eq!(response.status(), 404);
+}
+
+fn token_for(auth: &TestAs, url: &str) -> String {
+    token(auth, url, "alice", "mcp:tools")
+}
