@@ -54,6 +54,12 @@ function el(tag, className, text) {
   return node;
 }
 
+/** A long opaque identifier, shortened for the header. */
+function shorten(text) {
+  if (typeof text !== 'string' || !text) return null;
+  return text.length > 14 ? `subject ${text.slice(0, 12)}…` : `subject ${text}`;
+}
+
 function pretty(value) {
   return typeof value === 'string' ? value : JSON.stringify(value, null, 2);
 }
@@ -422,7 +428,7 @@ async function connect(how) {
       const result = await client.request('tools/call', { name: 'whoami', arguments: {} });
       const claims = result.structuredContent || {};
       const profile = claims.profile || {};
-      who = profile.email || profile.name || claims.subject || null;
+      who = profile.email || profile.preferred_username || profile.name || shorten(claims.subject);
       step.ok({
         kv: [
           ['subject', claims.subject],
@@ -474,7 +480,10 @@ function toolCard(tool) {
   const properties = schema.properties || {};
   const required = new Set(schema.required || []);
   const readers = [];
-  for (const [name, prop] of Object.entries(properties)) {
+  // Required fields first, in the schema's `required` order (JSON objects carry no order).
+  const names = [...new Set([...(schema.required || []), ...Object.keys(properties)])].filter((n) => properties[n]);
+  for (const name of names) {
+    const prop = properties[name];
     const id = `tool-${tool.name}-${name}`;
     const field = el('div', 'field');
     const label = el('label', null, name);

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Browser test of the page in web/: unit tests of its OAuth module, then an end-to-end run
+# in headless Chromium against dev-idp (Dex behaviour, the real login form) and the
+# resource server. Writes out/browser/signed-in.png and the servers' logs.
+#
+# Needs Node.js 20+, Chromium (Debian: apt-get install chromium chromium-driver) and a
+# Rust toolchain. Environment variables are described in interop/browser/browser-test.mjs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+chromium=${CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$chromium" ]; then
+    echo "browser test: $chromium not found; install it with: apt-get install chromium chromium-driver" >&2
+    exit 1
+fi
+
+if [ ! -f interop/browser/node_modules/playwright-core/package.json ]; then
+    npm ci --prefix interop/browser --no-audit --no-fund --loglevel=error
+fi
+
+echo "== browser: unit tests of web/oauth.js"
+node --experimental-detect-module --no-warnings --test interop/browser/test/
+
+echo "== browser: building dev-idp and resource-server"
+cargo build --locked -q -p dev-idp -p mcp-resource-server --bins
+
+echo "== browser: end-to-end in headless Chromium"
+exec node interop/browser/browser-test.mjs
