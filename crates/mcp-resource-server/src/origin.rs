@@ -31,7 +31,7 @@ impl OriginPolicy {
     /// Whether a `Host` header value is allowed.
     pub fn host_allowed(&self, host: &str) -> bool {
         let host = host.trim().to_ascii_lowercase();
-        self.hosts.iter().any(|allowed| *allowed == host)
+        self.hosts.contains(&host)
     }
 
     /// Whether an `Origin` header value is allowed.
