@@ -1,0 +1,198 @@
+//! Command-line interface of the `dev-idp` binary. Every flag can also be set through the
+//! environment variable shown in `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use crate::config::DexConfig;
+use crate::duration::parse_duration;
+use crate::server::DevIdp;
+use crate::settings::{Features, IdpConfig};
+
+/// A local, Dex-compatible OAuth 2.0 / OpenID Connect authorization server.
+///
+/// Reads the same dex-config.yaml as Dex and by default behaves like Dex. The switches
+/// turn on what Dex lacks, for experiments with MCP clients.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "dev-idp", version)]
+pub struct Cli {
+    /// Dex configuration file (issuer, staticClients, staticPasswords, web.allowedOrigins).
+    #[arg(long, env = "DEV_IDP_CONFIG", default_value = "dex-config.yaml")]
+    pub config: PathBuf,
+
+    /// Override the issuer URL of the configuration file.
+    #[arg(long, env = "DEV_IDP_ISSUER")]
+    pub issuer: Option<String>,
+
+    /// Address to listen on [default: 127.0.0.1 and the issuer's port].
+    #[arg(long, env = "DEV_IDP_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Turn on everything an MCP client expects: RFC 8414 metadata, resource → aud,
+    /// registration, S256 required, openid optional, iss in responses, and the extra
+    /// scopes mcp:tools,mcp:admin.
+    #[arg(long, env = "DEV_IDP_MCP_READY")]
+    pub mcp_ready: bool,
+
+    /// Serve RFC 8414 metadata at /.well-known/oauth-authorization-server{issuer path}.
+    #[arg(long, env = "DEV_IDP_RFC8414")]
+    pub rfc8414: bool,
+
+    /// Let an RFC 8707 `resource` parameter set the access token's `aud`.
+    #[arg(long, env = "DEV_IDP_RESOURCE_AUDIENCE")]
+    pub resource_audience: bool,
+
+    /// Open RFC 7591 dynamic client registration at {issuer}/register.
+    #[arg(long, env = "DEV_IDP_REGISTRATION")]
+    pub registration: bool,
+
+    /// Refuse authorization requests without a PKCE S256 challenge.
+    #[arg(long, env = "DEV_IDP_REQUIRE_S256")]
+    pub require_s256: bool,
+
+    /// Do not require the `openid` scope.
+    #[arg(long, env = "DEV_IDP_OPENID_OPTIONAL")]
+    pub openid_optional: bool,
+
+    /// Add `iss` to authorization responses (RFC 9207).
+    #[arg(long, env = "DEV_IDP_ISSUER_IN_RESPONSE")]
+    pub issuer_in_response: bool,
+
+    /// Scopes accepted beyond Dex's own, comma-separated; access tokens then follow
+    /// RFC 9068 (typ at+jwt, scope, client_id, jti).
+    #[arg(long, env = "DEV_IDP_EXTRA_SCOPES", value_delimiter = ',')]
+    pub extra_scopes: Vec<String>,
+
+    /// Signing key rotation period, e.g. 6h, 10m [default: expiry.signingKeys or 6h].
+    #[arg(long, env = "DEV_IDP_KEY_ROTATION", value_parser = parse_duration)]
+    pub key_rotation: Option<Duration>,
+
+    /// Lifetime of ID and access tokens, e.g. 24h, 5m [default: expiry.idTokens or 24h].
+    #[arg(long, env = "DEV_IDP_TOKEN_LIFETIME", value_parser = parse_duration)]
+    pub token_lifetime: Option<Duration>,
+
+    /// Log this static user in without showing the login form (for headless runs).
+    #[arg(long, env = "DEV_IDP_AUTO_LOGIN", value_name = "EMAIL")]
+    pub auto_login: Option<String>,
+}
+
+impl Cli {
+    /// The server configuration these flags describe.
+    pub fn idp_config(&self) -> anyhow::Result<IdpConfig> {
+        let dex = DexConfig::load(&self.config)?;
+        let mut config = IdpConfig::from_dex(dex)?;
+        if let Some(issuer) = &self.issuer {
+            config = config.with_issuer(issuer)?;
+        }
+        let mut features = if self.mcp_ready {
+            Features::mcp_ready()
+        } else {
+            Features::default()
+        };
+        features.rfc8414_metadata |= self.rfc8414;
+        features.resource_audience |= self.resource_audience;
+        features.registration |= self.registration;
+        features.require_s256 |= self.require_s256;
+        features.openid_optional |= self.openid_optional;
+        features.issuer_in_response |= self.issuer_in_response;
+        for scope in &self.extra_scopes {
+            let scope = scope.trim();
+            if !scope.is_empty() && !features.extra_scopes.iter().any(|s| s == scope) {
+                features.extra_scopes.push(scope.to_owned());
+            }
+        }
+        config = config.with_features(features);
+        if let Some(period) = self.key_rotation {
+            config = config.with_key_rotation(period);
+        }
+        if let Some(lifetime) = self.token_lifetime {
+            anyhow::ensure!(!lifetime.is_zero(), "--token-lifetime must be positive");
+            config = config.with_token_lifetime(lifetime);
+        }
+        if let Some(email) = &self.auto_login {
+            config = config.with_auto_login(email)?;
+        }
+        Ok(config)
+    }
+
+    /// The address to listen on.
+    pub fn listen_addr(&self, config: &IdpConfig) -> SocketAddr {
+        self.listen.unwrap_or_else(|| {
+            let port = config.issuer.port_or_known_default().unwrap_or(5556);
+            SocketAddr::from(([127, 0, 0, 1], port))
+        })
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli
+        .idp_config()
+        .with_context(|| format!("configuration {}", cli.config.display()))?;
+    let addr = cli.listen_addr(&config);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} (choose another address with --listen or DEV_IDP_LISTEN)")
+    })?;
+    let idp = DevIdp::new(config)?;
+    let config = idp.config();
+    tracing::info!(
+        issuer = %config.issuer_str(),
+        listen = %addr,
+        features = ?config.features,
+        auto_login = ?config.auto_login,
+        "dev-idp ready: {}/.well-known/openid-configuration",
+        config.issuer_str()
+    );
+    idp.serve_with_shutdown(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_combine_with_mcp_ready() {
+        let cli = Cli::parse_from([
+            "dev-idp",
+            "--mcp-ready",
+            "--extra-scopes",
+            "mcp:tools,files:read",
+            "--key-rotation",
+            "10m",
+        ]);
+        assert!(cli.mcp_ready);
+        assert_eq!(cli.extra_scopes, ["mcp:tools", "files:read"]);
+        assert_eq!(cli.key_rotation, Some(Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn bad_duration_is_a_parse_error() {
+        assert!(Cli::try_parse_from(["dev-idp", "--key-rotation", "soon"]).is_err());
+    }
+}

@@ -1,0 +1,60 @@
+//! Metadata: OpenID Connect discovery at `{issuer}/.well-known/openid-configuration` (the
+//! only document Dex serves) and, when switched on, the same content as RFC 8414
+//! authorization server metadata at `/.well-known/oauth-authorization-server{issuer path}`.
+//!
+//! Only what is implemented is advertised: Dex's device flow, token exchange and
+//! introspection are not offered here, so they are not listed.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::state::Idp;
+
+/// The metadata document.
+pub(crate) fn metadata(idp: &Idp) -> Value {
+    let config = &idp.config;
+    let features = &config.features;
+    let pkce: &[&str] = if features.require_s256 {
+        &["S256"]
+    } else {
+        &["S256", "plain"]
+    };
+    let mut auth_methods = vec!["client_secret_basic", "client_secret_post"];
+    if features.registration {
+        auth_methods.push("none");
+    }
+    let mut doc = json!({
+        "issuer": config.issuer_str(),
+        "authorization_endpoint": config.endpoint("/auth"),
+        "token_endpoint": config.endpoint("/token"),
+        "jwks_uri": config.endpoint("/keys"),
+        "userinfo_endpoint": config.endpoint("/userinfo"),
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "code_challenge_methods_supported": pkce,
+        "scopes_supported": config.scopes_supported(),
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "claims_supported": [
+            "iss", "sub", "aud", "iat", "exp", "email", "email_verified",
+            "locale", "name", "preferred_username", "at_hash"
+        ],
+    });
+    if features.registration {
+        doc["registration_endpoint"] = json!(config.endpoint("/register"));
+    }
+    if features.issuer_in_response {
+        doc["authorization_response_iss_parameter_supported"] = json!(true);
+    }
+    doc
+}
+
+/// `GET {issuer}/.well-known/openid-configuration` and the RFC 8414 location.
+pub(crate) async fn get(State(idp): State<Arc<Idp>>) -> Json<Value> {
+    Json(metadata(&idp))
+}

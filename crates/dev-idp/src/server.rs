@@ -1,0 +1,162 @@
+//! Router assembly and serving. [`DevIdp`] is the handle tests and other crates use to
+//! start the server in-process (on `127.0.0.1:0`) and to rotate its keys on demand.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::clients::Client;
+use crate::endpoints::{authorize, discovery, jwks, login, register, token, userinfo};
+use crate::keys::{KeyError, KeyRing};
+use crate::settings::IdpConfig;
+use crate::state::Idp;
+use crate::store::Store;
+
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// Starting or running the server failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// Keys could not be generated.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The listener failed.
+    #[error("server I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running-ready authorization server: state plus router.
+#[derive(Clone)]
+pub struct DevIdp {
+    idp: Arc<Idp>,
+}
+
+impl DevIdp {
+    /// Generates keys and prepares the state.
+    pub fn new(config: IdpConfig) -> Result<Self, ServerError> {
+        let keys = KeyRing::new(config.key_rotation, config.token_lifetime)?;
+        let static_clients: HashMap<String, Client> = config
+            .dex
+            .static_clients
+            .iter()
+            .map(|c| (c.id.clone(), Client::from_static(c)))
+            .collect();
+        Ok(Self {
+            idp: Arc::new(Idp {
+                config,
+                keys,
+                store: Store::default(),
+                static_clients,
+                dummy_hash: std::sync::OnceLock::new(),
+            }),
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &IdpConfig {
+        &self.idp.config
+    }
+
+    /// Rotates the signing key now and returns the new `kid`; the previous key stays in
+    /// the JWKS until the tokens it signed have expired.
+    pub fn rotate_keys(&self) -> Result<String, KeyError> {
+        self.idp.keys.rotate()
+    }
+
+    /// The `kid` of the key signing new tokens.
+    pub fn current_kid(&self) -> String {
+        self.idp.keys.current_kid()
+    }
+
+    /// The axum router with every endpoint under the issuer's path.
+    pub fn router(&self) -> Router {
+        let idp = &self.idp;
+        let features = &idp.config.features;
+        let mut router = Router::new()
+            .route(
+                &idp.path("/.well-known/openid-configuration"),
+                get(discovery::get),
+            )
+            .route(
+                &idp.path("/auth"),
+                get(authorize::get).post(authorize::post),
+            )
+            .route(
+                &idp.path("/auth/local/login"),
+                get(login::form).post(login::submit),
+            )
+            .route(
+                &idp.path("/approval"),
+                get(login::approval_form).post(login::approval_submit),
+            )
+            .route(&idp.path("/token"), post(token::token))
+            .route(&idp.path("/keys"), get(jwks::get))
+            .route(
+                &idp.path("/userinfo"),
+                get(userinfo::get).post(userinfo::get),
+            );
+        if features.rfc8414_metadata {
+            router = router.route(
+                &format!(
+                    "/.well-known/oauth-authorization-server{}",
+                    idp.config.issuer_path()
+                ),
+                get(discovery::get),
+            );
+        }
+        if features.registration {
+            router = router.route(&idp.path("/register"), post(register::register));
+        }
+        let mut router = router
+            .layer(DefaultBodyLimit::max(BODY_LIMIT))
+            .layer(
+                // Paths only: query strings carry state and request ids.
+                TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                    tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
+                }),
+            )
+            .with_state(Arc::clone(idp));
+        if let Some(cors) = crate::cors::layer(&idp.config.dex.web.allowed_origins) {
+            router = router.layer(cors);
+        }
+        router
+    }
+
+    /// Serves on `listener` until the process ends.
+    pub async fn serve(self, listener: TcpListener) -> Result<(), ServerError> {
+        self.serve_with_shutdown(listener, std::future::pending())
+            .await
+    }
+
+    /// Serves on `listener` until `shutdown` completes.
+    pub async fn serve_with_shutdown(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let app = self.router();
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Builds the server for `config` and serves it on `listener`.
+pub async fn serve(config: IdpConfig, listener: TcpListener) -> Result<(), ServerError> {
+    DevIdp::new(config)?.serve(listener).await
+}

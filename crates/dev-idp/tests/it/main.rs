@@ -1,0 +1,12 @@
+//! Integration tests of the dev-idp server over real sockets on 127.0.0.1.
+
+mod support;
+
+mod audience;
+mod clients;
+mod discovery;
+mod files;
+mod flow;
+mod keys;
+mod refresh;
+mod registration;
