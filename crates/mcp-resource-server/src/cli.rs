@@ -103,6 +103,10 @@ pub struct Cli {
     #[arg(long, env = "MCP_RS_JWKS_MIN_REFETCH", default_value_t = 30)]
     pub jwks_min_refetch: u64,
 
+    /// Directory of the browser page served under /app/ (skipped if it has no index.html).
+    #[arg(long, env = "MCP_RS_WEB_DIR", default_value = "web")]
+    pub web_dir: std::path::PathBuf,
+
     /// DANGER: turn authorization off. Only for the MCP conformance suite's server scenarios.
     #[arg(long, env = "MCP_RS_NO_AUTH")]
     pub no_auth: bool,
@@ -143,6 +147,7 @@ impl Cli {
         config.leeway = Duration::from_secs(self.leeway);
         config.jwks.min_refetch_interval = Duration::from_secs(self.jwks_min_refetch);
         config.no_auth = self.no_auth;
+        config.web_dir = Some(self.web_dir.clone());
         Ok(config)
     }
 }

@@ -6,7 +6,7 @@
 //! the defaults that depend on other settings (audiences, authorization servers, allowed
 //! origins) and refusing anything inconsistent with an error that names the setting.
 
-use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use mcp_auth_proto::{scope::Scopes, wellknown};
 use url::Url;
@@ -126,6 +126,8 @@ pub struct Config {
     pub jwks: JwksConfig,
     /// Capacity of the cache of verified tokens (0 turns it off).
     pub token_cache_capacity: usize,
+    /// Directory of the browser page served under `/app/` (not served when `None`).
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -150,6 +152,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             jwks: JwksConfig::default(),
             token_cache_capacity: 10_000,
+            web_dir: None,
         }
     }
 }
@@ -272,6 +275,13 @@ impl Config {
     #[must_use]
     pub fn with_token_cache_capacity(mut self, capacity: usize) -> Self {
         self.token_cache_capacity = capacity;
+        self
+    }
+
+    /// Serves the browser page in `dir` under `/app/`.
+    #[must_use]
+    pub fn with_web_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.web_dir = Some(dir.into());
         self
     }
 

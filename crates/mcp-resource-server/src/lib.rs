@@ -22,6 +22,7 @@ pub mod prm;
 pub mod server;
 pub mod session;
 pub mod sse;
+pub mod web;
 
 pub use config::Config;
 pub use server::{serve, serve_with_shutdown};

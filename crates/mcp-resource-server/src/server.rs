@@ -7,6 +7,7 @@
 //! | `GET /sse`, `POST /messages?sessionId=` | legacy HTTP+SSE | Bearer or session cookie |
 //! | `POST /session` | issue the session cookie | Bearer |
 //! | `DELETE /session` | end the session cookie | none |
+//! | `GET /app/...` | the browser page, when a web directory is configured | public |
 //!
 //! Every route checks `Host`; every route but the PRM checks `Origin`.
 
@@ -258,10 +259,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(cors);
 
-    Router::new()
+    let mut app = Router::new()
         .merge(crate::prm::router(&config))
-        .merge(protected)
-        .layer(middleware::from_fn_with_state(origin_policy, check_host))
+        .merge(protected);
+    if let Some(web) = config.raw.web_dir.as_deref().and_then(crate::web::router) {
+        app = app.merge(web);
+    }
+    app.layer(middleware::from_fn_with_state(origin_policy, check_host))
         .layer(TraceLayer::new_for_http())
 }
 

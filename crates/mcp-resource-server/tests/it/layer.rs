@@ -56,22 +56,52 @@ async fn layer_protects_a_plain_axum_router() {
     );
 
     let key = TestKey::rsa1();
-    let token = key.sign(&auth.claims("alice", "https://api.example/", "read write"), None);
-    let response = client().get(format!("{url}/hello")).bearer_auth(&token).send().await.unwrap();
+    let token = key.sign(
+        &auth.claims("alice", "https://api.example/", "read write"),
+        None,
+    );
+    let response = client()
+        .get(format!("{url}/hello"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "hello alice");
 
     let weak = key.sign(&auth.claims("alice", "https://api.example/", "write"), None);
-    let response = client().get(format!("{url}/hello")).bearer_auth(&weak).send().await.unwrap();
+    let response = client()
+        .get(format!("{url}/hello"))
+        .bearer_auth(&weak)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 403);
     let challenge = www_authenticate(&response);
-    assert!(challenge.contains(r#"error="insufficient_scope""#) && challenge.contains(r#"scope="read""#), "{challenge}");
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#)
+            && challenge.contains(r#"scope="read""#),
+        "{challenge}"
+    );
 
-    let foreign = key.sign(&auth.claims("alice", "https://other.example/", "read"), None);
-    let response = client().get(format!("{url}/hello")).bearer_auth(&foreign).send().await.unwrap();
+    let foreign = key.sign(
+        &auth.claims("alice", "https://other.example/", "read"),
+        None,
+    );
+    let response = client()
+        .get(format!("{url}/hello"))
+        .bearer_auth(&foreign)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
 
     // A handler asking for claims without the layer in front is a server bug: 500, never a pass.
-    let response = client().get(format!("{url}/open")).bearer_auth(&token).send().await.unwrap();
+    let response = client()
+        .get(format!("{url}/open"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 500);
 }

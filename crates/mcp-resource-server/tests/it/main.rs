@@ -7,3 +7,4 @@ mod mcp_http;
 mod prm;
 mod sse;
 mod tokens;
+mod web;

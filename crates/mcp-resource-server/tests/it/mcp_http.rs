@@ -18,7 +18,13 @@ async fn open_session(url: &str, token: &str) -> String {
     let result = &init.body.as_ref().unwrap()["result"];
     assert_eq!(result["serverInfo"]["name"], "mcp-resource-server");
     let session = init.session.expect("stateful mode issues a session id");
-    let notified = rpc(url, Some(token), Some(&session), json!({"jsonrpc":"2.0","method":"notifications/initialized"})).await;
+    let notified = rpc(
+        url,
+        Some(token),
+        Some(&session),
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    )
+    .await;
     assert_eq!(notified.status, 202);
     session
 }
@@ -30,7 +36,13 @@ async fn full_session_with_tools_scopes_and_step_up() {
     let token = TestKey::rsa1().sign(&auth.claims("alice", &aud, "mcp:tools"), Some("at+jwt"));
     let session = open_session(&url, &token).await;
 
-    let list = rpc(&url, Some(&token), Some(&session), json!({"jsonrpc":"2.0","id":2,"method":"tools/list"})).await;
+    let list = rpc(
+        &url,
+        Some(&token),
+        Some(&session),
+        json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
+    )
+    .await;
     let tools: Vec<String> = list.body.unwrap()["result"]["tools"]
         .as_array()
         .unwrap()
@@ -39,28 +51,66 @@ async fn full_session_with_tools_scopes_and_step_up() {
         .collect();
     assert_eq!(tools, ["calculator", "weather", "whoami", "admin_status"]);
 
-    let sum = rpc(&url, Some(&token), Some(&session), call(3, "calculator", json!({"operation":"add","a":2,"b":40}))).await;
+    let sum = rpc(
+        &url,
+        Some(&token),
+        Some(&session),
+        call(3, "calculator", json!({"operation":"add","a":2,"b":40})),
+    )
+    .await;
     let result = &sum.body.unwrap()["result"];
     assert_eq!(result["structuredContent"]["result"], 42.0);
     assert_ne!(result["isError"], true);
 
-    let div = rpc(&url, Some(&token), Some(&session), call(4, "calculator", json!({"operation":"divide","a":1,"b":0}))).await;
+    let div = rpc(
+        &url,
+        Some(&token),
+        Some(&session),
+        call(4, "calculator", json!({"operation":"divide","a":1,"b":0})),
+    )
+    .await;
     let result = &div.body.unwrap()["result"];
     assert_eq!(result["isError"], true);
-    assert!(result["content"][0]["text"].as_str().unwrap().contains("Division by zero"));
+    assert!(
+        result["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Division by zero")
+    );
 
-    let weather = rpc(&url, Some(&token), Some(&session), call(5, "weather", json!({"location":"Lyon"}))).await;
-    let text = weather.body.unwrap()["result"]["content"][0]["text"].as_str().unwrap().to_string();
+    let weather = rpc(
+        &url,
+        Some(&token),
+        Some(&session),
+        call(5, "weather", json!({"location":"Lyon"})),
+    )
+    .await;
+    let text = weather.body.unwrap()["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(text.contains("FAKE"), "{text}");
 
-    let whoami = rpc(&url, Some(&token), Some(&session), call(6, "whoami", json!({}))).await;
+    let whoami = rpc(
+        &url,
+        Some(&token),
+        Some(&session),
+        call(6, "whoami", json!({})),
+    )
+    .await;
     let body = whoami.body.unwrap();
     assert_eq!(body["result"]["structuredContent"]["subject"], "alice");
     assert_eq!(body["result"]["structuredContent"]["token_kind"], "rfc9068");
     assert!(!body.to_string().contains(&token));
 
     // admin_status needs mcp:admin: an HTTP 403 with the full scope set, before rmcp.
-    let admin = rpc(&url, Some(&token), Some(&session), call(7, "admin_status", json!({}))).await;
+    let admin = rpc(
+        &url,
+        Some(&token),
+        Some(&session),
+        call(7, "admin_status", json!({})),
+    )
+    .await;
     assert_eq!(admin.status, 403);
     assert_eq!(
         admin.www_authenticate,
@@ -69,10 +119,22 @@ async fn full_session_with_tools_scopes_and_step_up() {
         )
     );
     // Step-up: a new token with the extra scope, same principal, same session.
-    let stronger = TestKey::rsa1().sign(&auth.claims("alice", &aud, "mcp:tools mcp:admin"), Some("at+jwt"));
-    let admin = rpc(&url, Some(&stronger), Some(&session), call(8, "admin_status", json!({}))).await;
+    let stronger = TestKey::rsa1().sign(
+        &auth.claims("alice", &aud, "mcp:tools mcp:admin"),
+        Some("at+jwt"),
+    );
+    let admin = rpc(
+        &url,
+        Some(&stronger),
+        Some(&session),
+        call(8, "admin_status", json!({})),
+    )
+    .await;
     assert_eq!(admin.status, 200);
-    assert_eq!(admin.body.unwrap()["result"]["structuredContent"]["status"], "ok");
+    assert_eq!(
+        admin.body.unwrap()["result"]["structuredContent"]["status"],
+        "ok"
+    );
 
     // Without the required scope at all: 403 on any request.
     let none = TestKey::rsa1().sign(&auth.claims("alice", &aud, "profile"), None);
@@ -88,11 +150,29 @@ async fn another_principal_cannot_use_a_session() {
     let alice = TestKey::rsa1().sign(&auth.claims("alice", &aud, "mcp:tools"), None);
     let mallory = TestKey::rsa1().sign(&auth.claims("mallory", &aud, "mcp:tools"), None);
     let session = open_session(&url, &alice).await;
-    let stolen = rpc(&url, Some(&mallory), Some(&session), call(2, "whoami", json!({}))).await;
+    let stolen = rpc(
+        &url,
+        Some(&mallory),
+        Some(&session),
+        call(2, "whoami", json!({})),
+    )
+    .await;
     assert_eq!(stolen.status, 404);
-    let unknown = rpc(&url, Some(&alice), Some("made-up"), call(2, "whoami", json!({}))).await;
+    let unknown = rpc(
+        &url,
+        Some(&alice),
+        Some("made-up"),
+        call(2, "whoami", json!({})),
+    )
+    .await;
     assert_eq!(unknown.status, 404);
-    let own = rpc(&url, Some(&alice), Some(&session), call(3, "whoami", json!({}))).await;
+    let own = rpc(
+        &url,
+        Some(&alice),
+        Some(&session),
+        call(3, "whoami", json!({})),
+    )
+    .await;
     assert_eq!(own.status, 200);
 }
 
@@ -101,12 +181,24 @@ async fn stateless_mode_answers_json_without_sessions() {
     let auth = TestAs::start(&[TestKey::rsa1()]).await;
     let issuer = auth.issuer.clone();
     let url = start_rs(move |url| test_config(url, &issuer).with_stateless(true)).await;
-    let token = TestKey::rsa1().sign(&auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"), None);
+    let token = TestKey::rsa1().sign(
+        &auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"),
+        None,
+    );
     let init = rpc(&url, Some(&token), None, initialize()).await;
     assert_eq!(init.status, 200);
     assert!(init.session.is_none());
-    let sum = rpc(&url, Some(&token), None, call(2, "calculator", json!({"operation":"multiply","a":6,"b":7}))).await;
-    assert_eq!(sum.body.unwrap()["result"]["structuredContent"]["result"], 42.0);
+    let sum = rpc(
+        &url,
+        Some(&token),
+        None,
+        call(2, "calculator", json!({"operation":"multiply","a":6,"b":7})),
+    )
+    .await;
+    assert_eq!(
+        sum.body.unwrap()["result"]["structuredContent"]["result"],
+        42.0
+    );
     let admin = rpc(&url, Some(&token), None, call(3, "admin_status", json!({}))).await;
     assert_eq!(admin.status, 403);
 }
@@ -114,12 +206,36 @@ async fn stateless_mode_answers_json_without_sessions() {
 #[tokio::test]
 async fn host_and_origin_are_validated() {
     let (auth, url) = setup().await;
-    let token = TestKey::rsa1().sign(&auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"), None);
-    let evil_host = rpc_with(&url, Some(&token), None, initialize(), &[("host", "evil.example.com")]).await;
+    let token = TestKey::rsa1().sign(
+        &auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"),
+        None,
+    );
+    let evil_host = rpc_with(
+        &url,
+        Some(&token),
+        None,
+        initialize(),
+        &[("host", "evil.example.com")],
+    )
+    .await;
     assert_eq!(evil_host.status, 403);
-    let evil_origin = rpc_with(&url, Some(&token), None, initialize(), &[("origin", "http://evil.example.com")]).await;
+    let evil_origin = rpc_with(
+        &url,
+        Some(&token),
+        None,
+        initialize(),
+        &[("origin", "http://evil.example.com")],
+    )
+    .await;
     assert_eq!(evil_origin.status, 403);
-    let own_origin = rpc_with(&url, Some(&token), None, initialize(), &[("origin", url.as_str())]).await;
+    let own_origin = rpc_with(
+        &url,
+        Some(&token),
+        None,
+        initialize(),
+        &[("origin", url.as_str())],
+    )
+    .await;
     assert_eq!(own_origin.status, 200);
 }
 
@@ -131,8 +247,21 @@ async fn no_auth_mode_serves_without_tokens() {
     let init = rpc(&url, None, None, initialize()).await;
     assert_eq!(init.status, 200);
     let session = init.session.unwrap();
-    let admin = rpc(&url, None, Some(&session), call(2, "admin_status", json!({}))).await;
+    let admin = rpc(
+        &url,
+        None,
+        Some(&session),
+        call(2, "admin_status", json!({})),
+    )
+    .await;
     assert_eq!(admin.status, 200);
-    let evil_host = rpc_with(&url, None, None, initialize(), &[("host", "evil.example.com")]).await;
+    let evil_host = rpc_with(
+        &url,
+        None,
+        None,
+        initialize(),
+        &[("host", "evil.example.com")],
+    )
+    .await;
     assert_eq!(evil_host.status, 403);
 }

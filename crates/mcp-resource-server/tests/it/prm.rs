@@ -10,8 +10,14 @@ async fn each_location_names_its_resource_and_is_readable_cross_origin() {
     let issuer = auth.issuer.clone();
     let url = start_rs(move |url| test_config(url, &issuer)).await;
     for (path, resource) in [
-        ("/.well-known/oauth-protected-resource/mcp", format!("{url}/mcp")),
-        ("/.well-known/oauth-protected-resource/sse", format!("{url}/sse")),
+        (
+            "/.well-known/oauth-protected-resource/mcp",
+            format!("{url}/mcp"),
+        ),
+        (
+            "/.well-known/oauth-protected-resource/sse",
+            format!("{url}/sse"),
+        ),
         ("/.well-known/oauth-protected-resource", url.clone()),
     ] {
         let response = client()
@@ -25,13 +31,22 @@ async fn each_location_names_its_resource_and_is_readable_cross_origin() {
         let prm: Value = response.json().await.unwrap();
         assert_eq!(prm["resource"], resource.as_str());
         assert_eq!(prm["authorization_servers"][0], auth.issuer.as_str());
-        assert_eq!(prm["scopes_supported"], serde_json::json!(["mcp:tools", "mcp:admin"]));
-        assert_eq!(prm["bearer_methods_supported"], serde_json::json!(["header"]));
+        assert_eq!(
+            prm["scopes_supported"],
+            serde_json::json!(["mcp:tools", "mcp:admin"])
+        );
+        assert_eq!(
+            prm["bearer_methods_supported"],
+            serde_json::json!(["header"])
+        );
         assert!(prm["resource_name"].is_string());
     }
     // CORS preflight from a browser client.
     let response = client()
-        .request(reqwest::Method::OPTIONS, format!("{url}/.well-known/oauth-protected-resource/mcp"))
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{url}/.well-known/oauth-protected-resource/mcp"),
+        )
         .header("origin", "http://inspector.example:6274")
         .header("access-control-request-method", "GET")
         .send()
@@ -45,7 +60,10 @@ async fn each_location_names_its_resource_and_is_readable_cross_origin() {
 async fn advertised_authorization_servers_are_configurable() {
     let auth = TestAs::start(&[TestKey::rsa1()]).await;
     let issuer = auth.issuer.clone();
-    let url = start_rs(move |url| test_config(url, &issuer).with_authorization_servers(["http://localhost:5558"])).await;
+    let url = start_rs(move |url| {
+        test_config(url, &issuer).with_authorization_servers(["http://localhost:5558"])
+    })
+    .await;
     let prm: Value = client()
         .get(format!("{url}/.well-known/oauth-protected-resource/mcp"))
         .send()
@@ -54,5 +72,8 @@ async fn advertised_authorization_servers_are_configurable() {
         .json()
         .await
         .unwrap();
-    assert_eq!(prm["authorization_servers"], serde_json::json!(["http://localhost:5558"]));
+    assert_eq!(
+        prm["authorization_servers"],
+        serde_json::json!(["http://localhost:5558"])
+    );
 }

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::fixture::{SseReader, TestAs, TestKey, call, client, initialize, now, start_rs, test_config};
+use crate::fixture::{
+    SseReader, TestAs, TestKey, call, client, initialize, now, start_rs, test_config,
+};
 
 async fn setup() -> (TestAs, String) {
     let auth = TestAs::start(&[TestKey::rsa1()]).await;
@@ -38,7 +40,9 @@ enum Auth<'a> {
 }
 
 async fn open(url: &str, auth: Auth<'_>) -> (SseReader, String) {
-    let mut request = client().get(format!("{url}/sse")).header("accept", "text/event-stream");
+    let mut request = client()
+        .get(format!("{url}/sse"))
+        .header("accept", "text/event-stream");
     match auth {
         Auth::Bearer(token) => request = request.bearer_auth(token),
         Auth::Cookie(cookie, _) => request = request.header("cookie", cookie),
@@ -48,7 +52,11 @@ async fn open(url: &str, auth: Auth<'_>) -> (SseReader, String) {
     let mut reader = SseReader::new(response);
     let endpoint = reader.next().await.unwrap();
     assert_eq!(endpoint.event, "endpoint");
-    assert!(endpoint.data.starts_with("/messages?sessionId="), "{}", endpoint.data);
+    assert!(
+        endpoint.data.starts_with("/messages?sessionId="),
+        "{}",
+        endpoint.data
+    );
     (reader, endpoint.data)
 }
 
@@ -58,7 +66,13 @@ async fn handshake(url: &str, endpoint: &str, auth: Auth<'_>, reader: &mut SseRe
     let reply = reader.message().await;
     assert_eq!(reply["id"], 1);
     assert_eq!(reply["result"]["serverInfo"]["name"], "mcp-resource-server");
-    let response = post(url, endpoint, auth, &json!({"jsonrpc":"2.0","method":"notifications/initialized"})).await;
+    let response = post(
+        url,
+        endpoint,
+        auth,
+        &json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    )
+    .await;
     assert_eq!(response.status(), 202);
 }
 
@@ -68,19 +82,49 @@ async fn full_session_over_sse_with_bearer() {
     let token = token(&auth, &url, "alice", "mcp:tools");
     let (mut reader, endpoint) = open(&url, Auth::Bearer(&token)).await;
     handshake(&url, &endpoint, Auth::Bearer(&token), &mut reader).await;
-    post(&url, &endpoint, Auth::Bearer(&token), &call(2, "calculator", json!({"operation":"subtract","a":50,"b":8}))).await;
+    post(
+        &url,
+        &endpoint,
+        Auth::Bearer(&token),
+        &call(
+            2,
+            "calculator",
+            json!({"operation":"subtract","a":50,"b":8}),
+        ),
+    )
+    .await;
     let reply = reader.message().await;
     assert_eq!(reply["result"]["structuredContent"]["result"], 42.0);
     // Scope check on /messages too: HTTP 403 pointing at the SSE PRM.
-    let response = post(&url, &endpoint, Auth::Bearer(&token), &call(3, "admin_status", json!({}))).await;
+    let response = post(
+        &url,
+        &endpoint,
+        Auth::Bearer(&token),
+        &call(3, "admin_status", json!({})),
+    )
+    .await;
     assert_eq!(response.status(), 403);
-    let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_string();
-    assert!(challenge.contains(r#"scope="mcp:tools mcp:admin""#), "{challenge}");
-    assert!(challenge.contains("/.well-known/oauth-protected-resource/sse"), "{challenge}");
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.contains(r#"scope="mcp:tools mcp:admin""#),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("/.well-known/oauth-protected-resource/sse"),
+        "{challenge}"
+    );
     // No credentials on /sse: 401 naming the SSE PRM.
     let response = client().get(format!("{url}/sse")).send().await.unwrap();
     assert_eq!(response.status(), 401);
-    assert!(response.headers()["www-authenticate"].to_str().unwrap().contains("oauth-protected-resource/sse"));
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("oauth-protected-resource/sse")
+    );
 }
 
 #[tokio::test]
@@ -89,26 +133,62 @@ async fn full_session_over_sse_with_the_cookie() {
     let token = token(&auth, &url, "alice", "mcp:tools");
     let response = post(&url, "/session", Auth::Bearer(&token), &json!({})).await;
     assert_eq!(response.status(), 204);
-    let set_cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict") && set_cookie.contains("Path=/"));
+    let set_cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        set_cookie.contains("HttpOnly")
+            && set_cookie.contains("SameSite=Strict")
+            && set_cookie.contains("Path=/")
+    );
     assert!(!set_cookie.contains("Secure"), "plain http: no Secure");
-    let max_age: u64 = set_cookie.split("Max-Age=").nth(1).unwrap().split(';').next().unwrap().parse().unwrap();
+    let max_age: u64 = set_cookie
+        .split("Max-Age=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(max_age <= 300, "no longer than the token ({max_age})");
     let cookie = set_cookie.split(';').next().unwrap().to_string();
     assert!(cookie.starts_with("mcp_session="));
-    assert!(!cookie.contains(&token[..16]), "the cookie is not the token");
+    assert!(
+        !cookie.contains(&token[..16]),
+        "the cookie is not the token"
+    );
 
     let origin = Some(url.as_str());
     let (mut reader, endpoint) = open(&url, Auth::Cookie(&cookie, None)).await;
     handshake(&url, &endpoint, Auth::Cookie(&cookie, origin), &mut reader).await;
-    post(&url, &endpoint, Auth::Cookie(&cookie, origin), &call(2, "whoami", json!({}))).await;
+    post(
+        &url,
+        &endpoint,
+        Auth::Cookie(&cookie, origin),
+        &call(2, "whoami", json!({})),
+    )
+    .await;
     let reply = reader.message().await;
     assert_eq!(reply["result"]["structuredContent"]["subject"], "alice");
 
     // A cross-origin cookie POST, and one without Origin, are refused.
-    let response = post(&url, &endpoint, Auth::Cookie(&cookie, Some("http://evil.example.com")), &call(3, "whoami", json!({}))).await;
+    let response = post(
+        &url,
+        &endpoint,
+        Auth::Cookie(&cookie, Some("http://evil.example.com")),
+        &call(3, "whoami", json!({})),
+    )
+    .await;
     assert_eq!(response.status(), 403);
-    let response = post(&url, &endpoint, Auth::Cookie(&cookie, None), &call(3, "whoami", json!({}))).await;
+    let response = post(
+        &url,
+        &endpoint,
+        Auth::Cookie(&cookie, None),
+        &call(3, "whoami", json!({})),
+    )
+    .await;
     assert_eq!(response.status(), 403);
 
     // DELETE /session ends it: the cookie no longer authenticates.
@@ -120,8 +200,19 @@ async fn full_session_over_sse_with_the_cookie() {
         .await
         .unwrap();
     assert_eq!(response.status(), 204);
-    assert!(response.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
-    let response = post(&url, &endpoint, Auth::Cookie(&cookie, origin), &call(4, "whoami", json!({}))).await;
+    assert!(
+        response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let response = post(
+        &url,
+        &endpoint,
+        Auth::Cookie(&cookie, origin),
+        &call(4, "whoami", json!({})),
+    )
+    .await;
     assert_eq!(response.status(), 401);
 }
 
@@ -132,13 +223,30 @@ async fn another_principal_cannot_post_to_a_stream() {
     let mallory = token(&auth, &url, "mallory", "mcp:tools");
     let (mut reader, endpoint) = open(&url, Auth::Bearer(&alice)).await;
     handshake(&url, &endpoint, Auth::Bearer(&alice), &mut reader).await;
-    let response = post(&url, &endpoint, Auth::Bearer(&mallory), &call(2, "whoami", json!({}))).await;
+    let response = post(
+        &url,
+        &endpoint,
+        Auth::Bearer(&mallory),
+        &call(2, "whoami", json!({})),
+    )
+    .await;
     assert_eq!(response.status(), 404);
     // The session id alone is no credential either.
-    let response = client().post(format!("{url}{endpoint}")).json(&call(2, "whoami", json!({}))).send().await.unwrap();
+    let response = client()
+        .post(format!("{url}{endpoint}"))
+        .json(&call(2, "whoami", json!({})))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
     // Alice's own POST still works and nothing from mallory reached her stream.
-    post(&url, &endpoint, Auth::Bearer(&alice), &call(3, "whoami", json!({}))).await;
+    post(
+        &url,
+        &endpoint,
+        Auth::Bearer(&alice),
+        &call(3, "whoami", json!({})),
+    )
+    .await;
     let reply = reader.message().await;
     assert_eq!(reply["id"], 3);
 }
@@ -159,7 +267,13 @@ async fn the_stream_closes_when_its_token_expires() {
     // The session is gone with it.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let fresh = token_for(&auth, &url);
-    let response = post(&url, &endpoint, Auth::Bearer(&fresh), &call(2, "whoami", json!({}))).await;
+    let response = post(
+        &url,
+        &endpoint,
+        Auth::Bearer(&fresh),
+        &call(2, "whoami", json!({})),
+    )
+    .await;
     assert_eq!(response.status(), 404);
 }
 

@@ -7,7 +7,10 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::fixture::{RSA1_PUB_PEM, TestAs, TestKey, client, initialize, now, rpc, start_rs, test_config, www_authenticate};
+use crate::fixture::{
+    RSA1_PUB_PEM, TestAs, TestKey, client, initialize, now, rpc, start_rs, test_config,
+    www_authenticate,
+};
 
 async fn setup() -> (TestAs, String) {
     let auth = TestAs::start(&[TestKey::rsa1(), TestKey::ec(), TestKey::ed()]).await;
@@ -23,7 +26,10 @@ async fn status_of(url: &str, token: &str) -> (u16, String) {
 
 fn assert_invalid_token((status, challenge): (u16, String)) {
     assert_eq!(status, 401, "{challenge}");
-    assert!(challenge.contains(r#"error="invalid_token""#), "{challenge}");
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
     assert!(challenge.contains("resource_metadata="), "{challenge}");
 }
 
@@ -40,7 +46,12 @@ async fn valid_tokens_of_every_key_type_and_shape_are_accepted() {
     // RFC 9068 `aud` may be an array.
     let mut array = claims.clone();
     array["aud"] = json!(["someone-else", aud]);
-    assert_eq!(status_of(&url, &TestKey::rsa1().sign(&array, Some("JWT"))).await.0, 200);
+    assert_eq!(
+        status_of(&url, &TestKey::rsa1().sign(&array, Some("JWT")))
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]
@@ -65,12 +76,30 @@ async fn dex_shaped_tokens_work_with_a_client_id_audience() {
     let init = rpc(&url, Some(&token), None, initialize()).await;
     assert_eq!(init.status, 200);
     let session = init.session.unwrap();
-    rpc(&url, Some(&token), Some(&session), json!({"jsonrpc":"2.0","method":"notifications/initialized"})).await;
-    let whoami = rpc(&url, Some(&token), Some(&session), crate::fixture::call(2, "whoami", json!({}))).await;
+    rpc(
+        &url,
+        Some(&token),
+        Some(&session),
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    )
+    .await;
+    let whoami = rpc(
+        &url,
+        Some(&token),
+        Some(&session),
+        crate::fixture::call(2, "whoami", json!({})),
+    )
+    .await;
     let result = &whoami.body.unwrap()["result"];
     assert_eq!(result["structuredContent"]["client_id"], "mcp-client");
-    assert_eq!(result["structuredContent"]["profile"]["email"], "alice@example.com");
-    assert!(!result.to_string().contains(&token), "whoami never returns the token");
+    assert_eq!(
+        result["structuredContent"]["profile"]["email"],
+        "alice@example.com"
+    );
+    assert!(
+        !result.to_string().contains(&token),
+        "whoami never returns the token"
+    );
     // A Dex token minted for another client only is refused.
     let mut other = claims.clone();
     other["aud"] = json!("mcp-client");
@@ -106,7 +135,10 @@ async fn bad_tokens_are_refused_with_invalid_token() {
     wrong_aud["aud"] = json!("http://127.0.0.1:1/mcp");
     let (status, challenge) = status_of(&url, &key.sign(&wrong_aud, None)).await;
     assert_invalid_token((status, challenge.clone()));
-    assert!(challenge.contains("not issued for this resource"), "{challenge}");
+    assert!(
+        challenge.contains("not issued for this resource"),
+        "{challenge}"
+    );
 
     // alg: none, with and without a signature part.
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&base).unwrap());
@@ -156,13 +188,18 @@ async fn bad_tokens_are_refused_with_invalid_token() {
 #[tokio::test]
 async fn missing_and_misplaced_credentials() {
     let (auth, url) = setup().await;
-    let token = TestKey::rsa1().sign(&auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"), None);
+    let token = TestKey::rsa1().sign(
+        &auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"),
+        None,
+    );
 
     let none = rpc(&url, None, None, initialize()).await;
     assert_eq!(none.status, 401);
     assert_eq!(
         none.www_authenticate,
-        format!(r#"Bearer scope="mcp:tools", resource_metadata="{url}/.well-known/oauth-protected-resource/mcp""#)
+        format!(
+            r#"Bearer scope="mcp:tools", resource_metadata="{url}/.well-known/oauth-protected-resource/mcp""#
+        )
     );
 
     // A token in the query string is refused even though it is valid, and never used.
@@ -241,7 +278,11 @@ async fn unknown_kid_refetches_once_for_many_concurrent_requests() {
     for task in tasks {
         assert_invalid_token(task.await.unwrap());
     }
-    assert_eq!(auth.fetches() - before, 1, "exactly one JWKS fetch for 100 misses");
+    assert_eq!(
+        auth.fetches() - before,
+        1,
+        "exactly one JWKS fetch for 100 misses"
+    );
     // Within the interval, further misses do not refetch.
     assert_invalid_token(status_of(&url, &unknown).await);
     assert_eq!(auth.fetches() - before, 1);
@@ -256,7 +297,11 @@ async fn key_rotation_is_picked_up() {
     auth.set_keys(&[TestKey::rsa2()]);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let new = TestKey::rsa2().sign(&auth.claims("bob", &aud, "mcp:tools"), None);
-    assert_eq!(status_of(&url, &new).await.0, 200, "new key found by one refetch");
+    assert_eq!(
+        status_of(&url, &new).await.0,
+        200,
+        "new key found by one refetch"
+    );
 }
 
 #[tokio::test]
@@ -282,25 +327,37 @@ async fn no_keys_at_all_is_a_503_not_a_401() {
     auth.set_down(true);
     let issuer = auth.issuer.clone();
     let url = start_rs(move |url| test_config(url, &issuer)).await;
-    let token = TestKey::rsa1().sign(&auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"), None);
+    let token = TestKey::rsa1().sign(
+        &auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"),
+        None,
+    );
     let reply = rpc(&url, Some(&token), None, initialize()).await;
     assert_eq!(reply.status, 503);
     auth.set_down(false);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(rpc(&url, Some(&token), None, initialize()).await.status, 200);
+    assert_eq!(
+        rpc(&url, Some(&token), None, initialize()).await.status,
+        200
+    );
 }
 
 #[tokio::test]
 async fn jwks_uri_is_discovered_or_configured() {
     // `setup` configures no JWKS URI: discovery through `{issuer}/.well-known/openid-configuration`.
     let (auth, url) = setup().await;
-    let token = TestKey::ed().sign(&auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"), None);
+    let token = TestKey::ed().sign(
+        &auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"),
+        None,
+    );
     assert_eq!(status_of(&url, &token).await.0, 200);
     // Configured explicitly, on another "issuer" (as with the static metadata server).
     let jwks_uri = auth.jwks_uri.clone();
     let issuer = auth.issuer.clone();
     let url = start_rs(move |url| test_config(url, &issuer).with_jwks_uri(jwks_uri)).await;
-    let token = TestKey::ed().sign(&auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"), None);
+    let token = TestKey::ed().sign(
+        &auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"),
+        None,
+    );
     assert_eq!(status_of(&url, &token).await.0, 200);
 }
 
