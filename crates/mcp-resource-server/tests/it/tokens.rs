@@ -380,3 +380,31 @@ async fn error_bodies_and_headers_never_carry_the_token() {
     assert!(!headers.contains(&token) && !body.contains(&token));
     assert!(!body.contains(&token[..20]));
 }
+
+#[tokio::test]
+async fn expired_cache_entries_are_still_used_while_refresh_fails() {
+    let auth = TestAs::start(&[TestKey::rsa1(), TestKey::ec()]).await;
+    let issuer = auth.issuer.clone();
+    let url = start_rs(move |url| {
+        test_config(url, &issuer).with_jwks_config(mcp_resource_server::config::JwksConfig {
+            min_ttl: Duration::ZERO,
+            max_ttl: Duration::from_millis(200),
+            min_refetch_interval: Duration::from_millis(100),
+            ..Default::default()
+        })
+    })
+    .await;
+    let aud = format!("{url}/mcp");
+    let first = TestKey::rsa1().sign(&auth.claims("alice", &aud, "mcp:tools"), None);
+    assert_eq!(status_of(&url, &first).await.0, 200);
+    auth.set_down(true);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = auth.fetches();
+    for sub in ["bob", "carol", "dave"] {
+        let token = TestKey::ec().sign(&auth.claims(sub, &aud, "mcp:tools"), None);
+        assert_eq!(status_of(&url, &token).await.0, 200, "stale keys serve {sub}");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert!(auth.fetches() > before, "a refresh was attempted in the background");
+    auth.set_down(false);
+}
