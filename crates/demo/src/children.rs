@@ -1,0 +1,110 @@
+//! Child processes: spawned from this same executable with a subcommand, their output
+//! forwarded line by line with a `[name]` prefix, waited on until their port accepts
+//! connections, and all stopped together (also when this process is interrupted or fails:
+//! every child is killed when its handle is dropped).
+
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+
+/// The running children.
+#[derive(Default)]
+pub struct Children {
+    list: Vec<(String, Child)>,
+}
+
+fn forward(name: &str, stream: impl AsyncRead + Unpin + Send + 'static) {
+    let name = name.to_owned();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("[{name}] {line}");
+        }
+    });
+}
+
+impl Children {
+    /// Starts `exe args...` as the child `name`.
+    pub fn spawn(&mut self, name: &str, exe: &Path, args: &[String]) -> anyhow::Result<()> {
+        tracing::debug!(name, ?args, "starting");
+        let mut command = Command::new(exe);
+        if !std::io::stderr().is_terminal() {
+            command.env("NO_COLOR", "1");
+        }
+        let mut child = command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start the {name}"))?;
+        if let Some(out) = child.stdout.take() {
+            forward(name, out);
+        }
+        if let Some(err) = child.stderr.take() {
+            forward(name, err);
+        }
+        self.list.push((name.to_owned(), child));
+        Ok(())
+    }
+
+    /// Fails if a child has exited.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        for (name, child) in &mut self.list {
+            if let Some(status) = child.try_wait()? {
+                bail!("the {name} stopped unexpectedly ({status})");
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until `addr` accepts TCP connections, failing if any child exits first.
+    pub async fn wait_ready(
+        &mut self,
+        name: &str,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_alive()?;
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the {name} did not start listening on {addr} within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops every child and waits for it.
+    pub async fn stop_all(&mut self) {
+        for (name, child) in &mut self.list {
+            if let Err(e) = child.start_kill() {
+                tracing::debug!(name, error = %e, "already stopped");
+            }
+        }
+        for (_, child) in &mut self.list {
+            let _ = child.wait().await;
+        }
+        self.list.clear();
+    }
+}
+
+/// Runs `exe args...` in the foreground (inheriting the terminal) and returns its status.
+pub async fn run_foreground(exe: &Path, args: &[String]) -> anyhow::Result<ExitStatus> {
+    let mut child = Command::new(exe)
+        .args(args)
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the client")?;
+    Ok(child.wait().await?)
+}

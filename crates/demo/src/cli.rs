@@ -1,0 +1,107 @@
+//! Command line of the `demo` binary: with no subcommand it runs the whole flow; each
+//! subcommand runs one component, so the orchestrator can start them as separate
+//! processes of this same executable.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Runs the MCP authorization flow locally: a Dex-compatible authorization server, a
+/// static metadata server and the MCP resource server as separate processes, then the
+/// client through login, tool listing and tool calls.
+#[derive(Debug, Parser)]
+#[command(name = "demo", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Run one component instead of the whole demo.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Options of the whole-demo run.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// One component.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The local authorization server (dev-idp).
+    Idp(dev_idp::cli::Cli),
+    /// A busybox-httpd-like static file server for static-metadata/.
+    StaticServer(crate::static_server::StaticServerArgs),
+    /// The MCP resource server.
+    ResourceServer(mcp_resource_server::cli::Cli),
+}
+
+/// How the client finds the authorization server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Discovery {
+    /// The original demo's topology: PRM names the static metadata server, whose RFC 8414
+    /// document points at the authorization server's endpoints.
+    Static,
+    /// PRM names the issuer; the client uses OIDC discovery.
+    Oidc,
+}
+
+fn repo_default(name: &str) -> PathBuf {
+    let local = PathBuf::from(name);
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(name)
+}
+
+/// Options of the whole-demo run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// No browser: the client follows the redirects itself and the authorization server
+    /// logs the demo user in without a form (for CI).
+    #[arg(long, env = "DEMO_HEADLESS")]
+    pub headless: bool,
+
+    /// How the client finds the authorization server.
+    #[arg(long, env = "DEMO_DISCOVERY", value_enum, default_value_t = Discovery::Static)]
+    pub discovery: Discovery,
+
+    /// Run the authorization server in MCP-ready mode (RFC 8414, registration,
+    /// resource → aud, extra scopes); the resource server then uses its defaults and
+    /// step-up to mcp:admin works.
+    #[arg(long, env = "DEMO_MCP_READY")]
+    pub mcp_ready: bool,
+
+    /// Port of the authorization server (issuer http://localhost:<port>/dex).
+    #[arg(long, env = "DEMO_IDP_PORT", default_value_t = 5556)]
+    pub idp_port: u16,
+
+    /// Port of the static metadata server.
+    #[arg(long, env = "DEMO_STATIC_PORT", default_value_t = 5558)]
+    pub static_port: u16,
+
+    /// Port of the resource server (public URL http://localhost:<port>).
+    #[arg(long, env = "DEMO_RS_PORT", default_value_t = 3001)]
+    pub rs_port: u16,
+
+    /// Dex configuration file [default: ./dex-config.yaml, else the repository's].
+    #[arg(long, env = "DEMO_CONFIG", default_value_os_t = repo_default("dex-config.yaml"))]
+    pub config: PathBuf,
+
+    /// Static metadata directory [default: ./static-metadata, else the repository's].
+    #[arg(long, env = "DEMO_STATIC_DIR", default_value_os_t = repo_default("static-metadata"))]
+    pub static_dir: PathBuf,
+}
+
+/// Runs the component or the whole demo.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => crate::orchestrate::run(cli.run).await,
+        Some(Command::Idp(c)) => dev_idp::cli::run(c).await.map(|()| ExitCode::SUCCESS),
+        Some(Command::StaticServer(a)) => crate::static_server::run(a)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Some(Command::ResourceServer(c)) => mcp_resource_server::cli::run(c)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+    }
+}

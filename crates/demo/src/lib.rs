@@ -1,0 +1,10 @@
+//! The one-command local demo of MCP authorization. `demo` with no subcommand starts the
+//! authorization server, the static metadata server and the resource server as separate
+//! processes of this executable (`demo idp`, `demo static-server`,
+//! `demo resource-server`), then drives the client (`demo client`) through the flow.
+
+pub mod children;
+pub mod cli;
+pub mod orchestrate;
+pub mod signals;
+pub mod static_server;

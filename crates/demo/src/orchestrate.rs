@@ -1,0 +1,355 @@
+//! The default `demo` run: check the ports, start the authorization server, the static
+//! metadata server and the resource server as separate processes, wait until they listen,
+//! run the client through the flow, then stop everything.
+//!
+//! Topologies (`--discovery`):
+//! - `static` (the original demo's): the resource server advertises the static metadata
+//!   server as its authorization server; that server's RFC 8414 document points at the
+//!   Dex-compatible endpoints. Tokens carry Dex's `iss` and
+//!   `aud: ["mcp-resource-server", "mcp-client"]` through Dex's cross-client scope.
+//! - `oidc`: the resource server advertises the issuer itself; clients find
+//!   `{issuer}/.well-known/openid-configuration` by OIDC path appending.
+//!
+//! With `--mcp-ready`, the authorization server runs with every MCP-friendly switch and
+//! the resource server with its own defaults (audience = its URL, scopes `mcp:tools`
+//! and `mcp:admin`), so step-up to `mcp:admin` succeeds.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use crate::children::{Children, run_foreground};
+use crate::cli::{Discovery, RunArgs};
+
+/// The demo user, from dex-config.yaml.
+pub const DEMO_USER: &str = "alice@example.com";
+const DEMO_PASSWORD: &str = "password";
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The ports and URLs of one run.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// The authorization server's issuer.
+    pub issuer: String,
+    /// The static metadata server's URL (its metadata `issuer`).
+    pub static_url: String,
+    /// The resource server's public URL.
+    pub rs_url: String,
+    /// The MCP endpoint.
+    pub mcp_url: String,
+}
+
+impl Topology {
+    /// URLs for the given ports, all on `localhost` as in dex-config.yaml.
+    pub fn new(args: &RunArgs) -> Self {
+        let rs_url = format!("http://localhost:{}", args.rs_port);
+        Self {
+            issuer: format!("http://localhost:{}/dex", args.idp_port),
+            static_url: format!("http://localhost:{}", args.static_port),
+            mcp_url: format!("{rs_url}/mcp"),
+            rs_url,
+        }
+    }
+}
+
+fn uses_static_server(args: &RunArgs) -> bool {
+    !args.mcp_ready && args.discovery == Discovery::Static
+}
+
+/// Fails with a clear sentence when a port is taken.
+pub fn check_ports(args: &RunArgs) -> anyhow::Result<()> {
+    let mut ports = vec![
+        (args.idp_port, "authorization server", "--idp-port"),
+        (args.rs_port, "resource server", "--rs-port"),
+    ];
+    if uses_static_server(args) {
+        ports.push((args.static_port, "static metadata server", "--static-port"));
+    }
+    for (i, (port, name, flag)) in ports.iter().enumerate() {
+        if ports[..i].iter().any(|(p, _, _)| p == port) {
+            bail!("port {port} is given to two servers; change {flag}");
+        }
+        if let Err(e) = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], *port))) {
+            bail!(
+                "port {port} for the {name} is not available on 127.0.0.1 ({e}); \
+                 stop what uses it or choose another port with {flag}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Arguments of `demo idp`.
+pub fn idp_args(args: &RunArgs, topology: &Topology) -> Vec<String> {
+    let mut out = vec![
+        "idp".into(),
+        "--config".into(),
+        args.config.display().to_string(),
+        "--issuer".into(),
+        topology.issuer.clone(),
+        "--listen".into(),
+        format!("127.0.0.1:{}", args.idp_port),
+    ];
+    if args.mcp_ready {
+        out.push("--mcp-ready".into());
+    }
+    if args.headless {
+        out.extend(["--auto-login".into(), DEMO_USER.into()]);
+    }
+    out
+}
+
+/// Arguments of `demo static-server`.
+pub fn static_args(args: &RunArgs, dir: &Path) -> Vec<String> {
+    vec![
+        "static-server".into(),
+        "--dir".into(),
+        dir.display().to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{}", args.static_port),
+    ]
+}
+
+/// Arguments of `demo resource-server`.
+pub fn rs_args(args: &RunArgs, topology: &Topology) -> Vec<String> {
+    let mut out = vec![
+        "resource-server".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{}", args.rs_port),
+        "--public-url".into(),
+        topology.rs_url.clone(),
+        "--issuer".into(),
+        topology.issuer.clone(),
+    ];
+    if args.mcp_ready {
+        return out;
+    }
+    // Dex: its client id as audience, scopes it accepts, no scope claim to require.
+    let authorization_server = match args.discovery {
+        Discovery::Static => topology.static_url.clone(),
+        Discovery::Oidc => topology.issuer.clone(),
+    };
+    out.extend([
+        "--authorization-server".into(),
+        authorization_server,
+        "--jwks-uri".into(),
+        format!("{}/keys", topology.issuer),
+        "--audience".into(),
+        "mcp-resource-server".into(),
+        "--scopes-supported".into(),
+        "openid,audience:server:client_id:mcp-resource-server".into(),
+        "--required-scopes".into(),
+        String::new(),
+    ]);
+    out
+}
+
+/// The static metadata to serve: the directory itself with the default ports, else a
+/// copy with the URLs rewritten to the chosen ports.
+fn static_dir(args: &RunArgs, topology: &Topology, work: &Path) -> anyhow::Result<PathBuf> {
+    if args.idp_port == 5556 && args.static_port == 5558 {
+        return Ok(args.static_dir.clone());
+    }
+    let target = work.join("static-metadata");
+    copy_rewritten(&args.static_dir, &target, &|text: &str| {
+        text.replace("http://localhost:5556/dex", &topology.issuer)
+            .replace("http://localhost:5558", &topology.static_url)
+    })?;
+    Ok(target)
+}
+
+fn copy_rewritten(from: &Path, to: &Path, rewrite: &dyn Fn(&str) -> String) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_rewritten(&entry.path(), &target, rewrite)?;
+        } else {
+            let bytes = std::fs::read(entry.path())?;
+            match String::from_utf8(bytes) {
+                Ok(text) => std::fs::write(&target, rewrite(&text))?,
+                Err(e) => std::fs::write(&target, e.into_bytes())?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One client invocation of the scripted flow.
+pub struct Step {
+    /// What the step shows.
+    pub title: String,
+    /// Arguments after `demo client`.
+    pub args: Vec<String>,
+    /// Whether the step is expected to fail (the 403 of `admin_status` with Dex).
+    pub expect_failure: bool,
+}
+
+/// The client invocations: list tools, call each tool.
+pub fn client_steps(args: &RunArgs, topology: &Topology, cache_dir: &Path) -> Vec<Step> {
+    let mut common = vec!["--cache-dir".to_owned(), cache_dir.display().to_string()];
+    if args.headless {
+        common.push("--headless".into());
+    }
+    if !args.mcp_ready {
+        common.extend(["--client-id".into(), "mcp-client".into()]);
+    }
+    let step = |title: &str, command: &[&str], expect_failure: bool| {
+        let mut a = common.clone();
+        a.extend(command.iter().map(|s| (*s).to_owned()));
+        a.push(topology.mcp_url.clone());
+        Step {
+            title: title.into(),
+            args: a,
+            expect_failure,
+        }
+    };
+    let admin_title = if args.mcp_ready {
+        "admin_status needs mcp:admin: 403 insufficient_scope, then step-up"
+    } else {
+        "admin_status needs mcp:admin, which Dex cannot grant: 403 insufficient_scope"
+    };
+    vec![
+        step("authorize, then list the tools", &["tools"], false),
+        step(
+            "calculator: 6 * 7",
+            &["call", "calculator", "operation=multiply", "a=6", "b=7"],
+            false,
+        ),
+        step(
+            "calculator: divide by zero (a tool error, not a protocol error)",
+            &["call", "calculator", "operation=divide", "a=1", "b=0"],
+            false,
+        ),
+        step(
+            "weather (fake data)",
+            &["call", "weather", "location=Paris"],
+            false,
+        ),
+        step("whoami: the verified claims", &["call", "whoami"], false),
+        step("admin_status", &["call", "admin_status"], !args.mcp_ready).with_title(admin_title),
+    ]
+}
+
+impl Step {
+    fn with_title(mut self, title: &str) -> Self {
+        title.clone_into(&mut self.title);
+        self
+    }
+}
+
+async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::Result<bool> {
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let topology = Topology::new(args);
+    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+
+    children.spawn("idp", &exe, &idp_args(args, &topology))?;
+    if uses_static_server(args) {
+        let dir = static_dir(args, &topology, work)?;
+        children.spawn("static", &exe, &static_args(args, &dir))?;
+        children
+            .wait_ready(
+                "static metadata server",
+                loopback(args.static_port),
+                READY_TIMEOUT,
+            )
+            .await?;
+    }
+    children
+        .wait_ready(
+            "authorization server",
+            loopback(args.idp_port),
+            READY_TIMEOUT,
+        )
+        .await?;
+    children.spawn("rs", &exe, &rs_args(args, &topology))?;
+    children
+        .wait_ready("resource server", loopback(args.rs_port), READY_TIMEOUT)
+        .await?;
+
+    eprintln!();
+    eprintln!("== Authorization server: {}", topology.issuer);
+    if uses_static_server(args) {
+        eprintln!(
+            "== Static metadata:      {}/.well-known/oauth-authorization-server",
+            topology.static_url
+        );
+    }
+    eprintln!("== MCP server:           {}", topology.mcp_url);
+    if args.headless {
+        eprintln!("== Headless: the authorization server logs {DEMO_USER} in without a form.");
+    } else {
+        eprintln!(
+            "== The browser opens at the login page (the client prints its URL too). \
+             Log in as {DEMO_USER} / {DEMO_PASSWORD}."
+        );
+    }
+
+    let cache_dir = work.join("client-cache");
+    let mut ok = true;
+    for step in client_steps(args, &topology, &cache_dir) {
+        children.check_alive()?;
+        eprintln!();
+        eprintln!("== {}", step.title);
+        let mut client_args = vec!["client".to_owned()];
+        client_args.extend(step.args);
+        let status = run_foreground(&exe, &client_args).await?;
+        match (status.success(), step.expect_failure) {
+            (true, false) => {}
+            (false, true) => eprintln!("== (refused, as expected)"),
+            (true, true) => {
+                eprintln!("== expected a refusal, but the call succeeded");
+                ok = false;
+            }
+            (false, false) => {
+                eprintln!("== step failed ({status})");
+                ok = false;
+                break;
+            }
+        }
+    }
+    Ok(ok)
+}
+
+/// The default `demo` run.
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    check_ports(&args)?;
+    anyhow::ensure!(
+        args.config.is_file(),
+        "configuration {} not found (set --config)",
+        args.config.display()
+    );
+    anyhow::ensure!(
+        args.static_dir.is_dir() || !uses_static_server(&args),
+        "static metadata directory {} not found (set --static-dir)",
+        args.static_dir.display()
+    );
+    let work = std::env::temp_dir().join(format!("mcp-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let mut children = Children::default();
+    let outcome = tokio::select! {
+        result = flow(&args, &mut children, &work) => Some(result),
+        () = crate::signals::shutdown() => None,
+    };
+    children.stop_all().await;
+    let _ = std::fs::remove_dir_all(&work);
+    let Some(outcome) = outcome else {
+        eprintln!("\n== interrupted: every process stopped");
+        return Ok(ExitCode::from(130));
+    };
+    match outcome {
+        Ok(true) => {
+            eprintln!("\n== demo finished: every step behaved as expected");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(false) => {
+            eprintln!("\n== demo failed: see the steps above");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e),
+    }
+}

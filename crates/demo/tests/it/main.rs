@@ -1,0 +1,7 @@
+//! Integration tests of the demo: the static server over real sockets, the orchestrator's
+//! port checks and child arguments, agreement with the resource server's defaults, and
+//! the whole headless run as separate processes.
+
+mod defaults;
+mod orchestration;
+mod static_server;

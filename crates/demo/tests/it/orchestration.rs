@@ -1,0 +1,106 @@
+//! Port checks and the arguments the orchestrator gives each component.
+
+use clap::Parser as _;
+use demo::cli::{Cli, Discovery, RunArgs};
+use demo::orchestrate::{Topology, check_ports, idp_args, rs_args};
+
+fn run_args(extra: &[&str]) -> RunArgs {
+    let mut argv = vec!["demo"];
+    argv.extend_from_slice(extra);
+    let cli = Cli::parse_from(argv);
+    assert!(cli.command.is_none());
+    cli.run
+}
+
+#[test]
+fn a_busy_port_names_the_port_and_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let free = |_: ()| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    let (a, b) = (free(()), free(()));
+    let args = run_args(&["--rs-port", &port, "--idp-port", &a, "--static-port", &b]);
+    let err = check_ports(&args).unwrap_err().to_string();
+    assert!(err.contains(&port) && err.contains("--rs-port"), "{err}");
+
+    let args = run_args(&["--rs-port", &a, "--idp-port", &a, "--static-port", &b]);
+    let err = check_ports(&args).unwrap_err().to_string();
+    assert!(err.contains("two servers"), "{err}");
+}
+
+#[test]
+fn component_subcommands_parse_their_own_flags() {
+    let cli = Cli::parse_from([
+        "demo",
+        "idp",
+        "--mcp-ready",
+        "--auto-login",
+        "alice@example.com",
+    ]);
+    assert!(matches!(cli.command, Some(demo::cli::Command::Idp(ref c)) if c.mcp_ready));
+    let cli = Cli::parse_from(["demo", "static-server", "--listen", "127.0.0.1:1234"]);
+    assert!(matches!(
+        cli.command,
+        Some(demo::cli::Command::StaticServer(_))
+    ));
+    let cli = Cli::parse_from(["demo", "resource-server", "--listen", "127.0.0.1:1235"]);
+    assert!(matches!(
+        cli.command,
+        Some(demo::cli::Command::ResourceServer(_))
+    ));
+}
+
+#[test]
+fn dex_topology_arguments() {
+    let args = run_args(&["--headless"]);
+    assert_eq!(args.discovery, Discovery::Static);
+    let topology = Topology::new(&args);
+    assert_eq!(topology.issuer, "http://localhost:5556/dex");
+    let idp = idp_args(&args, &topology);
+    assert!(
+        idp.windows(2)
+            .any(|w| w == ["--auto-login", "alice@example.com"])
+    );
+    assert!(!idp.contains(&"--mcp-ready".to_owned()));
+
+    // The resource server's own parser accepts what the orchestrator passes.
+    let rs = rs_args(&args, &topology);
+    let cli = mcp_resource_server::cli::Cli::parse_from(
+        std::iter::once("resource-server".to_owned()).chain(rs.into_iter().skip(1)),
+    );
+    assert_eq!(cli.authorization_servers, ["http://localhost:5558"]);
+    assert_eq!(cli.audiences, ["mcp-resource-server"]);
+    assert_eq!(
+        cli.jwks_uri.as_deref(),
+        Some("http://localhost:5556/dex/keys")
+    );
+    cli.to_config()
+        .expect("a valid resource server configuration");
+
+    let oidc = run_args(&["--discovery", "oidc"]);
+    let rs = rs_args(&oidc, &Topology::new(&oidc));
+    let cli = mcp_resource_server::cli::Cli::parse_from(
+        std::iter::once("resource-server".to_owned()).chain(rs.into_iter().skip(1)),
+    );
+    assert_eq!(cli.authorization_servers, ["http://localhost:5556/dex"]);
+}
+
+#[test]
+fn mcp_ready_leaves_the_resource_server_on_its_defaults() {
+    let args = run_args(&["--mcp-ready", "--idp-port", "6000", "--rs-port", "6001"]);
+    let topology = Topology::new(&args);
+    assert_eq!(topology.issuer, "http://localhost:6000/dex");
+    assert!(idp_args(&args, &topology).contains(&"--mcp-ready".to_owned()));
+    let rs = rs_args(&args, &topology);
+    let cli = mcp_resource_server::cli::Cli::parse_from(
+        std::iter::once("resource-server".to_owned()).chain(rs.into_iter().skip(1)),
+    );
+    assert!(
+        cli.audiences.is_empty(),
+        "canonical resource URIs by default"
+    );
+    assert_eq!(cli.scopes_supported, ["mcp:tools", "mcp:admin"]);
+    assert_eq!(cli.public_url, "http://localhost:6001");
+}
