@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Browser test of the page in web/: unit tests of its OAuth module, then an end-to-end run
-# in headless Chromium against dev-idp (Dex behaviour, the real login form) and the
-# resource server. Writes out/browser/signed-in.png and the servers' logs.
+# Browser test of the page in web/: unit tests of its OAuth module, then end-to-end runs
+# in headless Chromium against dev-idp (the real login form) and the resource server,
+# once with dev-idp behaving as Dex and once with its MCP-ready switches. Writes
+# out/browser/signed-in.png (and signed-in-mcp-ready.png) and the servers' logs.
 #
 # Needs Node.js 20+, Chromium (Debian: apt-get install chromium chromium-driver) and a
 # Rust toolchain. Environment variables are described in interop/browser/browser-test.mjs.
@@ -24,5 +25,9 @@ node --experimental-detect-module --no-warnings --test interop/browser/test/
 echo "== browser: building dev-idp and resource-server"
 cargo build --locked -q -p dev-idp -p mcp-resource-server --bins
 
-echo "== browser: end-to-end in headless Chromium"
-exec node interop/browser/browser-test.mjs
+status=0
+for mode in dex mcp-ready; do
+    echo "== browser: end-to-end in headless Chromium, dev-idp in $mode mode"
+    BROWSER_TEST_MODE=$mode node interop/browser/browser-test.mjs || status=1
+done
+exit $status

@@ -7,7 +7,15 @@
 // server's CORS and the resource server's cookie Origin check let in exactly the page's
 // origin. Exits non-zero with a message naming the failed step.
 //
+// Two modes (BROWSER_TEST_MODE): `dex` (default) runs dev-idp as Dex behaves, with the
+// resource server configured for Dex (audience = its Dex client id, PRM scopes `openid`
+// and the cross-client audience scope, so `admin_status` is refused for lack of scope);
+// `mcp-ready` runs dev-idp with everything an MCP client expects (RFC 8414 metadata,
+// `resource` as audience, `iss` in the response, scopes mcp:tools and mcp:admin) and the
+// resource server with its defaults, so `admin_status` is allowed.
+//
 // Environment (all optional):
+//   BROWSER_TEST_MODE        dex (default) or mcp-ready
 //   BROWSER_TEST_IDP_PORT, BROWSER_TEST_RS_PORT  ports (default: free ephemeral ports)
 //   BROWSER_TEST_CONFIG      Dex configuration to start from (default: dex-config.yaml)
 //   BROWSER_TEST_BIN_DIR     where dev-idp and resource-server are (default: target/debug)
@@ -36,6 +44,12 @@ const USER = { email: 'alice@example.com', password: 'password' };
 const CLIENT_ID = 'mcp-browser';
 const RS_CLIENT_ID = 'mcp-resource-server';
 const STEP_TIMEOUT = 30_000;
+const MODE = env.BROWSER_TEST_MODE || 'dex';
+if (!['dex', 'mcp-ready'].includes(MODE)) {
+  console.error(`browser test: unknown BROWSER_TEST_MODE ${JSON.stringify(MODE)} (dex or mcp-ready)`);
+  process.exit(2);
+}
+const DEX = MODE === 'dex';
 
 const children = [];
 let browser = null;
@@ -242,17 +256,23 @@ async function main() {
   const appUrl = `${origin}/app/`;
   const idpHost = `localhost:${idpPort}`;
   const rsHost = `localhost:${rsPort}`;
-  console.log(`browser test: dev-idp ${issuer}, resource server ${origin}, page ${appUrl}`);
+  console.log(`browser test (${MODE}): dev-idp ${issuer}, resource server ${origin}, page ${appUrl}`);
+  // What the client asks for first: the challenge's scope, else the PRM's scopes_supported.
+  const expectedScopes = DEX ? ['openid', `audience:server:client_id:${RS_CLIENT_ID}`] : ['mcp:tools'];
 
   const config = writeConfig(idpPort, rsPort);
-  const idp = start('dev-idp', path.join(BIN, 'dev-idp'), ['--config', config, '--listen', `127.0.0.1:${idpPort}`]);
-  const rs = start('resource-server', env.BROWSER_TEST_RS_COMMAND || path.join(BIN, 'resource-server'), [
+  const idp = start(`dev-idp-${MODE}`, path.join(BIN, 'dev-idp'), [
+    '--config', config,
+    '--listen', `127.0.0.1:${idpPort}`,
+    ...(DEX ? [] : ['--mcp-ready']),
+  ]);
+  const rs = start(`resource-server-${MODE}`, env.BROWSER_TEST_RS_COMMAND || path.join(BIN, 'resource-server'), [
     '--listen', `127.0.0.1:${rsPort}`,
     '--public-url', origin,
     '--issuer', issuer,
-    '--audience', RS_CLIENT_ID,
-    '--scopes-supported', `openid,audience:server:client_id:${RS_CLIENT_ID}`,
-    '--required-scopes', '',
+    ...(DEX
+      ? ['--audience', RS_CLIENT_ID, '--scopes-supported', `openid,audience:server:client_id:${RS_CLIENT_ID}`, '--required-scopes', '']
+      : []),
   ]);
 
   await check('dev-idp serves its OpenID configuration', () => waitUntilServing(idp, idpPort, idpHost, '/dex/.well-known/openid-configuration'));
@@ -318,47 +338,8 @@ async function main() {
     }
   });
 
-  await check('the page loads signed out', async () => {
-    await page.goto(appUrl);
-    await waitForState('signed-out', 'first visit');
-    const title = await page.title();
-    if (!title.includes('MCP')) fail(`unexpected title ${JSON.stringify(title)}`);
-  });
-
-  await check('Sign in leads to the authorization server login form', async () => {
-    let authorizeUrl = null;
-    const onRequest = (req) => {
-      if (!authorizeUrl && req.isNavigationRequest() && req.url().startsWith(`${issuer}/auth`)) authorizeUrl = new URL(req.url());
-    };
-    page.on('request', onRequest);
-    await page.click('#sign-in');
-    try {
-      await page.waitForSelector('input[name="password"]', { timeout: STEP_TIMEOUT });
-    } catch {
-      fail(`no login form appeared (url ${page.url()})\n  page steps:\n${await pageSteps()}`);
-    } finally {
-      page.off('request', onRequest);
-    }
-    if (!authorizeUrl) fail(`the browser never requested ${issuer}/auth`);
-    const params = authorizeUrl.searchParams;
-    const expected = {
-      client_id: CLIENT_ID,
-      redirect_uri: `${origin}/app/callback`,
-      response_type: 'code',
-      code_challenge_method: 'S256',
-      resource: `${origin}/sse`,
-    };
-    for (const [key, value] of Object.entries(expected)) {
-      if (params.get(key) !== value) fail(`authorization request ${key}=${JSON.stringify(params.get(key))}, expected ${JSON.stringify(value)}`);
-    }
-    if (!/^[A-Za-z0-9_-]{43}$/.test(params.get('code_challenge') || '')) fail('code_challenge is not a base64url SHA-256');
-    if ((params.get('state') || '').length < 16) fail('state is missing or short');
-    const scope = (params.get('scope') || '').split(' ');
-    if (!scope.includes('openid') || !scope.includes(`audience:server:client_id:${RS_CLIENT_ID}`)) fail(`scope ${params.get('scope')} lacks the PRM scopes`);
-    return 'PKCE S256, state, resource and the PRM scopes requested';
-  });
-
-  await check('log in through the real form', async () => {
+  /** Fills the authorization server's login form and approves, until back on the page. */
+  async function logIn() {
     await page.fill('input[name="login"]', USER.email);
     await page.fill('input[name="password"]', USER.password);
     await page.click('button[type="submit"]');
@@ -374,7 +355,55 @@ async function main() {
       return 'approved the requested scopes';
     }
     return undefined;
+  }
+
+  /** Runs `action`, which must lead to the login form; returns the authorization request's URL. */
+  async function toLoginForm(action) {
+    let authorizeUrl = null;
+    const onRequest = (req) => {
+      if (!authorizeUrl && req.isNavigationRequest() && req.url().startsWith(`${issuer}/auth`)) authorizeUrl = new URL(req.url());
+    };
+    page.on('request', onRequest);
+    await action();
+    try {
+      await page.waitForSelector('input[name="password"]', { timeout: STEP_TIMEOUT });
+    } catch {
+      fail(`no login form appeared (url ${page.url()})\n  page steps:\n${await pageSteps()}`);
+    } finally {
+      page.off('request', onRequest);
+    }
+    if (!authorizeUrl) fail(`the browser never requested ${issuer}/auth`);
+    return authorizeUrl;
+  }
+
+  await check('the page loads signed out', async () => {
+    await page.goto(appUrl);
+    await waitForState('signed-out', 'first visit');
+    const title = await page.title();
+    if (!title.includes('MCP')) fail(`unexpected title ${JSON.stringify(title)}`);
   });
+
+  await check('Sign in leads to the authorization server login form', async () => {
+    const authorizeUrl = await toLoginForm(() => page.click('#sign-in'));
+    const params = authorizeUrl.searchParams;
+    const expected = {
+      client_id: CLIENT_ID,
+      redirect_uri: `${origin}/app/callback`,
+      response_type: 'code',
+      code_challenge_method: 'S256',
+      resource: `${origin}/sse`,
+    };
+    for (const [key, value] of Object.entries(expected)) {
+      if (params.get(key) !== value) fail(`authorization request ${key}=${JSON.stringify(params.get(key))}, expected ${JSON.stringify(value)}`);
+    }
+    if (!/^[A-Za-z0-9_-]{43}$/.test(params.get('code_challenge') || '')) fail('code_challenge is not a base64url SHA-256');
+    if ((params.get('state') || '').length < 16) fail('state is missing or short');
+    const scope = (params.get('scope') || '').split(' ');
+    if (expectedScopes.some((s) => !scope.includes(s))) fail(`scope ${JSON.stringify(params.get('scope'))} lacks the PRM scopes ${expectedScopes.join(' ')}`);
+    return 'PKCE S256, state, resource and the PRM scopes requested';
+  });
+
+  await check('log in through the real form', () => logIn());
 
   await check('back on the page: code exchanged, cookie set, stream opened, tools listed', async () => {
     await waitForState('signed-in', 'after login');
@@ -434,7 +463,7 @@ async function main() {
   });
 
   await check('screenshot of the signed-in page', async () => {
-    const file = path.join(OUT, 'signed-in.png');
+    const file = path.join(OUT, DEX ? 'signed-in.png' : `signed-in-${MODE}.png`);
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: file, fullPage: true });
     return path.relative(ROOT, file);
@@ -457,10 +486,36 @@ async function main() {
     const result = card.locator('.tool-result[data-outcome="refused"]');
     await result.waitFor({ timeout: STEP_TIMEOUT });
     const text = await result.innerText();
-    if (!/scope/i.test(text)) fail(`refused without naming the scope: ${text}`);
+    if (!/mcp:admin/.test(text)) fail(`refused without naming the scope mcp:admin: ${text}`);
     if (!(await result.locator('button').count())) fail('no step-up button');
-    return 'insufficient scope';
+    return 'insufficient scope: mcp:admin';
   });
+
+  if (!DEX) {
+    await check('the callback iss was checked (RFC 9207)', async () => {
+      const steps = await pageSteps();
+      if (!steps.includes('iss names the expected issuer')) fail(`the page did not check iss:\n${steps}`);
+    });
+
+    await check('step-up: sign in again with the challenged scopes, then admin_status works', async () => {
+      const card = page.locator('#tools [data-tool="admin_status"]');
+      const authorizeUrl = await toLoginForm(() => card.locator('.tool-result button').click());
+      const scope = (authorizeUrl.searchParams.get('scope') || '').split(' ');
+      if (!scope.includes('mcp:admin') || !scope.includes('mcp:tools')) fail(`step-up asked for ${JSON.stringify(scope.join(' '))}`);
+      await logIn();
+      await waitForState('signed-in', 'after step-up');
+      const again = page.locator('#tools [data-tool="admin_status"]');
+      await again.locator('button[type="submit"]').click();
+      const result = again.locator('.tool-result[data-outcome]');
+      await result.waitFor({ timeout: STEP_TIMEOUT });
+      const text = await result.innerText();
+      if ((await result.getAttribute('data-outcome')) !== 'ok' || !text.includes('"status"')) fail(`unexpected result: ${text}`);
+      const cookies = await context.cookies(origin);
+      cookie = cookies.find((c) => c.name === 'mcp_session');
+      if (!cookie) fail('no session cookie after step-up');
+      return `scope ${scope.join(' ')}`;
+    });
+  }
 
   await check("the resource server refuses the cookie from another Origin", async () => {
     const cookieHeader = `mcp_session=${cookie.value}`;
