@@ -1,0 +1,6 @@
+//! Hardening tests: the attack matrix against the resource server, fault injection on
+//! its JWKS and connections, its limits, cookies and CSRF. Real sockets on 127.0.0.1,
+//! a test authorization server of their own, every log line captured.
+
+mod attacks;
+mod support;
