@@ -266,7 +266,13 @@ pub fn router(state: AppState) -> Router {
         app = app.merge(web);
     }
     app.layer(middleware::from_fn_with_state(origin_policy, check_host))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// The span of a request: method and path only. The query string is left out, since
+/// a misbehaving client may put a token there.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
 }
 
 /// Serves `config` on `listener` until the process ends.

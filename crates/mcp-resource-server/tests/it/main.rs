@@ -3,6 +3,7 @@
 
 mod fixture;
 mod layer;
+mod logs;
 mod mcp_http;
 mod prm;
 mod sse;

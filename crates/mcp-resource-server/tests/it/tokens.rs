@@ -402,9 +402,16 @@ async fn expired_cache_entries_are_still_used_while_refresh_fails() {
     let before = auth.fetches();
     for sub in ["bob", "carol", "dave"] {
         let token = TestKey::ec().sign(&auth.claims(sub, &aud, "mcp:tools"), None);
-        assert_eq!(status_of(&url, &token).await.0, 200, "stale keys serve {sub}");
+        assert_eq!(
+            status_of(&url, &token).await.0,
+            200,
+            "stale keys serve {sub}"
+        );
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    assert!(auth.fetches() > before, "a refresh was attempted in the background");
+    assert!(
+        auth.fetches() > before,
+        "a refresh was attempted in the background"
+    );
     auth.set_down(false);
 }
