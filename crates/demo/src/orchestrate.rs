@@ -149,7 +149,7 @@ pub fn rs_args(args: &RunArgs, topology: &Topology) -> Vec<String> {
 
 /// The static metadata to serve: the directory itself with the default ports, else a
 /// copy with the URLs rewritten to the chosen ports.
-fn static_dir(args: &RunArgs, topology: &Topology, work: &Path) -> anyhow::Result<PathBuf> {
+pub fn static_dir(args: &RunArgs, topology: &Topology, work: &Path) -> anyhow::Result<PathBuf> {
     if args.idp_port == 5556 && args.static_port == 5558 {
         return Ok(args.static_dir.clone());
     }

@@ -5,3 +5,4 @@
 mod defaults;
 mod orchestration;
 mod static_server;
+mod topology;
