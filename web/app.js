@@ -80,9 +80,12 @@ function setState(state, text) {
 
 const trace = {
   records: [],
+  // The step still running, if any: an error ends it.
+  current: null,
 
   clear() {
     this.records = [];
+    this.current = null;
     $('steps').replaceChildren();
   },
 
@@ -95,6 +98,7 @@ const trace = {
     item.scrollIntoView({ block: 'nearest' });
     const update = (status, lines) => {
       record.status = status;
+      if (status !== 'running' && this.current === handle) this.current = null;
       record.lines.push(...lines.filter((l) => l !== undefined && l !== null));
       const fresh = this.render(record);
       item.replaceWith(fresh);
@@ -108,6 +112,7 @@ const trace = {
       info: (...lines) => update('info', lines),
       fail: (...lines) => update('failed', lines),
     };
+    this.current = handle;
     return handle;
   },
 
@@ -203,6 +208,12 @@ async function signIn(requestedScopes) {
   setState('working', 'Signing in…');
   trace.clear();
   try {
+    if (requestedScopes && requestedScopes.length) {
+      trace.step('Step-up: authorize again for more scope').info(
+        `The resource server asked for: ${requestedScopes.join(' ')}`,
+        'The current session stays until a new token replaces it.',
+      );
+    }
     // 1. The resource server's challenge.
     let step = trace.step('Ask the resource server how to authorize');
     const probe = await probeUnauthenticated();
@@ -357,6 +368,12 @@ async function finishSignIn() {
     );
 
     await openSession();
+  } catch (e) {
+    fail(e);
+    await resume({ afterError: true });
+    return;
+  }
+  try {
     await connect('signed in');
   } catch (e) {
     fail(e);
@@ -392,18 +409,29 @@ async function openSession() {
 // ---------------------------------------------------------------------------------
 // The MCP session over SSE.
 
-async function connect(how) {
-  let step = trace.step('Open the event stream with the cookie');
-  client = new LegacySseClient({
+function newClient() {
+  const instance = new LegacySseClient({
     sseUrl: config.sseUrl,
     onTraffic: logTraffic,
-    onClose: (reason) => streamClosed(reason),
+    onClose: (reason) => streamClosed(instance, reason),
   });
-  const endpoint = await client.connect();
-  step.ok(
-    `new EventSource("${config.sseUrl.pathname}", { withCredentials: true }): no Authorization header, the browser sends the cookie.`,
-    `First event "endpoint": ${endpoint.pathname}${endpoint.search}`,
-  );
+  return instance;
+}
+
+/** Opens the stream (or takes one already open), then initializes and lists the tools. */
+async function connect(how, opened = null) {
+  let step;
+  if (opened) {
+    client = opened;
+  } else {
+    step = trace.step('Open the event stream with the cookie');
+    client = newClient();
+    const endpoint = await client.connect();
+    step.ok(
+      `new EventSource("${config.sseUrl.pathname}", { withCredentials: true }): no Authorization header, the browser sends the cookie.`,
+      `First event "endpoint": ${endpoint.pathname}${endpoint.search}`,
+    );
+  }
 
   step = trace.step('MCP handshake: initialize');
   const init = await client.initialize(CLIENT_INFO);
@@ -432,7 +460,7 @@ async function connect(how) {
       step.ok({
         kv: [
           ['subject', claims.subject],
-          ['email', profile.email || '(none)'],
+          ...(profile.email ? [['email', profile.email]] : []),
           ['audience', [].concat(claims.audience || []).join(' ')],
           ['scopes', [].concat(claims.scopes || []).join(' ') || '(none)'],
         ],
@@ -444,8 +472,9 @@ async function connect(how) {
   setState('signed-in', who ? `Signed in as ${who}` : `Signed in (${how})`);
 }
 
-function streamClosed(reason) {
-  if (client === null) return;
+function streamClosed(instance, reason) {
+  // Only the current stream's end matters; closing an old one is part of a replacement.
+  if (client !== instance) return;
   client = null;
   if (document.body.dataset.state === 'signed-in') {
     trace.step('The event stream ended').info(reason, 'Sign in again to continue.');
@@ -575,8 +604,12 @@ function showCallError(output, error) {
   output.replaceChildren(...parts);
 }
 
-async function stepUp(scopes) {
-  await endSession({ quiet: true });
+/** Re-authorizes with more scopes; the current session stays until a new one replaces it. */
+function stepUp(scopes) {
+  const current = client;
+  client = null;
+  if (current) current.close('re-authorizing');
+  accessToken = null;
   signIn(scopes);
 }
 
@@ -612,14 +645,19 @@ async function signOut() {
   setState('signed-out', 'Signed out');
 }
 
-/** On a plain page load: a session cookie from earlier in this browser may still be valid. */
-async function resume() {
-  setState('working', 'Looking for a session…');
-  trace.clear();
-  const step = trace.step('Look for a session cookie from an earlier sign-in');
-  const probe = new LegacySseClient({ sseUrl: config.sseUrl, onTraffic: () => {}, timeoutMs: 10000 });
+/**
+ * A session cookie from earlier in this browser may still be valid: on a plain page load,
+ * and after a failed sign-in (for example a refused step-up), try the stream with it.
+ */
+async function resume({ afterError = false } = {}) {
+  if (!afterError) {
+    setState('working', 'Looking for a session…');
+    trace.clear();
+  }
+  const step = trace.step(afterError ? 'Look for the session from before' : 'Look for a session cookie from an earlier sign-in');
+  const opened = newClient();
   try {
-    await probe.connect();
+    await opened.connect();
   } catch {
     // Why it failed: EventSource does not expose the status, a plain GET does.
     let status = 'no answer';
@@ -631,20 +669,23 @@ async function resume() {
       status = `failed (${e.message})`;
     }
     step.info(`GET ${config.sseUrl.pathname} with this browser's cookies → ${status}: no session.`, 'Sign in to start one.');
-    setState('signed-out', 'Signed out');
+    if (!afterError) setState('signed-out', 'Signed out');
     return;
   }
-  probe.close('probe done');
-  step.ok('The session cookie is still valid: reconnecting without a token (this tab holds none after a reload).');
+  const endpoint = opened.endpoint;
+  step.ok(
+    'The session cookie is still valid: the stream opened without a token (this tab holds none after a reload).',
+    `First event "endpoint": ${endpoint.pathname}${endpoint.search}`,
+  );
   try {
-    await connect('session cookie');
+    await connect('session cookie', opened);
   } catch (e) {
     fail(e);
   }
 }
 
 function fail(error) {
-  const step = trace.step(error instanceof FlowError || error instanceof RpcError ? 'Stopped' : 'Unexpected error');
+  const step = trace.current || trace.step(error instanceof FlowError || error instanceof RpcError ? 'Stopped' : 'Unexpected error');
   step.fail(error.message, ...(error.detail && error.detail.code ? [error.detail] : []));
   if (client) {
     client.close('error');

@@ -23,6 +23,7 @@
 //   BROWSER_TEST_OUT         output folder (default: out/browser)
 //   CHROMIUM                 the browser (default: /usr/bin/chromium)
 //   BROWSER_TEST_HEADED=1    show the browser window
+//   BROWSER_TEST_SHOTS=1     save a screenshot after every check (out/browser/steps/)
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -72,6 +73,10 @@ async function check(name, fn) {
     const note = await fn();
     passed += 1;
     console.log(note ? `ok (${note})` : 'ok');
+    if (env.BROWSER_TEST_SHOTS === '1' && page) {
+      const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+      await page.screenshot({ path: path.join(OUT, 'steps', `${MODE}-${String(passed).padStart(2, '0')}-${slug}.png`), fullPage: true });
+    }
   } catch (error) {
     console.log('FAILED');
     error.step = name;
@@ -491,7 +496,19 @@ async function main() {
     return 'insufficient scope: mcp:admin';
   });
 
-  if (!DEX) {
+  if (DEX) {
+    await check('step-up against Dex: refused with invalid_scope, shown, and the old session resumes', async () => {
+      const card = page.locator('#tools [data-tool="admin_status"]');
+      await card.locator('.tool-result button').click();
+      // Dex rejects the scope at once and redirects back with error=invalid_scope.
+      await page.waitForURL((url) => url.origin === origin && !url.search, { timeout: STEP_TIMEOUT });
+      await waitForState('signed-in', 'after the refused step-up');
+      const steps = await pageSteps();
+      if (!/\[failed\][^\n]*invalid_scope/.test(steps)) fail(`the page does not show the invalid_scope refusal:\n${steps}`);
+      if (!/\[ok\][^\n]*session cookie is still valid/.test(steps)) fail(`the page did not resume the previous session:\n${steps}`);
+      return 'invalid_scope shown; previous session resumed';
+    });
+  } else {
     await check('the callback iss was checked (RFC 9207)', async () => {
       const steps = await pageSteps();
       if (!steps.includes('iss names the expected issuer')) fail(`the page did not check iss:\n${steps}`);
