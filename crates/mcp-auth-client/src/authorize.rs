@@ -1,0 +1,267 @@
+//! The authorization code flow with PKCE (OAuth 2.1 §4.1, RFC 7636, RFC 8707, RFC 9207).
+//!
+//! One call of [`authorize`] binds the loopback listener, settles the client identity,
+//! builds the authorization URL (`response_type=code`, `client_id`, `redirect_uri`,
+//! `code_challenge` + `S256`, `state`, `scope`, `resource`), has the user's browser (or
+//! the headless follower) visit it, waits for the callback, and exchanges the code.
+//! Scope selection follows the MCP specification: see [`select_scopes`].
+
+use std::time::Duration;
+
+use mcp_auth_proto::{BearerChallenge, Scopes, TokenResponse};
+use url::Url;
+
+use crate::cache::Cache;
+use crate::discovery::Discovered;
+use crate::error::{ClientError, Result};
+use crate::loopback::{CallbackListener, Expected};
+use crate::registration::{ClientConfig, StoredClient, client_identity, registered_redirect_uri};
+use crate::trace::Trace;
+use crate::{headless, pkce, token};
+
+const AREA: &str = "authorize";
+
+/// How the user gets to the authorization URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interaction {
+    /// Print the URL and open the system browser (`open_browser: false` only prints it).
+    Browser {
+        /// Whether to launch the browser.
+        open_browser: bool,
+    },
+    /// Follow the URL over HTTP (for auto-approving authorization servers).
+    Headless,
+}
+
+/// Options of the authorization flow.
+#[derive(Debug, Clone)]
+pub struct AuthorizeOptions {
+    /// Browser or headless.
+    pub interaction: Interaction,
+    /// Port of the loopback redirect URI (`0`: ephemeral).
+    pub redirect_port: u16,
+    /// How long to wait for the callback.
+    pub timeout: Duration,
+    /// The client identity configuration.
+    pub client: ClientConfig,
+}
+
+/// The outcome of a successful authorization.
+#[derive(Debug)]
+pub struct Authorized {
+    /// The token response.
+    pub tokens: TokenResponse,
+    /// The client the tokens were issued to.
+    pub client: StoredClient,
+    /// The scope that was requested (`None` if omitted).
+    pub requested_scope: Option<Scopes>,
+}
+
+/// The scopes to request, as the MCP specification says ("Scope Selection Strategy"):
+/// the `scope` of the challenge, else every PRM `scopes_supported`, else none. On a step-up
+/// the scopes of the current token are kept (`current`). `extra` are the user's
+/// `--scope`s. `offline_access` is added when the authorization server lists it in
+/// `scopes_supported` and supports the `refresh_token` grant (SEP-2207).
+#[must_use]
+pub fn select_scopes(
+    trace: &Trace,
+    challenge: Option<&BearerChallenge>,
+    discovered: &Discovered,
+    current: Option<&Scopes>,
+    extra: &Scopes,
+) -> Scopes {
+    let (mut scopes, why) = match challenge.and_then(|c| c.scope.as_deref()) {
+        Some(s) if !s.trim().is_empty() => {
+            (Scopes::parse(s), "from the WWW-Authenticate challenge")
+        }
+        _ => match &discovered.prm {
+            Some(prm) if !prm.scopes_supported.is_empty() => (
+                prm.scopes_supported.iter().map(String::as_str).collect(),
+                "all of the resource's scopes_supported",
+            ),
+            _ => (
+                Scopes::default(),
+                "none named by the challenge or the resource",
+            ),
+        },
+    };
+    if let Some(cur) = current.filter(|c| !c.is_empty()) {
+        scopes = cur.union(&scopes);
+    }
+    scopes = scopes.union(extra);
+    let md = &discovered.authorization_server.metadata;
+    if md.scopes_supported.iter().any(|s| s == "offline_access")
+        && md.supports_grant_type("refresh_token")
+        && !scopes.contains("offline_access")
+    {
+        scopes.insert("offline_access");
+        trace.step(
+            AREA,
+            "the authorization server offers offline_access and refresh tokens: asking for offline_access too",
+        );
+    }
+    if scopes.is_empty() {
+        trace.step(AREA, format!("scope: omitted ({why})"));
+    } else {
+        trace.step(AREA, format!("scope: \"{scopes}\" ({why})"));
+    }
+    scopes
+}
+
+/// Runs the authorization code flow and returns the tokens.
+pub async fn authorize(
+    http: &reqwest::Client,
+    trace: &Trace,
+    cache: &Cache,
+    discovered: &Discovered,
+    options: &AuthorizeOptions,
+    scopes: &Scopes,
+) -> Result<Authorized> {
+    let as_ = &discovered.authorization_server;
+    let listener = bind_listener(trace, cache, &as_.issuer, options).await?;
+    let redirect_uri = listener.redirect_uri().to_owned();
+    trace.step(
+        AREA,
+        format!("listening for the redirect on {redirect_uri} (loopback only)"),
+    );
+    let client = client_identity(http, trace, cache, as_, &options.client, &redirect_uri).await?;
+
+    let (challenge, verifier) = pkce::new_pair();
+    let state = pkce::new_state();
+    let mut url = as_.authorization_endpoint.clone();
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &client.client_id)
+            .append_pair("redirect_uri", &redirect_uri)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", &state);
+        if !scopes.is_empty() {
+            q.append_pair("scope", &scopes.to_string());
+        }
+        q.append_pair("resource", &discovered.resource);
+    }
+    trace.step(
+        AREA,
+        format!(
+            "authorization request to {}: PKCE S256, a fresh state, resource={}{}",
+            as_.authorization_endpoint,
+            discovered.resource,
+            if scopes.is_empty() {
+                String::new()
+            } else {
+                format!(", scope=\"{scopes}\"")
+            }
+        ),
+    );
+    let pending = listener.serve(Expected {
+        state: state.clone(),
+        issuer: as_.issuer.clone(),
+        iss_required: as_.metadata.authorization_response_iss_parameter_supported,
+    });
+
+    match options.interaction {
+        Interaction::Headless => {
+            if let Err(e) = headless::follow(trace, &url, &redirect_uri).await {
+                let _ = pending.wait(Duration::from_millis(1)).await;
+                return Err(e);
+            }
+        }
+        Interaction::Browser { open_browser } => {
+            trace.notice(format!(
+                "Open this URL in a browser to authorize (waiting up to {} s):\n\n  {url}\n",
+                options.timeout.as_secs()
+            ));
+            if open_browser {
+                match open_in_browser(url.as_str()) {
+                    Ok(how) => trace.step(AREA, format!("opened the browser ({how})")),
+                    Err(e) => trace.step(
+                        AREA,
+                        format!("could not open a browser ({e}); open the URL above by hand"),
+                    ),
+                }
+            }
+        }
+    }
+
+    let callback = pending.wait(options.timeout).await?;
+    trace.step(
+        AREA,
+        format!(
+            "callback received: state matches{}, got an authorization code",
+            match &callback.iss {
+                Some(iss) => format!(", iss {iss} is the authorization server (RFC 9207)"),
+                None => ", no iss parameter".to_owned(),
+            }
+        ),
+    );
+    let tokens = token::exchange_code(
+        http,
+        trace,
+        &as_.token_endpoint,
+        &client,
+        &callback.code,
+        verifier,
+        &redirect_uri,
+        &discovered.resource,
+    )
+    .await?;
+    Ok(Authorized {
+        tokens,
+        client,
+        requested_scope: (!scopes.is_empty()).then(|| scopes.clone()),
+    })
+}
+
+async fn bind_listener(
+    trace: &Trace,
+    cache: &Cache,
+    issuer: &str,
+    options: &AuthorizeOptions,
+) -> Result<CallbackListener> {
+    let bind_err = |port: u16, e: std::io::Error| {
+        ClientError::Config(format!(
+            "cannot listen on 127.0.0.1:{port} for the redirect: {e}"
+        ))
+    };
+    if options.redirect_port != 0 {
+        return CallbackListener::bind(options.redirect_port)
+            .await
+            .map_err(|e| bind_err(options.redirect_port, e));
+    }
+    // A dynamic registration names its redirect URI; binding the same port lets it be reused.
+    if options.client.client_id.is_none()
+        && let Some(port) = registered_redirect_uri(cache, issuer)
+            .and_then(|u| Url::parse(&u).ok())
+            .and_then(|u| u.port())
+    {
+        match CallbackListener::bind(port).await {
+                Ok(l) => return Ok(l),
+                Err(_) => trace.step(
+                    AREA,
+                    format!("port {port} of the registered redirect URI is busy: a new registration will be needed"),
+                ),
+            }
+    }
+    CallbackListener::bind(0).await.map_err(|e| bind_err(0, e))
+}
+
+/// Opens `url` with `$BROWSER`, else the platform's opener. Returns what was run.
+fn open_in_browser(url: &str) -> std::io::Result<String> {
+    use std::process::{Command, Stdio};
+    let program = match std::env::var("BROWSER") {
+        Ok(b) if !b.trim().is_empty() => b,
+        _ if cfg!(target_os = "macos") => "open".to_owned(),
+        _ if cfg!(windows) => "explorer".to_owned(),
+        _ => "xdg-open".to_owned(),
+    };
+    let mut child = Command::new(&program)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    std::thread::spawn(move || child.wait());
+    Ok(program)
+}

@@ -1,0 +1,665 @@
+//! The `mcp-client` command line: parse, wire the parts together, print results.
+//!
+//! The trace of what the client does goes to standard error; results (tool lists, tool
+//! results, the cache state) go to standard output. The MCP server URL may come first or
+//! last among a command's arguments (the conformance runner appends it), or from `--url`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mcp_auth_proto::{ClientSecret, Scopes};
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::authorize::{AuthorizeOptions, Interaction};
+use crate::cache::Cache;
+use crate::mcp::sse::SseAuth;
+use crate::registration::{ClientConfig, TokenAuthMethod};
+use crate::session::{Session, SessionOptions, TransportChoice};
+use crate::trace::{Trace, Verbosity, describe_token, jwt_claims};
+
+/// Try OAuth for MCP against any MCP server: discover, authorize, then list and call tools.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mcp-client",
+    version,
+    about = "An MCP client that gets authorized (OAuth 2.1 + PKCE) and shows every step",
+    after_help = "Examples:\n  mcp-client tools http://localhost:3001/mcp\n  mcp-client call http://localhost:3001/mcp calculator operation=add a=2 b=3\n  mcp-client call weather '{\"location\":\"Paris\"}' http://localhost:3001/mcp\n  mcp-client --transport sse --sse-auth cookie tools http://localhost:3001/sse\n  mcp-client status\n  mcp-client logout http://localhost:3001/mcp"
+)]
+pub struct Cli {
+    /// Options of every command.
+    #[command(flatten)]
+    pub options: Options,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect (authorizing if needed) and list the server's tools.
+    #[command(visible_alias = "list")]
+    Tools {
+        /// The MCP server URL.
+        #[arg(value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Call a tool with a JSON object or key=value arguments (values are read as JSON when
+    /// they parse, else as strings): `call <URL> <TOOL> [ARGS...]` or `call <TOOL> [ARGS...] <URL>`.
+    Call {
+        /// The server URL, the tool name and its arguments.
+        #[arg(value_name = "URL TOOL [ARGS]", required = true, num_args = 1..)]
+        words: Vec<String>,
+    },
+    /// Authorize, list the tools, and call every tool that needs no arguments.
+    Check {
+        /// The MCP server URL.
+        #[arg(value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Authorize (or refresh) and initialize, without calling anything.
+    Login {
+        /// The MCP server URL.
+        #[arg(value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Show the cached authorization state (of one server, or of all).
+    Status {
+        /// The MCP server URL.
+        #[arg(value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Forget the cached tokens of a server (or of all with --all).
+    Logout {
+        /// The MCP server URL.
+        #[arg(value_name = "URL")]
+        url: Option<String>,
+        /// Forget every cached token.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// Which transport (`--transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TransportArg {
+    /// Streamable HTTP, falling back to legacy SSE if the server does not speak it.
+    Auto,
+    /// Streamable HTTP only.
+    StreamableHttp,
+    /// The legacy HTTP+SSE transport only.
+    Sse,
+}
+
+/// How the legacy SSE transport authenticates (`--sse-auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SseAuthArg {
+    /// The Bearer header on the stream and every POST.
+    Bearer,
+    /// A session cookie from `POST /session`.
+    Cookie,
+}
+
+/// Token endpoint authentication (`--token-auth-method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMethodArg {
+    /// From the registration or the authorization server's metadata.
+    Auto,
+    /// Public client.
+    None,
+    /// HTTP Basic.
+    ClientSecretBasic,
+    /// In the form body.
+    ClientSecretPost,
+}
+
+/// Options of every command; each can also be set by its environment variable.
+#[derive(Debug, Args)]
+pub struct Options {
+    /// The MCP server URL, instead of an argument.
+    #[arg(long, global = true, env = "MCP_SERVER_URL")]
+    pub url: Option<String>,
+    /// Follow the authorization URL over HTTP instead of opening a browser (for
+    /// authorization servers that approve without a person, and CI).
+    #[arg(long, global = true, env = "MCP_CLIENT_HEADLESS")]
+    pub headless: bool,
+    /// Print the authorization URL without opening a browser.
+    #[arg(long, global = true, env = "MCP_CLIENT_NO_BROWSER")]
+    pub no_browser: bool,
+    /// A pre-registered client id.
+    #[arg(long, global = true, env = "MCP_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// The secret of the pre-registered client (confidential clients only).
+    #[arg(long, global = true, env = "MCP_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// A Client ID Metadata Document URL, used as client_id when the authorization server
+    /// supports it.
+    #[arg(long, global = true, env = "MCP_CLIENT_METADATA_URL")]
+    pub client_metadata_url: Option<String>,
+    /// How to authenticate at the token endpoint.
+    #[arg(long, global = true, env = "MCP_CLIENT_TOKEN_AUTH_METHOD", value_enum, default_value_t = AuthMethodArg::Auto)]
+    pub token_auth_method: AuthMethodArg,
+    /// The client_name sent in dynamic registration.
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_CLIENT_NAME",
+        default_value = "mcp-client"
+    )]
+    pub client_name: String,
+    /// Port of the loopback redirect URI http://127.0.0.1:<port>/callback (0: any free
+    /// port; set one for authorization servers that match redirect URIs exactly).
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_CLIENT_REDIRECT_PORT",
+        default_value_t = 0
+    )]
+    pub redirect_port: u16,
+    /// Extra scopes to request (space or comma separated; repeatable).
+    #[arg(long = "scope", global = true, env = "MCP_CLIENT_SCOPE")]
+    pub scopes: Vec<String>,
+    /// The MCP transport.
+    #[arg(long, global = true, env = "MCP_CLIENT_TRANSPORT", value_enum, default_value_t = TransportArg::Auto)]
+    pub transport: TransportArg,
+    /// How the legacy SSE transport authenticates.
+    #[arg(long, global = true, env = "MCP_CLIENT_SSE_AUTH", value_enum, default_value_t = SseAuthArg::Bearer)]
+    pub sse_auth: SseAuthArg,
+    /// Where `--sse-auth cookie` gets its cookie (default: /session on the server's origin).
+    #[arg(long, global = true, env = "MCP_CLIENT_SESSION_URL")]
+    pub session_url: Option<String>,
+    /// The token cache directory (default: $XDG_CACHE_HOME/mcp-client or ~/.cache/mcp-client).
+    #[arg(long, global = true, env = "MCP_CLIENT_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Keep tokens in memory only.
+    #[arg(long, global = true, env = "MCP_CLIENT_NO_CACHE")]
+    pub no_cache: bool,
+    /// Seconds to wait for the authorization callback.
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_CLIENT_AUTH_TIMEOUT",
+        default_value_t = 300
+    )]
+    pub auth_timeout: u64,
+    /// At most this many authorizations per operation.
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_CLIENT_MAX_AUTHORIZATIONS",
+        default_value_t = 3
+    )]
+    pub max_authorizations: u32,
+    /// Show details: metadata documents, responses, decoded token claims.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Show no trace, only results and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Runs a command. Errors are returned for the caller to print as one sentence.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let o = &cli.options;
+    let trace = Trace::stderr(if o.quiet {
+        Verbosity::Quiet
+    } else if o.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    });
+    let cache = if o.no_cache {
+        Cache::disabled()
+    } else {
+        match o.cache_dir.clone().or_else(Cache::default_dir) {
+            Some(d) => Cache::new(d),
+            None => Cache::disabled(),
+        }
+    };
+    match &cli.command {
+        Command::Tools { url } => {
+            let url = server_url(o, url.as_deref())?;
+            let mut session = Session::new(session_options(o, url)?, trace, cache)?;
+            session.connect().await?;
+            let tools = session.list_tools().await?;
+            print_tools(o.json, &tools);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Call { words } => {
+            let (url, tool, args) = split_call(o, words)?;
+            let mut session = Session::new(session_options(o, url)?, trace, cache)?;
+            session.connect().await?;
+            let result = session.call_tool(&tool, args).await?;
+            Ok(print_result(o.json, &tool, &result))
+        }
+        Command::Check { url } => {
+            let url = server_url(o, url.as_deref())?;
+            let mut session = Session::new(session_options(o, url)?, trace.clone(), cache)?;
+            session.connect().await?;
+            let tools = session.list_tools().await?;
+            print_tools(o.json, &tools);
+            let mut code = ExitCode::SUCCESS;
+            for tool in &tools {
+                let Some(name) = tool.get("name").and_then(Value::as_str) else {
+                    continue;
+                };
+                if !required_args(tool).is_empty() {
+                    trace.step("check", format!("skipping {name}: it needs arguments"));
+                    continue;
+                }
+                let result = session.call_tool(name, Value::Object(Map::new())).await?;
+                if print_result(o.json, name, &result) != ExitCode::SUCCESS {
+                    code = ExitCode::FAILURE;
+                }
+            }
+            Ok(code)
+        }
+        Command::Login { url } => {
+            let url = server_url(o, url.as_deref())?;
+            let mut session = Session::new(session_options(o, url)?, trace, cache)?;
+            session.connect().await?;
+            match session.tokens() {
+                Some(t) => println!(
+                    "authorized for {} by {} ({})",
+                    t.server,
+                    t.issuer,
+                    describe_token(t.access_token.secret())
+                ),
+                None => println!("connected; the server did not ask for authorization"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { url } => {
+            let server = match url.as_deref().or(o.url.as_deref()) {
+                Some(u) => Some(canonical(u)?),
+                None => None,
+            };
+            print_status(o, &cache, server.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logout { url, all } => {
+            if *all {
+                let n = cache.remove_all_tokens()?;
+                println!("forgot {n} cached token set(s)");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let Some(u) = url.as_deref().or(o.url.as_deref()) else {
+                anyhow::bail!("logout needs the MCP server URL (or --all)");
+            };
+            let server = canonical(u)?;
+            let n = cache.remove_tokens(&server)?;
+            if n == 0 {
+                println!("no cached tokens for {server}");
+            } else {
+                println!("forgot the cached tokens for {server} ({n} file(s))");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn canonical(u: &str) -> anyhow::Result<String> {
+    let url = parse_url(u)?;
+    mcp_auth_proto::wellknown::canonical_resource(&url)
+        .map_err(|e| anyhow::anyhow!("{u} is not a usable MCP server URL: {e}"))
+}
+
+fn parse_url(u: &str) -> anyhow::Result<Url> {
+    let url = Url::parse(u).map_err(|e| anyhow::anyhow!("{u:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        anyhow::bail!("{u} is not an http or https URL");
+    }
+    Ok(url)
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+fn server_url(o: &Options, arg: Option<&str>) -> anyhow::Result<Url> {
+    match arg.or(o.url.as_deref()) {
+        Some(u) => parse_url(u),
+        None => anyhow::bail!("no MCP server URL: give it as an argument or with --url"),
+    }
+}
+
+/// Splits `call`'s words into the URL (first or last, else `--url`), the tool and its
+/// arguments.
+fn split_call(o: &Options, words: &[String]) -> anyhow::Result<(Url, String, Value)> {
+    let mut words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let url = if words.first().is_some_and(|w| is_url(w)) {
+        words.remove(0).to_owned()
+    } else if words.len() > 1 && words.last().is_some_and(|w| is_url(w)) {
+        words.pop().unwrap_or_default().to_owned()
+    } else if let Some(u) = &o.url {
+        u.clone()
+    } else {
+        anyhow::bail!("no MCP server URL: give it first or last, or with --url");
+    };
+    let url = parse_url(&url)?;
+    if words.is_empty() {
+        anyhow::bail!("which tool? usage: call <URL> <TOOL> [ARGS...]");
+    }
+    let tool = words.remove(0).to_owned();
+    Ok((url, tool, parse_arguments(&words)?))
+}
+
+/// Tool arguments from a JSON object or `key=value` words. A value is read as JSON when it
+/// parses (`a=2` is a number, `flag=true` a boolean), else as a string (`city=Paris`).
+pub fn parse_arguments(words: &[&str]) -> anyhow::Result<Value> {
+    if let [single] = words
+        && single.trim_start().starts_with('{')
+    {
+        let v: Value = serde_json::from_str(single)
+            .map_err(|e| anyhow::anyhow!("the arguments are not a JSON object: {e}"))?;
+        return Ok(v);
+    }
+    let mut map = Map::new();
+    for w in words {
+        let Some((k, v)) = w.split_once('=') else {
+            anyhow::bail!("argument {w:?} is neither key=value nor a JSON object");
+        };
+        if k.is_empty() {
+            anyhow::bail!("argument {w:?} has an empty name");
+        }
+        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
+        map.insert(k.to_owned(), value);
+    }
+    Ok(Value::Object(map))
+}
+
+fn session_options(o: &Options, server_url: Url) -> anyhow::Result<SessionOptions> {
+    let mut extra = Scopes::default();
+    for s in &o.scopes {
+        for part in s.split([',', ' ']).filter(|p| !p.is_empty()) {
+            extra.insert(part);
+        }
+    }
+    let sse_auth = match o.sse_auth {
+        SseAuthArg::Bearer => SseAuth::Bearer,
+        SseAuthArg::Cookie => {
+            let session_url = match &o.session_url {
+                Some(u) => parse_url(u)?,
+                None => server_url.join("/session")?,
+            };
+            SseAuth::Cookie { session_url }
+        }
+    };
+    let auth_method = match o.token_auth_method {
+        AuthMethodArg::Auto => None,
+        AuthMethodArg::None => Some(TokenAuthMethod::None),
+        AuthMethodArg::ClientSecretBasic => Some(TokenAuthMethod::ClientSecretBasic),
+        AuthMethodArg::ClientSecretPost => Some(TokenAuthMethod::ClientSecretPost),
+    };
+    if o.client_secret.is_some() && o.client_id.is_none() {
+        anyhow::bail!("--client-secret needs --client-id");
+    }
+    Ok(SessionOptions {
+        server_url,
+        transport: match o.transport {
+            TransportArg::Auto => TransportChoice::Auto,
+            TransportArg::StreamableHttp => TransportChoice::Streamable,
+            TransportArg::Sse => TransportChoice::Sse,
+        },
+        sse_auth,
+        authorize: AuthorizeOptions {
+            interaction: if o.headless {
+                Interaction::Headless
+            } else {
+                Interaction::Browser {
+                    open_browser: !o.no_browser,
+                }
+            },
+            redirect_port: o.redirect_port,
+            timeout: Duration::from_secs(o.auth_timeout.max(1)),
+            client: ClientConfig {
+                client_id: o.client_id.clone().filter(|s| !s.is_empty()),
+                client_secret: o
+                    .client_secret
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .map(ClientSecret::new),
+                client_metadata_url: o.client_metadata_url.clone().filter(|s| !s.is_empty()),
+                auth_method,
+                client_name: o.client_name.clone(),
+            },
+        },
+        extra_scopes: extra,
+        max_authorizations: o.max_authorizations.max(1),
+        refresh_margin_secs: 60,
+    })
+}
+
+fn required_args(tool: &Value) -> Vec<String> {
+    tool.pointer("/inputSchema/required")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn print_tools(json: bool, tools: &[Value]) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&Value::Array(tools.to_vec())).unwrap_or_default()
+        );
+        return;
+    }
+    println!("{} tool(s):", tools.len());
+    for t in tools {
+        let name = t.get("name").and_then(Value::as_str).unwrap_or("?");
+        let required = required_args(t);
+        let args: Vec<String> = t
+            .pointer("/inputSchema/properties")
+            .and_then(Value::as_object)
+            .map(|props| {
+                props
+                    .iter()
+                    .map(|(k, v)| {
+                        let ty = v.get("type").and_then(Value::as_str).unwrap_or("any");
+                        let opt = if required.contains(k) { "" } else { "?" };
+                        format!("{k}{opt}: {ty}")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let desc = t
+            .get("description")
+            .and_then(Value::as_str)
+            .and_then(|d| d.lines().next())
+            .unwrap_or("");
+        println!(
+            "  {name}({}){}",
+            args.join(", "),
+            if desc.is_empty() {
+                String::new()
+            } else {
+                format!("  {desc}")
+            }
+        );
+    }
+}
+
+fn print_result(json: bool, tool: &str, result: &Value) -> ExitCode {
+    let is_error = result.get("isError").and_then(Value::as_bool) == Some(true);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(result).unwrap_or_default()
+        );
+    } else {
+        println!("{tool}{}:", if is_error { " (tool error)" } else { "" });
+        for item in result
+            .get("content")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            match item.get("type").and_then(Value::as_str) {
+                Some("text") => println!(
+                    "  {}",
+                    item.get("text")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .replace('\n', "\n  ")
+                ),
+                Some(other) => println!(
+                    "  [{other} content{}]",
+                    item.get("mimeType")
+                        .and_then(Value::as_str)
+                        .map(|m| format!(", {m}"))
+                        .unwrap_or_default()
+                ),
+                None => println!("  {item}"),
+            }
+        }
+        if let Some(s) = result.get("structuredContent") {
+            println!("  structured: {s}");
+        }
+    }
+    if is_error {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_status(o: &Options, cache: &Cache, server: Option<&str>) -> anyhow::Result<()> {
+    let Some(dir) = cache.dir() else {
+        println!("the token cache is disabled");
+        return Ok(());
+    };
+    let entries: Vec<_> = cache
+        .list_tokens()?
+        .into_iter()
+        .filter(|(_, t)| server.is_none_or(|s| t.server == s))
+        .collect();
+    if o.json {
+        let list: Vec<Value> = entries
+            .iter()
+            .map(|(p, t)| {
+                serde_json::json!({
+                    "server": t.server, "resource": t.resource, "issuer": t.issuer,
+                    "client_id": t.client.client_id, "client_source": t.client.source,
+                    "token_auth_method": t.client.auth_method, "scope": t.scope,
+                    "expires_in": t.expires_in(), "refresh_token": t.refresh_token.is_some(),
+                    "access_token": describe_token(t.access_token.secret()),
+                    "file": p.display().to_string(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if entries.is_empty() {
+        println!(
+            "no cached tokens{} in {}",
+            server.map(|s| format!(" for {s}")).unwrap_or_default(),
+            dir.display()
+        );
+        return Ok(());
+    }
+    for (path, t) in entries {
+        println!("{}", t.server);
+        println!("  authorization server: {}", t.issuer);
+        println!(
+            "  client: {} ({}, token endpoint auth {})",
+            t.client.client_id,
+            t.client.source,
+            t.client.auth_method.as_str()
+        );
+        println!("  resource: {}", t.resource);
+        println!("  scope: {}", t.scope.as_deref().unwrap_or("(none)"));
+        println!(
+            "  access token: {}, {}",
+            describe_token(t.access_token.secret()),
+            match t.expires_in() {
+                Some(s) if s > 0 => format!("expires in {s} s"),
+                Some(s) => format!("expired {} s ago", -s),
+                None => "expiry unknown".to_owned(),
+            }
+        );
+        println!(
+            "  refresh token: {}",
+            if t.refresh_token.is_some() {
+                "yes"
+            } else {
+                "no"
+            }
+        );
+        println!("  file: {}", path.display());
+        if o.verbose
+            && let Some(claims) = jwt_claims(t.access_token.secret())
+        {
+            println!("  access token (decoded, not verified):");
+            for line in claims.lines() {
+                println!("    {line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_from_key_values_and_json() {
+        assert_eq!(
+            parse_arguments(&[
+                "operation=add",
+                "a=2",
+                "b=3.5",
+                "flag=true",
+                "city=New York"
+            ])
+            .unwrap(),
+            serde_json::json!({"operation":"add","a":2,"b":3.5,"flag":true,"city":"New York"})
+        );
+        assert_eq!(
+            parse_arguments(&[r#"{"location":"Paris"}"#]).unwrap(),
+            serde_json::json!({"location":"Paris"})
+        );
+        assert!(parse_arguments(&["novalue"]).is_err());
+        assert!(parse_arguments(&["{bad json"]).is_err());
+        assert_eq!(parse_arguments(&[]).unwrap(), serde_json::json!({}));
+    }
+
+    #[test]
+    fn url_first_or_last() {
+        let cli = Cli::parse_from(["mcp-client", "call", "calc", "a=1", "http://h/mcp"]);
+        let Command::Call { words } = &cli.command else {
+            panic!()
+        };
+        let (u, t, a) = split_call(&cli.options, words).unwrap();
+        assert_eq!((u.as_str(), t.as_str()), ("http://h/mcp", "calc"));
+        assert_eq!(a, serde_json::json!({"a":1}));
+        let cli = Cli::parse_from(["mcp-client", "--headless", "call", "http://h/mcp", "calc"]);
+        let Command::Call { words } = &cli.command else {
+            panic!()
+        };
+        let (u, t, _) = split_call(&cli.options, words).unwrap();
+        assert_eq!((u.as_str(), t.as_str()), ("http://h/mcp", "calc"));
+        assert!(cli.options.headless);
+        let cli = Cli::parse_from(["mcp-client", "check", "--headless", "http://h/mcp"]);
+        assert!(cli.options.headless);
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,213 @@
+//! The client's error type.
+//!
+//! Every variant reads as one sentence that names what went wrong and, where it helps,
+//! what to do about it. No variant carries a token or a secret.
+
+use std::time::Duration;
+
+/// Everything that can end an operation of the client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A network error: the peer could not be reached or the connection broke.
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable {
+        /// The URL that was requested.
+        url: String,
+        /// What the HTTP stack said.
+        reason: String,
+    },
+    /// A peer answered with an unexpected HTTP status.
+    #[error("{url} answered HTTP {status}{detail}")]
+    HttpStatus {
+        /// The URL that was requested.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// A short, already formatted detail (may be empty).
+        detail: String,
+    },
+    /// A peer answered something that could not be understood.
+    #[error("{what} from {url} is not valid: {reason}")]
+    InvalidResponse {
+        /// What was expected (`protected resource metadata`, `token response`, ...).
+        what: &'static str,
+        /// The URL that was requested.
+        url: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The Protected Resource Metadata names another resource (RFC 9728 §3.3).
+    #[error(
+        "the protected resource metadata names the resource {prm_resource}, which is not the server {server}: refusing to authorize"
+    )]
+    ResourceMismatch {
+        /// The `resource` of the metadata.
+        prm_resource: String,
+        /// The MCP server URL in use.
+        server: String,
+    },
+    /// The metadata of the authorization server names another issuer (RFC 8414 §3.3).
+    #[error("the authorization server metadata at {url} names the issuer {found}, not {expected}")]
+    IssuerMismatch {
+        /// Where the metadata came from.
+        url: String,
+        /// The issuer that was looked up.
+        expected: String,
+        /// The issuer the document names.
+        found: String,
+    },
+    /// The authorization server does not list PKCE S256.
+    #[error(
+        "the authorization server {issuer} does not list S256 in code_challenge_methods_supported, and PKCE with S256 is required"
+    )]
+    NoPkceS256 {
+        /// The issuer.
+        issuer: String,
+    },
+    /// An authorization server endpoint is plain http on a non-loopback host.
+    #[error(
+        "refusing to use {url}: authorization server endpoints must be https (or http on a loopback address)"
+    )]
+    InsecureEndpoint {
+        /// The offending URL.
+        url: String,
+    },
+    /// No authorization server could be found.
+    #[error("no authorization server found for {server}: {reason}")]
+    NoAuthorizationServer {
+        /// The MCP server URL.
+        server: String,
+        /// What was tried.
+        reason: String,
+    },
+    /// No way to identify this client to the authorization server.
+    #[error(
+        "no client identity for {issuer}: it has no registration endpoint and does not accept client ID metadata documents; pass --client-id (and --client-secret) of a client registered there"
+    )]
+    NoClientIdentity {
+        /// The issuer.
+        issuer: String,
+    },
+    /// The authorization server answered the authorization request with an error.
+    #[error("the authorization server refused the authorization: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    AuthorizationDenied {
+        /// The `error` code of the callback.
+        error: String,
+        /// The `error_description`, if any.
+        description: Option<String>,
+    },
+    /// The `state` of the callback is not the one that was sent.
+    #[error(
+        "the state in the authorization callback does not match the one sent: the response was discarded"
+    )]
+    StateMismatch,
+    /// The `iss` of the callback is not the authorization server (RFC 9207).
+    #[error(
+        "the authorization callback names the issuer {found}, not {expected} (RFC 9207): the response was discarded"
+    )]
+    CallbackIssuerMismatch {
+        /// The issuer in use.
+        expected: String,
+        /// The `iss` of the callback (`(missing)` when the AS promised one and sent none).
+        found: String,
+    },
+    /// Nobody came back to the redirect URI in time.
+    #[error("no authorization callback within {} s: the authorization was abandoned", .0.as_secs())]
+    CallbackTimeout(Duration),
+    /// The headless authorizer could not reach the redirect URI.
+    #[error("headless authorization stopped at {url}: {reason}")]
+    Headless {
+        /// The last URL visited.
+        url: String,
+        /// Why it stopped.
+        reason: String,
+    },
+    /// The token endpoint answered with an OAuth error (RFC 6749 §5.2).
+    #[error("the token endpoint {url} refused the {grant} grant: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    TokenEndpoint {
+        /// The token endpoint.
+        url: String,
+        /// `authorization_code` or `refresh_token`.
+        grant: &'static str,
+        /// The OAuth error code.
+        error: String,
+        /// The error description, if any.
+        description: Option<String>,
+    },
+    /// Dynamic client registration failed.
+    #[error("dynamic client registration at {url} failed: {reason}")]
+    Registration {
+        /// The registration endpoint.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server kept asking for authorization.
+    #[error(
+        "gave up after {attempts} authorization attempts for one operation: the server still answers {status}{}",
+        scope.as_deref().map(|s| format!(" and asks for the scope \"{s}\"")).unwrap_or_default()
+    )]
+    TooManyAuthorizations {
+        /// How many authorizations were made.
+        attempts: u32,
+        /// The last HTTP status (401 or 403).
+        status: u16,
+        /// The last scope asked for.
+        scope: Option<String>,
+    },
+    /// The server answered 403 with an error other than `insufficient_scope`.
+    #[error("the server refused the request (HTTP 403){}", .0.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Forbidden(Option<String>),
+    /// A JSON-RPC error response.
+    #[error("the MCP server answered {method} with error {code}: {message}")]
+    JsonRpc {
+        /// The method that was called.
+        method: String,
+        /// The JSON-RPC error code.
+        code: i64,
+        /// The error message.
+        message: String,
+    },
+    /// A transport-level problem of the MCP session.
+    #[error("MCP transport: {0}")]
+    Transport(String),
+    /// Reading or writing the token cache failed.
+    #[error("token cache {path}: {source}")]
+    Cache {
+        /// The file or directory.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Bad configuration or arguments.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl ClientError {
+    pub(crate) fn unreachable(url: impl Into<String>, err: &reqwest::Error) -> Self {
+        // reqwest's Display includes the URL; keep only the underlying cause.
+        let mut reason = String::new();
+        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
+        while let Some(s) = source {
+            reason = s.to_string();
+            source = s.source();
+        }
+        if reason.is_empty() {
+            reason = if err.is_timeout() {
+                "timed out".to_owned()
+            } else {
+                "request failed".to_owned()
+            };
+        }
+        ClientError::Unreachable {
+            url: url.into(),
+            reason,
+        }
+    }
+}
+
+/// Result alias of the crate.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;

@@ -1,0 +1,36 @@
+//! An MCP client that gets itself authorized, then lists and calls tools.
+//!
+//! Pointed at any MCP server URL, it follows the MCP authorization specification
+//! (2025-11-25, with the 2025-03-26 fallbacks) and shows every step:
+//!
+//! 1. [`discovery`]: the 401 challenge, Protected Resource Metadata (RFC 9728) and the
+//!    authorization server's metadata (RFC 8414 / OpenID Connect discovery);
+//! 2. [`registration`]: a pre-registered client, a Client ID Metadata Document, or
+//!    dynamic registration (RFC 7591);
+//! 3. [`authorize`]: the authorization code flow with PKCE S256 ([`pkce`]), `state`,
+//!    `resource` (RFC 8707) and `iss` (RFC 9207), through the system browser and the
+//!    [`loopback`] listener, or [`headless`]ly;
+//! 4. [`token`]: code exchange and refresh; [`cache`]: tokens on disk, owner-only;
+//! 5. [`session`]: MCP over Streamable HTTP or legacy SSE ([`mcp`]), with refresh on
+//!    401 and step-up on 403 `insufficient_scope`;
+//! 6. [`trace`]: the readable account of all of the above.
+//!
+//! The binary `mcp-client` is [`cli::run`] behind a tracing subscriber.
+
+pub mod authorize;
+pub mod cache;
+pub mod cli;
+pub mod discovery;
+pub mod error;
+pub mod headless;
+pub mod http;
+pub mod loopback;
+pub mod mcp;
+pub mod pkce;
+pub mod registration;
+pub mod session;
+pub mod token;
+pub mod trace;
+
+pub use error::ClientError;
+pub use session::{Session, SessionOptions, TransportChoice};

@@ -1,0 +1,332 @@
+//! The legacy HTTP+SSE transport (MCP 2024-11-05).
+//!
+//! `GET <sse url>` opens an event stream whose first event, `endpoint`, names the URL to
+//! POST messages to (`/messages?sessionId=...`); replies come back on the stream as
+//! `message` events. The endpoint must be on the same origin as the stream: the token is
+//! never sent anywhere else.
+//!
+//! Authentication is either the Bearer header on the GET and on every POST, or a session
+//! cookie obtained by `POST /session` with the Bearer token (what a browser's
+//! `EventSource`, which cannot send headers, has to use). Cookie-authenticated POSTs
+//! carry the server's own `Origin`.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use mcp_auth_proto::AccessToken;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use url::Url;
+
+use super::event_stream::EventParser;
+use super::jsonrpc::{Incoming, classify, find_response};
+use super::{Outcome, RpcResult, auth_refusal};
+use crate::error::{ClientError, Result};
+use crate::trace::Trace;
+
+const AREA: &str = "sse";
+const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(10);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How the legacy transport authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SseAuth {
+    /// `Authorization: Bearer` on the GET and every POST.
+    Bearer,
+    /// A session cookie from `POST <session_url>`.
+    Cookie {
+        /// Where to exchange the token for a cookie.
+        session_url: Url,
+    },
+}
+
+/// An open legacy SSE session.
+#[derive(Debug)]
+pub struct LegacySse {
+    http: reqwest::Client,
+    endpoint: Url,
+    auth: SseAuth,
+    origin: String,
+    events: mpsc::UnboundedReceiver<Result<Value, String>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LegacySse {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl LegacySse {
+    /// Opens the stream at `url` and waits for the `endpoint` event.
+    pub async fn open(
+        http: &reqwest::Client,
+        trace: &Trace,
+        url: &Url,
+        auth: &SseAuth,
+        token: Option<&AccessToken>,
+    ) -> Result<Outcome<LegacySse>> {
+        let origin = url.origin().ascii_serialization();
+        if let (SseAuth::Cookie { session_url }, Some(t)) = (auth, token)
+            && let Outcome::Refused { status, challenge } =
+                session_cookie(http, trace, session_url, &origin, t).await?
+        {
+            return Ok(Outcome::Refused { status, challenge });
+        }
+        let mut req = http
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        let by = match (auth, token) {
+            (SseAuth::Bearer, Some(t)) => {
+                req = req.bearer_auth(t.secret());
+                " (Bearer)"
+            }
+            (SseAuth::Cookie { .. }, Some(_)) => " (session cookie)",
+            _ => "",
+        };
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ClientError::unreachable(url.as_str(), &e))?;
+        let status = resp.status().as_u16();
+        let ctype = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        trace.step(AREA, format!("GET {url}{by} -> {status} {ctype}"));
+        if let Some(refusal) = auth_refusal(trace, status, resp.headers()) {
+            return Ok(refusal);
+        }
+        if status != 200 || !ctype.starts_with("text/event-stream") {
+            return Err(ClientError::HttpStatus {
+                url: url.to_string(),
+                status,
+                detail: ": not an SSE stream, so not the legacy HTTP+SSE transport either"
+                    .to_owned(),
+            });
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (endpoint_tx, endpoint_rx) = tokio::sync::oneshot::channel::<String>();
+        let reader_trace = trace.clone();
+        let reader = tokio::spawn(async move {
+            let mut endpoint_tx = Some(endpoint_tx);
+            let mut parser = EventParser::default();
+            let mut stream = resp.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let Ok(chunk) = chunk else {
+                    let _ = tx.send(Err("the SSE stream broke".to_owned()));
+                    return;
+                };
+                for ev in parser.push(&chunk) {
+                    match ev.event.as_str() {
+                        "endpoint" => {
+                            if let Some(t) = endpoint_tx.take() {
+                                let _ = t.send(ev.data);
+                            }
+                        }
+                        "message" => match serde_json::from_str::<Value>(&ev.data) {
+                            Ok(v) => {
+                                let _ = tx.send(Ok(v));
+                            }
+                            Err(_) => {
+                                reader_trace.step(AREA, "skipping a message event that is not JSON")
+                            }
+                        },
+                        other => reader_trace.detail(AREA, format!("event {other} skipped")),
+                    }
+                }
+            }
+            let _ = tx.send(Err("the server closed the SSE stream".to_owned()));
+        });
+        let endpoint = match tokio::time::timeout(ENDPOINT_TIMEOUT, endpoint_rx).await {
+            Ok(Ok(e)) => e,
+            _ => {
+                reader.abort();
+                // Drain whatever error the reader reported.
+                let reason = rx
+                    .try_recv()
+                    .ok()
+                    .and_then(Result::err)
+                    .unwrap_or_else(|| "no endpoint event".to_owned());
+                return Err(ClientError::Transport(format!("{url}: {reason}")));
+            }
+        };
+        let endpoint_url = url
+            .join(&endpoint)
+            .map_err(|e| ClientError::Transport(format!("bad endpoint event {endpoint:?}: {e}")))?;
+        if endpoint_url.origin() != url.origin() {
+            reader.abort();
+            return Err(ClientError::Transport(format!(
+                "the endpoint event names {endpoint_url}, on another origin than the stream: refusing to send credentials there"
+            )));
+        }
+        trace.step(
+            AREA,
+            format!(
+                "endpoint event: messages go to {}",
+                strip_query(&endpoint_url)
+            ),
+        );
+        Ok(Outcome::Ok(LegacySse {
+            http: http.clone(),
+            endpoint: endpoint_url,
+            auth: auth.clone(),
+            origin,
+            events: rx,
+            reader,
+        }))
+    }
+
+    /// With cookie authentication, gets a new cookie for a new token (after a refresh or a
+    /// new authorization). Does nothing with Bearer authentication.
+    pub async fn renew_credentials(
+        &mut self,
+        trace: &Trace,
+        token: &AccessToken,
+    ) -> Result<Outcome<()>> {
+        match &self.auth {
+            SseAuth::Bearer => Ok(Outcome::Ok(())),
+            SseAuth::Cookie { session_url } => {
+                session_cookie(&self.http, trace, session_url, &self.origin, token).await
+            }
+        }
+    }
+
+    /// POSTs one message; for a request (`id: Some`), waits for its response on the stream.
+    pub async fn send(
+        &mut self,
+        trace: &Trace,
+        message: &Value,
+        id: Option<u64>,
+        token: Option<&AccessToken>,
+    ) -> Result<Outcome<Option<RpcResult>>> {
+        let method = message
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned();
+        let mut req = self.http.post(self.endpoint.clone()).json(message);
+        let by = match (&self.auth, token) {
+            (SseAuth::Bearer, Some(t)) => {
+                req = req.bearer_auth(t.secret());
+                " (Bearer)"
+            }
+            (SseAuth::Cookie { .. }, _) => {
+                req = req.header(reqwest::header::ORIGIN, &self.origin);
+                " (session cookie)"
+            }
+            _ => "",
+        };
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ClientError::unreachable(self.endpoint.as_str(), &e))?;
+        let status = resp.status().as_u16();
+        trace.step(
+            AREA,
+            format!(
+                "POST {} {method}{by} -> {status}",
+                strip_query(&self.endpoint)
+            ),
+        );
+        if let Some(refusal) = auth_refusal(trace, status, resp.headers()) {
+            return Ok(refusal);
+        }
+        if !(200..300).contains(&status) {
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(ClientError::HttpStatus {
+                url: strip_query(&self.endpoint),
+                status,
+                detail: crate::http::body_summary(&body),
+            });
+        }
+        let Some(id) = id else {
+            return Ok(Outcome::Ok(None));
+        };
+        let deadline = tokio::time::Instant::now() + RESPONSE_TIMEOUT;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.events.recv()).await;
+            match next {
+                Err(_) => {
+                    return Err(ClientError::Transport(format!(
+                        "no response to {method} on the SSE stream within {} s",
+                        RESPONSE_TIMEOUT.as_secs()
+                    )));
+                }
+                Ok(None) => {
+                    return Err(ClientError::Transport("the SSE stream ended".to_owned()));
+                }
+                Ok(Some(Err(reason))) => return Err(ClientError::Transport(reason)),
+                Ok(Some(Ok(msg))) => {
+                    if let Some(outcome) = find_response(&msg, id) {
+                        trace.step(AREA, format!("response to {method} arrived on the stream"));
+                        trace.detail(AREA, format!("response: {msg}"));
+                        return Ok(Outcome::Ok(Some(outcome)));
+                    }
+                    if let Incoming::ServerMessage { method } = classify(&msg) {
+                        trace.step(
+                            AREA,
+                            format!("server sent {method} on the stream (not handled)"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Exchanges the Bearer token for a session cookie: `POST <session_url>`, expecting
+/// `Set-Cookie`. The cookie lands in the client's jar.
+async fn session_cookie(
+    http: &reqwest::Client,
+    trace: &Trace,
+    session_url: &Url,
+    origin: &str,
+    token: &AccessToken,
+) -> Result<Outcome<()>> {
+    let resp = http
+        .post(session_url.clone())
+        .bearer_auth(token.secret())
+        .header(reqwest::header::ORIGIN, origin)
+        .send()
+        .await
+        .map_err(|e| ClientError::unreachable(session_url.as_str(), &e))?;
+    let status = resp.status().as_u16();
+    let got_cookie = resp.headers().contains_key(reqwest::header::SET_COOKIE);
+    trace.step(
+        AREA,
+        format!(
+            "POST {session_url} (Bearer) -> {status}{}",
+            if got_cookie {
+                ": session cookie set (HttpOnly, kept in this client's cookie jar)"
+            } else {
+                ""
+            }
+        ),
+    );
+    if let Some(refusal) = auth_refusal(trace, status, resp.headers()) {
+        return Ok(refusal);
+    }
+    if !(200..300).contains(&status) || !got_cookie {
+        return Err(ClientError::HttpStatus {
+            url: session_url.to_string(),
+            status,
+            detail: if got_cookie {
+                String::new()
+            } else {
+                ": no session cookie was set".to_owned()
+            },
+        });
+    }
+    Ok(Outcome::Ok(()))
+}
+
+/// The URL without its query (the session id is not a credential, but it need not be
+/// repeated in every trace line either).
+fn strip_query(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.to_string()
+}

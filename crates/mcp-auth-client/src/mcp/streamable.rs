@@ -1,0 +1,186 @@
+//! The Streamable HTTP transport (MCP 2025-03-26 and later).
+//!
+//! Every message is a POST to the MCP URL with `Accept: application/json,
+//! text/event-stream`. A request's reply is either a JSON body or an SSE stream whose
+//! `message` events carry JSON-RPC messages until the response arrives. The
+//! `Mcp-Session-Id` the server gives at initialization is sent back on every later
+//! message, and so is the negotiated `MCP-Protocol-Version`.
+
+use futures::StreamExt;
+use mcp_auth_proto::AccessToken;
+use serde_json::Value;
+use url::Url;
+
+use super::event_stream::EventParser;
+use super::jsonrpc::{Incoming, classify, find_response};
+use super::{Outcome, RpcResult, auth_refusal};
+use crate::error::{ClientError, Result};
+use crate::trace::Trace;
+
+const AREA: &str = "mcp";
+
+/// A Streamable HTTP session.
+#[derive(Debug)]
+pub struct Streamable {
+    http: reqwest::Client,
+    url: Url,
+    session_id: Option<String>,
+    protocol_version: Option<String>,
+}
+
+impl Streamable {
+    /// A session with the MCP endpoint `url`.
+    #[must_use]
+    pub fn new(http: reqwest::Client, url: Url) -> Self {
+        Self {
+            http,
+            url,
+            session_id: None,
+            protocol_version: None,
+        }
+    }
+
+    /// Sets the negotiated protocol version (sent as `MCP-Protocol-Version`).
+    pub fn set_protocol_version(&mut self, version: &str) {
+        self.protocol_version = Some(version.to_owned());
+    }
+
+    /// The session id the server assigned, if any.
+    #[must_use]
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+
+    /// Sends one message. For a request (`id: Some`), waits for its response.
+    pub async fn send(
+        &mut self,
+        trace: &Trace,
+        message: &Value,
+        id: Option<u64>,
+        token: Option<&AccessToken>,
+    ) -> Result<Outcome<Option<RpcResult>>> {
+        let method = message
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned();
+        let mut req = self
+            .http
+            .post(self.url.clone())
+            .header(
+                reqwest::header::ACCEPT,
+                "application/json, text/event-stream",
+            )
+            .json(message);
+        if let Some(sid) = &self.session_id {
+            req = req.header("Mcp-Session-Id", sid);
+        }
+        if let Some(v) = &self.protocol_version {
+            req = req.header("MCP-Protocol-Version", v);
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t.secret());
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ClientError::unreachable(self.url.as_str(), &e))?;
+        let status = resp.status().as_u16();
+        let ctype = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        trace.step(
+            AREA,
+            format!(
+                "POST {} {method}{} -> {status}{}",
+                self.url,
+                if token.is_some() { " (Bearer)" } else { "" },
+                if ctype.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", ctype.split(';').next().unwrap_or(""))
+                }
+            ),
+        );
+        if let Some(refusal) = auth_refusal(trace, status, resp.headers()) {
+            return Ok(refusal);
+        }
+        if !(200..300).contains(&status) {
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(ClientError::HttpStatus {
+                url: self.url.to_string(),
+                status,
+                detail: crate::http::body_summary(&body),
+            });
+        }
+        if let Some(sid) = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            && self.session_id.as_deref() != Some(sid)
+        {
+            trace.step(
+                AREA,
+                "the server assigned an Mcp-Session-Id; it goes on every later request",
+            );
+            self.session_id = Some(sid.to_owned());
+        }
+        let Some(id) = id else {
+            return Ok(Outcome::Ok(None));
+        };
+        if status == 202 {
+            return Err(ClientError::Transport(format!(
+                "{method}: HTTP 202 without a response"
+            )));
+        }
+        if ctype.starts_with("text/event-stream") {
+            let mut parser = EventParser::default();
+            let mut stream = resp.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| ClientError::unreachable(self.url.as_str(), &e))?;
+                for ev in parser.push(&chunk) {
+                    if ev.event != "message" {
+                        continue;
+                    }
+                    let Ok(msg) = serde_json::from_str::<Value>(&ev.data) else {
+                        trace.step(AREA, "skipping an SSE event that is not JSON");
+                        continue;
+                    };
+                    if let Some(outcome) = find_response(&msg, id) {
+                        trace.detail(AREA, format!("response (SSE-framed): {}", ev.data));
+                        return Ok(Outcome::Ok(Some(outcome)));
+                    }
+                    if let Incoming::ServerMessage { method } = classify(&msg) {
+                        trace.step(
+                            AREA,
+                            format!("server sent {method} on the stream (not handled)"),
+                        );
+                    }
+                }
+            }
+            Err(ClientError::Transport(format!(
+                "the SSE stream of {method} ended before its response"
+            )))
+        } else {
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| ClientError::unreachable(self.url.as_str(), &e))?;
+            let msg: Value =
+                serde_json::from_slice(&body).map_err(|e| ClientError::InvalidResponse {
+                    what: "MCP response",
+                    url: self.url.to_string(),
+                    reason: e.to_string(),
+                })?;
+            trace.detail(AREA, format!("response: {msg}"));
+            find_response(&msg, id)
+                .map(|o| Outcome::Ok(Some(o)))
+                .ok_or_else(|| {
+                    ClientError::Transport(format!("the reply to {method} is not its response"))
+                })
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! Client identity: who this client says it is to the authorization server.
+//!
+//! In the order of the MCP specification (2025-11-25, "Client Registration Approaches"):
+//! 1. a pre-registered client id (public, or confidential with a secret);
+//! 2. a Client ID Metadata Document URL used as the `client_id`, when the authorization
+//!    server says `client_id_metadata_document_supported: true`;
+//! 3. dynamic client registration (RFC 7591) at the `registration_endpoint`; the
+//!    registration is kept in the cache and reused with the same authorization server
+//!    as long as its redirect URI can still be used.
+//!
+//! The token endpoint authentication method (`none`, `client_secret_basic`,
+//! `client_secret_post`) follows what the registration says, else what the authorization
+//! server lists in `token_endpoint_auth_methods_supported`.
+
+use mcp_auth_proto::ClientSecret;
+use mcp_auth_proto::registration::{ClientInformation, ClientMetadata};
+use serde::{Deserialize, Serialize};
+
+use crate::cache::{Cache, StoredRegistration, now};
+use crate::discovery::AuthorizationServer;
+use crate::error::{ClientError, Result};
+use crate::http::body_summary;
+use crate::trace::Trace;
+
+const AREA: &str = "client";
+
+/// How the client authenticates at the token endpoint (RFC 7591 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    /// A public client: `client_id` in the body, no secret.
+    None,
+    /// HTTP Basic with the URL-encoded id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+impl TokenAuthMethod {
+    /// The RFC 7591 name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenAuthMethod::None => "none",
+            TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
+            TokenAuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+
+    /// Parses an RFC 7591 name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(TokenAuthMethod::None),
+            "client_secret_basic" => Some(TokenAuthMethod::ClientSecretBasic),
+            "client_secret_post" => Some(TokenAuthMethod::ClientSecretPost),
+            _ => None,
+        }
+    }
+}
+
+/// Where the client identity came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientSource {
+    /// Given by the user (`--client-id`).
+    PreRegistered,
+    /// A Client ID Metadata Document URL.
+    MetadataDocument,
+    /// Dynamic client registration (RFC 7591).
+    Dynamic,
+}
+
+impl std::fmt::Display for ClientSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClientSource::PreRegistered => "pre-registered",
+            ClientSource::MetadataDocument => "client ID metadata document",
+            ClientSource::Dynamic => "dynamic registration",
+        })
+    }
+}
+
+/// A client identity, as used at the authorization and token endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredClient {
+    /// The `client_id`.
+    pub client_id: String,
+    /// The secret of a confidential client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<ClientSecret>,
+    /// How it authenticates at the token endpoint.
+    pub auth_method: TokenAuthMethod,
+    /// Where it came from.
+    pub source: ClientSource,
+    /// The redirect URI it was registered with (dynamic registration only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+}
+
+/// What the user configured about the client's identity.
+#[derive(Debug, Clone, Default)]
+pub struct ClientConfig {
+    /// A pre-registered client id.
+    pub client_id: Option<String>,
+    /// Its secret, for a confidential client.
+    pub client_secret: Option<ClientSecret>,
+    /// A Client ID Metadata Document URL (an https URL), used when the AS supports it.
+    pub client_metadata_url: Option<String>,
+    /// Forces a token endpoint authentication method.
+    pub auth_method: Option<TokenAuthMethod>,
+    /// The `client_name` sent in dynamic registration.
+    pub client_name: String,
+}
+
+/// The identity to use with `as_`, given the redirect URI that will be used.
+///
+/// `reuse_redirect` is true when a cached dynamic registration may be reused, which the
+/// caller decides (its redirect URI must be the one that will be used).
+pub async fn client_identity(
+    http: &reqwest::Client,
+    trace: &Trace,
+    cache: &Cache,
+    as_: &AuthorizationServer,
+    config: &ClientConfig,
+    redirect_uri: &str,
+) -> Result<StoredClient> {
+    let md = &as_.metadata;
+    if let Some(id) = &config.client_id {
+        let auth_method = config.auth_method.unwrap_or_else(|| {
+            if config.client_secret.is_some() {
+                secret_method(as_)
+            } else {
+                TokenAuthMethod::None
+            }
+        });
+        trace.step(
+            AREA,
+            format!(
+                "using the pre-registered client id {id} ({})",
+                if config.client_secret.is_some() {
+                    format!("confidential, secret sent by {}", auth_method.as_str())
+                } else {
+                    "public".to_owned()
+                }
+            ),
+        );
+        return Ok(StoredClient {
+            client_id: id.clone(),
+            client_secret: config.client_secret.clone(),
+            auth_method,
+            source: ClientSource::PreRegistered,
+            redirect_uri: None,
+        });
+    }
+    if let Some(url) = &config.client_metadata_url {
+        if md.client_id_metadata_document_supported {
+            trace.step(
+                AREA,
+                format!(
+                    "the authorization server accepts client ID metadata documents: client_id = {url}"
+                ),
+            );
+            return Ok(StoredClient {
+                client_id: url.clone(),
+                client_secret: None,
+                auth_method: TokenAuthMethod::None,
+                source: ClientSource::MetadataDocument,
+                redirect_uri: None,
+            });
+        }
+        trace.step(
+            AREA,
+            "the authorization server does not accept client ID metadata documents",
+        );
+    }
+    if let Some(reg) = cache.load_registration(&as_.issuer)?
+        && reg.client.redirect_uri.as_deref() == Some(redirect_uri)
+    {
+        trace.step(
+            AREA,
+            format!(
+                "reusing the client {} registered with {} before",
+                reg.client.client_id, as_.issuer
+            ),
+        );
+        return Ok(reg.client);
+    }
+    let Some(endpoint) = &as_.registration_endpoint else {
+        return Err(ClientError::NoClientIdentity {
+            issuer: as_.issuer.clone(),
+        });
+    };
+    register(http, trace, cache, as_, config, endpoint, redirect_uri).await
+}
+
+/// The redirect URI of the cached registration for `issuer`, if any: the loopback
+/// listener tries to bind its port so that the registration can be reused.
+pub fn registered_redirect_uri(cache: &Cache, issuer: &str) -> Option<String> {
+    cache
+        .load_registration(issuer)
+        .ok()
+        .flatten()
+        .and_then(|r| r.client.redirect_uri)
+}
+
+async fn register(
+    http: &reqwest::Client,
+    trace: &Trace,
+    cache: &Cache,
+    as_: &AuthorizationServer,
+    config: &ClientConfig,
+    endpoint: &url::Url,
+    redirect_uri: &str,
+) -> Result<StoredClient> {
+    let md = &as_.metadata;
+    // A native app is a public client: ask for `none` when the AS allows it.
+    let requested = config.auth_method.unwrap_or_else(|| {
+        if md.token_endpoint_auth_methods_supported.is_empty()
+            || md.supports_token_auth_method("none")
+        {
+            TokenAuthMethod::None
+        } else {
+            secret_method(as_)
+        }
+    });
+    let request = ClientMetadata {
+        redirect_uris: vec![redirect_uri.to_owned()],
+        token_endpoint_auth_method: Some(requested.as_str().to_owned()),
+        grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+        response_types: vec!["code".to_owned()],
+        client_name: Some(config.client_name.clone()),
+        software_id: Some("mcp-auth-client".to_owned()),
+        software_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        ..ClientMetadata::default()
+    };
+    trace.step(
+        AREA,
+        format!(
+            "POST {endpoint}: dynamic client registration (RFC 7591), redirect_uri {redirect_uri}, token_endpoint_auth_method {}",
+            requested.as_str()
+        ),
+    );
+    let resp = http
+        .post(endpoint.clone())
+        .header(reqwest::header::ACCEPT, "application/json")
+        .json(&request)
+        .send()
+        .await
+        .map_err(|e| ClientError::unreachable(endpoint.as_str(), &e))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| ClientError::unreachable(endpoint.as_str(), &e))?;
+    if !(200..300).contains(&status) {
+        trace.step(AREA, format!("-> {status}"));
+        return Err(ClientError::Registration {
+            url: endpoint.to_string(),
+            reason: format!("HTTP {status}{}", body_summary(&body)),
+        });
+    }
+    let info: ClientInformation =
+        serde_json::from_slice(&body).map_err(|e| ClientError::Registration {
+            url: endpoint.to_string(),
+            reason: format!("the response is not a client information response: {e}"),
+        })?;
+    let auth_method = match info
+        .metadata
+        .token_endpoint_auth_method
+        .as_deref()
+        .and_then(TokenAuthMethod::parse)
+    {
+        Some(m) => m,
+        None if info.client_secret.is_some() => {
+            if md.token_endpoint_auth_methods_supported.is_empty()
+                || md.supports_token_auth_method("client_secret_basic")
+                || md.supports_token_auth_method("client_secret_post")
+            {
+                secret_method(as_)
+            } else {
+                TokenAuthMethod::None
+            }
+        }
+        None => TokenAuthMethod::None,
+    };
+    trace.step(
+        AREA,
+        format!(
+            "-> {status}: registered as client_id {}{}, token endpoint auth {}",
+            info.client_id,
+            if info.client_secret.is_some() {
+                " with a client secret"
+            } else {
+                " (public)"
+            },
+            auth_method.as_str()
+        ),
+    );
+    let client = StoredClient {
+        client_id: info.client_id,
+        client_secret: info.client_secret,
+        auth_method,
+        source: ClientSource::Dynamic,
+        redirect_uri: Some(redirect_uri.to_owned()),
+    };
+    let stored = StoredRegistration {
+        issuer: as_.issuer.clone(),
+        client: client.clone(),
+        registered_at: now(),
+    };
+    if let Some(path) = cache.save_registration(&stored)? {
+        trace.detail(AREA, format!("registration kept in {}", path.display()));
+    }
+    Ok(client)
+}
+
+/// The method for a client with a secret: basic when the AS lists it (or lists nothing,
+/// RFC 8414's default), else post.
+fn secret_method(as_: &AuthorizationServer) -> TokenAuthMethod {
+    let md = &as_.metadata;
+    if md.supports_token_auth_method("client_secret_basic") {
+        TokenAuthMethod::ClientSecretBasic
+    } else if md.supports_token_auth_method("client_secret_post") {
+        TokenAuthMethod::ClientSecretPost
+    } else {
+        TokenAuthMethod::ClientSecretBasic
+    }
+}

@@ -1,0 +1,558 @@
+//! An authorized MCP session: where transports, tokens and the OAuth flow meet.
+//!
+//! Every operation goes through one loop ([`Session::with_auth`]):
+//! - before sending, an access token about to expire is refreshed;
+//! - 401: refresh once if there is a refresh token (the new refresh token replaces the old
+//!   one when the AS rotates it), else (or if that fails) discover and authorize;
+//! - 403 `insufficient_scope`: step-up, i.e. authorize again with the challenged scopes
+//!   added to the current ones;
+//! - at most [`SessionOptions::max_authorizations`] (3) authorizations per operation.
+//!
+//! The transport is Streamable HTTP, the legacy HTTP+SSE transport, or chosen by the
+//! specification's backwards-compatibility probe: POST `initialize`; a 400, 404 or 405
+//! means an older server, so GET the URL and expect the `endpoint` event.
+
+use mcp_auth_proto::wellknown::canonical_resource;
+use mcp_auth_proto::{BearerChallenge, BearerError, Scopes};
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::authorize::{self, AuthorizeOptions};
+use crate::cache::{Cache, TokenSet, now};
+use crate::discovery::{self, Discovered};
+use crate::error::{ClientError, Result};
+use crate::mcp::jsonrpc::{self, LATEST_PROTOCOL_VERSION};
+use crate::mcp::sse::{LegacySse, SseAuth};
+use crate::mcp::streamable::Streamable;
+use crate::mcp::{Outcome, RpcResult};
+use crate::token;
+use crate::trace::{Trace, describe_token};
+
+const AREA: &str = "auth";
+
+/// Which MCP transport to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportChoice {
+    /// Streamable HTTP, falling back to legacy SSE when the server does not speak it.
+    Auto,
+    /// Streamable HTTP only.
+    Streamable,
+    /// The legacy HTTP+SSE transport only.
+    Sse,
+}
+
+/// Options of a session.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// The MCP server URL.
+    pub server_url: Url,
+    /// Which transport.
+    pub transport: TransportChoice,
+    /// How the legacy SSE transport authenticates.
+    pub sse_auth: SseAuth,
+    /// The authorization flow's options.
+    pub authorize: AuthorizeOptions,
+    /// Scopes to ask for in addition to those the spec's selection gives.
+    pub extra_scopes: Scopes,
+    /// At most this many authorizations per operation.
+    pub max_authorizations: u32,
+    /// Refresh an access token that expires within this many seconds.
+    pub refresh_margin_secs: i64,
+}
+
+enum Transport {
+    Streamable(Streamable),
+    Sse(LegacySse),
+}
+
+enum Op<'a> {
+    Message { msg: &'a Value, id: Option<u64> },
+    OpenSse,
+}
+
+/// An MCP session with authorization handled.
+pub struct Session {
+    options: SessionOptions,
+    trace: Trace,
+    cache: Cache,
+    oauth_http: reqwest::Client,
+    mcp_http: reqwest::Client,
+    server_key: String,
+    tokens: Option<TokenSet>,
+    discovered: Option<Discovered>,
+    transport: Option<Transport>,
+    next_id: u64,
+    server_info: Option<Value>,
+    authorizations_total: u32,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("server", &self.server_key)
+            .field("has_tokens", &self.tokens.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session (not yet connected), with the cached tokens of this server if any.
+    pub fn new(options: SessionOptions, trace: Trace, cache: Cache) -> Result<Self> {
+        let server_key = canonical_resource(&options.server_url).map_err(|e| {
+            ClientError::Config(format!(
+                "{} is not a usable MCP server URL: {e}",
+                options.server_url
+            ))
+        })?;
+        let tokens = cache.load_tokens(&server_key)?;
+        if let Some(t) = &tokens {
+            trace.step(
+                "cache",
+                format!(
+                    "cached tokens for {server_key}: issuer {}, client {}, {}{}",
+                    t.issuer,
+                    t.client.client_id,
+                    match t.expires_in() {
+                        Some(s) if s > 0 => format!("access token expires in {s} s"),
+                        Some(_) => "access token expired".to_owned(),
+                        None => "expiry unknown".to_owned(),
+                    },
+                    if t.refresh_token.is_some() {
+                        ", refresh token present"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        } else {
+            trace.step("cache", format!("no cached tokens for {server_key}"));
+        }
+        Ok(Self {
+            options,
+            trace,
+            cache,
+            oauth_http: crate::http::oauth_client(),
+            mcp_http: crate::http::mcp_client(),
+            server_key,
+            tokens,
+            discovered: None,
+            transport: None,
+            next_id: 1,
+            server_info: None,
+            authorizations_total: 0,
+        })
+    }
+
+    /// The tokens in use, if any.
+    #[must_use]
+    pub fn tokens(&self) -> Option<&TokenSet> {
+        self.tokens.as_ref()
+    }
+
+    /// The server's `initialize` result.
+    #[must_use]
+    pub fn server_info(&self) -> Option<&Value> {
+        self.server_info.as_ref()
+    }
+
+    /// How many authorizations this session made in all.
+    #[must_use]
+    pub fn authorizations(&self) -> u32 {
+        self.authorizations_total
+    }
+
+    /// Which transport is in use (`streamable-http` or `sse`), once connected.
+    #[must_use]
+    pub fn transport_name(&self) -> Option<&'static str> {
+        match self.transport {
+            Some(Transport::Streamable(_)) => Some("streamable-http"),
+            Some(Transport::Sse(_)) => Some("sse"),
+            None => None,
+        }
+    }
+
+    /// Chooses the transport and initializes the MCP session.
+    pub async fn connect(&mut self) -> Result<()> {
+        let url = self.options.server_url.clone();
+        match self.options.transport {
+            TransportChoice::Streamable => {
+                self.transport = Some(Transport::Streamable(Streamable::new(
+                    self.mcp_http.clone(),
+                    url,
+                )));
+                self.initialize().await
+            }
+            TransportChoice::Sse => {
+                self.with_auth(Op::OpenSse).await?;
+                self.initialize().await
+            }
+            TransportChoice::Auto => {
+                self.transport = Some(Transport::Streamable(Streamable::new(
+                    self.mcp_http.clone(),
+                    url,
+                )));
+                match self.initialize().await {
+                    Err(ClientError::HttpStatus { status, .. })
+                        if matches!(status, 400 | 404 | 405) =>
+                    {
+                        self.trace.step(
+                            "mcp",
+                            format!(
+                                "POST initialize -> {status}: not Streamable HTTP; trying the legacy HTTP+SSE transport (GET, expecting an endpoint event)"
+                            ),
+                        );
+                        self.transport = None;
+                        self.with_auth(Op::OpenSse).await?;
+                        self.initialize().await
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+
+    async fn initialize(&mut self) -> Result<()> {
+        let result = self
+            .request(
+                "initialize",
+                Some(json!({
+                    "protocolVersion": LATEST_PROTOCOL_VERSION,
+                    "capabilities": {},
+                    "clientInfo": {"name": "mcp-client", "version": env!("CARGO_PKG_VERSION")}
+                })),
+            )
+            .await?;
+        let version = result
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .unwrap_or(LATEST_PROTOCOL_VERSION)
+            .to_owned();
+        let name = result
+            .pointer("/serverInfo/name")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        self.trace.step(
+            "mcp",
+            format!("initialized: server {name}, protocol version {version}"),
+        );
+        if let Some(Transport::Streamable(s)) = &mut self.transport {
+            s.set_protocol_version(&version);
+        }
+        self.server_info = Some(result);
+        self.notify("notifications/initialized", None).await
+    }
+
+    /// Every tool of the server (following `nextCursor`).
+    pub async fn list_tools(&mut self) -> Result<Vec<Value>> {
+        let mut tools = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let params = cursor.as_ref().map(|c| json!({"cursor": c}));
+            let result = self.request("tools/list", params).await?;
+            if let Some(list) = result.get("tools").and_then(Value::as_array) {
+                tools.extend(list.iter().cloned());
+            }
+            match result.get("nextCursor").and_then(Value::as_str) {
+                Some(c) if !c.is_empty() && tools.len() < 10_000 => cursor = Some(c.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(tools)
+    }
+
+    /// Calls a tool; returns the `CallToolResult`.
+    pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Result<Value> {
+        self.request(
+            "tools/call",
+            Some(json!({"name": name, "arguments": arguments})),
+        )
+        .await
+    }
+
+    /// Sends a request and returns its result.
+    pub async fn request(&mut self, method: &str, params: Option<Value>) -> Result<Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = jsonrpc::request(id, method, params);
+        let reply = self
+            .with_auth(Op::Message {
+                msg: &msg,
+                id: Some(id),
+            })
+            .await?;
+        match reply {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(ClientError::JsonRpc {
+                method: method.to_owned(),
+                code: e.code,
+                message: e.message,
+            }),
+            None => Err(ClientError::Transport(format!("no response to {method}"))),
+        }
+    }
+
+    /// Sends a notification.
+    pub async fn notify(&mut self, method: &str, params: Option<Value>) -> Result<()> {
+        let msg = jsonrpc::notification(method, params);
+        self.with_auth(Op::Message {
+            msg: &msg,
+            id: None,
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn attempt(&mut self, op: &Op<'_>) -> Result<Outcome<Option<RpcResult>>> {
+        let token = self.tokens.as_ref().map(|t| &t.access_token);
+        match op {
+            Op::Message { msg, id } => match &mut self.transport {
+                Some(Transport::Streamable(s)) => s.send(&self.trace, msg, *id, token).await,
+                Some(Transport::Sse(s)) => s.send(&self.trace, msg, *id, token).await,
+                None => Err(ClientError::Transport("not connected".to_owned())),
+            },
+            Op::OpenSse => {
+                match LegacySse::open(
+                    &self.mcp_http,
+                    &self.trace,
+                    &self.options.server_url,
+                    &self.options.sse_auth,
+                    token,
+                )
+                .await?
+                {
+                    Outcome::Ok(sse) => {
+                        self.transport = Some(Transport::Sse(sse));
+                        Ok(Outcome::Ok(None))
+                    }
+                    Outcome::Refused { status, challenge } => {
+                        Ok(Outcome::Refused { status, challenge })
+                    }
+                }
+            }
+        }
+    }
+
+    async fn with_auth(&mut self, op: Op<'_>) -> Result<Option<RpcResult>> {
+        let mut authorizations = 0u32;
+        let mut refreshed = false;
+        if self.tokens.as_ref().is_some_and(|t| {
+            t.refresh_token.is_some() && t.expires_within(self.options.refresh_margin_secs)
+        }) {
+            self.trace
+                .step(AREA, "the access token expires soon: refreshing it first");
+            refreshed = self.try_refresh().await;
+        }
+        loop {
+            let (status, challenge) = match self.attempt(&op).await? {
+                Outcome::Ok(v) => return Ok(v),
+                Outcome::Refused { status, challenge } => (status, challenge),
+            };
+            let insufficient_scope = status == 403
+                && challenge
+                    .as_ref()
+                    .is_some_and(|c| c.error == Some(BearerError::InsufficientScope));
+            if status == 403 && !insufficient_scope {
+                return Err(ClientError::Forbidden(
+                    challenge.and_then(|c| c.error_description),
+                ));
+            }
+            if status == 401
+                && !refreshed
+                && self
+                    .tokens
+                    .as_ref()
+                    .is_some_and(|t| t.refresh_token.is_some())
+            {
+                refreshed = true;
+                self.trace.step(
+                    AREA,
+                    "the access token was refused: trying the refresh token",
+                );
+                if self.try_refresh().await {
+                    self.renew_transport_credentials().await?;
+                    continue;
+                }
+            }
+            if authorizations >= self.options.max_authorizations {
+                return Err(ClientError::TooManyAuthorizations {
+                    attempts: authorizations,
+                    status,
+                    scope: challenge.and_then(|c| c.scope),
+                });
+            }
+            authorizations += 1;
+            self.trace.step(
+                AREA,
+                if insufficient_scope {
+                    format!(
+                        "step-up: the token lacks scope; authorizing again (attempt {authorizations} of {})",
+                        self.options.max_authorizations
+                    )
+                } else {
+                    format!(
+                        "authorization needed (attempt {authorizations} of {})",
+                        self.options.max_authorizations
+                    )
+                },
+            );
+            self.authorize(challenge.as_ref()).await?;
+            refreshed = true;
+            self.renew_transport_credentials().await?;
+        }
+    }
+
+    async fn renew_transport_credentials(&mut self) -> Result<()> {
+        if let (Some(Transport::Sse(s)), Some(t)) = (&mut self.transport, &self.tokens)
+            && let Outcome::Refused { status, .. } =
+                s.renew_credentials(&self.trace, &t.access_token).await?
+        {
+            return Err(ClientError::HttpStatus {
+                url: self.options.server_url.to_string(),
+                status,
+                detail: ": the new token was refused for a session cookie".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn authorize(&mut self, challenge: Option<&BearerChallenge>) -> Result<()> {
+        let discovered = match &self.discovered {
+            Some(d) => d.clone(),
+            None => {
+                let d = discovery::discover(
+                    &self.oauth_http,
+                    &self.trace,
+                    &self.options.server_url,
+                    challenge,
+                )
+                .await?;
+                self.discovered = Some(d.clone());
+                d
+            }
+        };
+        let current: Option<Scopes> = self
+            .tokens
+            .as_ref()
+            .filter(|t| t.issuer == discovered.authorization_server.issuer)
+            .and_then(|t| t.scope.as_deref())
+            .map(Scopes::parse);
+        let scopes = authorize::select_scopes(
+            &self.trace,
+            challenge,
+            &discovered,
+            current.as_ref(),
+            &self.options.extra_scopes,
+        );
+        let authorized = authorize::authorize(
+            &self.oauth_http,
+            &self.trace,
+            &self.cache,
+            &discovered,
+            &self.options.authorize,
+            &scopes,
+        )
+        .await?;
+        self.authorizations_total += 1;
+        let t = authorized.tokens;
+        let set = TokenSet {
+            server: self.server_key.clone(),
+            resource: discovered.resource.clone(),
+            issuer: discovered.authorization_server.issuer.clone(),
+            token_endpoint: discovered.authorization_server.token_endpoint.to_string(),
+            client: authorized.client.clone(),
+            access_token: t.access_token,
+            token_type: t.token_type,
+            refresh_token: t.refresh_token,
+            scope: t
+                .scope
+                .or_else(|| authorized.requested_scope.map(|s| s.to_string())),
+            expires_at: t.expires_in.map(|s| now() + s),
+            obtained_at: now(),
+        };
+        if authorized.client.source == crate::registration::ClientSource::Dynamic {
+            self.cache
+                .save_registration(&crate::cache::StoredRegistration {
+                    issuer: set.issuer.clone(),
+                    client: authorized.client,
+                    registered_at: now(),
+                })?;
+        }
+        self.store(set)
+    }
+
+    /// Refreshes the access token; false (with the reason traced) if that is not possible.
+    async fn try_refresh(&mut self) -> bool {
+        let Some(current) = self.tokens.clone() else {
+            return false;
+        };
+        let Some(refresh_token) = current.refresh_token.clone() else {
+            return false;
+        };
+        let Ok(endpoint) = Url::parse(&current.token_endpoint) else {
+            return false;
+        };
+        match token::refresh(
+            &self.oauth_http,
+            &self.trace,
+            &endpoint,
+            &current.client,
+            &refresh_token,
+            &current.resource,
+        )
+        .await
+        {
+            Ok(t) => {
+                let rotated = t.refresh_token.is_some();
+                let set = TokenSet {
+                    access_token: t.access_token,
+                    token_type: t.token_type,
+                    refresh_token: t.refresh_token.or(current.refresh_token),
+                    scope: t.scope.or(current.scope),
+                    expires_at: t.expires_in.map(|s| now() + s),
+                    obtained_at: now(),
+                    ..current
+                };
+                self.trace.step(
+                    AREA,
+                    if rotated {
+                        "refreshed; the authorization server rotated the refresh token, the new one is kept"
+                    } else {
+                        "refreshed; the refresh token stays the same"
+                    },
+                );
+                match self.store(set) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        self.trace
+                            .step(AREA, format!("could not store the refreshed tokens: {e}"));
+                        true
+                    }
+                }
+            }
+            Err(e) => {
+                self.trace.step(
+                    AREA,
+                    format!("refresh failed ({e}): a new authorization is needed"),
+                );
+                false
+            }
+        }
+    }
+
+    fn store(&mut self, set: TokenSet) -> Result<()> {
+        self.trace.step(
+            "cache",
+            format!(
+                "access token {} for {} {}",
+                describe_token(set.access_token.secret()),
+                set.server,
+                match self.cache.save_tokens(&set)? {
+                    Some(p) => format!("saved to {}", p.display()),
+                    None => "kept in memory only (cache disabled)".to_owned(),
+                }
+            ),
+        );
+        self.tokens = Some(set);
+        Ok(())
+    }
+}
