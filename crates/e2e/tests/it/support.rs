@@ -1,12 +1,27 @@
 //! The project's own servers, started in-process on ephemeral loopback ports, and small
 //! helpers shared by the scenarios.
 
-use std::{path::PathBuf, sync::Once};
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, Once},
+    time::Duration,
+};
 
 use anyhow::Context;
 use dev_idp::{DevIdp, DexConfig, Features, IdpConfig};
+use mcp_auth_client::{
+    Session, SessionOptions, TransportChoice,
+    authorize::{AuthorizeOptions, Interaction},
+    cache::Cache,
+    mcp::sse::SseAuth,
+    registration::ClientConfig,
+    trace::{Trace, Verbosity},
+};
+use mcp_auth_proto::Scopes;
 use mcp_resource_server::Config as RsConfig;
+use serde_json::Value;
 use tokio::{net::TcpListener, task::JoinHandle};
+use url::Url;
 
 /// Sends the servers' traces to the test output (shown for failing tests) once.
 pub fn init_tracing() {
@@ -17,6 +32,7 @@ pub fn init_tracing() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_test_writer()
+            .with_ansi(false)
             .try_init();
     });
 }
@@ -99,4 +115,116 @@ pub async fn start_dev_idp(host: &str, path: &str, features: Features) -> anyhow
         }
     });
     Ok(Running { url: issuer, task })
+}
+
+/// The project's client, as a library: a session plus the trace it wrote.
+pub struct ProjectClient {
+    /// The session.
+    pub session: Session,
+    trace: Arc<Mutex<Vec<u8>>>,
+}
+
+impl ProjectClient {
+    /// A headless client session for `server_url` with its token cache in `cache_dir`.
+    /// `refresh_margin_secs` is how early an expiring access token is refreshed.
+    pub fn new(
+        server_url: &str,
+        transport: TransportChoice,
+        cache_dir: &Path,
+        refresh_margin_secs: i64,
+    ) -> anyhow::Result<Self> {
+        let server_url =
+            Url::parse(server_url).with_context(|| format!("server URL {server_url}"))?;
+        let options = SessionOptions {
+            server_url,
+            transport,
+            sse_auth: SseAuth::Bearer,
+            authorize: AuthorizeOptions {
+                interaction: Interaction::Headless,
+                redirect_port: 0,
+                timeout: Duration::from_secs(60),
+                client: ClientConfig {
+                    client_name: "mcp-client (e2e)".into(),
+                    ..ClientConfig::default()
+                },
+            },
+            extra_scopes: Scopes::default(),
+            max_authorizations: 3,
+            refresh_margin_secs,
+        };
+        let (trace, buffer) = Trace::capture(Verbosity::Verbose);
+        let session = Session::new(options, trace, Cache::new(cache_dir))?;
+        Ok(Self {
+            session,
+            trace: buffer,
+        })
+    }
+
+    /// Everything the client's trace said so far.
+    pub fn trace(&self) -> String {
+        String::from_utf8_lossy(&self.trace.lock().expect("trace lock")).into_owned()
+    }
+
+    /// The trace, attached to an error.
+    pub fn explain(&self, err: impl Into<anyhow::Error>) -> anyhow::Error {
+        err.into()
+            .context(format!("client trace:\n{}", tail(&self.trace(), 60)))
+    }
+
+    /// Connects (authorizing as needed), lists the tools and checks `expected` are listed.
+    pub async fn connect_and_list(&mut self, expected: &[&str]) -> anyhow::Result<Vec<String>> {
+        if let Err(err) = self.session.connect().await {
+            return Err(self
+                .explain(err)
+                .context("connect (initialize, authorizing as needed)"));
+        }
+        let tools = match self.session.list_tools().await {
+            Ok(tools) => tools,
+            Err(err) => return Err(self.explain(err).context("tools/list")),
+        };
+        let names: Vec<String> = tools
+            .iter()
+            .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        for name in expected {
+            anyhow::ensure!(
+                names.iter().any(|n| n == name),
+                "tool {name} is not listed: {names:?}"
+            );
+        }
+        Ok(names)
+    }
+
+    /// Calls `calculator` with 2 + 3 (or `tool` with `arguments`) and returns the text.
+    pub async fn call_text(&mut self, tool: &str, arguments: Value) -> anyhow::Result<String> {
+        let result = match self.session.call_tool(tool, arguments).await {
+            Ok(result) => result,
+            Err(err) => return Err(self.explain(err).context(format!("tools/call {tool}"))),
+        };
+        anyhow::ensure!(
+            result.get("isError").and_then(Value::as_bool) != Some(true),
+            "tool {tool} answered an error: {result}"
+        );
+        Ok(result
+            .get("content")
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i.get("text").and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default())
+    }
+}
+
+/// `calculator` arguments for 2 + 3.
+pub fn two_plus_three() -> Value {
+    serde_json::json!({"operation": "add", "a": 2, "b": 3})
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
