@@ -101,7 +101,7 @@ const trace = {
       if (status !== 'running' && this.current === handle) this.current = null;
       record.lines.push(...lines.filter((l) => l !== undefined && l !== null));
       const fresh = this.render(record);
-      item.replaceWith(fresh);
+      handle.item.replaceWith(fresh);
       handle.item = fresh;
       return handle;
     };
@@ -178,7 +178,7 @@ async function getJson(url) {
   try {
     response = await fetch(url, { credentials: 'omit', cache: 'no-store', headers: { Accept: 'application/json' } });
   } catch (e) {
-    return { ok: false, why: `network error or refused by CORS (${e.message})` };
+    return { ok: false, blocked: true, why: `network error or refused by CORS (${e.message})` };
   }
   if (!response.ok) return { ok: false, why: `HTTP ${response.status}` };
   try {
@@ -259,9 +259,12 @@ async function signIn(requestedScopes) {
     step = trace.step('Discover the authorization server (RFC 8414, then OpenID Connect)');
     let metadata = null;
     let lastProblem = 'no metadata document found';
-    for (const url of authorizationServerMetadataUrls(issuer)) {
+    let blocked = 0;
+    const urls = authorizationServerMetadataUrls(issuer);
+    for (const url of urls) {
       const got = await getJson(url);
       step.detail(`GET ${url} → ${got.ok ? '200' : got.why}`);
+      if (got.blocked) blocked += 1;
       if (!got.ok) continue;
       try {
         metadata = checkAuthorizationServerMetadata(got.json, issuer);
@@ -270,6 +273,13 @@ async function signIn(requestedScopes) {
         lastProblem = e.message;
         step.detail(`  refused: ${e.message}`);
       }
+    }
+    if (!metadata && blocked === urls.length) {
+      throw new FlowError(
+        `the browser could not read any metadata document from ${new URL(issuer).origin}. A page can only read `
+          + `another origin's answer when that server sends Access-Control-Allow-Origin: ${window.location.origin} `
+          + '(Dex does for the origins in web.allowedOrigins; a plain static file server such as busybox httpd does not).',
+      );
     }
     if (!metadata) throw new FlowError(lastProblem);
     step.ok({

@@ -419,8 +419,8 @@ async function main() {
     }
     const status = await page.textContent('#status-text');
     if (!status.startsWith('Signed in')) fail(`the header says ${JSON.stringify(status)}`);
-    const failedSteps = await page.$$('#steps > li[data-status="failed"]');
-    if (failedSteps.length) fail(`a step failed:\n${await pageSteps()}`);
+    const failedSteps = await page.$$('#steps > li[data-status="failed"], #steps > li[data-status="running"]');
+    if (failedSteps.length) fail(`a step failed or never finished:\n${await pageSteps()}`);
     return `${tools.length} tools: ${tools.join(', ')}`;
   });
 
@@ -624,6 +624,10 @@ async function main() {
     if (probe.stream !== 'error') fail(`EventSource after sign-out: ${probe.stream}`);
     const tools = await page.$$('#tools [data-tool]');
     if (tools.length) fail('tools are listed after the reload');
+    const unfinished = await page.$$('#steps > li[data-status="running"]');
+    if (unfinished.length) fail(`a step never finished:\n${await pageSteps()}`);
+    const steps = await pageSteps();
+    if (!/\[info\][^\n]*401: no session/.test(steps)) fail(`the page does not say why there is no session:\n${steps}`);
     return 'GET /sse 401, EventSource error';
   });
 
