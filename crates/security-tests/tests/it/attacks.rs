@@ -221,12 +221,13 @@ async fn attack_matrix() {
     let tripwire = Tripwire::start(&attacker).await;
 
     // A second server whose keys can never be obtained, to show pre-crypto refusals.
-    let mut dead_as = TestAs::start(&[as1.clone()], 600).await;
+    let dead_as = TestAs::start(std::slice::from_ref(&as1), 600).await;
     dead_as.set_mode(Mode::Down);
     let dead_issuer = dead_as.issuer.clone();
+    let dead_jwks = dead_as.jwks_uri.clone();
     let keyless = start_rs(|url| {
         rs_config(url, &dead_issuer)
-            .with_jwks_uri(format!("{dead_issuer}/keys"))
+            .with_jwks_uri(dead_jwks)
             .with_audiences([aud.clone()])
             .with_jwks_config(JwksConfig {
                 min_refetch_interval: Duration::ZERO,
@@ -253,7 +254,7 @@ async fn attack_matrix() {
     let query_token_2 = as1.sign(&auth_server.claims("alice", &aud, "mcp:tools"));
     let t = now();
 
-    let mut cases = vec![
+    let cases = vec![
         case("valid RS256 token (baseline)", valid.clone(), 200, Challenge::Absent),
         case(
             "valid ES256 token (baseline)",

@@ -3,4 +3,7 @@
 //! a test authorization server of their own, every log line captured.
 
 mod attacks;
+mod cookies;
+mod faults;
+mod limits;
 mod support;

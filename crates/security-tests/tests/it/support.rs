@@ -71,17 +71,6 @@ impl Logs {
             .find(|line| line.contains(needle))
             .map(str::to_string)
     }
-
-    /// Bytes captured so far.
-    pub fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-
-    /// Captured text from byte `from` on.
-    pub fn since(&self, from: usize) -> String {
-        let buffer = self.0.lock().unwrap();
-        String::from_utf8_lossy(&buffer[from.min(buffer.len())..]).into_owned()
-    }
 }
 
 /// The process-wide capture, installed on first use.
@@ -322,10 +311,6 @@ impl TestAs {
         self.state.mode.store(mode as u8, Ordering::SeqCst);
     }
 
-    pub fn set_keys(&self, keys: &[Key]) {
-        *self.state.keys.lock().unwrap() = keys.iter().map(Key::jwk).collect();
-    }
-
     /// RFC 9068-shaped claims for `aud`, with `scope`, valid for 5 minutes.
     pub fn claims(&self, sub: &str, aud: &str, scope: &str) -> Value {
         let now = now();
@@ -505,4 +490,136 @@ pub async fn post_mcp(url: &str, path_and_query: &str, headers: &[(&str, String)
 /// `POST /mcp` with `Authorization: Bearer <token>`.
 pub async fn mcp_with_token(url: &str, token: &str) -> Reply {
     post_mcp(url, "/mcp", &[("authorization", format!("Bearer {token}"))]).await
+}
+
+// ---------------------------------------------------------------------------
+// Server-sent events
+
+/// One server-sent event.
+#[derive(Debug)]
+pub struct SseEvent {
+    pub event: String,
+    pub data: String,
+}
+
+/// Reads server-sent events from a streaming response.
+pub struct SseReader {
+    stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+impl SseReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        use futures::StreamExt;
+        Self {
+            stream: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event with data (comments skipped); `None` when the stream ends.
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        use futures::StreamExt;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = String::from("message");
+                let mut data = Vec::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        event = value.trim().to_string();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push(value.strip_prefix(' ').unwrap_or(value).to_string());
+                    }
+                }
+                if !data.is_empty() {
+                    return Some(SseEvent {
+                        event,
+                        data: data.join("\n"),
+                    });
+                }
+            }
+            match self.stream.next().await {
+                Some(Ok(chunk)) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The next `message` event as JSON, within 10 s.
+    pub async fn message(&mut self) -> Value {
+        let event = tokio::time::timeout(Duration::from_secs(10), self.next())
+            .await
+            .expect("an SSE event in time")
+            .expect("the stream is open");
+        assert_eq!(event.event, "message");
+        serde_json::from_str(&event.data).unwrap()
+    }
+}
+
+/// How a legacy SSE request authenticates.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    Bearer(&'a str),
+    /// A `Cookie` header value and an optional `Origin`.
+    Cookie(&'a str, Option<&'a str>),
+}
+
+/// `GET /sse`; returns the reader and the `endpoint` path.
+pub async fn open_sse(url: &str, auth: Auth<'_>) -> (SseReader, String) {
+    let mut request = client()
+        .get(format!("{url}/sse"))
+        .header("accept", "text/event-stream");
+    match auth {
+        Auth::Bearer(token) => request = request.bearer_auth(token),
+        Auth::Cookie(cookie, _) => request = request.header("cookie", cookie),
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200, "GET /sse");
+    let mut reader = SseReader::new(response);
+    let endpoint = tokio::time::timeout(Duration::from_secs(10), reader.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(endpoint.event, "endpoint");
+    assert!(endpoint.data.starts_with("/messages?sessionId="));
+    (reader, endpoint.data)
+}
+
+/// `POST <endpoint>` with a JSON-RPC body.
+pub async fn post_message(url: &str, endpoint: &str, auth: Auth<'_>, body: &Value) -> Reply {
+    let mut request = client()
+        .post(format!("{url}{endpoint}"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    match auth {
+        Auth::Bearer(token) => request = request.bearer_auth(token),
+        Auth::Cookie(cookie, origin) => {
+            request = request.header("cookie", cookie);
+            if let Some(origin) = origin {
+                request = request.header("origin", origin);
+            }
+        }
+    }
+    Reply::from(request.send().await.unwrap()).await
+}
+
+/// `initialize` + `notifications/initialized` over a legacy SSE session.
+pub async fn sse_handshake(url: &str, endpoint: &str, auth: Auth<'_>, reader: &mut SseReader) {
+    let reply = post_message(url, endpoint, auth, &initialize()).await;
+    assert_eq!(reply.status, 202, "initialize: {}", reply.body);
+    let message = reader.message().await;
+    assert_eq!(message["id"], 1);
+    let reply = post_message(
+        url,
+        endpoint,
+        auth,
+        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    assert_eq!(reply.status, 202);
+}
+
+pub fn call(id: u64, tool: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
 }

@@ -1,0 +1,223 @@
+//! Limits of the resource server: request body size, header size, token size, SSE
+//! stream lifetime, idle connections and slow-loris clients.
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use serde_json::json;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::support::{
+    Auth, Key, Reply, TestAs, client, logs, mcp_with_token, now, open_sse, post_message, rs_config,
+    start_rs,
+};
+
+async fn setup() -> (TestAs, String, Key) {
+    logs();
+    let key = Key::as1();
+    let auth_server = TestAs::start(std::slice::from_ref(&key), 600).await;
+    let issuer = auth_server.issuer.clone();
+    let url = start_rs(|url| rs_config(url, &issuer)).await;
+    (auth_server, url, key)
+}
+
+fn token(auth_server: &TestAs, key: &Key, url: &str, path: &str) -> String {
+    key.sign(&auth_server.claims("alice", &format!("{url}{path}"), "mcp:tools"))
+}
+
+/// A JSON-RPC body of about `bytes` bytes.
+fn big_body(bytes: usize) -> String {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "weather", "arguments": {"location": "x".repeat(bytes)}}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn request_body_over_the_limit_is_413_on_both_transports() {
+    let (auth_server, url, key) = setup().await;
+    let mcp_token = token(&auth_server, &key, &url, "/mcp");
+    // Default limit: 1 MiB.
+    let response = client()
+        .post(format!("{url}/mcp"))
+        .bearer_auth(&mcp_token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(big_body(2 * 1024 * 1024))
+        .send()
+        .await
+        .unwrap();
+    let reply = Reply::from(response).await;
+    assert_eq!(reply.status, 413, "{}", reply.body);
+
+    let sse_token = token(&auth_server, &key, &url, "/sse");
+    let (_reader, endpoint) = open_sse(&url, Auth::Bearer(&sse_token)).await;
+    let response = client()
+        .post(format!("{url}{endpoint}"))
+        .bearer_auth(&sse_token)
+        .header("content-type", "application/json")
+        .body(big_body(2 * 1024 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+
+    // Just under the limit is still served.
+    let reply = post_message(
+        &url,
+        &endpoint,
+        Auth::Bearer(&sse_token),
+        &serde_json::from_str(&big_body(512 * 1024)).unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+}
+
+/// Sends raw bytes on a fresh connection and returns what the server answered before
+/// closing it; `None` if it neither answered and closed within 5 s.
+async fn raw_exchange(url: &str, request: &[u8]) -> Option<String> {
+    let addr = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    // The server may answer (and close) before it has read everything.
+    let _ = stream.write_all(request).await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok()
+        .map(|()| String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test]
+async fn oversized_request_head_is_refused() {
+    let (auth_server, url, key) = setup().await;
+    let host = url.trim_start_matches("http://");
+    let token = token(&auth_server, &key, &url, "/mcp");
+    // A head of about 1 MiB: refused by the HTTP server (hyper's read buffer limit),
+    // never handed to the application.
+    let padding = "a".repeat(1024 * 1024);
+    let request = format!(
+        "GET /.well-known/oauth-protected-resource HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nX-Padding: {padding}\r\n\r\n"
+    );
+    let answer = raw_exchange(&url, request.as_bytes())
+        .await
+        .expect("the server closed the connection");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "answer: {}",
+        &answer[..answer.len().min(200)]
+    );
+    // A header of 8 KiB is an ordinary request.
+    let padding = "a".repeat(8 * 1024);
+    let request = format!(
+        "GET /.well-known/oauth-protected-resource HTTP/1.1\r\nHost: {host}\r\nX-Padding: {padding}\r\nConnection: close\r\n\r\n"
+    );
+    let answer = raw_exchange(&url, request.as_bytes())
+        .await
+        .expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn oversized_bearer_token_is_refused_without_echo() {
+    let (auth_server, url, key) = setup().await;
+    let mut claims = auth_server.claims("alice", &format!("{url}/mcp"), "mcp:tools");
+    claims["pad"] = json!("b".repeat(200 * 1024));
+    let token = key.sign(&claims);
+    let reply = mcp_with_token(&url, &token).await;
+    assert_eq!(reply.status, 401);
+    assert!(reply.www_authenticate.contains("invalid_token"));
+    crate::support::assert_not_leaked(&token, &[&reply.body, &reply.headers], "200 KiB token");
+}
+
+#[tokio::test]
+async fn sse_stream_ends_when_its_token_expires() {
+    let (auth_server, url, key) = setup().await;
+    let mut claims = auth_server.claims("alice", &format!("{url}/sse"), "mcp:tools");
+    claims["exp"] = json!(now() + 3);
+    let token = key.sign(&claims);
+    let started = Instant::now();
+    let (mut reader, _endpoint) = open_sse(&url, Auth::Bearer(&token)).await;
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        while reader.next().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "the stream outlived its token");
+    assert!(started.elapsed() <= Duration::from_secs(5));
+}
+
+/// Opens a connection that sends a request head one byte at a time, slowly.
+async fn slow_loris(url: String, hold: Duration) {
+    let addr = url.trim_start_matches("http://").to_string();
+    let Ok(mut stream) = TcpStream::connect(&addr).await else {
+        return;
+    };
+    let head = format!("POST /mcp HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ");
+    let _ = stream.write_all(head.as_bytes()).await;
+    let until = Instant::now() + hold;
+    while Instant::now() < until {
+        if stream.write_all(b"a").await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_loris_clients_do_not_starve_others() {
+    let (auth_server, url, key) = setup().await;
+    let hold = Duration::from_secs(6);
+    let loris: Vec<_> = (0..300)
+        .map(|_| tokio::spawn(slow_loris(url.clone(), hold)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..5 {
+        let requests = (0..4).map(|_| {
+            let token = token(&auth_server, &key, &url, "/mcp");
+            let url = url.clone();
+            async move {
+                let started = Instant::now();
+                let reply = mcp_with_token(&url, &token).await;
+                (reply.status, started.elapsed())
+            }
+        });
+        for (status, elapsed) in join_all(requests).await {
+            assert_eq!(status, 200);
+            assert!(
+                elapsed < Duration::from_secs(1),
+                "served in {elapsed:?} next to 300 slow clients"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for task in loris {
+        task.abort();
+    }
+}
+
+/// A connection that never completes its request head must be closed by the server
+/// after a bounded time; otherwise enough of them exhaust its file descriptors.
+#[tokio::test]
+#[ignore = "defect: mcp-resource-server/src/server.rs serve_with_shutdown() uses axum::serve, \
+            which gives hyper no timer, so no header read timeout or idle timeout applies"]
+async fn idle_connection_without_a_request_is_closed() {
+    let (_auth_server, url, _key) = setup().await;
+    let addr = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: ").await.unwrap();
+    let mut buffer = [0u8; 256];
+    let closed = tokio::time::timeout(Duration::from_secs(45), stream.read(&mut buffer)).await;
+    assert!(
+        closed.is_ok(),
+        "the server still held a half-sent request after 45 s"
+    );
+}
