@@ -16,6 +16,7 @@ import {
   chooseScopes,
   describeTokenResponse,
   exchangeCode,
+  isLoopbackOrHttps,
   pkcePair,
   protectedResourceMetadataUrls,
   randomToken,
@@ -257,6 +258,7 @@ async function signIn(requestedScopes) {
     // 3. Authorization server metadata.
     const issuer = servers[0];
     step = trace.step('Discover the authorization server (RFC 8414, then OpenID Connect)');
+    if (!isLoopbackOrHttps(issuer)) throw new FlowError(`the authorization server ${issuer} is neither https nor on this machine`);
     let metadata = null;
     let lastProblem = 'no metadata document found';
     let blocked = 0;
