@@ -534,6 +534,16 @@ async function main() {
     });
   }
 
+  await check('a reload before sign-out reconnects with the cookie alone', async () => {
+    await page.reload();
+    await waitForState('signed-in', 'reload while signed in');
+    const steps = await pageSteps();
+    if (!/\[ok\][^\n]*session cookie is still valid/.test(steps)) fail(`the page did not reconnect with the cookie:\n${steps}`);
+    const tools = await page.$$eval('#tools [data-tool]', (cards) => cards.length);
+    if (tools < 4) fail(`only ${tools} tools listed after the reload`);
+    return 'stream, initialize and tools/list without a token';
+  });
+
   await check("the resource server refuses the cookie from another Origin", async () => {
     const cookieHeader = `mcp_session=${cookie.value}`;
     const good = await request(rsPort, { pathname: '/sse', host: rsHost, headers: { Cookie: cookieHeader, Origin: origin, Accept: 'text/event-stream' }, readBody: false });
