@@ -5,7 +5,7 @@
 //! 2. a Client ID Metadata Document URL used as the `client_id`, when the authorization
 //!    server says `client_id_metadata_document_supported: true`;
 //! 3. dynamic client registration (RFC 7591) at the `registration_endpoint`; the
-//!    registration is kept in the cache and reused with the same authorization server
+//!    registration is kept in the cache (once it has led to tokens) and reused with the same authorization server
 //!    as long as its redirect URI can still be used.
 //!
 //! The token endpoint authentication method (`none`, `client_secret_basic`,
@@ -16,7 +16,7 @@ use mcp_auth_proto::ClientSecret;
 use mcp_auth_proto::registration::{ClientInformation, ClientMetadata};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{Cache, StoredRegistration, now};
+use crate::cache::Cache;
 use crate::discovery::AuthorizationServer;
 use crate::error::{ClientError, Result};
 use crate::http::body_summary;
@@ -191,7 +191,7 @@ pub async fn client_identity(
             issuer: as_.issuer.clone(),
         });
     };
-    register(http, trace, cache, as_, config, endpoint, redirect_uri).await
+    register(http, trace, as_, config, endpoint, redirect_uri).await
 }
 
 /// The redirect URI of the cached registration for `issuer`, if any: the loopback
@@ -207,7 +207,6 @@ pub fn registered_redirect_uri(cache: &Cache, issuer: &str) -> Option<String> {
 async fn register(
     http: &reqwest::Client,
     trace: &Trace,
-    cache: &Cache,
     as_: &AuthorizationServer,
     config: &ClientConfig,
     endpoint: &url::Url,
@@ -304,14 +303,6 @@ async fn register(
         source: ClientSource::Dynamic,
         redirect_uri: Some(redirect_uri.to_owned()),
     };
-    let stored = StoredRegistration {
-        issuer: as_.issuer.clone(),
-        client: client.clone(),
-        registered_at: now(),
-    };
-    if let Some(path) = cache.save_registration(&stored)? {
-        trace.detail(AREA, format!("registration kept in {}", path.display()));
-    }
     Ok(client)
 }
 

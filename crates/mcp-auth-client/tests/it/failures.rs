@@ -1,0 +1,153 @@
+//! Failures end with one clear error, make no authorization they should not, and leave
+//! the token cache exactly as it was.
+
+use mcp_auth_client::ClientError;
+use mcp_auth_client::cache::{Cache, TokenSet, now};
+use mcp_auth_client::registration::{ClientSource, StoredClient, TokenAuthMethod};
+use mcp_auth_proto::{AccessToken, RefreshToken};
+
+use crate::support::{
+    IssMode, Mock, MockConfig, StateMode, assert_no_secrets, files, options, session, text,
+};
+
+/// Seeds the cache with tokens the mock does not know (so they get refused, the refresh
+/// fails, and a new authorization starts), runs a connect, and checks the cache is intact.
+async fn fails_and_keeps_cache(config: MockConfig) -> (ClientError, Mock, String) {
+    let mock = Mock::start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    Cache::new(dir.path())
+        .save_tokens(&TokenSet {
+            server: mock.mcp_url(),
+            resource: mock.mcp_url(),
+            issuer: mock.issuer(),
+            token_endpoint: format!("{}/token", mock.issuer()),
+            client: StoredClient {
+                client_id: "seeded".into(),
+                client_secret: None,
+                auth_method: TokenAuthMethod::None,
+                source: ClientSource::Dynamic,
+                redirect_uri: None,
+            },
+            access_token: AccessToken::new("stale-access"),
+            token_type: "Bearer".into(),
+            refresh_token: Some(RefreshToken::new("stale-refresh")),
+            scope: Some("mcp:tools".into()),
+            expires_at: Some(now() + 3600),
+            obtained_at: now(),
+        })
+        .unwrap();
+    let before = files(dir.path());
+    let (mut s, buf) = session(options(&mock.mcp_url()), dir.path());
+    let err = s.connect().await.unwrap_err();
+    assert_eq!(files(dir.path()), before, "the cache changed");
+    let trace = text(&buf);
+    assert_no_secrets(&trace);
+    assert!(!trace.contains("stale-access") && !err.to_string().contains("stale"));
+    (err, mock, trace)
+}
+
+#[tokio::test]
+async fn state_mismatch() {
+    let (err, mock, _) = fails_and_keeps_cache(MockConfig {
+        state: StateMode::Wrong,
+        ..MockConfig::default()
+    })
+    .await;
+    assert!(matches!(err, ClientError::StateMismatch), "{err}");
+    assert_eq!(mock.count("token grant=authorization_code"), 0);
+}
+
+#[tokio::test]
+async fn metadata_issuer_mismatch() {
+    let (err, mock, _) = fails_and_keeps_cache(MockConfig {
+        metadata_issuer_override: Some("http://127.0.0.1:1/other".into()),
+        ..MockConfig::default()
+    })
+    .await;
+    assert!(matches!(err, ClientError::IssuerMismatch { .. }), "{err}");
+    assert_eq!(mock.count("authorize"), 0);
+}
+
+#[tokio::test]
+async fn callback_issuer_mismatch() {
+    let (err, mock, _) = fails_and_keeps_cache(MockConfig {
+        iss: IssMode::Wrong,
+        ..MockConfig::default()
+    })
+    .await;
+    assert!(
+        matches!(err, ClientError::CallbackIssuerMismatch { .. }),
+        "{err}"
+    );
+    assert_eq!(mock.count("token grant=authorization_code"), 0);
+}
+
+#[tokio::test]
+async fn callback_without_promised_iss() {
+    let (err, _, _) = fails_and_keeps_cache(MockConfig {
+        iss: IssMode::Absent,
+        advertise_iss: true,
+        ..MockConfig::default()
+    })
+    .await;
+    assert!(
+        matches!(err, ClientError::CallbackIssuerMismatch { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn no_s256() {
+    let (err, mock, trace) = fails_and_keeps_cache(MockConfig {
+        s256: false,
+        ..MockConfig::default()
+    })
+    .await;
+    assert!(matches!(err, ClientError::NoPkceS256 { .. }), "{err}");
+    assert_eq!(mock.count("authorize"), 0);
+    assert_eq!(mock.count("register"), 0);
+    assert!(trace.contains("no S256"), "{trace}");
+}
+
+#[tokio::test]
+async fn resource_mismatch() {
+    let (err, mock, _) = fails_and_keeps_cache(MockConfig {
+        prm_resource_override: Some("https://evil.example.com/mcp".into()),
+        ..MockConfig::default()
+    })
+    .await;
+    assert!(matches!(err, ClientError::ResourceMismatch { .. }), "{err}");
+    assert_eq!(mock.count("authorize"), 0);
+}
+
+#[tokio::test]
+async fn authorization_server_error_in_callback() {
+    let (err, _, _) = fails_and_keeps_cache(MockConfig {
+        callback_error: Some("access_denied".into()),
+        ..MockConfig::default()
+    })
+    .await;
+    assert!(
+        matches!(&err, ClientError::AuthorizationDenied { error, .. } if error == "access_denied"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("access_denied"));
+}
+
+#[tokio::test]
+async fn unreachable_server() {
+    // A port that was free a moment ago: nothing listens there now.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = session(options(&format!("http://127.0.0.1:{port}/mcp")), dir.path());
+    let err = s.connect().await.unwrap_err();
+    assert!(matches!(err, ClientError::Unreachable { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("cannot reach http://127.0.0.1:")
+    );
+    assert!(files(dir.path()).is_empty());
+}

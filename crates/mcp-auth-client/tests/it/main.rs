@@ -1,0 +1,9 @@
+//! Integration tests of mcp-auth-client, against real servers on 127.0.0.1:0.
+
+mod cache;
+mod challenge;
+mod failures;
+mod flow;
+mod loopback;
+mod project;
+mod support;

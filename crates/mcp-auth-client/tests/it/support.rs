@@ -1,0 +1,488 @@
+//! A small, real MCP resource server and authorization server (one axum app on
+//! 127.0.0.1:0) whose behaviour each test configures, and a headless client for it.
+//!
+//! The resource server answers `/mcp` (JSON replies, SSE-framed for `tools/list`), serves
+//! its PRM, and checks Bearer tokens against those the authorization server issued.
+//! The authorization server (issuer `<base>/as`) has RFC 8414 metadata, `/as/authorize`
+//! (approves at once by redirect), `/as/token` (checks PKCE, records `resource`, rotates
+//! refresh tokens) and `/as/register`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use mcp_auth_client::authorize::{AuthorizeOptions, Interaction};
+use mcp_auth_client::cache::Cache;
+use mcp_auth_client::mcp::sse::SseAuth;
+use mcp_auth_client::registration::ClientConfig;
+use mcp_auth_client::trace::{Trace, Verbosity};
+use mcp_auth_client::{Session, SessionOptions, TransportChoice};
+use mcp_auth_proto::Scopes;
+use serde_json::{Value, json};
+use url::Url;
+
+/// What the callback carries about `state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateMode {
+    Echo,
+    Wrong,
+}
+
+/// What the callback carries about `iss`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssMode {
+    Absent,
+    Correct,
+    Wrong,
+}
+
+/// The mock's behaviour.
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    pub metadata_issuer_override: Option<String>,
+    pub s256: bool,
+    pub iss: IssMode,
+    pub advertise_iss: bool,
+    pub state: StateMode,
+    pub callback_error: Option<String>,
+    pub prm_resource_override: Option<String>,
+    pub prm_scopes: Vec<String>,
+    pub required_scope: Option<String>,
+    pub admin_scope: Option<String>,
+    pub never_grant: Option<String>,
+    pub expires_in: u64,
+    pub refresh_tokens: bool,
+    pub rotate_refresh: bool,
+    pub as_scopes: Vec<String>,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            metadata_issuer_override: None,
+            s256: true,
+            iss: IssMode::Correct,
+            advertise_iss: true,
+            state: StateMode::Echo,
+            callback_error: None,
+            prm_resource_override: None,
+            prm_scopes: vec!["mcp:tools".into()],
+            required_scope: Some("mcp:tools".into()),
+            admin_scope: Some("mcp:admin".into()),
+            never_grant: None,
+            expires_in: 3600,
+            refresh_tokens: true,
+            rotate_refresh: true,
+            as_scopes: vec![
+                "mcp:tools".into(),
+                "mcp:admin".into(),
+                "offline_access".into(),
+            ],
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Issued {
+    access: HashMap<String, Vec<String>>,
+    refresh: HashMap<String, Vec<String>>,
+    codes: HashMap<String, (String, Vec<String>, String)>,
+    counter: u64,
+}
+
+/// The running mock.
+pub struct Mock {
+    pub base: String,
+    pub issued: Arc<Mutex<Issued>>,
+    /// One line per notable request: `authorize scope=...`, `token grant=... resource=...`,
+    /// `mcp <method> <status>`, `register`.
+    pub log: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    base: String,
+    config: MockConfig,
+    issued: Arc<Mutex<Issued>>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Mock {
+    pub async fn start(config: MockConfig) -> Mock {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let issued = Arc::new(Mutex::new(Issued::default()));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let state = AppState {
+            base: base.clone(),
+            config,
+            issued: issued.clone(),
+            log: log.clone(),
+        };
+        let app = Router::new()
+            .route("/mcp", post(mcp))
+            .route("/.well-known/oauth-protected-resource/mcp", get(prm))
+            .route(
+                "/.well-known/oauth-authorization-server/as",
+                get(as_metadata),
+            )
+            .route("/as/authorize", get(authorize))
+            .route("/as/token", post(token))
+            .route("/as/register", post(register))
+            .with_state(state);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Mock {
+            base,
+            issued,
+            log,
+            task,
+        }
+    }
+
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base)
+    }
+
+    pub fn issuer(&self) -> String {
+        format!("{}/as", self.base)
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, prefix: &str) -> usize {
+        self.log().iter().filter(|l| l.starts_with(prefix)).count()
+    }
+
+    /// Forgets every access token (as if they had expired): the next request gets 401.
+    pub fn revoke_access_tokens(&self) {
+        self.issued.lock().unwrap().access.clear();
+    }
+
+    /// Forgets every refresh token: refreshing fails with `invalid_grant`.
+    pub fn revoke_refresh_tokens(&self) {
+        self.issued.lock().unwrap().refresh.clear();
+    }
+}
+
+fn push(log: &Arc<Mutex<Vec<String>>>, line: String) {
+    log.lock().unwrap().push(line);
+}
+
+async fn prm(State(s): State<AppState>) -> Response {
+    let resource = s
+        .config
+        .prm_resource_override
+        .clone()
+        .unwrap_or_else(|| format!("{}/mcp", s.base));
+    axum::Json(json!({
+        "resource": resource,
+        "authorization_servers": [format!("{}/as", s.base)],
+        "scopes_supported": s.config.prm_scopes,
+    }))
+    .into_response()
+}
+
+async fn as_metadata(State(s): State<AppState>) -> Response {
+    let issuer = format!("{}/as", s.base);
+    let mut md = json!({
+        "issuer": s.config.metadata_issuer_override.clone().unwrap_or(issuer.clone()),
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "registration_endpoint": format!("{issuer}/register"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "scopes_supported": s.config.as_scopes,
+        "authorization_response_iss_parameter_supported": s.config.advertise_iss,
+    });
+    md["code_challenge_methods_supported"] = if s.config.s256 {
+        json!(["S256"])
+    } else {
+        json!(["plain"])
+    };
+    // Served the way a static file server would: not as JSON.
+    (
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        md.to_string(),
+    )
+        .into_response()
+}
+
+async fn register(State(s): State<AppState>, axum::Json(body): axum::Json<Value>) -> Response {
+    push(&s.log, "register".into());
+    let mut out = body.clone();
+    out["client_id"] = json!("dyn-client-1");
+    (StatusCode::CREATED, axum::Json(out)).into_response()
+}
+
+async fn authorize(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let scope = q.get("scope").cloned().unwrap_or_default();
+    push(
+        &s.log,
+        format!(
+            "authorize scope={scope} resource={} method={}",
+            q.get("resource").cloned().unwrap_or_default(),
+            q.get("code_challenge_method").cloned().unwrap_or_default()
+        ),
+    );
+    let redirect = q.get("redirect_uri").cloned().unwrap_or_default();
+    let mut url = Url::parse(&redirect).unwrap();
+    let state = match s.config.state {
+        StateMode::Echo => q.get("state").cloned().unwrap_or_default(),
+        StateMode::Wrong => "forged-state".to_owned(),
+    };
+    {
+        let mut p = url.query_pairs_mut();
+        if let Some(err) = &s.config.callback_error {
+            p.append_pair("error", err)
+                .append_pair("error_description", "<b>denied</b> by the test");
+        } else {
+            let mut issued = s.issued.lock().unwrap();
+            issued.counter += 1;
+            let code = format!("code-{}", issued.counter);
+            let mut granted: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
+            if let Some(never) = &s.config.never_grant {
+                granted.retain(|g| g != never);
+            }
+            issued.codes.insert(
+                code.clone(),
+                (
+                    q.get("code_challenge").cloned().unwrap_or_default(),
+                    granted,
+                    redirect.clone(),
+                ),
+            );
+            p.append_pair("code", &code);
+        }
+        p.append_pair("state", &state);
+        match s.config.iss {
+            IssMode::Absent => {}
+            IssMode::Correct => {
+                p.append_pair("iss", &format!("{}/as", s.base));
+            }
+            IssMode::Wrong => {
+                p.append_pair("iss", "http://127.0.0.1:1/elsewhere");
+            }
+        }
+    }
+    (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response()
+}
+
+fn oauth_error(error: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"error": error, "error_description": "refused by the test server"})),
+    )
+        .into_response()
+}
+
+async fn token(State(s): State<AppState>, Form(f): Form<HashMap<String, String>>) -> Response {
+    let grant = f.get("grant_type").cloned().unwrap_or_default();
+    let resource = f.get("resource").cloned().unwrap_or_default();
+    push(&s.log, format!("token grant={grant} resource={resource}"));
+    let mut issued = s.issued.lock().unwrap();
+    let scopes = match grant.as_str() {
+        "authorization_code" => {
+            let Some((challenge, scopes, redirect)) = issued
+                .codes
+                .remove(f.get("code").map_or("", String::as_str))
+            else {
+                return oauth_error("invalid_grant");
+            };
+            let verifier =
+                oauth2::PkceCodeVerifier::new(f.get("code_verifier").cloned().unwrap_or_default());
+            if oauth2::PkceCodeChallenge::from_code_verifier_sha256(&verifier).as_str() != challenge
+                || f.get("redirect_uri") != Some(&redirect)
+            {
+                return oauth_error("invalid_grant");
+            }
+            scopes
+        }
+        "refresh_token" => {
+            let rt = f.get("refresh_token").cloned().unwrap_or_default();
+            let found = if s.config.rotate_refresh {
+                issued.refresh.remove(&rt)
+            } else {
+                issued.refresh.get(&rt).cloned()
+            };
+            let Some(scopes) = found else {
+                return oauth_error("invalid_grant");
+            };
+            scopes
+        }
+        _ => return oauth_error("unsupported_grant_type"),
+    };
+    issued.counter += 1;
+    let n = issued.counter;
+    let access = format!("secret-access-{n}");
+    issued.access.insert(access.clone(), scopes.clone());
+    let mut body = json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": s.config.expires_in,
+        "scope": scopes.join(" "),
+    });
+    let keep_old = grant == "refresh_token" && !s.config.rotate_refresh;
+    if s.config.refresh_tokens && !keep_old {
+        let rt = format!("secret-refresh-{n}");
+        issued.refresh.insert(rt.clone(), scopes);
+        body["refresh_token"] = json!(rt);
+    }
+    axum::Json(body).into_response()
+}
+
+fn challenge(base: &str, error: Option<&str>, scope: Option<&str>) -> String {
+    let mut parts = Vec::new();
+    if let Some(e) = error {
+        parts.push(format!("error=\"{e}\""));
+    }
+    if let Some(s) = scope {
+        parts.push(format!("scope=\"{s}\""));
+    }
+    parts.push(format!(
+        "resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\""
+    ));
+    format!("Bearer {}", parts.join(", "))
+}
+
+async fn mcp(State(s): State<AppState>, headers: HeaderMap, body: String) -> Response {
+    let msg: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let method = msg["method"].as_str().unwrap_or("").to_owned();
+    let required = s.config.required_scope.clone();
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let scopes = token
+        .as_ref()
+        .and_then(|t| s.issued.lock().unwrap().access.get(t).cloned());
+    let refuse = |status: StatusCode, ch: String| {
+        push(&s.log, format!("mcp {method} {}", status.as_u16()));
+        (status, [(header::WWW_AUTHENTICATE, ch)], "").into_response()
+    };
+    let Some(scopes) = scopes else {
+        let error = token.as_ref().map(|_| "invalid_token");
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            challenge(&s.base, error, required.as_deref()),
+        );
+    };
+    let mut needed: Vec<String> = required.iter().cloned().collect();
+    if method == "tools/call" && msg["params"]["name"] == "admin" {
+        needed.extend(s.config.admin_scope.iter().cloned());
+    }
+    if !needed.iter().all(|n| scopes.contains(n)) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            challenge(&s.base, Some("insufficient_scope"), Some(&needed.join(" "))),
+        );
+    }
+    push(&s.log, format!("mcp {method} 200"));
+    let id = msg["id"].clone();
+    let result = match method.as_str() {
+        "initialize" => json!({
+            "protocolVersion": "2025-11-25",
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "mock", "version": "1"}
+        }),
+        m if m.starts_with("notifications/") => return StatusCode::ACCEPTED.into_response(),
+        "tools/list" => {
+            let reply = json!({"jsonrpc": "2.0", "id": id, "result": {"tools": [
+                {"name": "echo", "inputSchema": {"type": "object"}},
+                {"name": "admin", "inputSchema": {"type": "object"}}
+            ]}});
+            return (
+                [(header::CONTENT_TYPE, "text/event-stream")],
+                format!(": comment\n\nevent: message\ndata: {reply}\n\n"),
+            )
+                .into_response();
+        }
+        "tools/call" => json!({"content": [{"type": "text",
+            "text": format!("called {}", msg["params"]["name"].as_str().unwrap_or(""))}]}),
+        _ => {
+            return axum::Json(json!({"jsonrpc": "2.0", "id": id,
+                "error": {"code": -32601, "message": "method not found"}}))
+            .into_response();
+        }
+    };
+    axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+}
+
+/// Session options for a headless client of `server_url`.
+pub fn options(server_url: &str) -> SessionOptions {
+    SessionOptions {
+        server_url: Url::parse(server_url).unwrap(),
+        transport: TransportChoice::Auto,
+        sse_auth: SseAuth::Bearer,
+        authorize: AuthorizeOptions {
+            interaction: Interaction::Headless,
+            redirect_port: 0,
+            timeout: Duration::from_secs(10),
+            client: ClientConfig {
+                client_name: "mcp-client tests".into(),
+                ..ClientConfig::default()
+            },
+        },
+        extra_scopes: Scopes::default(),
+        max_authorizations: 3,
+        refresh_margin_secs: 60,
+    }
+}
+
+/// A headless session and the buffer its trace goes to.
+pub fn session(options: SessionOptions, cache_dir: &Path) -> (Session, Arc<Mutex<Vec<u8>>>) {
+    let (trace, buf) = Trace::capture(Verbosity::Verbose);
+    let session = Session::new(options, trace, Cache::new(cache_dir)).unwrap();
+    (session, buf)
+}
+
+/// The trace so far, as text.
+pub fn text(buf: &Arc<Mutex<Vec<u8>>>) -> String {
+    String::from_utf8_lossy(&buf.lock().unwrap()).into_owned()
+}
+
+/// Asserts no secret the mock issued appears in `s`.
+pub fn assert_no_secrets(s: &str) {
+    assert!(
+        !s.contains("secret-access-") && !s.contains("secret-refresh-") && !s.contains("code-"),
+        "a token or code leaked:\n{s}"
+    );
+}
+
+/// Every file under `dir`, recursively, as (path, contents).
+pub fn files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files(&p));
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
