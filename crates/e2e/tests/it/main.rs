@@ -9,6 +9,7 @@
 //! - [`dex_topology`]: dev-idp in Dex mode, the static metadata server and the resource
 //!   server as the README configures them for Dex, with the project's client.
 
+mod dex_topology;
 mod oidc_provider;
 mod support;
 mod ts_client;

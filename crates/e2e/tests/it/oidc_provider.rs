@@ -51,7 +51,7 @@ async fn project_client_and_resource_server_with_oidc_provider() -> Outcome {
         .step("resource-server", "start", {
             let issuer = issuer.clone();
             start_resource_server("127.0.0.1", move |url| {
-                RsConfig::new(url, issuer).with_leeway(Duration::ZERO)
+                Ok(RsConfig::new(url, issuer).with_leeway(Duration::ZERO))
             })
         })
         .await?;

@@ -50,6 +50,13 @@ pub struct Running {
     task: JoinHandle<()>,
 }
 
+impl Running {
+    /// Wraps a spawned server task.
+    pub fn new(url: String, task: JoinHandle<()>) -> Self {
+        Self { url, task }
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         self.task.abort();
@@ -67,12 +74,12 @@ pub async fn loopback_listener() -> anyhow::Result<TcpListener> {
 /// public URL (`http://<host>:<port>`) and returns the configuration to serve.
 pub async fn start_resource_server(
     host: &str,
-    configure: impl FnOnce(&str) -> RsConfig,
+    configure: impl FnOnce(&str) -> anyhow::Result<RsConfig>,
 ) -> anyhow::Result<Running> {
     let listener = loopback_listener().await?;
     let port = listener.local_addr()?.port();
     let url = format!("http://{host}:{port}");
-    let config = configure(&url);
+    let config = configure(&url)?;
     config
         .validate()
         .with_context(|| format!("resource server configuration for {url}"))?;
@@ -125,17 +132,30 @@ pub struct ProjectClient {
 }
 
 impl ProjectClient {
-    /// A headless client session for `server_url` with its token cache in `cache_dir`.
-    /// `refresh_margin_secs` is how early an expiring access token is refreshed.
+    /// A headless client session for `server_url` with its token cache in `cache_dir`;
+    /// see [`Self::options`].
     pub fn new(
         server_url: &str,
         transport: TransportChoice,
         cache_dir: &Path,
         refresh_margin_secs: i64,
     ) -> anyhow::Result<Self> {
+        Self::with_options(
+            Self::options(server_url, transport, refresh_margin_secs)?,
+            cache_dir,
+        )
+    }
+
+    /// Headless session options that register dynamically unless a client id is set.
+    /// `refresh_margin_secs` is how early an expiring access token is refreshed.
+    pub fn options(
+        server_url: &str,
+        transport: TransportChoice,
+        refresh_margin_secs: i64,
+    ) -> anyhow::Result<SessionOptions> {
         let server_url =
             Url::parse(server_url).with_context(|| format!("server URL {server_url}"))?;
-        let options = SessionOptions {
+        Ok(SessionOptions {
             server_url,
             transport,
             sse_auth: SseAuth::Bearer,
@@ -151,7 +171,11 @@ impl ProjectClient {
             extra_scopes: Scopes::default(),
             max_authorizations: 3,
             refresh_margin_secs,
-        };
+        })
+    }
+
+    /// A session with `options`, its token cache in `cache_dir`, and a captured trace.
+    pub fn with_options(options: SessionOptions, cache_dir: &Path) -> anyhow::Result<Self> {
         let (trace, buffer) = Trace::capture(Verbosity::Verbose);
         let session = Session::new(options, trace, Cache::new(cache_dir))?;
         Ok(Self {

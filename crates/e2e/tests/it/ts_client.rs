@@ -114,7 +114,7 @@ async fn ts_client_with_oidc_provider_against_resource_server() -> Outcome {
     let rs = scenario
         .step("resource-server", "start", {
             let issuer = issuer.clone();
-            start_resource_server("127.0.0.1", move |url| RsConfig::new(url, issuer))
+            start_resource_server("127.0.0.1", move |url| Ok(RsConfig::new(url, issuer)))
         })
         .await?;
     let mcp_url = format!("{}/mcp", rs.url);
@@ -150,7 +150,7 @@ async fn ts_client_with_dev_idp_mcp_ready_against_resource_server() -> Outcome {
     let rs = scenario
         .step("resource-server", "start", {
             let issuer = issuer.clone();
-            start_resource_server("127.0.0.1", move |url| RsConfig::new(url, issuer))
+            start_resource_server("127.0.0.1", move |url| Ok(RsConfig::new(url, issuer)))
         })
         .await?;
     let mcp_url = format!("{}/mcp", rs.url);
