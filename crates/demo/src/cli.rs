@@ -31,6 +31,8 @@ pub enum Command {
     StaticServer(crate::static_server::StaticServerArgs),
     /// The MCP resource server.
     ResourceServer(mcp_resource_server::cli::Cli),
+    /// The MCP client (mcp-client).
+    Client(mcp_auth_client::cli::Cli),
 }
 
 /// How the client finds the authorization server.
@@ -60,6 +62,10 @@ pub struct RunArgs {
     /// logs the demo user in without a form (for CI).
     #[arg(long, env = "DEMO_HEADLESS")]
     pub headless: bool,
+
+    /// Do not open a browser: the client prints the login URL to open by hand.
+    #[arg(long, env = "DEMO_NO_BROWSER", conflicts_with = "headless")]
+    pub no_browser: bool,
 
     /// How the client finds the authorization server.
     #[arg(long, env = "DEMO_DISCOVERY", value_enum, default_value_t = Discovery::Static)]
@@ -103,5 +109,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::ResourceServer(c)) => mcp_resource_server::cli::run(c)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Some(Command::Client(c)) => mcp_auth_client::cli::run(c).await,
     }
 }

@@ -185,8 +185,9 @@ pub struct Step {
     pub title: String,
     /// Arguments after `demo client`.
     pub args: Vec<String>,
-    /// Whether the step is expected to fail (the 403 of `admin_status` with Dex).
-    pub expect_failure: bool,
+    /// Why the client is expected to exit non-zero, if it is: a tool error result, or
+    /// the refusal of `admin_status` with Dex.
+    pub expected_failure: Option<&'static str>,
 }
 
 /// The client invocations: list tools, call each tool.
@@ -195,17 +196,20 @@ pub fn client_steps(args: &RunArgs, topology: &Topology, cache_dir: &Path) -> Ve
     if args.headless {
         common.push("--headless".into());
     }
+    if args.no_browser {
+        common.push("--no-browser".into());
+    }
     if !args.mcp_ready {
         common.extend(["--client-id".into(), "mcp-client".into()]);
     }
-    let step = |title: &str, command: &[&str], expect_failure: bool| {
+    let step = |title: &str, command: &[&str], expected_failure: Option<&'static str>| {
         let mut a = common.clone();
         a.extend(command.iter().map(|s| (*s).to_owned()));
         a.push(topology.mcp_url.clone());
         Step {
             title: title.into(),
             args: a,
-            expect_failure,
+            expected_failure,
         }
     };
     let admin_title = if args.mcp_ready {
@@ -213,33 +217,27 @@ pub fn client_steps(args: &RunArgs, topology: &Topology, cache_dir: &Path) -> Ve
     } else {
         "admin_status needs mcp:admin, which Dex cannot grant: 403 insufficient_scope"
     };
+    let refused = (!args.mcp_ready).then_some("refused, as expected: Dex has no mcp:admin scope");
     vec![
-        step("authorize, then list the tools", &["tools"], false),
+        step("authorize, then list the tools", &["tools"], None),
         step(
             "calculator: 6 * 7",
             &["call", "calculator", "operation=multiply", "a=6", "b=7"],
-            false,
+            None,
         ),
         step(
-            "calculator: divide by zero (a tool error, not a protocol error)",
+            "calculator: divide by zero (a tool error result, not a protocol error)",
             &["call", "calculator", "operation=divide", "a=1", "b=0"],
-            false,
+            Some("a tool error result, as expected"),
         ),
         step(
             "weather (fake data)",
             &["call", "weather", "location=Paris"],
-            false,
+            None,
         ),
-        step("whoami: the verified claims", &["call", "whoami"], false),
-        step("admin_status", &["call", "admin_status"], !args.mcp_ready).with_title(admin_title),
+        step("whoami: the verified claims", &["call", "whoami"], None),
+        step(admin_title, &["call", "admin_status"], refused),
     ]
-}
-
-impl Step {
-    fn with_title(mut self, title: &str) -> Self {
-        title.clone_into(&mut self.title);
-        self
-    }
 }
 
 async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::Result<bool> {
@@ -298,14 +296,14 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
         let mut client_args = vec!["client".to_owned()];
         client_args.extend(step.args);
         let status = run_foreground(&exe, &client_args).await?;
-        match (status.success(), step.expect_failure) {
-            (true, false) => {}
-            (false, true) => eprintln!("== (refused, as expected)"),
-            (true, true) => {
-                eprintln!("== expected a refusal, but the call succeeded");
+        match (status.success(), step.expected_failure) {
+            (true, None) => {}
+            (false, Some(why)) => eprintln!("== ({why})"),
+            (true, Some(why)) => {
+                eprintln!("== the call succeeded, but expected: {why}");
                 ok = false;
             }
-            (false, false) => {
+            (false, None) => {
                 eprintln!("== step failed ({status})");
                 ok = false;
                 break;

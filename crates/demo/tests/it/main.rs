@@ -4,5 +4,6 @@
 
 mod defaults;
 mod orchestration;
+mod run;
 mod static_server;
 mod topology;

@@ -1,0 +1,117 @@
+//! The `demo` binary itself: the whole headless flow as separate processes, a busy port,
+//! and Ctrl-C stopping every child.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn demo(extra: &[&str], ports: [u16; 3]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_demo"));
+    command
+        .args([
+            "--idp-port",
+            &ports[0].to_string(),
+            "--static-port",
+            &ports[1].to_string(),
+            "--rs-port",
+            &ports[2].to_string(),
+        ])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .env_remove("MCP_CLIENT_CACHE_DIR")
+        .stdin(Stdio::null());
+    command
+}
+
+fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn headless_run_completes_every_step() {
+    for mode in [&["--headless"][..], &["--headless", "--mcp-ready"][..]] {
+        let ports = [free_port(), free_port(), free_port()];
+        let output = demo(mode, ports).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{mode:?}\n{stdout}\n{stderr}");
+        assert!(stdout.contains("= 42"), "{stdout}");
+        assert!(stdout.contains("FAKE"), "{stdout}");
+        assert!(
+            stderr.contains("every step behaved as expected"),
+            "{stderr}"
+        );
+        if mode.contains(&"--mcp-ready") {
+            assert!(
+                stdout.contains("admin_status:"),
+                "step-up succeeded: {stdout}"
+            );
+        } else {
+            assert!(stderr.contains("Dex has no mcp:admin scope"), "{stderr}");
+        }
+        for port in ports {
+            assert!(port_free(port), "port {port} released after the run");
+        }
+    }
+}
+
+#[test]
+fn busy_port_is_a_clear_error() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let output = demo(&["--headless"], [free_port(), free_port(), port])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("port {port}")) && stderr.contains("--rs-port"),
+        "{stderr}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupt_stops_every_child() {
+    let ports = [free_port(), free_port(), free_port()];
+    // Without --headless and without a browser, the client waits for a login that never
+    // comes, so the run is still going when the interrupt arrives.
+    let mut child = demo(&["--no-browser"], ports)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while port_free(ports[2]) {
+        assert!(
+            Instant::now() < deadline,
+            "the resource server never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the demo did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(130));
+    for port in ports {
+        assert!(port_free(port), "port {port} still held after Ctrl-C");
+    }
+}
