@@ -19,6 +19,8 @@
 //   OP_ACCESS_TOKEN_TTL access token lifetime in seconds (default 600)
 //   OP_SCOPES           scopes offered to resource servers (default "mcp:tools mcp:admin")
 //
+//   EXIT_ON_STDIN_EOF   exit when stdin closes (set by the test harness)
+//
 // Stdout (one line each, for the test harness):
 //   READY <issuer>
 //   EVENT registration <client_id>
@@ -176,6 +178,11 @@ for (const where of ['authorization.error', 'grant.error', 'registration_create.
 }
 
 const shutdown = () => server.close(() => process.exit(0));
+// Under a test harness: end with the parent process (its end of our stdin closes).
+if (process.env.EXIT_ON_STDIN_EOF) {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
 

@@ -13,6 +13,7 @@
 //   AS_ISSUER        issuer of the authorization server (required)
 //   TS_SCOPES        scopes advertised in the PRM (default "mcp:tools")
 //   TS_REQUIRED      scopes every request needs (default "mcp:tools")
+//   EXIT_ON_STDIN_EOF exit when stdin closes (set by the test harness)
 // Stdout: `READY <mcp url>` once listening. Tokens are never printed.
 
 import { createRemoteJWKSet, jwtVerify } from 'jose';
@@ -156,6 +157,11 @@ app.get('/mcp', auth, methodNotAllowed);
 app.delete('/mcp', auth, methodNotAllowed);
 
 const shutdown = () => listener.close(() => process.exit(0));
+// Under a test harness: end with the parent process (its end of our stdin closes).
+if (process.env.EXIT_ON_STDIN_EOF) {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
 

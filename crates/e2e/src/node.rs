@@ -43,7 +43,11 @@ pub fn interop_dir() -> PathBuf {
 /// # Errors
 /// When something is missing, with the command that installs it.
 pub fn node_binary() -> anyhow::Result<PathBuf> {
-    let modules = interop_dir().join("node_modules");
+    node_binary_in(&interop_dir())
+}
+
+fn node_binary_in(interop: &Path) -> anyhow::Result<PathBuf> {
+    let modules = interop.join("node_modules");
     let missing: Vec<&str> = REQUIRED_PACKAGES
         .iter()
         .copied()
@@ -87,7 +91,8 @@ impl Output {
     }
 }
 
-/// A long-running Node.js peer, killed on drop.
+/// A long-running Node.js peer, killed on drop (and ending by itself when this process
+/// dies, as its stdin then closes).
 #[derive(Debug)]
 pub struct NodePeer {
     name: String,
@@ -116,7 +121,10 @@ impl NodePeer {
             .arg(script)
             .args(args)
             .envs(env.iter().copied())
-            .stdin(Stdio::null())
+            // The peers exit when their stdin closes, so they do not outlive a test
+            // process that is killed before it can kill them.
+            .env("EXIT_ON_STDIN_EOF", "1")
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -283,4 +291,32 @@ fn pipe_lines(
             output.push(format!("{prefix}{line}"));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_packages_say_how_to_install_them() {
+        let dir = std::env::temp_dir().join(format!("e2e-no-modules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = node_binary_in(&dir).unwrap_err().to_string();
+        assert!(err.contains("npm ci --prefix interop"), "{err}");
+        assert!(err.contains("oidc-provider/package.json"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn output_keeps_the_last_lines() {
+        let output = Output::default();
+        for i in 0..MAX_LINES + 5 {
+            output.push(format!("line {i}"));
+        }
+        assert_eq!(output.lines().len(), MAX_LINES);
+        assert_eq!(
+            output.tail(2),
+            format!("line {}\nline {}", MAX_LINES + 3, MAX_LINES + 4)
+        );
+    }
 }

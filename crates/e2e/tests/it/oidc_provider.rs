@@ -22,8 +22,10 @@ use crate::support::{ProjectClient, init_tracing, start_resource_server, two_plu
 
 const CLIENT: &str = "mcp-client (this project)";
 const OP: &str = "oidc-provider";
-/// Lifetime of oidc-provider's access tokens in this scenario.
-const ACCESS_TOKEN_TTL: u64 = 4;
+/// Lifetime of oidc-provider's access tokens in this scenario: long enough for the
+/// first steps (and the SSE stream, which closes when its token expires), short enough
+/// to wait for.
+const ACCESS_TOKEN_TTL: u64 = 8;
 
 #[tokio::test]
 async fn project_client_and_resource_server_with_oidc_provider() -> Outcome {
