@@ -128,6 +128,8 @@ pub struct Config {
     pub token_cache_capacity: usize,
     /// Directory of the browser page served under `/app/` (not served when `None`).
     pub web_dir: Option<PathBuf>,
+    /// How long a client may take to send a request head; idle connections close after it.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Config {
@@ -153,6 +155,7 @@ impl Default for Config {
             jwks: JwksConfig::default(),
             token_cache_capacity: 10_000,
             web_dir: None,
+            header_read_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -278,6 +281,13 @@ impl Config {
         self
     }
 
+    /// Sets how long a client may take to send a request head.
+    #[must_use]
+    pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
     /// Serves the browser page in `dir` under `/app/`.
     #[must_use]
     pub fn with_web_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -342,6 +352,9 @@ impl Config {
                 "cookie-name",
                 "must be non-empty and use only letters, digits, '_' and '-'",
             ));
+        }
+        if self.header_read_timeout.is_zero() {
+            return Err(ConfigError::new("header-read-timeout", "must be positive"));
         }
         if self.cookie.max_age.is_zero() {
             return Err(ConfigError::new("cookie-max-age", "must be positive"));

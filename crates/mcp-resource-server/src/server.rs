@@ -11,14 +11,18 @@
 //!
 //! Every route checks `Host`; every route but the PRM checks `Origin`.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
     http::{HeaderName, Method, header},
     middleware,
     routing::{get, post},
-    serve::ListenerExt,
+};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+    service::TowerToHyperService,
 };
 use rmcp::transport::{
     StreamableHttpServerConfig, StreamableHttpService,
@@ -283,7 +287,14 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<(), ServeErr
     serve_with_shutdown(config, listener, std::future::pending()).await
 }
 
+/// How long shutdown waits for open connections to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Serves `config` on `listener` until `shutdown` completes.
+///
+/// Each connection gets `TCP_NODELAY` and a request-head read timeout (so half-sent or
+/// idle connections are closed); at shutdown, streams are ended and connections get
+/// a short grace period.
 ///
 /// # Errors
 /// [`ServeError`] on a wrong setting or a socket failure.
@@ -300,6 +311,7 @@ pub async fn serve_with_shutdown(
         tokio::spawn(async move { jwks.prefetch().await });
     }
     let cancel = state.shutdown.clone();
+    let header_read_timeout = state.config.raw.header_read_timeout;
     tracing::info!(
         listen = %local,
         public_url = %state.config.public_url,
@@ -309,16 +321,49 @@ pub async fn serve_with_shutdown(
         "resource server listening"
     );
     let app = router(state);
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            cancel.cancel();
-        })
-        .await?;
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::trace!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    cancel.cancel();
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!("connections still open after the grace period; closing");
+    }
     Ok(())
 }

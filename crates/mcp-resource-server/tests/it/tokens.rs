@@ -259,14 +259,24 @@ async fn missing_and_misplaced_credentials() {
 
 #[tokio::test]
 async fn unknown_kid_refetches_once_for_many_concurrent_requests() {
-    let (auth, url) = setup().await;
+    // A refetch interval long enough that all 100 requests fall within one interval,
+    // even on a slow machine.
+    let auth = TestAs::start(&[TestKey::rsa1(), TestKey::ec(), TestKey::ed()]).await;
+    let issuer = auth.issuer.clone();
+    let url = start_rs(move |url| {
+        test_config(url, &issuer).with_jwks_config(mcp_resource_server::config::JwksConfig {
+            min_refetch_interval: Duration::from_secs(3),
+            ..Default::default()
+        })
+    })
+    .await;
     let aud = format!("{url}/mcp");
     let good = TestKey::rsa1().sign(&auth.claims("alice", &aud, "mcp:tools"), None);
     assert_eq!(status_of(&url, &good).await.0, 200);
     let before = auth.fetches();
     assert!(before >= 1);
     // Let the refetch interval pass, then 100 concurrent requests with an unknown kid.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let unknown = TestKey::rsa2().sign(&auth.claims("alice", &aud, "mcp:tools"), None);
     let tasks: Vec<_> = (0..100)
         .map(|_| {
