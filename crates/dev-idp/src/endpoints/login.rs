@@ -71,7 +71,8 @@ pub(crate) async fn submit(State(idp): State<Arc<Idp>>, body: Bytes) -> Result<R
         .and_then(Result::ok)
         .unwrap_or(false);
     let Some(user) = user.filter(|_| matches) else {
-        tracing::info!(login = %login, "login failed");
+        // The login name is not logged: people type passwords into the wrong field.
+        tracing::info!(client_id = %request.client_id, "login failed");
         let action = idp.path("/auth/local/login");
         let page = html::login_page(
             &action,

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod approval;
 mod audience;
 mod clients;
 mod discovery;
