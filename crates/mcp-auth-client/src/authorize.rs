@@ -85,10 +85,22 @@ pub fn select_scopes(
             ),
         },
     };
-    if let Some(cur) = current.filter(|c| !c.is_empty()) {
-        scopes = cur.union(&scopes);
+    if scopes.is_empty() {
+        trace.step(AREA, format!("scope: omitted ({why})"));
+    } else {
+        trace.step(AREA, format!("scope: \"{scopes}\" ({why})"));
     }
-    scopes = scopes.union(extra);
+    if let Some(cur) = current.filter(|c| !c.is_empty() && !scopes.contains_all(c)) {
+        scopes = cur.union(&scopes);
+        trace.step(
+            AREA,
+            format!("keeping the current token's scopes too: \"{scopes}\""),
+        );
+    }
+    if !extra.is_empty() && !scopes.contains_all(extra) {
+        scopes = scopes.union(extra);
+        trace.step(AREA, format!("adding the --scope values: \"{scopes}\""));
+    }
     let md = &discovered.authorization_server.metadata;
     if md.scopes_supported.iter().any(|s| s == "offline_access")
         && md.supports_grant_type("refresh_token")
@@ -97,13 +109,8 @@ pub fn select_scopes(
         scopes.insert("offline_access");
         trace.step(
             AREA,
-            "the authorization server offers offline_access and refresh tokens: asking for offline_access too",
+            "the authorization server offers offline_access and refresh tokens: adding offline_access",
         );
-    }
-    if scopes.is_empty() {
-        trace.step(AREA, format!("scope: omitted ({why})"));
-    } else {
-        trace.step(AREA, format!("scope: \"{scopes}\" ({why})"));
     }
     scopes
 }

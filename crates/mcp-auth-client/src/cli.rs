@@ -9,6 +9,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Writes a line of results to standard output; a closed pipe (`| head`) is not an error.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
 use mcp_auth_proto::{ClientSecret, Scopes};
 use serde_json::{Map, Value};
 use url::Url;
@@ -78,7 +86,7 @@ pub enum Command {
         #[arg(value_name = "URL")]
         url: Option<String>,
         /// Forget every cached token.
-        #[arg(long)]
+        #[arg(long, env = "MCP_CLIENT_LOGOUT_ALL")]
         all: bool,
     },
 }
@@ -194,13 +202,19 @@ pub struct Options {
     )]
     pub max_authorizations: u32,
     /// Show details: metadata documents, responses, decoded token claims.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, env = "MCP_CLIENT_VERBOSE")]
     pub verbose: bool,
     /// Show no trace, only results and errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "MCP_CLIENT_QUIET",
+        conflicts_with = "verbose"
+    )]
     pub quiet: bool,
     /// Print results as JSON.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "MCP_CLIENT_JSON")]
     pub json: bool,
 }
 
@@ -236,7 +250,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut session = Session::new(session_options(o, url)?, trace, cache)?;
             session.connect().await?;
             let result = session.call_tool(&tool, args).await?;
-            Ok(print_result(o.json, &tool, &result))
+            let code = print_result(o.json, &tool, &result);
+            if code != ExitCode::SUCCESS {
+                eprintln!("mcp-client: the tool {tool} reported an error (isError: true)");
+            }
+            Ok(code)
         }
         Command::Check { url } => {
             let url = server_url(o, url.as_deref())?;
@@ -265,13 +283,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut session = Session::new(session_options(o, url)?, trace, cache)?;
             session.connect().await?;
             match session.tokens() {
-                Some(t) => println!(
+                Some(t) => out!(
                     "authorized for {} by {} ({})",
                     t.server,
                     t.issuer,
                     describe_token(t.access_token.secret())
                 ),
-                None => println!("connected; the server did not ask for authorization"),
+                None => out!("connected; the server did not ask for authorization"),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -286,7 +304,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logout { url, all } => {
             if *all {
                 let n = cache.remove_all_tokens()?;
-                println!("forgot {n} cached token set(s)");
+                out!("forgot {n} cached token set(s)");
                 return Ok(ExitCode::SUCCESS);
             }
             let Some(u) = url.as_deref().or(o.url.as_deref()) else {
@@ -295,9 +313,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let server = canonical(u)?;
             let n = cache.remove_tokens(&server)?;
             if n == 0 {
-                println!("no cached tokens for {server}");
+                out!("no cached tokens for {server}");
             } else {
-                println!("forgot the cached tokens for {server} ({n} file(s))");
+                out!("forgot the cached tokens for {server} ({n} file(s))");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -397,6 +415,14 @@ fn session_options(o: &Options, server_url: Url) -> anyhow::Result<SessionOption
         AuthMethodArg::ClientSecretBasic => Some(TokenAuthMethod::ClientSecretBasic),
         AuthMethodArg::ClientSecretPost => Some(TokenAuthMethod::ClientSecretPost),
     };
+    if let Some(u) = o.client_metadata_url.as_deref().filter(|u| !u.is_empty()) {
+        let ok = Url::parse(u).is_ok_and(|u| u.scheme() == "https" && u.path() != "/");
+        if !ok {
+            anyhow::bail!(
+                "--client-metadata-url must be an https URL with a path (the client_id of a Client ID Metadata Document), not {u}"
+            );
+        }
+    }
     if o.client_secret.is_some() && o.client_id.is_none() {
         anyhow::bail!("--client-secret needs --client-id");
     }
@@ -450,13 +476,13 @@ fn required_args(tool: &Value) -> Vec<String> {
 
 fn print_tools(json: bool, tools: &[Value]) {
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&Value::Array(tools.to_vec())).unwrap_or_default()
         );
         return;
     }
-    println!("{} tool(s):", tools.len());
+    out!("{} tool(s):", tools.len());
     for t in tools {
         let name = t.get("name").and_then(Value::as_str).unwrap_or("?");
         let required = required_args(t);
@@ -479,7 +505,7 @@ fn print_tools(json: bool, tools: &[Value]) {
             .and_then(Value::as_str)
             .and_then(|d| d.lines().next())
             .unwrap_or("");
-        println!(
+        out!(
             "  {name}({}){}",
             args.join(", "),
             if desc.is_empty() {
@@ -494,12 +520,12 @@ fn print_tools(json: bool, tools: &[Value]) {
 fn print_result(json: bool, tool: &str, result: &Value) -> ExitCode {
     let is_error = result.get("isError").and_then(Value::as_bool) == Some(true);
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(result).unwrap_or_default()
         );
     } else {
-        println!("{tool}{}:", if is_error { " (tool error)" } else { "" });
+        out!("{tool}{}:", if is_error { " (tool error)" } else { "" });
         for item in result
             .get("content")
             .and_then(Value::as_array)
@@ -507,25 +533,25 @@ fn print_result(json: bool, tool: &str, result: &Value) -> ExitCode {
             .unwrap_or_default()
         {
             match item.get("type").and_then(Value::as_str) {
-                Some("text") => println!(
+                Some("text") => out!(
                     "  {}",
                     item.get("text")
                         .and_then(Value::as_str)
                         .unwrap_or("")
                         .replace('\n', "\n  ")
                 ),
-                Some(other) => println!(
+                Some(other) => out!(
                     "  [{other} content{}]",
                     item.get("mimeType")
                         .and_then(Value::as_str)
                         .map(|m| format!(", {m}"))
                         .unwrap_or_default()
                 ),
-                None => println!("  {item}"),
+                None => out!("  {item}"),
             }
         }
         if let Some(s) = result.get("structuredContent") {
-            println!("  structured: {s}");
+            out!("  structured: {s}");
         }
     }
     if is_error {
@@ -537,7 +563,7 @@ fn print_result(json: bool, tool: &str, result: &Value) -> ExitCode {
 
 fn print_status(o: &Options, cache: &Cache, server: Option<&str>) -> anyhow::Result<()> {
     let Some(dir) = cache.dir() else {
-        println!("the token cache is disabled");
+        out!("the token cache is disabled");
         return Ok(());
     };
     let entries: Vec<_> = cache
@@ -559,11 +585,11 @@ fn print_status(o: &Options, cache: &Cache, server: Option<&str>) -> anyhow::Res
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        out!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
     if entries.is_empty() {
-        println!(
+        out!(
             "no cached tokens{} in {}",
             server.map(|s| format!(" for {s}")).unwrap_or_default(),
             dir.display()
@@ -571,17 +597,17 @@ fn print_status(o: &Options, cache: &Cache, server: Option<&str>) -> anyhow::Res
         return Ok(());
     }
     for (path, t) in entries {
-        println!("{}", t.server);
-        println!("  authorization server: {}", t.issuer);
-        println!(
+        out!("{}", t.server);
+        out!("  authorization server: {}", t.issuer);
+        out!(
             "  client: {} ({}, token endpoint auth {})",
             t.client.client_id,
             t.client.source,
             t.client.auth_method.as_str()
         );
-        println!("  resource: {}", t.resource);
-        println!("  scope: {}", t.scope.as_deref().unwrap_or("(none)"));
-        println!(
+        out!("  resource: {}", t.resource);
+        out!("  scope: {}", t.scope.as_deref().unwrap_or("(none)"));
+        out!(
             "  access token: {}, {}",
             describe_token(t.access_token.secret()),
             match t.expires_in() {
@@ -590,7 +616,7 @@ fn print_status(o: &Options, cache: &Cache, server: Option<&str>) -> anyhow::Res
                 None => "expiry unknown".to_owned(),
             }
         );
-        println!(
+        out!(
             "  refresh token: {}",
             if t.refresh_token.is_some() {
                 "yes"
@@ -598,13 +624,13 @@ fn print_status(o: &Options, cache: &Cache, server: Option<&str>) -> anyhow::Res
                 "no"
             }
         );
-        println!("  file: {}", path.display());
+        out!("  file: {}", path.display());
         if o.verbose
             && let Some(claims) = jwt_claims(t.access_token.secret())
         {
-            println!("  access token (decoded, not verified):");
+            out!("  access token (decoded, not verified):");
             for line in claims.lines() {
-                println!("    {line}");
+                out!("    {line}");
             }
         }
     }

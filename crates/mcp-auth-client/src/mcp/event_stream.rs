@@ -2,7 +2,7 @@
 //!
 //! Fed with chunks of bytes as they arrive; yields complete events. Lines end with LF or
 //! CRLF; `data:` lines of one event are joined with LF; comments (`:`) are skipped; an
-//! event without data is not dispatched.
+//! event whose data is empty (such as a resumability priming event) is not dispatched.
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,14 +45,14 @@ impl EventParser {
 
     fn line(&mut self, line: &str) -> Option<Event> {
         if line.is_empty() {
-            let data = std::mem::take(&mut self.data);
+            let data = std::mem::take(&mut self.data).join("\n");
             let event = self.event.take();
             if data.is_empty() {
                 return None;
             }
             return Some(Event {
                 event: event.unwrap_or_else(|| "message".to_owned()),
-                data: data.join("\n"),
+                data,
                 id: self.id.clone(),
             });
         }
@@ -88,5 +88,6 @@ mod tests {
         assert_eq!(evs[1].event, "message");
         assert_eq!(evs[1].data, "{\"a\":\n1}");
         assert!(p.push(b"id: 7\n\n").is_empty());
+        assert!(p.push(b"id: 8\ndata:\n\n").is_empty());
     }
 }

@@ -121,6 +121,18 @@ async fn resource_mismatch() {
 }
 
 #[tokio::test]
+async fn plain_http_authorization_server_off_loopback() {
+    let (err, mock, _) = fails_and_keeps_cache(MockConfig {
+        prm_authorization_server: Some("http://as.example.com/tenant".into()),
+        ..MockConfig::default()
+    })
+    .await;
+    assert!(matches!(err, ClientError::InsecureEndpoint { .. }), "{err}");
+    assert!(err.to_string().contains("http://as.example.com/tenant"));
+    assert_eq!(mock.count("authorize"), 0);
+}
+
+#[tokio::test]
 async fn authorization_server_error_in_callback() {
     let (err, _, _) = fails_and_keeps_cache(MockConfig {
         callback_error: Some("access_denied".into()),

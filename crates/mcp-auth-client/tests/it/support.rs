@@ -52,6 +52,7 @@ pub struct MockConfig {
     pub state: StateMode,
     pub callback_error: Option<String>,
     pub prm_resource_override: Option<String>,
+    pub prm_authorization_server: Option<String>,
     pub prm_scopes: Vec<String>,
     pub required_scope: Option<String>,
     pub admin_scope: Option<String>,
@@ -72,6 +73,7 @@ impl Default for MockConfig {
             state: StateMode::Echo,
             callback_error: None,
             prm_resource_override: None,
+            prm_authorization_server: None,
             prm_scopes: vec!["mcp:tools".into()],
             required_scope: Some("mcp:tools".into()),
             admin_scope: Some("mcp:admin".into()),
@@ -193,7 +195,11 @@ async fn prm(State(s): State<AppState>) -> Response {
         .unwrap_or_else(|| format!("{}/mcp", s.base));
     axum::Json(json!({
         "resource": resource,
-        "authorization_servers": [format!("{}/as", s.base)],
+        "authorization_servers": [s
+            .config
+            .prm_authorization_server
+            .clone()
+            .unwrap_or_else(|| format!("{}/as", s.base))],
         "scopes_supported": s.config.prm_scopes,
     }))
     .into_response()
