@@ -85,7 +85,11 @@ async fn dex_topology(discovery: Discovery) -> Outcome {
         )
         .await?;
     let issuer = idp.url.clone();
-    let static_dir = tempfile::tempdir()?;
+    let static_dir = scenario
+        .step("static metadata server", "temporary directory", async {
+            Ok(tempfile::tempdir()?)
+        })
+        .await?;
     let metadata = scenario
         .step(
             "static metadata server",
@@ -128,10 +132,18 @@ async fn dex_topology(discovery: Discovery) -> Outcome {
         .await?;
     let mcp_url = format!("{}/mcp", rs.url);
 
-    let cache = tempfile::tempdir()?;
-    let mut options = ProjectClient::options(&mcp_url, TransportChoice::Streamable, 60)?;
-    options.authorize.client.client_id = Some(DEX_CLIENT_ID.to_string());
-    let mut client = ProjectClient::with_options(options, cache.path())?;
+    let cache = scenario
+        .step(CLIENT, "temporary token cache", async {
+            Ok(tempfile::tempdir()?)
+        })
+        .await?;
+    let mut client = scenario
+        .step(CLIENT, "set up (pre-registered client id)", async {
+            let mut options = ProjectClient::options(&mcp_url, TransportChoice::Streamable, 60)?;
+            options.authorize.client.client_id = Some(DEX_CLIENT_ID.to_string());
+            ProjectClient::with_options(options, cache.path())
+        })
+        .await?;
     scenario
         .step(
             CLIENT,

@@ -11,6 +11,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use e2e::{
     node::NodePeer,
     scenario::{Outcome, Scenario},
@@ -18,7 +20,9 @@ use e2e::{
 use mcp_auth_client::TransportChoice;
 use mcp_resource_server::Config as RsConfig;
 
-use crate::support::{ProjectClient, init_tracing, start_resource_server, two_plus_three};
+use crate::support::{
+    ProjectClient, init_tracing, jwt_header_and_claims, start_resource_server, two_plus_three,
+};
 
 const CLIENT: &str = "mcp-client (this project)";
 const OP: &str = "oidc-provider";
@@ -59,11 +63,18 @@ async fn project_client_and_resource_server_with_oidc_provider() -> Outcome {
         .await?;
     let mcp_url = format!("{}/mcp", rs.url);
     let sse_url = format!("{}/sse", rs.url);
-    let cache = tempfile::tempdir()?;
+    let cache = scenario
+        .step(CLIENT, "temporary token cache", async {
+            Ok(tempfile::tempdir()?)
+        })
+        .await?;
 
     // 1. Streamable HTTP: registration, authorization, tool call.
-    let mut streamable =
-        ProjectClient::new(&mcp_url, TransportChoice::Streamable, cache.path(), 0)?;
+    let mut streamable = scenario
+        .step(CLIENT, "set up (Streamable HTTP)", async {
+            ProjectClient::new(&mcp_url, TransportChoice::Streamable, cache.path(), 0)
+        })
+        .await?;
     scenario
         .step(
             CLIENT,
@@ -100,6 +111,30 @@ async fn project_client_and_resource_server_with_oidc_provider() -> Outcome {
             )
         },
     )?;
+    let (header, claims) = scenario
+        .step(OP, "JWT access token (RFC 9068)", async {
+            let token = first.as_ref().context("no tokens")?;
+            jwt_header_and_claims(token.access_token.secret())
+        })
+        .await?;
+    let client_id = first
+        .as_ref()
+        .map(|t| t.client.client_id.clone())
+        .unwrap_or_default();
+    scenario.check(
+        OP,
+        "JWT access token (RFC 9068)",
+        header["typ"] == "at+jwt"
+            && claims["aud"] == mcp_url.as_str()
+            && claims["iss"] == issuer.as_str()
+            && claims["client_id"] == client_id.as_str()
+            && claims["scope"].as_str().is_some_and(|s| s.split(' ').any(|s| s == "mcp:tools")),
+        || {
+            format!(
+                "expected typ at+jwt, aud {mcp_url}, iss {issuer}, client_id {client_id}, scope with mcp:tools; got header {header} claims {claims}"
+            )
+        },
+    )?;
     let events = op.events();
     scenario.check(
         OP,
@@ -122,7 +157,11 @@ async fn project_client_and_resource_server_with_oidc_provider() -> Outcome {
     )?;
 
     // 2. Legacy SSE: its own resource, the same registration.
-    let mut sse = ProjectClient::new(&sse_url, TransportChoice::Sse, cache.path(), 0)?;
+    let mut sse = scenario
+        .step(CLIENT, "set up (legacy SSE)", async {
+            ProjectClient::new(&sse_url, TransportChoice::Sse, cache.path(), 0)
+        })
+        .await?;
     scenario
         .step(
             CLIENT,

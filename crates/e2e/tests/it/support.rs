@@ -252,3 +252,20 @@ fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// The header and claims of a JWT, decoded without verification (the servers verify;
+/// the tests only look at what was issued).
+pub fn jwt_header_and_claims(token: &str) -> anyhow::Result<(Value, Value)> {
+    use base64::Engine as _;
+    let mut parts = token.split('.');
+    let (Some(header), Some(claims), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        anyhow::bail!("the access token is not a JWT (expected three dot-separated parts)");
+    };
+    let decode = |part: &str| -> anyhow::Result<Value> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part)?;
+        Ok(serde_json::from_slice(&bytes)?)
+    };
+    Ok((decode(header)?, decode(claims)?))
+}

@@ -41,8 +41,16 @@ async fn project_client_against_ts_sdk_server() -> Outcome {
     scenario.watch("ts-server", server.output());
     let mcp_url = server.ready().to_string();
 
-    let cache = tempfile::tempdir()?;
-    let mut client = ProjectClient::new(&mcp_url, TransportChoice::Streamable, cache.path(), 60)?;
+    let cache = scenario
+        .step(CLIENT, "temporary token cache", async {
+            Ok(tempfile::tempdir()?)
+        })
+        .await?;
+    let mut client = scenario
+        .step(CLIENT, "set up", async {
+            ProjectClient::new(&mcp_url, TransportChoice::Streamable, cache.path(), 60)
+        })
+        .await?;
     scenario
         .step(
             CLIENT,
