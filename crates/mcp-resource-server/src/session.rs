@@ -93,12 +93,12 @@ impl CookieSessions {
         Ok((id, Duration::from_secs(lifetime)))
     }
 
-    /// The claims of a live session.
-    pub fn get(&self, id: &str) -> Option<Arc<VerifiedClaims>> {
+    /// The claims of a live session and when it ends (seconds since the epoch).
+    pub fn get(&self, id: &str) -> Option<(Arc<VerifiedClaims>, u64)> {
         let mut entries = self.lock();
         let entry = entries.get(id)?;
         if entry.expires_at > now() {
-            Some(entry.claims.clone())
+            Some((entry.claims.clone(), entry.expires_at))
         } else {
             entries.remove(id);
             None

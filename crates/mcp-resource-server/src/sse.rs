@@ -40,7 +40,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    auth::claims::{Principal, VerifiedClaims},
+    auth::{
+        AuthMethod,
+        claims::{Principal, VerifiedClaims},
+    },
     error::Error,
     server::AppState,
 };
@@ -179,8 +182,10 @@ fn until(expires_at: u64) -> Duration {
 pub async fn open_stream(
     State(state): State<AppState>,
     claims: Option<Extension<Arc<VerifiedClaims>>>,
+    method: Option<Extension<AuthMethod>>,
 ) -> Response {
     let claims = claims.map(|Extension(c)| c);
+    let method = method.map_or(AuthMethod::Bearer, |Extension(m)| m);
     let owner = claims.as_ref().map_or_else(
         || Principal {
             issuer: String::new(),
@@ -213,11 +218,12 @@ pub async fn open_stream(
         id: id.clone(),
         cancel,
     };
-    // With authorization off there is no token to expire; the stream lives until closed.
+    // The stream ends with the token (or the cookie session, if earlier). With
+    // authorization off there is no token to expire; the stream lives until closed.
     let lifetime = claims
         .as_ref()
         .map_or(Duration::from_secs(u64::from(u32::MAX)), |c| {
-            until(c.expires_at)
+            until(method.valid_until(c))
         });
     if let Some(claims) = &claims {
         tracing::info!(subject = %claims.subject, token = %claims.token_fingerprint, lifetime_secs = lifetime.as_secs(), "legacy SSE session opened");

@@ -45,7 +45,21 @@ pub enum AuthMethod {
     /// `Authorization: Bearer`.
     Bearer,
     /// The session cookie issued by `POST /session`.
-    Cookie,
+    Cookie {
+        /// When the cookie session ends (seconds since the epoch).
+        expires_at: u64,
+    },
+}
+
+impl AuthMethod {
+    /// When the authentication behind this request ends: the token's `exp`, or the
+    /// cookie session's end if that is earlier.
+    pub fn valid_until(&self, claims: &VerifiedClaims) -> u64 {
+        match self {
+            Self::Bearer => claims.expires_at,
+            Self::Cookie { expires_at } => (*expires_at).min(claims.expires_at),
+        }
+    }
 }
 
 /// Cookie authentication settings for [`AuthLayer::with_cookie_sessions`].
@@ -289,8 +303,8 @@ impl Settings {
                     );
                     return Err(Error::OriginNotAllowed);
                 }
-                let claims = cookies.sessions.get(id).ok_or(Error::InvalidSession)?;
-                (claims, AuthMethod::Cookie)
+                let (claims, expires_at) = cookies.sessions.get(id).ok_or(Error::InvalidSession)?;
+                (claims, AuthMethod::Cookie { expires_at })
             }
         };
         if !claims.has_scopes(&self.required_scopes) {

@@ -280,3 +280,39 @@ async fn the_stream_closes_when_its_token_expires() {
 fn token_for(auth: &TestAs, url: &str) -> String {
     token(auth, url, "alice", "mcp:tools")
 }
+
+#[tokio::test]
+async fn a_cookie_stream_closes_when_the_cookie_session_ends() {
+    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer.clone();
+    // The token lives 5 minutes; the cookie session only 2 seconds.
+    let url = start_rs(move |url| {
+        test_config(url, &issuer).with_cookie(mcp_resource_server::config::CookieConfig {
+            max_age: Duration::from_secs(2),
+            ..Default::default()
+        })
+    })
+    .await;
+    let token = token(&auth, &url, "alice", "mcp:tools");
+    let response = post(&url, "/session", Auth::Bearer(&token), &json!({})).await;
+    assert_eq!(response.status(), 204);
+    let set_cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(set_cookie.contains("Max-Age=2"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let (mut reader, _endpoint) = open(&url, Auth::Cookie(&cookie, None)).await;
+    let end = tokio::time::timeout(Duration::from_secs(8), async {
+        while reader.next().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "the stream ended with the cookie session");
+    let response = client()
+        .get(format!("{url}/sse"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
