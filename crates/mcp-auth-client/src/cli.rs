@@ -243,6 +243,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             session.connect().await?;
             let tools = session.list_tools().await?;
             print_tools(o.json, &tools);
+            session.close().await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Call { words } => {
@@ -250,6 +251,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut session = Session::new(session_options(o, url)?, trace, cache)?;
             session.connect().await?;
             let result = session.call_tool(&tool, args).await?;
+            session.close().await;
             let code = print_result(o.json, &tool, &result);
             if code != ExitCode::SUCCESS {
                 eprintln!("mcp-client: the tool {tool} reported an error (isError: true)");
@@ -276,6 +278,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     code = ExitCode::FAILURE;
                 }
             }
+            session.close().await;
             Ok(code)
         }
         Command::Login { url } => {
@@ -291,6 +294,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ),
                 None => out!("connected; the server did not ask for authorization"),
             }
+            session.close().await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { url } => {

@@ -145,8 +145,9 @@ pub enum ClientError {
     },
     /// The server kept asking for authorization.
     #[error(
-        "gave up after {attempts} authorization attempts for one operation: the server still answers {status}{}",
-        scope.as_deref().map(|s| format!(" and asks for the scope \"{s}\"")).unwrap_or_default()
+        "gave up after {attempts} authorization attempts for one operation: the server still answers {status}{}{}",
+        scope.as_deref().map(|s| format!(" and asks for the scope \"{s}\"")).unwrap_or_default(),
+        description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
     )]
     TooManyAuthorizations {
         /// How many authorizations were made.
@@ -155,6 +156,8 @@ pub enum ClientError {
         status: u16,
         /// The last scope asked for.
         scope: Option<String>,
+        /// The last `error_description`, if any.
+        description: Option<String>,
     },
     /// The server answered 403 with an error other than `insufficient_scope`.
     #[error("the server refused the request (HTTP 403){}", .0.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]

@@ -242,6 +242,18 @@ impl Session {
         self.notify("notifications/initialized", None).await
     }
 
+    /// Ends the session: a Streamable HTTP session with an `Mcp-Session-Id` is deleted on
+    /// the server (DELETE, as the transport specification asks); a legacy SSE stream is
+    /// closed. Failures are traced, not returned: there is nothing left to do about them.
+    pub async fn close(&mut self) {
+        let token = self.tokens.as_ref().map(|t| &t.access_token);
+        match self.transport.take() {
+            Some(Transport::Streamable(mut s)) => s.terminate(&self.trace, token).await,
+            Some(Transport::Sse(s)) => drop(s),
+            None => {}
+        }
+    }
+
     /// Every tool of the server (following `nextCursor`).
     pub async fn list_tools(&mut self) -> Result<Vec<Value>> {
         let mut tools = Vec::new();
@@ -374,10 +386,14 @@ impl Session {
                 }
             }
             if authorizations >= self.options.max_authorizations {
+                let (scope, description) = challenge
+                    .map(|c| (c.scope, c.error_description))
+                    .unwrap_or_default();
                 return Err(ClientError::TooManyAuthorizations {
                     attempts: authorizations,
                     status,
-                    scope: challenge.and_then(|c| c.scope),
+                    scope,
+                    description,
                 });
             }
             authorizations += 1;

@@ -51,6 +51,41 @@ impl Streamable {
         self.session_id.as_deref()
     }
 
+    /// Deletes the session on the server, if it assigned one.
+    pub async fn terminate(&mut self, trace: &Trace, token: Option<&AccessToken>) {
+        let Some(sid) = self.session_id.take() else {
+            return;
+        };
+        let mut req = self
+            .http
+            .delete(self.url.clone())
+            .header("Mcp-Session-Id", sid);
+        if let Some(v) = &self.protocol_version {
+            req = req.header("MCP-Protocol-Version", v);
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t.secret());
+        }
+        match req.send().await {
+            Ok(resp) => trace.step(
+                AREA,
+                format!(
+                    "DELETE {} (end of session) -> {}",
+                    self.url,
+                    resp.status().as_u16()
+                ),
+            ),
+            Err(e) => trace.step(
+                AREA,
+                format!(
+                    "DELETE {} (end of session) failed: {}",
+                    self.url,
+                    ClientError::unreachable(self.url.as_str(), &e)
+                ),
+            ),
+        }
+    }
+
     /// Sends one message. For a request (`id: Some`), waits for its response.
     pub async fn send(
         &mut self,
