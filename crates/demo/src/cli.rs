@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Runs the MCP authorization flow locally: a Dex-compatible authorization server, a
@@ -60,11 +61,12 @@ fn repo_default(name: &str) -> PathBuf {
 pub struct RunArgs {
     /// No browser: the client follows the redirects itself and the authorization server
     /// logs the demo user in without a form (for CI).
-    #[arg(long, env = "DEMO_HEADLESS")]
+    #[arg(long, env = "DEMO_HEADLESS", value_parser = BoolishValueParser::new())]
     pub headless: bool,
 
-    /// Do not open a browser: the client prints the login URL to open by hand.
-    #[arg(long, env = "DEMO_NO_BROWSER", conflicts_with = "headless")]
+    /// Do not open a browser: the client prints the login URL to open by hand
+    /// (ignored with --headless).
+    #[arg(long, env = "DEMO_NO_BROWSER", value_parser = BoolishValueParser::new())]
     pub no_browser: bool,
 
     /// How the client finds the authorization server.
@@ -74,7 +76,7 @@ pub struct RunArgs {
     /// Run the authorization server in MCP-ready mode (RFC 8414, registration,
     /// resource → aud, extra scopes); the resource server then uses its defaults and
     /// step-up to mcp:admin works.
-    #[arg(long, env = "DEMO_MCP_READY")]
+    #[arg(long, env = "DEMO_MCP_READY", value_parser = BoolishValueParser::new())]
     pub mcp_ready: bool,
 
     /// Port of the authorization server (issuer http://localhost:<port>/dex).

@@ -196,7 +196,7 @@ pub fn client_steps(args: &RunArgs, topology: &Topology, cache_dir: &Path) -> Ve
     if args.headless {
         common.push("--headless".into());
     }
-    if args.no_browser {
+    if args.no_browser && !args.headless {
         common.push("--no-browser".into());
     }
     if !args.mcp_ready {
