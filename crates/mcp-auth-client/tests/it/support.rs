@@ -404,14 +404,31 @@ async fn mcp(State(s): State<AppState>, headers: HeaderMap, body: String) -> Res
             challenge(&s.base, Some("insufficient_scope"), Some(&needed.join(" "))),
         );
     }
+    // After initialize, the session id and the negotiated version must come back.
+    if method != "initialize" {
+        let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        if h("mcp-session-id") != Some("mock-session")
+            || h("mcp-protocol-version") != Some("2025-11-25")
+        {
+            push(&s.log, format!("mcp {method} 400"));
+            return (
+                StatusCode::BAD_REQUEST,
+                "missing Mcp-Session-Id or MCP-Protocol-Version",
+            )
+                .into_response();
+        }
+    }
     push(&s.log, format!("mcp {method} 200"));
     let id = msg["id"].clone();
     let result = match method.as_str() {
-        "initialize" => json!({
-            "protocolVersion": "2025-11-25",
-            "capabilities": {"tools": {}},
-            "serverInfo": {"name": "mock", "version": "1"}
-        }),
+        "initialize" => {
+            let body = json!({"jsonrpc": "2.0", "id": id, "result": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "mock", "version": "1"}
+            }});
+            return ([("mcp-session-id", "mock-session")], axum::Json(body)).into_response();
+        }
         m if m.starts_with("notifications/") => return StatusCode::ACCEPTED.into_response(),
         "tools/list" => {
             let reply = json!({"jsonrpc": "2.0", "id": id, "result": {"tools": [
