@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use clap::builder::BoolishValueParser;
 
 use crate::config::DexConfig;
 use crate::duration::parse_duration;
@@ -35,31 +36,31 @@ pub struct Cli {
     /// Turn on everything an MCP client expects: RFC 8414 metadata, resource → aud,
     /// registration, S256 required, openid optional, iss in responses, and the extra
     /// scopes mcp:tools,mcp:admin.
-    #[arg(long, env = "DEV_IDP_MCP_READY")]
+    #[arg(long, env = "DEV_IDP_MCP_READY", value_parser = BoolishValueParser::new())]
     pub mcp_ready: bool,
 
     /// Serve RFC 8414 metadata at /.well-known/oauth-authorization-server{issuer path}.
-    #[arg(long, env = "DEV_IDP_RFC8414")]
+    #[arg(long, env = "DEV_IDP_RFC8414", value_parser = BoolishValueParser::new())]
     pub rfc8414: bool,
 
     /// Let an RFC 8707 `resource` parameter set the access token's `aud`.
-    #[arg(long, env = "DEV_IDP_RESOURCE_AUDIENCE")]
+    #[arg(long, env = "DEV_IDP_RESOURCE_AUDIENCE", value_parser = BoolishValueParser::new())]
     pub resource_audience: bool,
 
     /// Open RFC 7591 dynamic client registration at {issuer}/register.
-    #[arg(long, env = "DEV_IDP_REGISTRATION")]
+    #[arg(long, env = "DEV_IDP_REGISTRATION", value_parser = BoolishValueParser::new())]
     pub registration: bool,
 
     /// Refuse authorization requests without a PKCE S256 challenge.
-    #[arg(long, env = "DEV_IDP_REQUIRE_S256")]
+    #[arg(long, env = "DEV_IDP_REQUIRE_S256", value_parser = BoolishValueParser::new())]
     pub require_s256: bool,
 
     /// Do not require the `openid` scope.
-    #[arg(long, env = "DEV_IDP_OPENID_OPTIONAL")]
+    #[arg(long, env = "DEV_IDP_OPENID_OPTIONAL", value_parser = BoolishValueParser::new())]
     pub openid_optional: bool,
 
     /// Add `iss` to authorization responses (RFC 9207).
-    #[arg(long, env = "DEV_IDP_ISSUER_IN_RESPONSE")]
+    #[arg(long, env = "DEV_IDP_ISSUER_IN_RESPONSE", value_parser = BoolishValueParser::new())]
     pub issuer_in_response: bool,
 
     /// Scopes accepted beyond Dex's own, comma-separated; access tokens then follow
