@@ -3,7 +3,7 @@
 //! | route | what | authorization |
 //! |---|---|---|
 //! | `GET /.well-known/oauth-protected-resource[/mcp\|/sse]` | PRM (RFC 9728) | public, CORS `*` |
-//! | `/mcp` | MCP Streamable HTTP (rmcp) | Bearer |
+//! | `/mcp` | MCP Streamable HTTP (rmcp); event streams end when the token does | Bearer |
 //! | `GET /sse`, `POST /messages?sessionId=` | legacy HTTP+SSE | Bearer or session cookie |
 //! | `POST /session` | issue the session cookie | Bearer |
 //! | `DELETE /session` | end the session cookie | none |
@@ -38,7 +38,7 @@ use tower_http::{
 use crate::{
     auth::{
         AuthLayer, CookieAuth, JwksCache, JwksSource, ToolScopePolicy, Validator, ValidatorConfig,
-        tool_scope::enforce_tool_scopes,
+        stream_expiry::end_streams_at_expiry, tool_scope::enforce_tool_scopes,
     },
     config::{Config, ConfigError, ValidatedConfig},
     error::ChallengeContext,
@@ -212,6 +212,7 @@ pub fn router(state: AppState) -> Router {
                 state.tool_policy.clone(),
                 enforce_tool_scopes,
             ))
+            .layer(middleware::from_fn(end_streams_at_expiry))
             .layer(middleware::from_fn_with_state(owners, bind_sessions))
             .layer(mcp_auth);
 

@@ -4,6 +4,7 @@
 pub mod claims;
 pub mod jwks;
 pub mod layer;
+pub mod stream_expiry;
 pub mod tool_scope;
 pub mod validator;
 

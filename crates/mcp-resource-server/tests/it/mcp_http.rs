@@ -265,3 +265,29 @@ async fn no_auth_mode_serves_without_tokens() {
     .await;
     assert_eq!(evil_host.status, 403);
 }
+
+#[tokio::test]
+async fn the_standalone_stream_closes_when_its_token_expires() {
+    let (auth, url) = setup().await;
+    let aud = format!("{url}/mcp");
+    let mut claims = auth.claims("alice", &aud, "mcp:tools");
+    claims["exp"] = json!(crate::fixture::now() + 2);
+    let token = TestKey::rsa1().sign(&claims, None);
+    let session = open_session(&url, &token).await;
+    let response = crate::fixture::client()
+        .get(format!("{url}/mcp"))
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut reader = crate::fixture::SseReader::new(response);
+    let end = tokio::time::timeout(std::time::Duration::from_secs(8), async {
+        while reader.next().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "the GET stream ended at token expiry");
+}
