@@ -2,6 +2,7 @@
 
 mod cache;
 mod challenge;
+mod cli;
 mod failures;
 mod flow;
 mod loopback;
