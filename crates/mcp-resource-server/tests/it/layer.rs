@@ -105,3 +105,58 @@ async fn layer_protects_a_plain_axum_router() {
         .unwrap();
     assert_eq!(response.status(), 500);
 }
+
+#[tokio::test]
+async fn layer_wraps_an_rmcp_service_directly() {
+    use mcp_resource_server::mcp::{McpServer, ToolAccess};
+    use rmcp::transport::{
+        StreamableHttpServerConfig, StreamableHttpService,
+        streamable_http_server::session::never::NeverSessionManager,
+    };
+    use tower::Layer;
+
+    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    let jwks = Arc::new(JwksCache::new(
+        JwksSource::Uri(auth.jwks_uri.parse().unwrap()),
+        JwksConfig::default(),
+    ));
+    let validator = Arc::new(Validator::new(
+        ValidatorConfig {
+            issuer: auth.issuer.clone(),
+            audiences: vec!["urn:test:mcp".into()],
+            leeway: std::time::Duration::from_secs(5),
+            max_token_bytes: 8192,
+            cache_capacity: 100,
+        },
+        jwks,
+    ));
+    let rmcp_service = StreamableHttpService::new(
+        || Ok(McpServer::new(Arc::new(ToolAccess::default()))),
+        Arc::new(NeverSessionManager::default()),
+        StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(false)
+            .with_json_response(true),
+    );
+    // The layer applied to the rmcp service itself, not to a router.
+    let protected = AuthLayer::new(validator).layer(rmcp_service);
+    let app = Router::new().route_service("/mcp", protected);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let no_token = crate::fixture::rpc(&url, None, None, crate::fixture::initialize()).await;
+    assert_eq!(no_token.status, 401);
+    let token = TestKey::rsa1().sign(&auth.claims("alice", "urn:test:mcp", ""), None);
+    let reply = crate::fixture::rpc(
+        &url,
+        Some(&token),
+        None,
+        crate::fixture::call(1, "whoami", serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.body.unwrap()["result"]["structuredContent"]["subject"],
+        "alice"
+    );
+}
