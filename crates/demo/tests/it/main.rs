@@ -2,6 +2,7 @@
 //! port checks and child arguments, agreement with the resource server's defaults, and
 //! the whole headless run as separate processes.
 
+mod browser;
 mod defaults;
 mod orchestration;
 mod run;
