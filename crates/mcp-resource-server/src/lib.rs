@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod host;
 pub mod mcp;
 pub mod mcp_session;
 pub mod origin;

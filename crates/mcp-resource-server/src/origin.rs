@@ -1,8 +1,6 @@
-//! Transport security middleware: `Host` and `Origin` validation (DNS rebinding
-//! protection, MCP "Security Best Practices").
+//! `Origin` validation (DNS rebinding and cross-site protection, MCP "Security Best
+//! Practices"), with the [`OriginPolicy`] that [`crate::host`] shares.
 //!
-//! - `Host` must name this server as its public URL does (or be a loopback address
-//!   literal of the listening socket); anything else is answered 403.
 //! - A request carrying an `Origin` not in the allowed list (by default the public URL's
 //!   origin) is answered 403. Requests without `Origin` (non-browser clients) pass;
 //!   cookie-authenticated ones have stricter rules in [`crate::auth::layer`].
@@ -39,27 +37,6 @@ impl OriginPolicy {
         self.origins
             .iter()
             .any(|allowed| allowed.eq_ignore_ascii_case(origin.trim()))
-    }
-}
-
-/// Middleware refusing foreign `Host` values.
-pub async fn check_host(
-    State(policy): State<Arc<OriginPolicy>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| request.uri().authority().map(|a| a.as_str().to_string()));
-    match host {
-        Some(host) if policy.host_allowed(&host) => next.run(request).await,
-        _ => {
-            tracing::info!(host = ?host, "refused a request for a foreign Host");
-            Error::HostNotAllowed.into_response()
-        }
     }
 }
 

@@ -42,9 +42,10 @@ use crate::{
     },
     config::{Config, ConfigError, ValidatedConfig},
     error::ChallengeContext,
+    host::check_host,
     mcp::{McpServer, ToolAccess},
     mcp_session::{McpSessionOwners, bind_sessions},
-    origin::{OriginPolicy, check_host, check_origin},
+    origin::{OriginPolicy, check_origin},
     session::{CookieSessions, create_session, delete_session},
     sse::{SseSessions, open_stream, post_message},
 };
