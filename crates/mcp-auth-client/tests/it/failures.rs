@@ -147,6 +147,18 @@ async fn authorization_server_error_in_callback() {
 }
 
 #[tokio::test]
+async fn headless_meets_a_login_page() {
+    let (err, mock, _) = fails_and_keeps_cache(MockConfig {
+        login_page: true,
+        ..MockConfig::default()
+    })
+    .await;
+    assert!(matches!(err, ClientError::Headless { .. }), "{err}");
+    assert!(err.to_string().contains("wants a person"), "{err}");
+    assert_eq!(mock.count("token grant=authorization_code"), 0);
+}
+
+#[tokio::test]
 async fn unreachable_server() {
     // A port that was free a moment ago: nothing listens there now.
     let port = {

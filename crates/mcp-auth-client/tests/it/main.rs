@@ -7,4 +7,5 @@ mod failures;
 mod flow;
 mod loopback;
 mod project;
+mod sse;
 mod support;

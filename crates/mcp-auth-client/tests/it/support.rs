@@ -51,6 +51,7 @@ pub struct MockConfig {
     pub advertise_iss: bool,
     pub state: StateMode,
     pub callback_error: Option<String>,
+    pub login_page: bool,
     pub prm_resource_override: Option<String>,
     pub prm_authorization_server: Option<String>,
     pub prm_scopes: Vec<String>,
@@ -72,6 +73,7 @@ impl Default for MockConfig {
             advertise_iss: true,
             state: StateMode::Echo,
             callback_error: None,
+            login_page: false,
             prm_resource_override: None,
             prm_authorization_server: None,
             prm_scopes: vec!["mcp:tools".into()],
@@ -251,6 +253,9 @@ async fn authorize(
             q.get("code_challenge_method").cloned().unwrap_or_default()
         ),
     );
+    if s.config.login_page {
+        return axum::response::Html("<form method=post><input name=login></form>").into_response();
+    }
     let redirect = q.get("redirect_uri").cloned().unwrap_or_default();
     let mut url = Url::parse(&redirect).unwrap();
     let state = match s.config.state {
