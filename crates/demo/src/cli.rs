@@ -56,17 +56,29 @@ fn repo_default(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Options of the whole-demo run.
+/// The MCP transport the client uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// Streamable HTTP at /mcp.
+    StreamableHttp,
+    /// The legacy HTTP+SSE transport at /sse with the Bearer header.
+    Sse,
+    /// The legacy HTTP+SSE transport at /sse with the session cookie from POST /session.
+    SseCookie,
+}
+
+/// Options of the whole-demo run. Their ids differ from the client's global options of
+/// the same name, which clap would otherwise merge.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// No browser: the client follows the redirects itself and the authorization server
     /// logs the demo user in without a form (for CI).
-    #[arg(long, env = "DEMO_HEADLESS", value_parser = BoolishValueParser::new())]
+    #[arg(long = "headless", id = "demo_headless", env = "DEMO_HEADLESS", value_parser = BoolishValueParser::new())]
     pub headless: bool,
 
     /// Do not open a browser: the client prints the login URL to open by hand
     /// (ignored with --headless).
-    #[arg(long, env = "DEMO_NO_BROWSER", value_parser = BoolishValueParser::new())]
+    #[arg(long = "no-browser", id = "demo_no_browser", env = "DEMO_NO_BROWSER", value_parser = BoolishValueParser::new())]
     pub no_browser: bool,
 
     /// How the client finds the authorization server.
@@ -78,6 +90,10 @@ pub struct RunArgs {
     /// step-up to mcp:admin works.
     #[arg(long, env = "DEMO_MCP_READY", value_parser = BoolishValueParser::new())]
     pub mcp_ready: bool,
+
+    /// The MCP transport.
+    #[arg(long = "transport", id = "demo_transport", env = "DEMO_TRANSPORT", value_enum, default_value_t = Transport::StreamableHttp)]
+    pub transport: Transport,
 
     /// Port of the authorization server (issuer http://localhost:<port>/dex).
     #[arg(long, env = "DEMO_IDP_PORT", default_value_t = 5556)]

@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use crate::children::{Children, run_foreground};
-use crate::cli::{Discovery, RunArgs};
+use crate::cli::{Discovery, RunArgs, Transport};
 
 /// The demo user, from dex-config.yaml.
 pub const DEMO_USER: &str = "alice@example.com";
@@ -38,7 +38,7 @@ pub struct Topology {
     pub static_url: String,
     /// The resource server's public URL.
     pub rs_url: String,
-    /// The MCP endpoint.
+    /// The MCP endpoint of the chosen transport.
     pub mcp_url: String,
 }
 
@@ -49,7 +49,10 @@ impl Topology {
         Self {
             issuer: format!("http://localhost:{}/dex", args.idp_port),
             static_url: format!("http://localhost:{}", args.static_port),
-            mcp_url: format!("{rs_url}/mcp"),
+            mcp_url: match args.transport {
+                Transport::StreamableHttp => format!("{rs_url}/mcp"),
+                Transport::Sse | Transport::SseCookie => format!("{rs_url}/sse"),
+            },
             rs_url,
         }
     }
@@ -195,6 +198,16 @@ pub fn client_steps(args: &RunArgs, topology: &Topology, cache_dir: &Path) -> Ve
     let mut common = vec!["--cache-dir".to_owned(), cache_dir.display().to_string()];
     if args.headless {
         common.push("--headless".into());
+    }
+    match args.transport {
+        Transport::StreamableHttp => {}
+        Transport::Sse => common.extend(["--transport".into(), "sse".into()]),
+        Transport::SseCookie => common.extend([
+            "--transport".into(),
+            "sse".into(),
+            "--sse-auth".into(),
+            "cookie".into(),
+        ]),
     }
     if args.no_browser && !args.headless {
         common.push("--no-browser".into());

@@ -36,7 +36,17 @@ fn port_free(port: u16) -> bool {
 
 #[test]
 fn headless_run_completes_every_step() {
-    for mode in [&["--headless"][..], &["--headless", "--mcp-ready"][..]] {
+    for mode in [
+        &["--headless"][..],
+        &["--headless", "--mcp-ready"][..],
+        &[
+            "--headless",
+            "--discovery",
+            "oidc",
+            "--transport",
+            "sse-cookie",
+        ][..],
+    ] {
         let ports = [free_port(), free_port(), free_port()];
         let output = demo(mode, ports).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
