@@ -369,3 +369,43 @@ async fn require_s256_refuses_plain_and_missing_challenges() {
     // S256 still works.
     t.code("openid", &[]).await;
 }
+
+#[tokio::test]
+async fn expired_codes_and_login_requests_are_refused() {
+    let t = start(|mut c| {
+        c.code_lifetime = std::time::Duration::ZERO;
+        auto_login(c)
+    })
+    .await;
+    let (code, verifier) = t.code("openid", &[]).await;
+    let (status, body) = t
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "mcp-client"),
+            ("code_verifier", &verifier),
+        ])
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+
+    let t = start(|mut c| {
+        c.auth_request_lifetime = std::time::Duration::ZERO;
+        c
+    })
+    .await;
+    let (_, location) = t
+        .authorize(&[
+            ("client_id", "mcp-client"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid"),
+        ])
+        .await;
+    let form = t.http.get(location.unwrap()).send().await.unwrap();
+    assert_eq!(form.status(), StatusCode::BAD_REQUEST);
+    assert!(form.text().await.unwrap().contains("expired"));
+}
