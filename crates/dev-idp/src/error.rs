@@ -40,6 +40,8 @@ pub(crate) enum Error {
     },
     /// The userinfo endpoint's bearer challenge.
     Bearer { description: String },
+    /// A failure of this server (logged with its cause, answered without it).
+    Internal { context: &'static str },
 }
 
 impl Error {
@@ -133,6 +135,10 @@ impl IntoResponse for Error {
                 tracing::info!(error, %description, "registration refused");
                 let body = serde_json::json!({"error": error, "error_description": description});
                 no_store((StatusCode::BAD_REQUEST, axum::Json(body)).into_response())
+            }
+            Self::Internal { context } => {
+                tracing::error!(context, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
             }
             Self::Bearer { description } => {
                 let challenge = format!(

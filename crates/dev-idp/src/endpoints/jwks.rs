@@ -5,32 +5,31 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::error::Error;
 use crate::state::Idp;
 
 const MAX_AGE_SECS: u64 = 600;
 const MIN_AGE_SECS: u64 = 60;
 
 /// `GET {issuer}/keys`.
-pub(crate) async fn get(State(idp): State<Arc<Idp>>) -> Response {
-    match idp.keys.jwks() {
-        Ok(jwks) => {
-            let age = idp
-                .keys
-                .until_rotation()
-                .as_secs()
-                .clamp(MIN_AGE_SECS, MAX_AGE_SECS);
-            let mut response = Json(jwks).into_response();
-            if let Ok(value) = HeaderValue::from_str(&format!("max-age={age}, must-revalidate")) {
-                response.headers_mut().insert(header::CACHE_CONTROL, value);
-            }
-            response
+pub(crate) async fn get(State(idp): State<Arc<Idp>>) -> Result<Response, Error> {
+    let jwks = idp.keys.jwks().map_err(|e| {
+        tracing::error!(error = %e, "key rotation failed");
+        Error::Internal {
+            context: "key rotation",
         }
-        Err(e) => {
-            tracing::error!(error = %e, "key rotation failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
+    })?;
+    let age = idp
+        .keys
+        .until_rotation()
+        .as_secs()
+        .clamp(MIN_AGE_SECS, MAX_AGE_SECS);
+    let mut response = Json(jwks).into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("max-age={age}, must-revalidate")) {
+        response.headers_mut().insert(header::CACHE_CONTROL, value);
     }
+    Ok(response)
 }
