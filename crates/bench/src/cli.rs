@@ -1,0 +1,131 @@
+//! Command line of the `bench` binary. Without a subcommand it runs the harness; the
+//! `resource-server` subcommand is how the harness starts the project's resource server
+//! as a separate process (this binary re-executes itself), so one `cargo build` covers
+//! everything.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Args, Parser, Subcommand};
+
+/// Benchmark harness: the resource server against the official TypeScript SDK server.
+#[derive(Debug, Parser)]
+#[command(name = "bench", version, about, long_about = None)]
+pub struct Cli {
+    /// A component to run instead of the harness.
+    #[command(subcommand)]
+    pub component: Option<Component>,
+    /// Harness settings.
+    #[command(flatten)]
+    pub harness: HarnessArgs,
+}
+
+/// Settings of a harness run.
+#[derive(Debug, Clone, Args)]
+pub struct HarnessArgs {
+    /// Short run (about 2 s per load, 1,000 SSE streams) that writes to out/bench/ and
+    /// leaves BENCHMARKS.md alone.
+    #[arg(long, env = "BENCH_SMOKE")]
+    pub smoke: bool,
+    /// Where the Markdown report goes [default: BENCHMARKS.md, or out/bench/BENCHMARKS.md
+    /// with --smoke].
+    #[arg(long, env = "BENCH_OUT")]
+    pub out: Option<PathBuf>,
+    /// Where the SVG chart goes [default: crates/bench/results/connections.svg, or
+    /// out/bench/connections.svg with --smoke].
+    #[arg(long, env = "BENCH_CHART")]
+    pub chart: Option<PathBuf>,
+    /// Seconds of each wrk run [default: 10, or 2 with --smoke].
+    #[arg(long, env = "BENCH_DURATION")]
+    pub duration: Option<u64>,
+    /// Connection counts of the sweep, comma-separated (32 is always measured).
+    #[arg(
+        long,
+        env = "BENCH_CONNECTIONS",
+        value_delimiter = ',',
+        default_value = "1,8,32,64,128"
+    )]
+    pub connections: Vec<u32>,
+    /// Extra interleaved rounds at 32 connections for targets 1-3 (the median is kept)
+    /// [default: 3, or 1 with --smoke].
+    #[arg(long, env = "BENCH_ROUNDS")]
+    pub rounds: Option<usize>,
+    /// SSE streams to hold [default: 10000, or 1000 with --smoke].
+    #[arg(long, env = "BENCH_SSE_STREAMS")]
+    pub sse_streams: Option<usize>,
+    /// Concurrent requests after the key rotation.
+    #[arg(long, env = "BENCH_ROTATION_REQUESTS", default_value_t = 1000)]
+    pub rotation_requests: usize,
+    /// Timed runs of each client measurement [default: 15, or 3 with --smoke].
+    #[arg(long, env = "BENCH_CLIENT_RUNS")]
+    pub client_runs: Option<usize>,
+    /// The wrk binary.
+    #[arg(long, env = "BENCH_WRK", default_value = "wrk")]
+    pub wrk: PathBuf,
+    /// Node.js for the TypeScript SDK peers [default: the pinned one in interop/node_modules].
+    #[arg(long, env = "BENCH_NODE")]
+    pub node: Option<PathBuf>,
+}
+
+/// Components the harness runs as child processes.
+#[derive(Debug, Subcommand)]
+pub enum Component {
+    /// The project's resource server (the library behind the `resource-server` binary),
+    /// printing `READY <mcp url>` on stdout once it listens.
+    ResourceServer(ResourceServerArgs),
+}
+
+/// Flags of the `resource-server` component.
+#[derive(Debug, Args)]
+pub struct ResourceServerArgs {
+    /// Capacity of the cache of verified tokens (0 turns it off) [default: the server's].
+    #[arg(long, env = "BENCH_RS_TOKEN_CACHE")]
+    pub token_cache: Option<usize>,
+    /// The resource server's own flags.
+    #[command(flatten)]
+    pub server: mcp_resource_server::cli::Cli,
+}
+
+/// Runs the harness or a component.
+///
+/// # Errors
+/// When something is broken: a server did not start, a load had errors.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.component {
+        Some(Component::ResourceServer(args)) => {
+            crate::component::resource_server(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => crate::harness::run(cli.harness).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn resource_server_flags_pass_through() {
+        let cli = Cli::parse_from([
+            "bench",
+            "resource-server",
+            "--token-cache",
+            "0",
+            "--listen",
+            "127.0.0.1:4000",
+            "--stateless",
+            "--no-auth",
+        ]);
+        let Some(Component::ResourceServer(args)) = cli.component else {
+            panic!("expected the resource-server component");
+        };
+        assert_eq!(args.token_cache, Some(0));
+        assert!(args.server.stateless && args.server.no_auth);
+        assert_eq!(args.server.listen.port(), 4000);
+    }
+}

