@@ -9,8 +9,9 @@
 //! - at most [`SessionOptions::max_authorizations`] (3) authorizations per operation.
 //!
 //! The transport is Streamable HTTP, the legacy HTTP+SSE transport, or chosen by the
-//! specification's backwards-compatibility probe: POST `initialize`; a 400, 404 or 405
-//! means an older server, so GET the URL and expect the `endpoint` event.
+//! specification's backwards-compatibility probe: POST `initialize`; a 4xx (other than
+//! 401/403, which are about authorization) means an older server, so GET the URL and
+//! expect the `endpoint` event.
 
 use mcp_auth_proto::wellknown::canonical_resource;
 use mcp_auth_proto::{BearerChallenge, BearerError, Scopes};
@@ -192,8 +193,8 @@ impl Session {
                     url,
                 )));
                 match self.initialize().await {
-                    Err(ClientError::HttpStatus { status, .. })
-                        if matches!(status, 400 | 404 | 405) =>
+                    Err(ClientError::HttpStatus { status, detail, .. })
+                        if (400..500).contains(&status) =>
                     {
                         self.trace.step(
                             "mcp",
@@ -202,7 +203,15 @@ impl Session {
                             ),
                         );
                         self.transport = None;
-                        self.with_auth(Op::OpenSse).await?;
+                        match self.with_auth(Op::OpenSse).await {
+                            Err(ClientError::HttpStatus { status: get, .. }) => {
+                                return Err(ClientError::Transport(format!(
+                                    "{} speaks neither transport: POST initialize answered {status}{detail}, and GET answered {get} without an SSE stream",
+                                    self.options.server_url
+                                )));
+                            }
+                            other => other?,
+                        };
                         self.initialize().await
                     }
                     other => other,

@@ -137,3 +137,18 @@ async fn refuses_an_endpoint_on_another_origin() {
     );
     task.abort();
 }
+
+#[tokio::test]
+async fn a_server_of_neither_transport_gets_one_sentence() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, Router::new()).await.unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = session(options(&format!("{base}/mcp")), dir.path());
+    let err = s.connect().await.unwrap_err().to_string();
+    assert!(err.contains("speaks neither transport"), "{err}");
+    assert!(err.contains("answered 404"), "{err}");
+    task.abort();
+}
