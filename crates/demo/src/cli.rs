@@ -95,6 +95,12 @@ pub struct RunArgs {
     #[arg(long = "transport", id = "demo_transport", env = "DEMO_TRANSPORT", value_enum, default_value_t = Transport::StreamableHttp)]
     pub transport: Transport,
 
+    /// Use the authorization server and static metadata server already running on these
+    /// ports (Dex and busybox from `docker compose up`) instead of starting dev-idp and
+    /// the static server.
+    #[arg(long = "external-idp", id = "demo_external_idp", env = "DEMO_EXTERNAL_IDP", value_parser = BoolishValueParser::new())]
+    pub external_idp: bool,
+
     /// Port of the authorization server (issuer http://localhost:<port>/dex).
     #[arg(long, env = "DEMO_IDP_PORT", default_value_t = 5556)]
     pub idp_port: u16,

@@ -28,6 +28,7 @@ use crate::cli::{Discovery, RunArgs, Transport};
 pub const DEMO_USER: &str = "alice@example.com";
 const DEMO_PASSWORD: &str = "password";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const EXTERNAL_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The ports and URLs of one run.
 #[derive(Debug, Clone)]
@@ -74,6 +75,10 @@ pub fn check_ports(args: &RunArgs) -> anyhow::Result<()> {
     for (i, (port, name, flag)) in ports.iter().enumerate() {
         if ports[..i].iter().any(|(p, _, _)| p == port) {
             bail!("port {port} is given to two servers; change {flag}");
+        }
+        let external = args.external_idp && *flag != "--rs-port";
+        if external {
+            continue;
         }
         if let Err(e) = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], *port))) {
             bail!(
@@ -258,25 +263,43 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
     let topology = Topology::new(args);
     let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
 
-    children.spawn("idp", &exe, &idp_args(args, &topology))?;
-    if uses_static_server(args) {
-        let dir = static_dir(args, &topology, work)?;
-        children.spawn("static", &exe, &static_args(args, &dir))?;
+    if args.external_idp {
+        let mut external = vec![("authorization server", args.idp_port, "--idp-port")];
+        if uses_static_server(args) {
+            external.push(("static metadata server", args.static_port, "--static-port"));
+        }
+        for (name, port, flag) in external {
+            children
+                .wait_ready(name, loopback(port), EXTERNAL_TIMEOUT)
+                .await
+                .with_context(|| {
+                    format!(
+                        "--external-idp: start Dex and the static metadata server first \
+                         (docker compose up), or set {flag}"
+                    )
+                })?;
+        }
+    } else {
+        children.spawn("idp", &exe, &idp_args(args, &topology))?;
+        if uses_static_server(args) {
+            let dir = static_dir(args, &topology, work)?;
+            children.spawn("static", &exe, &static_args(args, &dir))?;
+            children
+                .wait_ready(
+                    "static metadata server",
+                    loopback(args.static_port),
+                    READY_TIMEOUT,
+                )
+                .await?;
+        }
         children
             .wait_ready(
-                "static metadata server",
-                loopback(args.static_port),
+                "authorization server",
+                loopback(args.idp_port),
                 READY_TIMEOUT,
             )
             .await?;
     }
-    children
-        .wait_ready(
-            "authorization server",
-            loopback(args.idp_port),
-            READY_TIMEOUT,
-        )
-        .await?;
     children.spawn("rs", &exe, &rs_args(args, &topology))?;
     children
         .wait_ready("resource server", loopback(args.rs_port), READY_TIMEOUT)
@@ -291,7 +314,9 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
         );
     }
     eprintln!("== MCP server:           {}", topology.mcp_url);
-    if args.headless {
+    if args.headless && args.external_idp {
+        eprintln!("== Headless: the authorization server must approve without a login form.");
+    } else if args.headless {
         eprintln!("== Headless: the authorization server logs {DEMO_USER} in without a form.");
     } else {
         eprintln!(
@@ -330,12 +355,12 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     check_ports(&args)?;
     anyhow::ensure!(
-        args.config.is_file(),
+        args.config.is_file() || args.external_idp,
         "configuration {} not found (set --config)",
         args.config.display()
     );
     anyhow::ensure!(
-        args.static_dir.is_dir() || !uses_static_server(&args),
+        args.static_dir.is_dir() || !uses_static_server(&args) || args.external_idp,
         "static metadata directory {} not found (set --static-dir)",
         args.static_dir.display()
     );

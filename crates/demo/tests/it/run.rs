@@ -125,3 +125,54 @@ fn interrupt_stops_every_child() {
         assert!(port_free(port), "port {port} still held after Ctrl-C");
     }
 }
+
+#[test]
+fn external_authorization_server_is_used_not_started() {
+    let ports = [free_port(), free_port(), free_port()];
+    // Nothing listens yet: a clear error.
+    let output = demo(&["--headless", "--external-idp"], ports)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("docker compose up"), "{stderr}");
+    assert!(port_free(ports[2]), "the resource server was stopped");
+
+    // An authorization server started beforehand (as Docker would) is used as it is.
+    let issuer = format!("http://localhost:{}/dex", ports[0]);
+    let mut idp = Command::new(env!("CARGO_BIN_EXE_demo"))
+        .args([
+            "idp",
+            "--issuer",
+            &issuer,
+            "--listen",
+            &format!("127.0.0.1:{}", ports[0]),
+            "--auto-login",
+            "alice@example.com",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../dex-config.yaml"),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while port_free(ports[0]) {
+        assert!(Instant::now() < deadline, "dev-idp never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = demo(
+        &["--headless", "--external-idp", "--discovery", "oidc"],
+        ports,
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let alive = idp.try_wait().unwrap().is_none();
+    let _ = idp.kill();
+    let _ = idp.wait();
+    assert!(output.status.success(), "{stderr}");
+    assert!(alive, "the external authorization server is left running");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("= 42"));
+}
