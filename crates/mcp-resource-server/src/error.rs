@@ -71,6 +71,9 @@ pub enum Error {
     /// Any other malformed request (400, no challenge).
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// A session that cannot take more messages right now (503).
+    #[error("session busy")]
+    Busy,
     /// A failure of this server (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -94,7 +97,7 @@ impl Error {
                 StatusCode::UNAUTHORIZED
             }
             Self::InvalidRequest(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::KeysUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeysUnavailable(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::InsufficientScope { .. } | Self::OriginNotAllowed | Self::HostNotAllowed => {
                 StatusCode::FORBIDDEN
             }
@@ -136,6 +139,7 @@ impl Error {
             Self::PayloadTooLarge => "Request body too large",
             Self::UnsupportedMediaType => "Content-Type must be application/json",
             Self::BadRequest(reason) => reason,
+            Self::Busy => "The session is busy; read its event stream and retry",
             Self::Internal(_) => "Internal error",
         }
     }
@@ -152,6 +156,7 @@ impl Error {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::BadRequest(_) => "bad_request",
+            Self::Busy => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
         }
     }
@@ -200,7 +205,7 @@ impl Error {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, value);
         }
-        if matches!(self, Self::KeysUnavailable(_)) {
+        if matches!(self, Self::KeysUnavailable(_) | Self::Busy) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

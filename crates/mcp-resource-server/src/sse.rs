@@ -52,6 +52,8 @@ use crate::{
 const MAX_SESSIONS: usize = 10_000;
 /// Queue depth between the HTTP side and the MCP handler, each way.
 const CHANNEL_DEPTH: usize = 64;
+/// How long a POST waits for room in a session's queue.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The transport was closed (the stream ended or the handler stopped).
 #[derive(Debug, thiserror::Error)]
@@ -343,8 +345,12 @@ pub async fn post_message(
         }
         _ => {}
     }
-    if sender.send(message).await.is_err() {
-        return fail(Error::SessionNotFound);
+    // A client that does not read its stream fills both queues; it gets 503, and the
+    // server holds no more than the queues' depth for it.
+    match tokio::time::timeout(SEND_TIMEOUT, sender.send(message)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return fail(Error::SessionNotFound),
+        Err(_) => return fail(Error::Busy),
     }
     let mut response = StatusCode::ACCEPTED.into_response();
     *response.body_mut() = Body::from("Accepted");
