@@ -1,3 +1,8 @@
-//! Hardening of the resource server and the client: the attack matrix, fault injection
-//! and limit tests live in `tests/it`; this library holds the load driver of the soak
-//! run (`scripts/soak.sh`), exposed as the `soak-driver` binary.
+//! Hardening of the resource server and the client.
+//!
+//! The attack matrix, fault injection, limit and cookie tests live in `tests/it`. This
+//! library holds the load driver of the soak run (`scripts/soak.sh`): [`soak`] runs the
+//! load and [`cli`] is the `soak-driver` command line.
+
+pub mod cli;
+pub mod soak;

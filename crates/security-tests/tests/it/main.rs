@@ -6,4 +6,5 @@ mod attacks;
 mod cookies;
 mod faults;
 mod limits;
+mod proto_urls;
 mod support;
