@@ -5,7 +5,7 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Benchmark harness: the resource server against the official TypeScript SDK server.
 #[derive(Debug, Parser)]
@@ -26,6 +26,10 @@ pub struct HarnessArgs {
     /// leaves BENCHMARKS.md alone.
     #[arg(long, env = "BENCH_SMOKE")]
     pub smoke: bool,
+    /// Run only these cases, comma-separated (the report then goes to out/bench/ unless
+    /// --out is given) [default: all].
+    #[arg(long, env = "BENCH_ONLY", value_enum, value_delimiter = ',')]
+    pub only: Vec<Case>,
     /// Where the Markdown report goes [default: BENCHMARKS.md, or out/bench/BENCHMARKS.md
     /// with --smoke].
     #[arg(long, env = "BENCH_OUT")]
@@ -64,6 +68,19 @@ pub struct HarnessArgs {
     /// Node.js for the TypeScript SDK peers [default: the pinned one in interop/node_modules].
     #[arg(long, env = "BENCH_NODE")]
     pub node: Option<PathBuf>,
+}
+
+/// The cases of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Case {
+    /// Targets 1-3 and 5: wrk against both servers, then the key rotation burst.
+    Http,
+    /// Target 4: SSE streams held open.
+    Sse,
+    /// Target 6: the client against the TypeScript SDK client.
+    Client,
+    /// Target 7: JWT verification timings.
+    Jwt,
 }
 
 /// Components the harness runs as child processes.

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use crate::{
     authz::AuthServer,
     chart::{self, Series},
-    cli::HarnessArgs,
+    cli::{Case, HarnessArgs},
     client::{self, median},
     keys::KeyAlg,
     load::{self, CASE_NO_TOKEN, CASE_TOOLS_CALL, Row, Target},
@@ -42,6 +42,7 @@ pub fn repo_root() -> PathBuf {
 
 struct Settings {
     smoke: bool,
+    only: Vec<Case>,
     duration: Duration,
     warmup: Duration,
     connections: Vec<u32>,
@@ -58,6 +59,8 @@ struct Settings {
 impl Settings {
     fn from(args: &HarnessArgs, repo: &Path) -> Self {
         let smoke = args.smoke;
+        // A partial run never replaces the full report.
+        let scratch = smoke || !args.only.is_empty();
         let out_dir = repo.join("out/bench");
         let mut connections: Vec<u32> = args
             .connections
@@ -79,6 +82,7 @@ impl Settings {
         };
         Self {
             smoke,
+            only: args.only.clone(),
             duration: Duration::from_secs(args.duration.unwrap_or(if smoke { 2 } else { 10 })),
             warmup: Duration::from_secs(if smoke { 1 } else { 3 }),
             connections,
@@ -94,7 +98,7 @@ impl Settings {
             verify_budget: Duration::from_millis(if smoke { 200 } else { 1500 }),
             out: args.out.as_ref().map_or_else(
                 || {
-                    if smoke {
+                    if scratch {
                         out_dir.join("BENCHMARKS.md")
                     } else {
                         repo.join("BENCHMARKS.md")
@@ -104,7 +108,7 @@ impl Settings {
             ),
             chart: args.chart.as_ref().map_or_else(
                 || {
-                    if smoke {
+                    if scratch {
                         out_dir.join("connections.svg")
                     } else {
                         repo.join("crates/bench/results/connections.svg")
@@ -114,6 +118,10 @@ impl Settings {
             ),
             out_dir,
         }
+    }
+
+    fn runs(&self, case: Case) -> bool {
+        self.only.is_empty() || self.only.contains(&case)
     }
 
     fn describe(&self) -> String {
@@ -305,28 +313,36 @@ pub async fn run(args: HarnessArgs) -> anyhow::Result<ExitCode> {
     }
 
     let auth = AuthServer::start(KeyAlg::Rs256).await?;
-    if let Err(error) = http_cases(&args, &settings, &repo, &node, &auth, &mut report).await {
+    if settings.runs(Case::Http)
+        && let Err(error) = http_cases(&args, &settings, &repo, &node, &auth, &mut report).await
+    {
         report.broken.push(format!("{error:#}"));
     }
 
-    eprintln!("bench: SSE streams ({})", settings.sse_streams);
-    match sse_case(&settings, &auth).await {
-        Ok(result) => report.sse = Some(result),
-        Err(error) => report.broken.push(format!("SSE streams: {error:#}")),
+    if settings.runs(Case::Sse) {
+        eprintln!("bench: SSE streams ({})", settings.sse_streams);
+        match sse_case(&settings, &auth).await {
+            Ok(result) => report.sse = Some(result),
+            Err(error) => report.broken.push(format!("SSE streams: {error:#}")),
+        }
     }
 
-    eprintln!("bench: client");
-    match client::run(&repo, &settings.out_dir, &node, settings.client_runs).await {
-        Ok(result) => report.client = Some(result),
-        Err(error) => report.broken.push(format!("client: {error:#}")),
+    if settings.runs(Case::Client) {
+        eprintln!("bench: client");
+        match client::run(&repo, &settings.out_dir, &node, settings.client_runs).await {
+            Ok(result) => report.client = Some(result),
+            Err(error) => report.broken.push(format!("client: {error:#}")),
+        }
     }
 
-    eprintln!("bench: JWT verification");
-    let budget = settings.verify_budget;
-    match tokio::task::spawn_blocking(move || verify::time_all(budget)).await {
-        Ok(Ok(times)) => report.verify = times,
-        Ok(Err(error)) => report.broken.push(format!("JWT verification: {error:#}")),
-        Err(error) => report.broken.push(format!("JWT verification: {error}")),
+    if settings.runs(Case::Jwt) {
+        eprintln!("bench: JWT verification");
+        let budget = settings.verify_budget;
+        match tokio::task::spawn_blocking(move || verify::time_all(budget)).await {
+            Ok(Ok(times)) => report.verify = times,
+            Ok(Err(error)) => report.broken.push(format!("JWT verification: {error:#}")),
+            Err(error) => report.broken.push(format!("JWT verification: {error}")),
+        }
     }
 
     judge(&settings, &mut report);
