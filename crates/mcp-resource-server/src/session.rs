@@ -144,8 +144,15 @@ fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValu
 pub async fn create_session(
     State(state): State<AppState>,
     Extension(claims): Extension<Arc<VerifiedClaims>>,
+    headers: HeaderMap,
 ) -> Response {
     let cookie = &state.config.raw.cookie;
+    // A new sign-in (a step-up, say) replaces the session this browser held.
+    if let Some(previous) = cookie_value(&headers, &cookie.name)
+        && state.cookie_sessions.remove(previous)
+    {
+        tracing::info!("previous cookie session replaced");
+    }
     match state.cookie_sessions.issue(claims.clone(), cookie.max_age) {
         Ok((id, lifetime)) => {
             tracing::info!(

@@ -3,7 +3,8 @@
 //! `/app/callback` (the page's OAuth redirect URI) and any other unknown path under
 //! `/app/` answer the page itself, which then reads the authorization response from its
 //! URL. Responses carry `Referrer-Policy: no-referrer` (the callback URL holds the
-//! authorization code), `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`.
+//! authorization code), `X-Content-Type-Options: nosniff`, `Cache-Control: no-store`, and
+//! forbid framing (`X-Frame-Options: DENY`, `Content-Security-Policy: frame-ancestors 'none'`).
 
 use std::path::Path;
 
@@ -36,6 +37,14 @@ pub fn router(dir: &Path) -> Option<Router> {
             .layer(SetResponseHeaderLayer::overriding(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static("DENY"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("frame-ancestors 'none'"),
             ))
             .layer(SetResponseHeaderLayer::overriding(
                 header::CACHE_CONTROL,

@@ -216,6 +216,42 @@ async fn full_session_over_sse_with_the_cookie() {
     assert_eq!(response.status(), 401);
 }
 
+async fn new_session(url: &str, token: &str, previous_cookie: Option<&str>) -> String {
+    let mut request = client().post(format!("{url}/session")).bearer_auth(token);
+    if let Some(cookie) = previous_cookie {
+        request = request.header("cookie", cookie).header("origin", url);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
+    set_cookie.split(';').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_new_session_replaces_the_one_the_browser_held() {
+    let (auth, url) = setup().await;
+    let first = new_session(&url, &token(&auth, &url, "alice", "mcp:tools"), None).await;
+    let (_reader, _endpoint) = open(&url, Auth::Cookie(&first, None)).await;
+
+    // Signing in again (a step-up, say) while holding the first cookie ends the first session.
+    let step_up = token(&auth, &url, "alice", "mcp:tools mcp:admin");
+    let second = new_session(&url, &step_up, Some(&first)).await;
+    assert_ne!(first, second);
+    let response = client()
+        .get(format!("{url}/sse"))
+        .header("accept", "text/event-stream")
+        .header("cookie", &first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        401,
+        "the replaced cookie no longer opens a stream"
+    );
+    let (_reader, _endpoint) = open(&url, Auth::Cookie(&second, None)).await;
+}
+
 #[tokio::test]
 async fn another_principal_cannot_post_to_a_stream() {
     let (auth, url) = setup().await;
