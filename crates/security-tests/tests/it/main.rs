@@ -3,6 +3,7 @@
 //! a test authorization server of their own, every log line captured.
 
 mod attacks;
+mod client_faults;
 mod cookies;
 mod faults;
 mod limits;

@@ -1,0 +1,575 @@
+//! Faults met by the client (`mcp-client`, run as a child process with its real exit
+//! code and output): the authorization server unreachable, its token endpoint failing,
+//! `error=` or a foreign `state` in the callback, a callback that never comes, and a
+//! crash in the middle of a cache write.
+//!
+//! Each failure must give a clear error and a non-zero exit, print no token, and leave
+//! the token cache exactly as it was: same files, same bytes, owner-only permissions,
+//! no temporary files left behind.
+//!
+//! The child processes are this test binary itself, started on the
+//! `client_child_process` entry (ignored in normal runs), which runs
+//! `mcp_auth_client::cli::run` with the arguments passed in an environment variable.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU8, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    Form, Json, Router,
+    extract::{Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use jsonwebtoken::jwk::JwkSet;
+use serde_json::{Value, json};
+use tokio::{net::TcpListener, sync::oneshot};
+
+use crate::support::{Key, now, rs_config, start_rs};
+
+const CHILD_ARGS: &str = "SECURITY_TESTS_CLIENT_ARGS";
+const CHILD_TEST: &str = "client_faults::client_child_process";
+const WRITER_PATH: &str = "SECURITY_TESTS_CACHE_WRITER";
+const WRITER_TEST: &str = "client_faults::cache_writer_child_process";
+
+/// Entry point of the client child processes (does nothing without its variable).
+#[test]
+#[ignore = "helper: the entry point of the mcp-client child processes started by this module"]
+fn client_child_process() {
+    let Ok(args) = std::env::var(CHILD_ARGS) else {
+        return;
+    };
+    let args: Vec<String> = serde_json::from_str(&args).unwrap();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "mcp_auth_client=trace,mcp_auth_proto=trace,info",
+        ))
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let code = runtime.block_on(async {
+        use clap::Parser;
+        let cli = mcp_auth_client::cli::Cli::parse_from(args);
+        match mcp_auth_client::cli::run(cli).await {
+            Ok(code) if code == ExitCode::SUCCESS => 0,
+            Ok(_) => 1,
+            Err(error) => {
+                eprintln!("mcp-client: {error}");
+                1
+            }
+        }
+    });
+    std::process::exit(code);
+}
+
+/// Output of one client run.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+async fn run_client(args: &[String]) -> Run {
+    let mut all = vec!["mcp-client".to_string()];
+    all.extend(args.iter().cloned());
+    let child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            CHILD_TEST,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ARGS, serde_json::to_string(&all).unwrap())
+        .env("RUST_BACKTRACE", "0")
+        .env_remove("MCP_SERVER_URL")
+        .env("BROWSER", "true")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), child)
+        .await
+        .expect("the client finished within 60 s")
+        .unwrap();
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A scriptable authorization server
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+/// Faults of the authorization server; 0 (the default) is "answer normally".
+enum AsMode {
+    TokenEndpoint500 = 1,
+    CallbackError = 2,
+    WrongState = 3,
+}
+
+/// What an authorization code stands for: `code_challenge`, `resource`, `scope`.
+type Grant = (String, String, String);
+
+#[derive(Clone)]
+struct FakeAs {
+    issuer: String,
+    key: Key,
+    mode: Arc<AtomicU8>,
+    codes: Arc<Mutex<HashMap<String, Grant>>>,
+    token_lifetime: u64,
+}
+
+struct RunningAs {
+    state: FakeAs,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl RunningAs {
+    async fn start(token_lifetime: u64) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let state = FakeAs {
+            issuer,
+            key: Key::as1(),
+            mode: Arc::default(),
+            codes: Arc::default(),
+            token_lifetime,
+        };
+        let app = Router::new()
+            .route("/.well-known/oauth-authorization-server", get(as_metadata))
+            .route("/authorize", get(as_authorize))
+            .route("/token", post(as_token))
+            .route("/jwks", get(as_jwks))
+            .with_state(state.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            state,
+            stop: Some(stop),
+        }
+    }
+
+    fn set_mode(&self, mode: AsMode) {
+        self.state.mode.store(mode as u8, Ordering::SeqCst);
+    }
+
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn as_metadata(State(state): State<FakeAs>) -> Response {
+    let i = &state.issuer;
+    Json(json!({
+        "issuer": i,
+        "authorization_endpoint": format!("{i}/authorize"),
+        "token_endpoint": format!("{i}/token"),
+        "jwks_uri": format!("{i}/jwks"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "scopes_supported": ["mcp:tools", "mcp:admin"]
+    }))
+    .into_response()
+}
+
+async fn as_jwks(State(state): State<FakeAs>) -> Response {
+    Json(JwkSet {
+        keys: vec![state.key.jwk()],
+    })
+    .into_response()
+}
+
+async fn as_authorize(
+    State(state): State<FakeAs>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let get = |k: &str| query.get(k).cloned().unwrap_or_default();
+    let redirect_uri = get("redirect_uri");
+    let mode = state.mode.load(Ordering::SeqCst);
+    let separator = if redirect_uri.contains('?') { '&' } else { '?' };
+    let state_param: String =
+        url::form_urlencoded::byte_serialize(get("state").as_bytes()).collect();
+    let location = match mode {
+        2 => format!(
+            "{redirect_uri}{separator}error=access_denied&error_description=The+user+said+no&state={state_param}"
+        ),
+        3 => format!("{redirect_uri}{separator}code=stolen-code&state=attacker-state"),
+        _ => {
+            let code = format!("code-{}", rand::random::<u64>());
+            state.codes.lock().unwrap().insert(
+                code.clone(),
+                (get("code_challenge"), get("resource"), get("scope")),
+            );
+            format!("{redirect_uri}{separator}code={code}&state={state_param}")
+        }
+    };
+    Redirect::to(&location).into_response()
+}
+
+async fn as_token(
+    State(state): State<FakeAs>,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    if state.mode.load(Ordering::SeqCst) == AsMode::TokenEndpoint500 as u8 {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "upstream database unavailable",
+        )
+            .into_response();
+    }
+    let invalid = |description: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_grant", "error_description": description})),
+        )
+            .into_response()
+    };
+    let Some(code) = form.get("code") else {
+        return invalid("no code");
+    };
+    let Some((challenge, resource, scope)) = state.codes.lock().unwrap().remove(code) else {
+        return invalid("unknown code");
+    };
+    let verifier =
+        oauth2::PkceCodeVerifier::new(form.get("code_verifier").cloned().unwrap_or_default());
+    if oauth2::PkceCodeChallenge::from_code_verifier_sha256(&verifier).as_str() != challenge {
+        return invalid("PKCE verification failed");
+    }
+    let now = now();
+    let access_token = state.key.sign(&json!({
+        "iss": state.issuer, "sub": "alice", "aud": resource, "exp": now + state.token_lifetime,
+        "iat": now, "scope": scope, "client_id": "mcp-client", "jti": format!("{}", rand::random::<u64>())
+    }));
+    Json(json!({
+        "access_token": access_token, "token_type": "Bearer",
+        "expires_in": state.token_lifetime, "scope": scope
+    }))
+    .into_response()
+}
+
+// ---------------------------------------------------------------------------
+// Cache snapshots
+
+/// Every file of the cache directory: name → (bytes, mode); plus the directory's mode.
+#[derive(Debug, PartialEq, Eq)]
+struct Snapshot {
+    dir_mode: u32,
+    files: BTreeMap<String, (Vec<u8>, u32)>,
+}
+
+fn snapshot(dir: &Path) -> Snapshot {
+    let dir_mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+        files.insert(
+            entry.file_name().to_string_lossy().into_owned(),
+            (std::fs::read(entry.path()).unwrap(), mode),
+        );
+    }
+    Snapshot { dir_mode, files }
+}
+
+fn assert_private(snapshot: &Snapshot) {
+    assert_eq!(snapshot.dir_mode, 0o700, "cache directory is owner-only");
+    for (name, (_, mode)) in &snapshot.files {
+        assert_eq!(*mode, 0o600, "{name} is owner-only");
+        assert!(!name.ends_with(".tmp"), "a temporary file was left: {name}");
+    }
+}
+
+/// The access tokens stored in the cache.
+fn cached_tokens(snapshot: &Snapshot) -> Vec<String> {
+    snapshot
+        .files
+        .iter()
+        .filter(|(name, _)| name.starts_with("tokens-"))
+        .filter_map(|(_, (bytes, _))| serde_json::from_slice::<Value>(bytes).ok())
+        .filter_map(|v| v["access_token"].as_str().map(str::to_owned))
+        .collect()
+}
+
+struct Fixture {
+    auth_server: RunningAs,
+    mcp_url: String,
+    cache: PathBuf,
+    _tmp: TempDir,
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "security-tests-client-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Fixture {
+    /// An authorization server issuing tokens that live `token_lifetime` seconds and a
+    /// resource server trusting it.
+    async fn start(token_lifetime: u64) -> Self {
+        let auth_server = RunningAs::start(token_lifetime).await;
+        let issuer = auth_server.state.issuer.clone();
+        let url = start_rs(|url| {
+            rs_config(url, &issuer)
+                .with_jwks_uri(format!("{issuer}/jwks"))
+                .with_leeway(Duration::ZERO)
+        })
+        .await;
+        let tmp = TempDir::new();
+        Self {
+            auth_server,
+            mcp_url: format!("{url}/mcp"),
+            cache: tmp.0.join("cache"),
+            _tmp: tmp,
+        }
+    }
+
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--client-id",
+            "mcp-client",
+            "--cache-dir",
+            self.cache.to_str().unwrap(),
+            "--auth-timeout",
+            "3",
+            "--verbose",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(["tools".to_string(), self.mcp_url.clone()]);
+        args
+    }
+
+    /// A successful headless run; returns the cache snapshot after it.
+    async fn seed(&self) -> Snapshot {
+        let run = run_client(&self.args(&["--headless"])).await;
+        assert_eq!(run.code, Some(0), "seeding run: {}", run.output());
+        assert!(run.stdout.contains("calculator"), "{}", run.stdout);
+        let snapshot = snapshot(&self.cache);
+        assert_private(&snapshot);
+        let tokens = cached_tokens(&snapshot);
+        assert_eq!(tokens.len(), 1, "one token set cached");
+        assert_no_token(&run, &tokens);
+        snapshot
+    }
+}
+
+fn assert_no_token(run: &Run, tokens: &[String]) {
+    let output = run.output();
+    for token in tokens {
+        assert!(
+            !output.contains(token.as_str()),
+            "the client printed a token"
+        );
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(
+            !output.contains(signature),
+            "the client printed a token's signature"
+        );
+    }
+}
+
+/// Seeds the cache with a short-lived token, lets it expire, breaks something, runs the
+/// client again and checks the failure and the cache.
+async fn failing_run(
+    fixture: &mut Fixture,
+    extra: &[&str],
+    breakage: impl FnOnce(&mut Fixture),
+    expected_message: &[&str],
+) {
+    let before = fixture.seed().await;
+    // The cached access token (2 s, no refresh token) expires.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    breakage(fixture);
+    let run = run_client(&fixture.args(extra)).await;
+    assert_ne!(run.code, Some(0), "the client failed: {}", run.output());
+    assert!(run.code.is_some(), "the client exited (no signal)");
+    let last_line = run
+        .stderr
+        .lines()
+        .rfind(|l| l.starts_with("mcp-client: "))
+        .unwrap_or_else(|| panic!("a one-line error: {}", run.stderr))
+        .to_ascii_lowercase();
+    assert!(
+        expected_message.iter().any(|m| last_line.contains(m)),
+        "clear error, got: {last_line}"
+    );
+    eprintln!("client error: {last_line}");
+    let after = snapshot(&fixture.cache);
+    assert_eq!(after, before, "the token cache is unchanged");
+    assert_private(&after);
+    assert_no_token(&run, &cached_tokens(&before));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_server_unreachable() {
+    let mut fixture = Fixture::start(2).await;
+    failing_run(
+        &mut fixture,
+        &["--headless"],
+        |f| f.auth_server.stop(),
+        &["unreachable", "connect", "could not reach", "cannot reach"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_endpoint_500() {
+    let mut fixture = Fixture::start(2).await;
+    failing_run(
+        &mut fixture,
+        &["--headless"],
+        |f| f.auth_server.set_mode(AsMode::TokenEndpoint500),
+        &["500"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_in_the_callback() {
+    let mut fixture = Fixture::start(2).await;
+    failing_run(
+        &mut fixture,
+        &["--headless"],
+        |f| f.auth_server.set_mode(AsMode::CallbackError),
+        &["access_denied"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_mismatch_in_the_callback() {
+    let mut fixture = Fixture::start(2).await;
+    failing_run(
+        &mut fixture,
+        &["--headless"],
+        |f| f.auth_server.set_mode(AsMode::WrongState),
+        &["state"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_never_comes() {
+    let mut fixture = Fixture::start(2).await;
+    // Browser mode with no browser: the URL is printed, nobody opens it.
+    failing_run(
+        &mut fixture,
+        &["--no-browser"],
+        |_| {},
+        &[
+            "callback",
+            "timed out",
+            "timeout",
+            "no authorization response",
+        ],
+    )
+    .await;
+}
+
+/// Entry point of the cache writer child process: rewrites one cache file through the
+/// client's atomic write, forever, until it is killed.
+#[test]
+#[ignore = "helper: the entry point of the cache writer child process started by this module"]
+fn cache_writer_child_process() {
+    let Ok(path) = std::env::var(WRITER_PATH) else {
+        return;
+    };
+    let path = PathBuf::from(path);
+    let pad = "x".repeat(4 * 1024 * 1024);
+    for generation in 1u64.. {
+        let bytes = serde_json::to_vec(&json!({"generation": generation, "pad": pad})).unwrap();
+        mcp_auth_client::cache::write_atomic(&path, &bytes).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_in_the_middle_of_a_cache_write() {
+    let tmp = TempDir::new();
+    let path = tmp.0.join("tokens-crash.json");
+    let pad_len = 4 * 1024 * 1024;
+    let first = serde_json::to_vec(&json!({"generation": 0, "pad": "x".repeat(pad_len)})).unwrap();
+    mcp_auth_client::cache::write_atomic(&path, &first).unwrap();
+    let mut generations = std::collections::BTreeSet::new();
+    for round in 0..12u64 {
+        let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                WRITER_TEST,
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(WRITER_PATH, &path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        // Kill it at a different point of its write loop each round.
+        tokio::time::sleep(Duration::from_millis(150 + round * 37)).await;
+        child.start_kill().unwrap();
+        let status = child.wait().await.unwrap();
+        assert!(!status.success(), "the writer was killed");
+        let bytes = std::fs::read(&path).unwrap();
+        let value: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("round {round}: a torn cache file ({} bytes)", bytes.len()));
+        assert_eq!(value["pad"].as_str().map(str::len), Some(pad_len));
+        generations.insert(value["generation"].as_u64().unwrap());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "round {round}: owner-only");
+    }
+    assert!(
+        generations.len() > 1,
+        "the writer did replace the file between kills: {generations:?}"
+    );
+    // A killed writer may leave its temporary file; the cache never reads those.
+    let cache = mcp_auth_client::cache::Cache::new(&tmp.0);
+    assert!(cache.list_tokens().is_ok());
+}
