@@ -13,6 +13,9 @@ use anyhow::{Context as _, bail};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
+/// Log filter of the children unless `RUST_LOG` says otherwise.
+pub const CHILD_LOG_FILTER: &str = "warn,dev_idp=info,mcp_resource_server=info";
+
 /// The running children.
 #[derive(Default)]
 pub struct Children {
@@ -36,6 +39,10 @@ impl Children {
         let mut command = Command::new(exe);
         if !std::io::stderr().is_terminal() {
             command.env("NO_COLOR", "1");
+        }
+        if std::env::var_os("RUST_LOG").is_none() {
+            // The servers' own decisions, without the MCP library's per-message chatter.
+            command.env("RUST_LOG", CHILD_LOG_FILTER);
         }
         let mut child = command
             .args(args)

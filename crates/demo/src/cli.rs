@@ -120,6 +120,17 @@ pub struct RunArgs {
     /// Static metadata directory [default: ./static-metadata, else the repository's].
     #[arg(long, env = "DEMO_STATIC_DIR", default_value_os_t = repo_default("static-metadata"))]
     pub static_dir: PathBuf,
+
+    /// The browser page's directory, served by the resource server at /app/
+    /// [default: ./web, else the repository's].
+    #[arg(long, env = "DEMO_WEB_DIR", default_value_os_t = repo_default("web"))]
+    pub web_dir: PathBuf,
+
+    /// After the client's steps, keep every server running so the browser page
+    /// (http://localhost:<rs-port>/app/) can be tried; Ctrl-C stops them. The page needs
+    /// --discovery oidc or --mcp-ready: busybox-style static metadata sends no CORS headers.
+    #[arg(long = "serve", id = "demo_serve", env = "DEMO_SERVE", value_parser = BoolishValueParser::new())]
+    pub serve: bool,
 }
 
 /// Runs the component or the whole demo.

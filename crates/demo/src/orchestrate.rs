@@ -131,6 +131,8 @@ pub fn rs_args(args: &RunArgs, topology: &Topology) -> Vec<String> {
         topology.rs_url.clone(),
         "--issuer".into(),
         topology.issuer.clone(),
+        "--web-dir".into(),
+        absolute(&args.web_dir).display().to_string(),
     ];
     if args.mcp_ready {
         return out;
@@ -153,6 +155,12 @@ pub fn rs_args(args: &RunArgs, topology: &Topology) -> Vec<String> {
         String::new(),
     ]);
     out
+}
+
+/// `path` made absolute against the current directory, so a child started elsewhere
+/// finds it.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// The static metadata to serve: the directory itself with the default ports, else a
@@ -351,6 +359,33 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
     Ok(ok)
 }
 
+/// `--serve`: the servers stay up for the browser page until Ctrl-C or a child exits.
+async fn serve_until_interrupted(args: &RunArgs, children: &mut Children) {
+    let topology = Topology::new(args);
+    eprintln!();
+    eprintln!("== Browser page: {}/app/", topology.rs_url);
+    if uses_static_server(args) {
+        eprintln!(
+            "== (in this topology the page stops at discovery: the static metadata server \
+             sends no CORS headers; run with --discovery oidc or --mcp-ready)"
+        );
+    }
+    eprintln!("== Log in as {DEMO_USER} / {DEMO_PASSWORD}. Ctrl-C stops every server.");
+    let shutdown = crate::signals::shutdown();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                if let Err(e) = children.check_alive() {
+                    eprintln!("== {e:#}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// The default `demo` run.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     check_ports(&args)?;
@@ -371,6 +406,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         result = flow(&args, &mut children, &work) => Some(result),
         () = crate::signals::shutdown() => None,
     };
+    if args.serve && matches!(outcome, Some(Ok(true))) {
+        serve_until_interrupted(&args, &mut children).await;
+    }
     children.stop_all().await;
     let _ = std::fs::remove_dir_all(&work);
     let Some(outcome) = outcome else {

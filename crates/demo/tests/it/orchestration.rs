@@ -103,4 +103,8 @@ fn mcp_ready_leaves_the_resource_server_on_its_defaults() {
     );
     assert_eq!(cli.scopes_supported, ["mcp:tools", "mcp:admin"]);
     assert_eq!(cli.public_url, "http://localhost:6001");
+    // The page directory is passed as an absolute path, so the child finds it from any
+    // working directory.
+    assert!(cli.web_dir.is_absolute(), "{}", cli.web_dir.display());
+    assert!(cli.web_dir.join("index.html").is_file());
 }
