@@ -424,8 +424,9 @@ async fn failing_run(
     expected_message: &[&str],
 ) {
     let before = fixture.seed().await;
-    // The cached access token (2 s, no refresh token) expires.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The cached access token (2 s, no refresh token) expires: `exp` has whole seconds
+    // and is still valid during its own second, so wait for the one after.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     breakage(fixture);
     let run = run_client(&fixture.args(extra)).await;
     assert_ne!(run.code, Some(0), "the client failed: {}", run.output());

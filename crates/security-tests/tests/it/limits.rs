@@ -285,3 +285,75 @@ async fn sse_streams_per_principal_are_limited() {
     let bob = key.sign(&auth_server.claims("bob", &format!("{url}/sse"), "mcp:tools"));
     let (_reader, _endpoint) = open_sse(&url, Auth::Bearer(&bob)).await;
 }
+
+/// A token inside the clock leeway (`exp` passed a few seconds ago, default leeway
+/// 30 s) is accepted, so the request it carries runs; its reply must then arrive. An
+/// SSE-framed reply cut at `exp` would lose the answer of a call that was executed.
+#[tokio::test]
+#[ignore = "defect: mcp-resource-server/src/auth/stream_expiry.rs end_streams_at_expiry() \
+            cuts text/event-stream replies at exp (whole seconds, no leeway) while the \
+            validator accepts tokens until exp + leeway: accepted calls lose their reply"]
+async fn accepted_request_in_the_leeway_gets_its_reply() {
+    let (auth_server, url, key) = setup().await;
+    let aud = format!("{url}/mcp");
+    let fresh = key.sign(&auth_server.claims("alice", &aud, "mcp:tools"));
+    let mut claims = auth_server.claims("alice", &aud, "mcp:tools");
+    claims["exp"] = json!(now() - 5);
+    let in_leeway = key.sign(&claims);
+
+    let post = |token: String, session: Option<String>, body: serde_json::Value| {
+        let url = url.clone();
+        async move {
+            let mut request = client()
+                .post(format!("{url}/mcp"))
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2025-06-18")
+                .body(body.to_string());
+            if let Some(session) = session {
+                request = request.header("mcp-session-id", session);
+            }
+            let response = request.send().await.unwrap();
+            let session = response
+                .headers()
+                .get("mcp-session-id")
+                .map(|v| v.to_str().unwrap().to_string());
+            (
+                response.status().as_u16(),
+                session,
+                response.text().await.unwrap(),
+            )
+        }
+    };
+    // A session opened with a fresh token of the same principal.
+    let (status, session, _) = post(fresh.clone(), None, crate::support::initialize()).await;
+    assert_eq!(status, 200);
+    let session = session.expect("a session id");
+    let (status, _, _) = post(
+        fresh,
+        Some(session.clone()),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    // Many at once, so that some replies take more than the timer's millisecond.
+    let requests = (2..66).map(|id| {
+        let list = json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"});
+        post(in_leeway.clone(), Some(session.clone()), list)
+    });
+    let replies = futures::future::join_all(requests).await;
+    let cut = replies
+        .iter()
+        .filter(|(status, _, body)| *status == 200 && !body.contains("\"result\""))
+        .count();
+    for (status, _, _) in &replies {
+        assert!(*status == 200 || *status == 401, "status {status}");
+    }
+    assert_eq!(
+        cut,
+        0,
+        "{cut} of {} requests were accepted (200) but their reply was cut",
+        replies.len()
+    );
+}
