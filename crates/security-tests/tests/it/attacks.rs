@@ -681,3 +681,97 @@ async fn attack_matrix() {
     let reply = send(&url, &bearer(&valid), &valid).await;
     assert_eq!(reply.status, 200);
 }
+
+/// The legacy SSE routes and `POST /session` sit behind the same layer with their own
+/// PRM URL: a sample of the matrix against each of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_routes_refuse_the_same_tokens() {
+    logs();
+    let as1 = Key::as1();
+    let auth_server = TestAs::start(std::slice::from_ref(&as1), 600).await;
+    let url = start_rs(|url| rs_config(url, &auth_server.issuer)).await;
+    let aud = format!("{url}/sse");
+    let prm = format!("{url}/.well-known/oauth-protected-resource/sse");
+    let good = auth_server.claims("alice", &aud, "mcp:tools");
+    let t = now();
+    let samples = [
+        ("alg none", unsigned("none", &good), 401, INVALID_TOKEN),
+        (
+            "HS256 with the public key",
+            hmac_with_public_key(jsonwebtoken::Algorithm::HS256, &good),
+            401,
+            INVALID_TOKEN,
+        ),
+        (
+            "expired",
+            as1.sign(&with(&good, |c| {
+                c.insert("exp".into(), json!(t - 3600));
+            })),
+            401,
+            INVALID_TOKEN,
+        ),
+        (
+            "wrong aud",
+            as1.sign(&with(&good, |c| {
+                c.insert("aud".into(), json!("http://other.example/sse"));
+            })),
+            401,
+            INVALID_TOKEN,
+        ),
+        (
+            "signed by the attacker with the real kid",
+            Key::attacker().sign_with_header(json!({"alg": "RS256", "kid": "as-1"}), &good),
+            401,
+            INVALID_TOKEN,
+        ),
+        (
+            "without the required scope",
+            as1.sign(&auth_server.claims("alice", &aud, "openid")),
+            403,
+            Challenge::Error("insufficient_scope"),
+        ),
+    ];
+    for (name, token, status, challenge) in samples {
+        for (method, path) in [
+            (reqwest::Method::GET, "/sse"),
+            (reqwest::Method::POST, "/session"),
+            (reqwest::Method::POST, "/messages?sessionId=x"),
+        ] {
+            let response = client()
+                .request(method.clone(), format!("{url}{path}"))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            let reply = Reply::from(response).await;
+            let case = Case {
+                name,
+                carry: Carry::Nothing,
+                status,
+                challenge,
+                precrypto: false,
+                secrets: vec![token.clone()],
+            };
+            check(&case, &reply, &prm, &format!("{method} {path}"));
+        }
+    }
+    // A token in the query string of the stream request.
+    let token = as1.sign(&good);
+    let response = client()
+        .get(format!("{url}/sse?access_token={token}"))
+        .send()
+        .await
+        .unwrap();
+    let reply = Reply::from(response).await;
+    let case = Case {
+        name: "token in the query string of GET /sse",
+        carry: Carry::Nothing,
+        status: 400,
+        challenge: INVALID_REQUEST,
+        precrypto: false,
+        secrets: vec![token],
+    };
+    check(&case, &reply, &prm, "GET /sse");
+}
