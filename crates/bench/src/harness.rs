@@ -597,6 +597,13 @@ fn rps(report: &Report, case: &str, server: &str) -> Option<f64> {
 
 fn judge(settings: &Settings, report: &mut Report) {
     let mut verdicts = Vec::new();
+    let why = |case: Case| {
+        if settings.runs(case) {
+            "see Problems"
+        } else {
+            "not selected with --only"
+        }
+    };
     let row = |case: &str, server: &str| report.row(case, server, TARGET_CONNECTIONS).cloned();
 
     // 1. Authenticated tools/call at 32 connections.
@@ -628,7 +635,7 @@ fn judge(settings: &Settings, report: &mut Report) {
                 ),
             }
         }
-        _ => not_run(1, "authenticated tools/call, 32 connections", "the load did not run"),
+        _ => not_run(1, "authenticated tools/call, 32 connections", why(Case::Http)),
     });
 
     // 2. No token.
@@ -650,11 +657,7 @@ fn judge(settings: &Settings, report: &mut Report) {
                 status: Status::from_bool(ratio >= 15.0 && ours.result.errors == 0),
             }
         }
-        _ => not_run(
-            2,
-            "no token: 401 with the full challenge",
-            "the load did not run",
-        ),
+        _ => not_run(2, "no token: 401 with the full challenge", why(Case::Http)),
     });
 
     // 3. Cost of authorization.
@@ -676,7 +679,7 @@ fn judge(settings: &Settings, report: &mut Report) {
                     status: Status::from_bool(ratio >= 0.9),
                 }
             }
-            _ => not_run(3, "cost of authorization", "the load did not run"),
+            _ => not_run(3, "cost of authorization", why(Case::Http)),
         },
     );
 
@@ -700,7 +703,7 @@ fn judge(settings: &Settings, report: &mut Report) {
                 status: Status::from_bool(all_open && all_closed && per <= 24.0),
             }
         }
-        None => not_run(4, "concurrent authenticated SSE streams", "see Problems"),
+        None => not_run(4, "concurrent authenticated SSE streams", why(Case::Sse)),
     });
 
     // 5. Unknown kid.
@@ -718,7 +721,7 @@ fn judge(settings: &Settings, report: &mut Report) {
             ),
             status: Status::from_bool(rot.jwks_fetches == 1 && rot.succeeded == rot.requests),
         },
-        None => not_run(5, "unknown kid under load", "see Problems"),
+        None => not_run(5, "unknown kid under load", why(Case::Http)),
     });
 
     // 6. Client.
@@ -738,12 +741,12 @@ fn judge(settings: &Settings, report: &mut Report) {
                 status: Status::from_bool(cached <= 20.0 && ratio >= 5.0),
             }
         }
-        None => not_run(6, "client start-up and full flow", "see Problems"),
+        None => not_run(6, "client start-up and full flow", why(Case::Client)),
     });
 
     // 7. Microbenchmarks.
     verdicts.push(if report.verify.is_empty() {
-        not_run(7, "JWT verification microbenchmarks", "see Problems")
+        not_run(7, "JWT verification microbenchmarks", why(Case::Jwt))
     } else {
         Verdict {
             id: 7,
@@ -765,7 +768,6 @@ fn judge(settings: &Settings, report: &mut Report) {
             status: Status::Info,
         }
     });
-    let _ = settings;
     report.verdicts = verdicts;
 }
 

@@ -171,6 +171,8 @@ pub struct ResourceServerOptions {
     /// `RUST_LOG` of the server [default: [`DEFAULT_LOG_FILTER`], or the harness's own
     /// `RUST_LOG` when set].
     pub log_filter: Option<String>,
+    /// The binary with the `resource-server` subcommand [default: this executable].
+    pub exe: Option<PathBuf>,
 }
 
 /// The resource server's log filter under load: its own INFO lines, but not rmcp's, which
@@ -189,7 +191,10 @@ pub async fn start_resource_server(
     log: &Path,
 ) -> anyhow::Result<Server> {
     let port = free_port()?;
-    let exe = std::env::current_exe().context("locating the harness binary")?;
+    let exe = match &options.exe {
+        Some(exe) => exe.clone(),
+        None => std::env::current_exe().context("locating the harness binary")?,
+    };
     let mut command = Command::new(exe);
     command
         .arg("resource-server")
