@@ -23,6 +23,9 @@ fuzz_target!(|data: &[u8]| {
     }
     assert_eq!(events, expected, "chunk size {chunk}");
     for event in &expected {
-        assert!(!event.event.contains('\n'), "an event name with a line break");
+        assert!(
+            !event.event.contains('\n'),
+            "an event name with a line break"
+        );
     }
 });

@@ -51,8 +51,9 @@ fn harness() -> &'static Harness {
             },
             jwks,
         ));
-        let layer = AuthLayer::new(validator.clone())
-            .with_resource_metadata("http://localhost:3001/.well-known/oauth-protected-resource/mcp");
+        let layer = AuthLayer::new(validator.clone()).with_resource_metadata(
+            "http://localhost:3001/.well-known/oauth-protected-resource/mcp",
+        );
         Harness {
             runtime,
             validator,
@@ -72,9 +73,7 @@ fn assert_not_quoted(message: &str, token: &str) {
 fuzz_target!(|data: &[u8]| {
     let harness = harness();
     if let Ok(token) = std::str::from_utf8(data) {
-        let result = harness
-            .runtime
-            .block_on(harness.validator.validate(token));
+        let result = harness.runtime.block_on(harness.validator.validate(token));
         let error = result.expect_err("no key can be obtained, so nothing validates");
         assert_not_quoted(&error.to_string(), token);
         assert_not_quoted(&format!("{error:?}"), token);
@@ -83,9 +82,10 @@ fuzz_target!(|data: &[u8]| {
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, value);
         let uri: Uri = "/mcp".parse().unwrap();
-        let result = harness
-            .runtime
-            .block_on(harness.layer.authorize(&Method::POST, &uri, &headers));
+        let result =
+            harness
+                .runtime
+                .block_on(harness.layer.authorize(&Method::POST, &uri, &headers));
         let error = result.expect_err("no key can be obtained, so nothing is authorized");
         if let Ok(text) = std::str::from_utf8(data) {
             let token = text.trim().split_once(' ').map_or("", |(_, t)| t.trim());
