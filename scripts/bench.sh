@@ -19,4 +19,4 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 cargo build --release --locked -q -p bench -p mcp-auth-client -p dev-idp
-exec target/release/bench "$@"
+BENCH_COMMAND="scripts/bench.sh${*:+ $*}" exec target/release/bench "$@"

@@ -167,18 +167,19 @@ async fn timed(mut command: Command, what: &str, expect: &str) -> anyhow::Result
     Ok(ms)
 }
 
-/// Runs the client case: `runs` timed runs of each kind.
+/// Runs the client case: `runs` timed runs of each kind, with the binaries in `bin`
+/// (see [`build_binaries`]).
 ///
 /// # Errors
 /// When a component does not start or a client run fails.
 pub async fn run(
     repo: &Path,
+    bin: &Path,
     out_dir: &Path,
     node: &Path,
     runs: usize,
 ) -> anyhow::Result<ClientResult> {
-    let bin = build_binaries(repo).await?;
-    let idp = start_dev_idp(&bin, repo, &out_dir.join("dev-idp.log")).await?;
+    let idp = start_dev_idp(bin, repo, &out_dir.join("dev-idp.log")).await?;
     let rs: Server = procs::start_resource_server(
         "resource server (client case)",
         &idp.issuer,
