@@ -193,7 +193,7 @@ async fn slow_loris_clients_do_not_starve_others() {
         for (status, elapsed) in join_all(requests).await {
             assert_eq!(status, 200);
             assert!(
-                elapsed < Duration::from_secs(1),
+                elapsed < Duration::from_secs(3),
                 "served in {elapsed:?} next to 300 slow clients"
             );
         }

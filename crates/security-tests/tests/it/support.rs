@@ -214,6 +214,9 @@ pub fn raw_jws(header: &Value, claims: &Value, sign: impl FnOnce(&[u8]) -> Strin
 // ---------------------------------------------------------------------------
 // The test authorization server
 
+/// How long the JWKS endpoint takes in [`Mode::Slow`].
+pub const SLOW_JWKS: Duration = Duration::from_secs(8);
+
 /// What the JWKS endpoint does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -221,7 +224,7 @@ pub enum Mode {
     Ok = 0,
     /// 503 to every request.
     Down = 1,
-    /// Answers after 5 s, past the resource server's fetch timeout in these tests.
+    /// Answers after 8 s, past the resource server's fetch timeout in these tests.
     Slow = 2,
     /// 200 with a body that is not a JWKS.
     Garbage = 3,
@@ -346,7 +349,7 @@ async fn jwks(State(state): State<AsState>) -> Response {
     state.fetches.fetch_add(1, Ordering::SeqCst);
     match state.mode.load(Ordering::SeqCst) {
         1 => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
-        2 => tokio::time::sleep(Duration::from_secs(5)).await,
+        2 => tokio::time::sleep(SLOW_JWKS).await,
         3 => {
             return (
                 [(header::CONTENT_TYPE, "application/json")],
