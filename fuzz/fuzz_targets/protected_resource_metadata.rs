@@ -13,27 +13,18 @@ fuzz_target!(|data: &[u8]| {
     };
     let server = url::Url::parse("http://localhost:3001/mcp").unwrap();
     let _ = wellknown::resource_matches(&prm.resource, &server);
-    // The well-known URL builders are only called for http(s) URLs, as the client
-    // does: they panic on URLs with an opaque origin (a known defect, tracked by an
-    // ignored test in crates/security-tests). The other functions take any URL.
-    let http = |url: &url::Url| matches!(url.scheme(), "http" | "https");
+    // Every function takes any URL, whatever its scheme.
     if let Ok(resource) = url::Url::parse(&prm.resource) {
         let _ = wellknown::canonical_resource(&resource);
         let _ = wellknown::is_loopback_or_https(&resource);
         let _ = wellknown::resource_matches(&prm.resource, &resource);
-    }
-    if let Ok(resource) = url::Url::parse(&prm.resource)
-        && http(&resource)
-    {
         let _ = wellknown::protected_resource_metadata_url(&resource);
         let _ = wellknown::prm_discovery_urls(&resource);
         let _ = wellknown::legacy_authorization_server_metadata_url(&resource);
         let _ = wellknown::legacy_endpoints(&resource);
     }
     for server in &prm.authorization_servers {
-        if let Ok(issuer) = url::Url::parse(server)
-            && http(&issuer)
-        {
+        if let Ok(issuer) = url::Url::parse(server) {
             let _ = wellknown::authorization_server_metadata_urls(&issuer);
         }
     }

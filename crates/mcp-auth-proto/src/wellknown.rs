@@ -29,10 +29,6 @@ pub enum UrlError {
     NoHost(String),
 }
 
-fn origin(url: &Url) -> String {
-    url.origin().ascii_serialization()
-}
-
 /// The path without a trailing slash; empty for the root.
 fn trimmed_path(url: &Url) -> &str {
     url.path().trim_end_matches('/')
@@ -48,15 +44,18 @@ fn check_http(url: &Url) -> Result<(), UrlError> {
     Ok(())
 }
 
-fn join(base: String, suffix: &str, query: Option<&str>) -> Url {
-    let mut s = base;
-    s.push_str(suffix);
-    if let Some(q) = query {
-        s.push('?');
-        s.push_str(q);
-    }
-    // Built from the parts of a valid http(s) URL, so it parses.
-    Url::parse(&s).expect("a URL built from a valid URL's parts is valid")
+/// `url` with its path and query replaced and its fragment and user information
+/// dropped: the origin of `url` plus `path`. Total for every URL; the result is only
+/// meaningful for http(s) URLs, which callers check (see [`canonical_resource`]).
+fn at_path(url: &Url, path: &str, query: Option<&str>) -> Url {
+    let mut out = url.clone();
+    // Both fail only for URLs that cannot carry credentials, which then have none.
+    let _ = out.set_username("");
+    let _ = out.set_password(None);
+    out.set_fragment(None);
+    out.set_query(query);
+    out.set_path(path);
+    out
 }
 
 /// The canonical resource identifier of an MCP server URL (RFC 8707 §2 and the MCP
@@ -67,7 +66,7 @@ fn join(base: String, suffix: &str, query: Option<&str>) -> Url {
 /// [`UrlError`] for a URL that is not http(s) or has no host.
 pub fn canonical_resource(url: &Url) -> Result<String, UrlError> {
     check_http(url)?;
-    let mut s = origin(url);
+    let mut s = url.origin().ascii_serialization();
     s.push_str(trimmed_path(url));
     if let Some(q) = url.query() {
         s.push('?');
@@ -80,8 +79,8 @@ pub fn canonical_resource(url: &Url) -> Result<String, UrlError> {
 /// `https://h/mcp` → `https://h/.well-known/oauth-protected-resource/mcp`.
 #[must_use]
 pub fn protected_resource_metadata_url(resource: &Url) -> Url {
-    join(
-        origin(resource),
+    at_path(
+        resource,
         &format!("{PROTECTED_RESOURCE}{}", trimmed_path(resource)),
         resource.query(),
     )
@@ -91,12 +90,12 @@ pub fn protected_resource_metadata_url(resource: &Url) -> Url {
 /// names none: the path-suffixed location, then the root (duplicates removed).
 #[must_use]
 pub fn prm_discovery_urls(mcp_url: &Url) -> Vec<Url> {
-    let mut urls = vec![join(
-        origin(mcp_url),
+    let mut urls = vec![at_path(
+        mcp_url,
         &format!("{PROTECTED_RESOURCE}{}", trimmed_path(mcp_url)),
         None,
     )];
-    let root = join(origin(mcp_url), PROTECTED_RESOURCE, None);
+    let root = at_path(mcp_url, PROTECTED_RESOURCE, None);
     if !urls.contains(&root) {
         urls.push(root);
     }
@@ -112,18 +111,17 @@ pub fn prm_discovery_urls(mcp_url: &Url) -> Vec<Url> {
 /// two root documents.
 #[must_use]
 pub fn authorization_server_metadata_urls(issuer: &Url) -> Vec<Url> {
-    let o = origin(issuer);
     let p = trimmed_path(issuer);
     if p.is_empty() {
         vec![
-            join(o.clone(), AUTHORIZATION_SERVER, None),
-            join(o, OPENID_CONFIGURATION, None),
+            at_path(issuer, AUTHORIZATION_SERVER, None),
+            at_path(issuer, OPENID_CONFIGURATION, None),
         ]
     } else {
         vec![
-            join(o.clone(), &format!("{AUTHORIZATION_SERVER}{p}"), None),
-            join(o.clone(), &format!("{OPENID_CONFIGURATION}{p}"), None),
-            join(o, &format!("{p}{OPENID_CONFIGURATION}"), None),
+            at_path(issuer, &format!("{AUTHORIZATION_SERVER}{p}"), None),
+            at_path(issuer, &format!("{OPENID_CONFIGURATION}{p}"), None),
+            at_path(issuer, &format!("{p}{OPENID_CONFIGURATION}"), None),
         ]
     }
 }
@@ -132,7 +130,7 @@ pub fn authorization_server_metadata_urls(issuer: &Url) -> Vec<Url> {
 /// origin, path discarded.
 #[must_use]
 pub fn legacy_authorization_server_metadata_url(mcp_url: &Url) -> Url {
-    join(origin(mcp_url), AUTHORIZATION_SERVER, None)
+    at_path(mcp_url, AUTHORIZATION_SERVER, None)
 }
 
 /// The 2025-03-26 default endpoints, used when no metadata is found at all.
@@ -146,11 +144,10 @@ pub struct LegacyEndpoints {
 /// `/authorize`, `/token` and `/register` on the MCP server's origin.
 #[must_use]
 pub fn legacy_endpoints(mcp_url: &Url) -> LegacyEndpoints {
-    let o = origin(mcp_url);
     LegacyEndpoints {
-        authorize: join(o.clone(), "/authorize", None),
-        token: join(o.clone(), "/token", None),
-        register: join(o, "/register", None),
+        authorize: at_path(mcp_url, "/authorize", None),
+        token: at_path(mcp_url, "/token", None),
+        register: at_path(mcp_url, "/register", None),
     }
 }
 
@@ -298,6 +295,42 @@ mod tests {
         assert!(!resource_matches("http://h/api/mcp", &server));
         assert!(!resource_matches("https://h:8443/api/mcp", &server));
         assert!(!resource_matches("not a url", &server));
+    }
+
+    #[test]
+    fn builders_drop_userinfo_query_and_fragment() {
+        assert_eq!(
+            strs(authorization_server_metadata_urls(&u(
+                "https://user:pw@as/t1?x=1#f"
+            ))),
+            [
+                "https://as/.well-known/oauth-authorization-server/t1",
+                "https://as/.well-known/openid-configuration/t1",
+                "https://as/t1/.well-known/openid-configuration",
+            ]
+        );
+        assert_eq!(
+            legacy_authorization_server_metadata_url(&u("http://h:1/mcp?q#f")).as_str(),
+            "http://h:1/.well-known/oauth-authorization-server"
+        );
+    }
+
+    #[test]
+    fn builders_are_total_on_other_schemes() {
+        for input in [
+            "urn:example:as",
+            "mailto:a@example.com",
+            "ittps://as/x",
+            "file:///x",
+        ] {
+            let url = u(input);
+            let _ = authorization_server_metadata_urls(&url);
+            let _ = protected_resource_metadata_url(&url);
+            let _ = prm_discovery_urls(&url);
+            let _ = legacy_authorization_server_metadata_url(&url);
+            let _ = legacy_endpoints(&url);
+            assert!(canonical_resource(&url).is_err());
+        }
     }
 
     #[test]
