@@ -15,7 +15,7 @@ use std::{
     collections::HashMap,
     convert::Infallible,
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use axum::{
@@ -41,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::{
-        AuthMethod,
+        AuthorizedUntil,
         claims::{Principal, VerifiedClaims},
     },
     error::Error,
@@ -172,22 +172,13 @@ impl Drop for SessionGuard {
     }
 }
 
-fn until(expires_at: u64) -> Duration {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    Duration::from_secs(expires_at.saturating_sub(now))
-}
-
 /// `GET /sse`: opens a session and its event stream.
 pub async fn open_stream(
     State(state): State<AppState>,
     claims: Option<Extension<Arc<VerifiedClaims>>>,
-    method: Option<Extension<AuthMethod>>,
+    until: Option<Extension<AuthorizedUntil>>,
 ) -> Response {
     let claims = claims.map(|Extension(c)| c);
-    let method = method.map_or(AuthMethod::Bearer, |Extension(m)| m);
     let owner = claims.as_ref().map_or_else(
         || Principal {
             issuer: String::new(),
@@ -222,11 +213,9 @@ pub async fn open_stream(
     };
     // The stream ends with the token (or the cookie session, if earlier). With
     // authorization off there is no token to expire; the stream lives until closed.
-    let lifetime = claims
-        .as_ref()
-        .map_or(Duration::from_secs(u64::from(u32::MAX)), |c| {
-            until(method.valid_until(c))
-        });
+    let lifetime = until.map_or(Duration::from_secs(u64::from(u32::MAX)), |Extension(u)| {
+        u.remaining()
+    });
     if let Some(claims) = &claims {
         tracing::info!(subject = %claims.subject, token = %claims.token_fingerprint, lifetime_secs = lifetime.as_secs(), "legacy SSE session opened");
     }

@@ -21,6 +21,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use axum::{
@@ -51,14 +52,19 @@ pub enum AuthMethod {
     },
 }
 
-impl AuthMethod {
-    /// When the authentication behind this request ends: the token's `exp`, or the
-    /// cookie session's end if that is earlier.
-    pub fn valid_until(&self, claims: &VerifiedClaims) -> u64 {
-        match self {
-            Self::Bearer => claims.expires_at,
-            Self::Cookie { expires_at } => (*expires_at).min(claims.expires_at),
-        }
+/// The first instant at which the credentials of a request are no longer accepted:
+/// the token's `exp` plus the validator's leeway, or the end of the cookie session if
+/// that is earlier. Put in the request extensions by [`AuthLayer`] next to
+/// [`AuthMethod`]; event streams opened by the request end then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthorizedUntil(pub SystemTime);
+
+impl AuthorizedUntil {
+    /// Time left from now (zero once passed), to the millisecond or finer.
+    pub fn remaining(&self) -> Duration {
+        self.0
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
     }
 }
 
@@ -138,6 +144,11 @@ impl AuthLayer {
         self.settings.authorize(method, uri, headers).await
     }
 
+    /// When the credentials behind `claims` (sent as `method`) stop being accepted.
+    pub fn authorized_until(&self, claims: &VerifiedClaims, method: AuthMethod) -> AuthorizedUntil {
+        self.settings.authorized_until(claims, method)
+    }
+
     /// The challenge context of this layer.
     pub fn challenge_context(&self) -> &ChallengeContext {
         &self.settings.challenge
@@ -192,8 +203,10 @@ where
                 .await
             {
                 Ok((claims, method)) => {
+                    let until = settings.authorized_until(&claims, method);
                     request.extensions_mut().insert(claims);
                     request.extensions_mut().insert(method);
+                    request.extensions_mut().insert(until);
                     let response = inner.call(request).await?;
                     Ok(response.map(Body::new))
                 }
@@ -264,6 +277,17 @@ pub fn origin_allowed(method: &Method, headers: &HeaderMap, allowed: &[String]) 
 }
 
 impl Settings {
+    fn authorized_until(&self, claims: &VerifiedClaims, method: AuthMethod) -> AuthorizedUntil {
+        let token_end = self.validator.accepted_until(claims);
+        AuthorizedUntil(match method {
+            AuthMethod::Bearer => token_end,
+            // The cookie session is refused once its whole-second end is reached.
+            AuthMethod::Cookie { expires_at } => UNIX_EPOCH
+                .checked_add(Duration::from_secs(expires_at))
+                .map_or(token_end, |end| end.min(token_end)),
+        })
+    }
+
     async fn authorize(
         &self,
         method: &Method,

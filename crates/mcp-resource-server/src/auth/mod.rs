@@ -10,6 +10,6 @@ pub mod validator;
 
 pub use claims::{Principal, VerifiedClaims};
 pub use jwks::{JwksCache, JwksSource};
-pub use layer::{AuthLayer, AuthMethod, CookieAuth};
+pub use layer::{AuthLayer, AuthMethod, AuthorizedUntil, CookieAuth};
 pub use tool_scope::ToolScopePolicy;
 pub use validator::{ValidationError, Validator, ValidatorConfig};

@@ -1,57 +1,52 @@
-//! Ends event streams when the authorization behind them ends.
+//! Ends standalone event streams when the authorization behind them ends.
 //!
-//! A `text/event-stream` response (the standalone `GET /mcp` stream, or an SSE-framed
-//! reply) is cut when the token that opened it expires, so no stream outlives its
-//! token. Other responses pass untouched.
+//! The standalone `GET /mcp` event stream is cut at the instant the credentials that
+//! opened it stop being accepted ([`AuthorizedUntil`]: `exp` plus the clock leeway, or
+//! the end of the cookie session), so no long-lived stream outlives its token.
+//!
+//! An SSE-framed reply to a `POST` is not cut: the request was accepted, its call ran,
+//! and the stream ends by itself once the JSON-RPC response is sent. Cutting it at
+//! expiry would lose the answer of a call that was executed.
 
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+use axum::{
+    body::Body,
+    extract::Request,
+    http::{Method, header},
+    middleware::Next,
+    response::Response,
 };
-
-use axum::{body::Body, extract::Request, http::header, middleware::Next, response::Response};
 use futures::StreamExt;
 
-use super::{AuthMethod, claims::VerifiedClaims};
+use super::AuthorizedUntil;
 
-fn remaining(until: u64) -> Duration {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    Duration::from_secs(until.saturating_sub(now))
-}
-
-/// Middleware (after the authorization layer) bounding event streams by the token's life.
+/// Middleware (after the authorization layer) bounding `GET` event streams by the
+/// life of the credentials that opened them.
 pub async fn end_streams_at_expiry(request: Request, next: Next) -> Response {
-    let deadline = request
-        .extensions()
-        .get::<Arc<VerifiedClaims>>()
-        .map(|claims| {
-            let method = request
-                .extensions()
-                .get::<AuthMethod>()
-                .copied()
-                .unwrap_or(AuthMethod::Bearer);
-            method.valid_until(claims)
-        });
+    if request.method() != Method::GET {
+        return next.run(request).await;
+    }
+    let until = request.extensions().get::<AuthorizedUntil>().copied();
     let response = next.run(request).await;
-    let Some(deadline) = deadline else {
+    let Some(until) = until else {
         return response;
     };
-    let is_stream = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if !is_stream {
+    if !is_event_stream(&response) {
         return response;
     }
-    let lifetime = remaining(deadline);
+    let lifetime = until.remaining();
     response.map(|body| {
         let stream = body
             .into_data_stream()
             .take_until(tokio::time::sleep(lifetime));
         Body::from_stream(stream)
     })
+}
+
+/// Whether `response` is a `text/event-stream`.
+pub fn is_event_stream(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
 }

@@ -241,6 +241,20 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// The first instant at which a token whose `exp` is `expires_at` is refused.
+///
+/// Both the JWT check and the cache compare the current time in whole seconds:
+/// `floor(now) <= exp + leeway` passes. A token is therefore accepted up to, but not
+/// including, the start of the second after `exp + leeway`.
+pub fn accepted_until(expires_at: u64, leeway: Duration) -> SystemTime {
+    let seconds = expires_at
+        .saturating_add(leeway.as_secs())
+        .saturating_add(1);
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(seconds))
+        .unwrap_or_else(|| UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX)))
+}
+
 impl Validator {
     /// A validator using `jwks` for keys.
     pub fn new(config: ValidatorConfig, jwks: Arc<JwksCache>) -> Self {
@@ -260,6 +274,12 @@ impl Validator {
     /// The settings in use.
     pub fn config(&self) -> &ValidatorConfig {
         &self.config
+    }
+
+    /// The first instant at which this validator refuses the token behind `claims`
+    /// (its `exp` plus the leeway; see [`accepted_until`]).
+    pub fn accepted_until(&self, claims: &VerifiedClaims) -> SystemTime {
+        accepted_until(claims.expires_at, self.config.leeway)
     }
 
     /// Validates `token` and returns its claims.
@@ -560,5 +580,24 @@ mod tests {
             build_claims(missing, TokenKind::Rfc9068, "t"),
             Err(ValidationError::MissingClaim("client_id"))
         ));
+    }
+
+    #[test]
+    fn accepted_until_is_the_first_refused_second() {
+        let raw: RawClaims = serde_json::from_value(serde_json::json!({
+            "iss": "http://i", "sub": "u", "aud": "x", "exp": 1000
+        }))
+        .unwrap();
+        let claims = Arc::new(build_claims(raw, TokenKind::Jwt, "t").unwrap());
+        let leeway = Duration::from_secs(30);
+        let until = accepted_until(claims.expires_at, leeway);
+        assert_eq!(until, UNIX_EPOCH + Duration::from_secs(1031));
+        // The cache agrees: the last accepted whole second is 1030, and 1031 is refused.
+        let cache = TokenCache::new(4);
+        cache.insert("t", claims.clone(), 1000);
+        assert!(cache.get("t", 1030, leeway.as_secs()).is_some());
+        assert!(cache.get("t", 1031, leeway.as_secs()).is_none());
+        // A far-future `exp` does not overflow.
+        assert!(accepted_until(u64::MAX, leeway) > UNIX_EPOCH);
     }
 }

@@ -268,7 +268,13 @@ async fn no_auth_mode_serves_without_tokens() {
 
 #[tokio::test]
 async fn the_standalone_stream_closes_when_its_token_expires() {
-    let (auth, url) = setup().await;
+    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer.clone();
+    // The stream ends when the token is refused: exp + leeway.
+    let url = start_rs(move |url| {
+        test_config(url, &issuer).with_leeway(std::time::Duration::from_secs(1))
+    })
+    .await;
     let aud = format!("{url}/mcp");
     let mut claims = auth.claims("alice", &aud, "mcp:tools");
     claims["exp"] = json!(crate::fixture::now() + 2);
@@ -290,4 +296,74 @@ async fn the_standalone_stream_closes_when_its_token_expires() {
     })
     .await;
     assert!(end.is_ok(), "the GET stream ended at token expiry");
+}
+
+/// A token inside the clock leeway is accepted, so the call it carries runs: its
+/// SSE-framed reply must arrive whole, not be cut at `exp`.
+#[tokio::test]
+async fn a_reply_to_a_request_accepted_in_the_leeway_arrives() {
+    let (auth, url) = setup().await;
+    let aud = format!("{url}/mcp");
+    let fresh = TestKey::rsa1().sign(&auth.claims("alice", &aud, "mcp:tools"), None);
+    let session = open_session(&url, &fresh).await;
+    let mut claims = auth.claims("alice", &aud, "mcp:tools");
+    claims["exp"] = json!(crate::fixture::now() - 5);
+    let in_leeway = TestKey::rsa1().sign(&claims, None);
+    // Many at once, so that replies take longer than a timer tick.
+    let calls = (2..66).map(|id| {
+        let (url, token, session) = (url.clone(), in_leeway.clone(), session.clone());
+        async move {
+            let body = call(id, "weather", json!({"location": "Paris"}));
+            (id, rpc(&url, Some(&token), Some(&session), body).await)
+        }
+    });
+    for (id, reply) in futures::future::join_all(calls).await {
+        assert_eq!(reply.status, 200);
+        let body = reply
+            .body
+            .unwrap_or_else(|| panic!("call {id} was accepted but its reply was cut"));
+        assert_eq!(body["id"], id);
+        assert!(body.get("result").is_some(), "{body}");
+    }
+}
+
+/// The standalone stream lives until the validator would refuse its token
+/// (`exp` + leeway), not merely until `exp`.
+#[tokio::test]
+async fn the_standalone_stream_lives_through_the_leeway() {
+    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer.clone();
+    let url = start_rs(move |url| {
+        test_config(url, &issuer).with_leeway(std::time::Duration::from_secs(3))
+    })
+    .await;
+    let aud = format!("{url}/mcp");
+    let mut claims = auth.claims("alice", &aud, "mcp:tools");
+    claims["exp"] = json!(crate::fixture::now() + 1);
+    let token = TestKey::rsa1().sign(&claims, None);
+    let session = open_session(&url, &token).await;
+    let started = std::time::Instant::now();
+    let response = crate::fixture::client()
+        .get(format!("{url}/mcp"))
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut reader = crate::fixture::SseReader::new(response);
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while reader.next().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "the GET stream ended after the leeway");
+    // exp is within 1 s of the start; the token is accepted until exp + 3 s + the rest
+    // of that second, so the stream lasts at least 3 s.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(2900),
+        "the stream was cut before exp + leeway ({:?})",
+        started.elapsed()
+    );
 }

@@ -289,7 +289,11 @@ async fn another_principal_cannot_post_to_a_stream() {
 
 #[tokio::test]
 async fn the_stream_closes_when_its_token_expires() {
-    let (auth, url) = setup().await;
+    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer.clone();
+    // The stream ends when the token is refused: exp + leeway.
+    let url =
+        start_rs(move |url| test_config(url, &issuer).with_leeway(Duration::from_secs(1))).await;
     let mut claims = auth.claims("alice", &format!("{url}/sse"), "mcp:tools");
     claims["exp"] = json!(now() + 2);
     let token = TestKey::rsa1().sign(&claims, None);

@@ -141,9 +141,14 @@ async fn oversized_bearer_token_is_refused_without_echo() {
 
 #[tokio::test]
 async fn sse_stream_ends_when_its_token_expires() {
-    let (auth_server, url, key) = setup().await;
+    logs();
+    let key = Key::as1();
+    let auth_server = TestAs::start(std::slice::from_ref(&key), 600).await;
+    let issuer = auth_server.issuer.clone();
+    // The stream ends when the token stops being accepted: exp + leeway (1 s here).
+    let url = start_rs(|url| rs_config(url, &issuer).with_leeway(Duration::from_secs(1))).await;
     let mut claims = auth_server.claims("alice", &format!("{url}/sse"), "mcp:tools");
-    claims["exp"] = json!(now() + 3);
+    claims["exp"] = json!(now() + 2);
     let token = key.sign(&claims);
     let started = Instant::now();
     let (mut reader, _endpoint) = open_sse(&url, Auth::Bearer(&token)).await;
@@ -290,9 +295,6 @@ async fn sse_streams_per_principal_are_limited() {
 /// 30 s) is accepted, so the request it carries runs; its reply must then arrive. An
 /// SSE-framed reply cut at `exp` would lose the answer of a call that was executed.
 #[tokio::test]
-#[ignore = "defect: mcp-resource-server/src/auth/stream_expiry.rs end_streams_at_expiry() \
-            cuts text/event-stream replies at exp (whole seconds, no leeway) while the \
-            validator accepts tokens until exp + leeway: accepted calls lose their reply"]
 async fn accepted_request_in_the_leeway_gets_its_reply() {
     let (auth_server, url, key) = setup().await;
     let aud = format!("{url}/mcp");
