@@ -18,7 +18,7 @@ pub struct Series {
 const PANEL_W: f64 = 420.0;
 const PANEL_H: f64 = 280.0;
 const MARGIN_L: f64 = 70.0;
-const MARGIN_T: f64 = 50.0;
+const MARGIN_T: f64 = 66.0;
 const GAP: f64 = 110.0;
 
 fn log_bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {

@@ -12,6 +12,9 @@ use tokio::process::Command;
 /// The JSON-RPC request every load sends: a stateless `tools/call` (no `initialize`).
 pub const TOOLS_CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator","arguments":{"operation":"add","a":2,"b":3}}}"#;
 
+/// wrk's per-request timeout: a request without a reply by then counts as an error.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The protocol version header sent with every request.
 pub const PROTOCOL_VERSION: &str = "2025-11-25";
 
@@ -128,6 +131,8 @@ pub struct LoadResult {
     pub max_ms: f64,
     /// Socket errors, timeouts and responses that were not the expected ones.
     pub errors: u64,
+    /// Of `errors`, the requests that got no reply within wrk's timeout.
+    pub timeouts: u64,
 }
 
 /// Writes the Lua script into `dir` and returns its path.
@@ -154,7 +159,7 @@ pub async fn run(wrk: &Path, script: &Path, load: &Load<'_>) -> anyhow::Result<L
         .arg(format!("-c{}", load.connections))
         .arg(format!("-d{secs}s"))
         .arg("--timeout")
-        .arg("5s")
+        .arg(format!("{}s", TIMEOUT.as_secs()))
         .arg("-s")
         .arg(script)
         .arg(load.url)
@@ -212,5 +217,6 @@ pub async fn run(wrk: &Path, script: &Path, load: &Load<'_>) -> anyhow::Result<L
         // `status` counts non-2xx/3xx responses, which the script already judges as `bad`
         // (a 401 is the expected answer of the no-token case).
         errors: raw.connect + raw.read + raw.write + raw.timeout + raw.bad,
+        timeouts: raw.timeout,
     })
 }
