@@ -6,7 +6,8 @@ use std::{net::SocketAddr, time::Duration};
 use clap::Parser;
 
 use crate::config::{
-    Config, ConfigError, CookieConfig, DEFAULT_ISSUER, DEFAULT_LISTEN, DEFAULT_PUBLIC_URL,
+    Config, ConfigError, CookieConfig, DEFAULT_ISSUER, DEFAULT_LISTEN, DEFAULT_MAX_STREAMS,
+    DEFAULT_MAX_STREAMS_PER_PRINCIPAL, DEFAULT_PUBLIC_URL,
 };
 
 /// MCP server that is only an OAuth 2.0 resource server: it validates access tokens
@@ -107,6 +108,17 @@ pub struct Cli {
     #[arg(long, env = "MCP_RS_WEB_DIR", default_value = "web")]
     pub web_dir: std::path::PathBuf,
 
+    /// Most event streams (legacy `GET /sse` and standalone `GET /mcp` together) one
+    /// principal (issuer and subject) may hold open; past it, opening another is
+    /// answered 429.
+    #[arg(long, env = "MCP_RS_MAX_STREAMS_PER_PRINCIPAL", default_value_t = DEFAULT_MAX_STREAMS_PER_PRINCIPAL)]
+    pub max_streams_per_principal: usize,
+
+    /// Most event streams open at once over all principals; past it, opening another
+    /// is answered 503.
+    #[arg(long, env = "MCP_RS_MAX_STREAMS", default_value_t = DEFAULT_MAX_STREAMS)]
+    pub max_streams: usize,
+
     /// DANGER: turn authorization off. Only for the MCP conformance suite's server scenarios.
     #[arg(long, env = "MCP_RS_NO_AUTH")]
     pub no_auth: bool,
@@ -147,6 +159,8 @@ impl Cli {
         config.leeway = Duration::from_secs(self.leeway);
         config.jwks.min_refetch_interval = Duration::from_secs(self.jwks_min_refetch);
         config.no_auth = self.no_auth;
+        config.max_streams_per_principal = self.max_streams_per_principal;
+        config.max_streams = self.max_streams;
         config.web_dir = Some(self.web_dir.clone());
         Ok(config)
     }
@@ -224,5 +238,28 @@ mod tests {
     fn bad_tool_scope_names_the_setting() {
         let cli = Cli::parse_from(["resource-server", "--tool-scope", "nonsense"]);
         assert_eq!(cli.to_config().unwrap_err().setting, "tool-scope");
+    }
+
+    #[test]
+    fn stream_limits() {
+        let cli = Cli::parse_from(["resource-server"]);
+        let config = cli.to_config().unwrap();
+        assert_eq!(config.max_streams_per_principal, 16);
+        assert_eq!(config.max_streams, 10_000);
+        let cli = Cli::parse_from([
+            "resource-server",
+            "--max-streams-per-principal",
+            "3",
+            "--max-streams",
+            "50",
+        ]);
+        let config = cli.to_config().unwrap().validate().unwrap();
+        assert_eq!(config.raw.max_streams_per_principal, 3);
+        assert_eq!(config.raw.max_streams, 50);
+        let cli = Cli::parse_from(["resource-server", "--max-streams-per-principal", "0"]);
+        assert_eq!(
+            cli.to_config().unwrap().validate().unwrap_err().setting,
+            "max-streams-per-principal"
+        );
     }
 }

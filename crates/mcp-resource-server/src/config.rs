@@ -130,7 +130,17 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
     /// How long a client may take to send a request head; idle connections close after it.
     pub header_read_timeout: Duration,
+    /// Most event streams (legacy `GET /sse` and standalone `GET /mcp` together) one
+    /// principal (`iss`, `sub`) may hold open; past it, opening another is answered 429.
+    pub max_streams_per_principal: usize,
+    /// Most event streams open at once over all principals; past it, 503.
+    pub max_streams: usize,
 }
+
+/// Default of [`Config::max_streams_per_principal`].
+pub const DEFAULT_MAX_STREAMS_PER_PRINCIPAL: usize = 16;
+/// Default of [`Config::max_streams`].
+pub const DEFAULT_MAX_STREAMS: usize = 10_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -156,6 +166,8 @@ impl Default for Config {
             token_cache_capacity: 10_000,
             web_dir: None,
             header_read_timeout: Duration::from_secs(20),
+            max_streams_per_principal: DEFAULT_MAX_STREAMS_PER_PRINCIPAL,
+            max_streams: DEFAULT_MAX_STREAMS,
         }
     }
 }
@@ -288,6 +300,20 @@ impl Config {
         self
     }
 
+    /// Sets how many event streams one principal may hold open.
+    #[must_use]
+    pub fn with_max_streams_per_principal(mut self, limit: usize) -> Self {
+        self.max_streams_per_principal = limit;
+        self
+    }
+
+    /// Sets how many event streams may be open at once over all principals.
+    #[must_use]
+    pub fn with_max_streams(mut self, limit: usize) -> Self {
+        self.max_streams = limit;
+        self
+    }
+
     /// Serves the browser page in `dir` under `/app/`.
     #[must_use]
     pub fn with_web_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -361,6 +387,15 @@ impl Config {
         }
         if self.leeway > Duration::from_secs(300) {
             return Err(ConfigError::new("leeway", "at most 300 seconds"));
+        }
+        if self.max_streams_per_principal == 0 {
+            return Err(ConfigError::new(
+                "max-streams-per-principal",
+                "must be at least 1",
+            ));
+        }
+        if self.max_streams == 0 {
+            return Err(ConfigError::new("max-streams", "must be at least 1"));
         }
         if self.max_token_bytes < 64 {
             return Err(ConfigError::new("max-token-bytes", "at least 64"));

@@ -74,6 +74,18 @@ pub enum Error {
     /// A session that cannot take more messages right now (503).
     #[error("session busy")]
     Busy,
+    /// The principal already holds as many event streams as allowed (429).
+    #[error("too many event streams for this principal (limit {limit})")]
+    TooManyStreams {
+        /// The per-principal limit.
+        limit: usize,
+    },
+    /// The server holds as many event streams as it allows in total (503).
+    #[error("too many event streams open (limit {limit})")]
+    StreamCapacity {
+        /// The overall limit.
+        limit: usize,
+    },
     /// A failure of this server (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -97,7 +109,10 @@ impl Error {
                 StatusCode::UNAUTHORIZED
             }
             Self::InvalidRequest(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::KeysUnavailable(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeysUnavailable(_) | Self::Busy | Self::StreamCapacity { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::InsufficientScope { .. } | Self::OriginNotAllowed | Self::HostNotAllowed => {
                 StatusCode::FORBIDDEN
             }
@@ -140,6 +155,10 @@ impl Error {
             Self::UnsupportedMediaType => "Content-Type must be application/json",
             Self::BadRequest(reason) => reason,
             Self::Busy => "The session is busy; read its event stream and retry",
+            Self::TooManyStreams { .. } => {
+                "Too many event streams are open for this user; close one and retry"
+            }
+            Self::StreamCapacity { .. } => "The server cannot open more event streams right now",
             Self::Internal(_) => "Internal error",
         }
     }
@@ -156,7 +175,8 @@ impl Error {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::BadRequest(_) => "bad_request",
-            Self::Busy => "temporarily_unavailable",
+            Self::Busy | Self::StreamCapacity { .. } => "temporarily_unavailable",
+            Self::TooManyStreams { .. } => "too_many_streams",
             Self::Internal(_) => "server_error",
         }
     }
@@ -205,7 +225,13 @@ impl Error {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, value);
         }
-        if matches!(self, Self::KeysUnavailable(_) | Self::Busy) {
+        if matches!(
+            self,
+            Self::KeysUnavailable(_)
+                | Self::Busy
+                | Self::TooManyStreams { .. }
+                | Self::StreamCapacity { .. }
+        ) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -275,5 +301,17 @@ mod tests {
         let (status, value) = header_of(Error::OriginNotAllowed);
         assert_eq!(status, 403);
         assert!(value.is_empty());
+    }
+
+    #[test]
+    fn stream_limits() {
+        let response = Error::TooManyStreams { limit: 3 }.into_response_with(Some(&context()));
+        assert_eq!(response.status(), 429);
+        assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        assert_eq!(
+            Error::StreamCapacity { limit: 3 }.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }

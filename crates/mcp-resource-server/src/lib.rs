@@ -23,6 +23,7 @@ pub mod prm;
 pub mod server;
 pub mod session;
 pub mod sse;
+pub mod stream_limit;
 pub mod web;
 
 pub use config::Config;

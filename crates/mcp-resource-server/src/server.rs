@@ -3,10 +3,10 @@
 //! | route | what | authorization |
 //! |---|---|---|
 //! | `GET /.well-known/oauth-protected-resource[/mcp\|/sse]` | PRM (RFC 9728) | public, CORS `*` |
-//! | `/mcp` | MCP Streamable HTTP (rmcp); event streams end when the token does | Bearer |
+//! | `/mcp` | MCP Streamable HTTP (rmcp); standalone event streams end when the token does and count against the per-principal stream limit | Bearer |
 //! | `GET /sse`, `POST /messages?sessionId=` | legacy HTTP+SSE | Bearer or session cookie |
 //! | `POST /session` | issue the session cookie | Bearer |
-//! | `DELETE /session` | end the session cookie | none |
+//! | `DELETE /session` | end the session cookie and its event streams | none |
 //! | `GET /app/...` | the browser page, when a web directory is configured | public |
 //!
 //! Every route checks `Host`; every route but the PRM checks `Origin`.
@@ -48,6 +48,7 @@ use crate::{
     origin::{OriginPolicy, check_origin},
     session::{CookieSessions, create_session, delete_session},
     sse::{SseSessions, open_stream, post_message},
+    stream_limit::{StreamSlots, limit_streams},
 };
 
 /// Why the server could not run.
@@ -73,6 +74,8 @@ pub struct AppState {
     pub cookie_sessions: Arc<CookieSessions>,
     /// Legacy SSE sessions.
     pub sse_sessions: Arc<SseSessions>,
+    /// Open event streams, overall and per principal.
+    pub stream_slots: Arc<StreamSlots>,
     /// Tool scopes for `/mcp`.
     pub tool_policy: Arc<ToolScopePolicy>,
     /// Tool scopes for `/messages` (challenges point at the `/sse` PRM).
@@ -141,11 +144,16 @@ impl AppState {
             per_tool: config.tool_scopes.clone(),
             enabled: !config.raw.no_auth,
         });
+        let stream_slots = Arc::new(StreamSlots::new(
+            config.raw.max_streams_per_principal,
+            config.raw.max_streams,
+        ));
         Self {
             config: Arc::new(config),
             validator,
             cookie_sessions: Arc::default(),
             sse_sessions: Arc::default(),
+            stream_slots,
             tool_policy,
             sse_tool_policy,
             sse_challenge,
@@ -214,6 +222,10 @@ pub fn router(state: AppState) -> Router {
                 enforce_tool_scopes,
             ))
             .layer(middleware::from_fn(end_streams_at_expiry))
+            .layer(middleware::from_fn_with_state(
+                state.stream_slots.clone(),
+                limit_streams,
+            ))
             .layer(middleware::from_fn_with_state(owners, bind_sessions))
             .layer(mcp_auth);
 

@@ -4,7 +4,7 @@
 //! valid bearer token for a cookie. The cookie value is an opaque random id (256 bits)
 //! mapped here to the verified claims and an expiry; it is never the token. The session
 //! lives no longer than the token nor than [`crate::config::CookieConfig::max_age`].
-//! `DELETE /session` ends it. The cookie is `HttpOnly`, `SameSite=Strict`, `Path=/`,
+//! `DELETE /session` ends it, and the event streams opened with it. The cookie is `HttpOnly`, `SameSite=Strict`, `Path=/`,
 //! and `Secure` on https.
 
 use std::{
@@ -183,10 +183,18 @@ pub async fn create_session(
 /// `DELETE /session`: ends the session named by the cookie and clears the cookie.
 pub async fn delete_session(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let cookie = &state.config.raw.cookie;
-    if let Some(id) = cookie_value(&headers, &cookie.name)
-        && state.cookie_sessions.remove(id)
-    {
-        tracing::info!("cookie session ended");
+    if let Some(id) = cookie_value(&headers, &cookie.name) {
+        if state.cookie_sessions.remove(id) {
+            tracing::info!("cookie session ended");
+        }
+        // Streams opened with the cookie end with it, and free their slots.
+        let ended = state.sse_sessions.end_cookie_streams(id);
+        if ended > 0 {
+            tracing::info!(
+                streams = ended,
+                "event streams of the cookie session closed"
+            );
+        }
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(

@@ -9,7 +9,10 @@
 //! - A session id is never a credential: every POST is authorized on its own (bearer
 //!   header or session cookie) and must come from the principal (`iss`, `sub`) that
 //!   opened the stream; otherwise it is answered as an unknown session.
-//! - The stream closes when the token that opened it expires.
+//! - The stream closes when the token that opened it stops being accepted, and when
+//!   the cookie session that opened it ends (`DELETE /session`).
+//! - One principal holds at most a configured number of streams
+//!   ([`crate::stream_limit`]); past it, 429.
 
 use std::{
     collections::HashMap,
@@ -22,7 +25,7 @@ use axum::{
     Extension,
     body::Body,
     extract::{Query, Request, State},
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
@@ -41,15 +44,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::{
-        AuthorizedUntil,
+        AuthMethod, AuthorizedUntil,
         claims::{Principal, VerifiedClaims},
     },
     error::Error,
     server::AppState,
+    session::cookie_value,
+    stream_limit::StreamSlot,
 };
 
-/// Most legacy SSE sessions open at once.
-const MAX_SESSIONS: usize = 10_000;
 /// Queue depth between the HTTP side and the MCP handler, each way.
 const CHANNEL_DEPTH: usize = 64;
 /// How long a POST waits for room in a session's queue.
@@ -113,6 +116,10 @@ impl Transport<RoleServer> for ChannelTransport {
 struct Session {
     owner: Principal,
     inbound: mpsc::Sender<ClientJsonRpcMessage>,
+    /// The cookie session the stream was opened with, if any.
+    cookie: Option<String>,
+    /// Ends the stream and stops its handler.
+    cancel: CancellationToken,
 }
 
 /// Open legacy SSE sessions.
@@ -146,6 +153,19 @@ impl SseSessions {
         self.len() == 0
     }
 
+    /// Ends the streams opened with the cookie session `cookie`; returns how many.
+    pub fn end_cookie_streams(&self, cookie: &str) -> usize {
+        let sessions = self.lock();
+        let mut ended = 0;
+        for session in sessions.values() {
+            if session.cookie.as_deref() == Some(cookie) {
+                session.cancel.cancel();
+                ended += 1;
+            }
+        }
+        ended
+    }
+
     fn sender_for(
         &self,
         id: &str,
@@ -157,11 +177,13 @@ impl SseSessions {
     }
 }
 
-/// Removes the session and stops its handler when the stream is dropped.
+/// Removes the session, stops its handler and frees its stream slot when the stream
+/// is dropped.
 struct SessionGuard {
     sessions: Arc<SseSessions>,
     id: String,
     cancel: CancellationToken,
+    _slot: StreamSlot,
 }
 
 impl Drop for SessionGuard {
@@ -177,8 +199,23 @@ pub async fn open_stream(
     State(state): State<AppState>,
     claims: Option<Extension<Arc<VerifiedClaims>>>,
     until: Option<Extension<AuthorizedUntil>>,
+    method: Option<Extension<AuthMethod>>,
+    headers: HeaderMap,
 ) -> Response {
     let claims = claims.map(|Extension(c)| c);
+    let slot = match state
+        .stream_slots
+        .acquire(claims.as_ref().map(|c| c.principal()))
+    {
+        Ok(slot) => slot,
+        Err(error) => return error.into_response_with(Some(&state.sse_challenge)),
+    };
+    let cookie = match method {
+        Some(Extension(AuthMethod::Cookie { .. })) => {
+            cookie_value(&headers, &state.config.raw.cookie.name).map(str::to_string)
+        }
+        _ => None,
+    };
     let owner = claims.as_ref().map_or_else(
         || Principal {
             issuer: String::new(),
@@ -188,14 +225,16 @@ pub async fn open_stream(
     );
     let id = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>());
     let (transport, inbound, outbound) = ChannelTransport::new(CHANNEL_DEPTH);
-    {
-        let mut sessions = state.sse_sessions.lock();
-        if sessions.len() >= MAX_SESSIONS {
-            return Error::Internal("too many SSE sessions".into()).into_response();
-        }
-        sessions.insert(id.clone(), Session { owner, inbound });
-    }
     let cancel = CancellationToken::new();
+    state.sse_sessions.lock().insert(
+        id.clone(),
+        Session {
+            owner,
+            inbound,
+            cookie,
+            cancel: cancel.clone(),
+        },
+    );
     let handler = state.mcp_handler();
     let handler_cancel = cancel.clone();
     tokio::spawn(async move {
@@ -209,7 +248,8 @@ pub async fn open_stream(
     let guard = SessionGuard {
         sessions: state.sse_sessions.clone(),
         id: id.clone(),
-        cancel,
+        cancel: cancel.clone(),
+        _slot: slot,
     };
     // The stream ends with the token (or the cookie session, if earlier). With
     // authorization off there is no token to expire; the stream lives until closed.
@@ -219,7 +259,14 @@ pub async fn open_stream(
     if let Some(claims) = &claims {
         tracing::info!(subject = %claims.subject, token = %claims.token_fingerprint, lifetime_secs = lifetime.as_secs(), "legacy SSE session opened");
     }
-    let stream = event_stream(id, outbound, lifetime, state.shutdown.clone(), guard);
+    let stream = event_stream(
+        id,
+        outbound,
+        lifetime,
+        state.shutdown.clone(),
+        cancel,
+        guard,
+    );
     let mut response = Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response();
@@ -235,6 +282,7 @@ fn event_stream(
     outbound: mpsc::Receiver<ServerJsonRpcMessage>,
     lifetime: Duration,
     shutdown: CancellationToken,
+    ended: CancellationToken,
     guard: SessionGuard,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     let endpoint = Event::default()
@@ -258,6 +306,7 @@ fn event_stream(
             tokio::select! {
                 () = tokio::time::sleep(lifetime) => tracing::debug!("legacy SSE stream closed at token expiry"),
                 () = shutdown.cancelled_owned() => {}
+                () = ended.cancelled_owned() => tracing::debug!("legacy SSE stream closed with its session"),
             }
         })
         .map(move |event| {

@@ -8,5 +8,6 @@ mod logs;
 mod mcp_http;
 mod prm;
 mod sse;
+mod streams;
 mod tokens;
 mod web;

@@ -263,8 +263,6 @@ async fn idle_connection_without_a_request_is_closed() {
 /// task, two channels and an MCP handler): past a per-principal limit, opening another
 /// is refused with 429 while other principals are still served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "defect: mcp-resource-server/src/sse.rs open_stream() has only a global cap \
-            (MAX_SESSIONS = 10000, answered 500), no limit per principal"]
 async fn sse_streams_per_principal_are_limited() {
     let (auth_server, url, key) = setup().await;
     let alice = token(&auth_server, &key, &url, "/sse");
