@@ -88,7 +88,14 @@ pub enum Case {
 pub enum Component {
     /// The project's resource server (the library behind the `resource-server` binary),
     /// printing `READY <mcp url>` on stdout once it listens.
-    ResourceServer(ResourceServerArgs),
+    ResourceServer(Box<ResourceServerArgs>),
+    /// A bare axum SSE server (no authorization, no MCP handler): the reference of the
+    /// SSE case's memory figures.
+    BareSse {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 /// Flags of the `resource-server` component.
@@ -109,7 +116,11 @@ pub struct ResourceServerArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.component {
         Some(Component::ResourceServer(args)) => {
-            crate::component::resource_server(args).await?;
+            crate::component::resource_server(*args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Component::BareSse { listen }) => {
+            crate::component::bare_sse(listen).await?;
             Ok(ExitCode::SUCCESS)
         }
         None => crate::harness::run(cli.harness).await,

@@ -33,3 +33,63 @@ pub async fn resource_server(args: ResourceServerArgs) -> anyhow::Result<()> {
     .await?;
     Ok(())
 }
+
+/// Runs a bare axum SSE server as a reference for the SSE case's memory figures: `GET
+/// /sse` answers the same `endpoint` event and keep-alives as the resource server, and
+/// closes the stream at the `exp` of the bearer token, which it reads WITHOUT verifying
+/// it (no authorization, no MCP handler). Prints `READY <url>` once it listens.
+///
+/// # Errors
+/// A socket failure.
+pub async fn bare_sse(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    use axum::{
+        Router,
+        http::HeaderMap,
+        response::sse::{Event, KeepAlive, Sse},
+        routing::get,
+        serve::ListenerExt,
+    };
+    use futures::{StreamExt, stream};
+
+    async fn open(headers: HeaderMap) -> impl axum::response::IntoResponse {
+        let lifetime = unverified_exp(&headers)
+            .map(|exp| exp.saturating_sub(crate::authz::unix_now()))
+            .unwrap_or(60);
+        let id: u64 = rand_id();
+        let endpoint = Event::default()
+            .event("endpoint")
+            .data(format!("/messages?sessionId={id:016x}"));
+        let events = stream::once(async move { Ok::<_, std::convert::Infallible>(endpoint) })
+            .chain(stream::pending())
+            .take_until(tokio::time::sleep(std::time::Duration::from_secs(lifetime)));
+        Sse::new(events).keep_alive(KeepAlive::default())
+    }
+
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    println!("READY http://{addr}/mcp");
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, Router::new().route("/sse", get(open))).await?;
+    Ok(())
+}
+
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::Instant::now())
+}
+
+/// The `exp` claim of the bearer token, read without any verification.
+fn unverified_exp(headers: &axum::http::HeaderMap) -> Option<u64> {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let token = value.strip_prefix("Bearer ")?;
+    let payload = token.split('.').nth(1)?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    claims["exp"].as_u64()
+}

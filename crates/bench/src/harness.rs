@@ -27,6 +27,8 @@ const RS_OFF: &str = "resource server, authorization off";
 const RS_NO_CACHE: &str = "resource server, token cache off";
 const TS: &str = "TypeScript SDK server";
 const RS_INFO_LOG: &str = "resource server, RUST_LOG=info";
+/// The resource server's clock leeway in the SSE case: its streams end at `exp` + leeway.
+const SSE_LEEWAY: Duration = Duration::from_secs(1);
 /// The connection count of targets 1-3.
 const TARGET_CONNECTIONS: u32 = 32;
 /// What the resource server's calculator answers to `add 2 3`.
@@ -333,7 +335,10 @@ pub async fn run(args: HarnessArgs) -> anyhow::Result<ExitCode> {
     if settings.runs(Case::Sse) {
         eprintln!("bench: SSE streams ({})", settings.sse_streams);
         match sse_case(&settings, &auth).await {
-            Ok(result) => report.sse = Some(result),
+            Ok((result, bare)) => {
+                report.sse = Some(result);
+                report.sse_bare = bare;
+            }
             Err(error) => report.broken.push(format!("SSE streams: {error:#}")),
         }
     }
@@ -611,19 +616,51 @@ async fn stop_checked(mut server: Server, report: &mut Report) {
     server.stop().await;
 }
 
-async fn sse_case(settings: &Settings, auth: &AuthServer) -> anyhow::Result<sse::SseResult> {
+async fn sse_case(
+    settings: &Settings,
+    auth: &AuthServer,
+) -> anyhow::Result<(sse::SseResult, Option<sse::SseResult>)> {
+    // The reference first: the same streams on a bare axum SSE server.
+    let bare = match procs::start_bare_sse(&settings.out_dir.join("bare-sse.log")).await {
+        Ok(server) => {
+            let result = sse::run(auth, &server, settings.sse_streams, Duration::ZERO).await;
+            server.stop().await;
+            match result {
+                Ok(result) if result.opened == result.requested => Some(result),
+                Ok(result) => {
+                    eprintln!(
+                        "bench: the bare SSE reference opened {} of {} streams",
+                        result.opened, result.requested
+                    );
+                    None
+                }
+                Err(error) => {
+                    eprintln!("bench: the bare SSE reference failed: {error:#}");
+                    None
+                }
+            }
+        }
+        Err(error) => {
+            eprintln!("bench: the bare SSE reference did not start: {error:#}");
+            None
+        }
+    };
+    // A one-second clock leeway, so the case does not wait the default 30 s past `exp`.
     let server = procs::start_resource_server(
         "resource server (SSE)",
         auth.issuer(),
-        &ResourceServerOptions::default(),
+        &ResourceServerOptions {
+            extra_args: vec!["--leeway".into(), SSE_LEEWAY.as_secs().to_string()],
+            ..ResourceServerOptions::default()
+        },
         &settings.out_dir.join("resource-server-sse.log"),
     )
     .await?;
-    let result = sse::run(auth, &server, settings.sse_streams)
+    let result = sse::run(auth, &server, settings.sse_streams, SSE_LEEWAY)
         .await
         .context("holding SSE streams")?;
     server.stop().await;
-    Ok(result)
+    Ok((result, bare))
 }
 
 fn rps(report: &Report, case: &str, server: &str) -> Option<f64> {
@@ -734,8 +771,17 @@ fn judge(settings: &Settings, report: &mut Report) {
                     sse.requested
                 ),
                 measured: format!(
-                    "{} open, **{per:.1} KiB** per stream, {} of {} closed at expiry",
-                    sse.opened, sse.closed_in_time, sse.opened
+                    "{} open, **{per:.1} KiB** per stream{}, {} of {} closed at expiry",
+                    sse.opened,
+                    report
+                        .sse_bare
+                        .as_ref()
+                        .map_or_else(String::new, |bare| format!(
+                            " (bare axum SSE in the same run: {:.1} KiB)",
+                            bare.peak_per_stream_kib()
+                        )),
+                    sse.closed_in_time,
+                    sse.opened
                 ),
                 status: Status::from_bool(all_open && all_closed && per <= 24.0),
             }

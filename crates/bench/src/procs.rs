@@ -173,6 +173,8 @@ pub struct ResourceServerOptions {
     pub log_filter: Option<String>,
     /// The binary with the `resource-server` subcommand [default: this executable].
     pub exe: Option<PathBuf>,
+    /// More `resource-server` flags.
+    pub extra_args: Vec<String>,
 }
 
 /// The resource server's log filter under load: its own INFO lines, but not rmcp's, which
@@ -205,6 +207,7 @@ pub async fn start_resource_server(
     if options.no_auth {
         command.arg("--no-auth");
     }
+    command.args(&options.extra_args);
     if let Some(capacity) = options.token_cache {
         command.args(["--token-cache", &capacity.to_string()]);
     }
@@ -214,6 +217,17 @@ pub async fn start_resource_server(
         (None, Err(_)) => command.env("RUST_LOG", DEFAULT_LOG_FILTER),
     };
     spawn_ready(name, command, log).await
+}
+
+/// Starts the bare axum SSE reference server (see `bench bare-sse`).
+///
+/// # Errors
+/// When it does not become ready.
+pub async fn start_bare_sse(log: &Path) -> anyhow::Result<Server> {
+    let exe = std::env::current_exe().context("locating the harness binary")?;
+    let mut command = Command::new(exe);
+    command.args(["bare-sse", "--listen", "127.0.0.1:0"]);
+    spawn_ready("bare axum SSE server", command, log).await
 }
 
 /// Locates Node.js: the pinned one under `interop/node_modules`, else `node` on the PATH.

@@ -68,6 +68,8 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Target 4.
     pub sse: Option<SseResult>,
+    /// Target 4's reference: the same streams on a bare axum SSE server.
+    pub sse_bare: Option<SseResult>,
     /// Target 5.
     pub rotation: Option<RotationResult>,
     /// Target 6.
@@ -147,11 +149,12 @@ impl Report {
         if let Some(sse) = &self.sse {
             let _ = writeln!(
                 out,
-                "**SSE streams (target 4).** {} of {} streams opened in {:.1} s (a hundred tokens, each shared by {} streams). Server RSS: {} before, {} with every stream open, peak {}: **{:.1} KiB per stream** at the peak. {} of {} streams were closed by the server at their tokens' expiry (the last {:.1} s after `exp`).\n",
+                "**SSE streams (target 4).** {} of {} streams opened in {:.1} s ({} tokens of distinct subjects, each shared by at most {} streams). Server RSS: {} before, {} with every stream open, peak {}: **{:.1} KiB per stream** at the peak. {} of {} streams were closed by the server when their tokens expired (at `exp` plus the server's clock leeway, set to 1 s; the last {:.1} s after that).\n",
                 sse.opened,
                 sse.requested,
                 sse.open_secs,
-                sse.requested.div_ceil(100),
+                sse.tokens,
+                sse.requested.div_ceil(sse.tokens.max(1)),
                 kib(sse.baseline_kib),
                 kib(sse.held_kib),
                 kib(sse.peak_kib),
@@ -160,6 +163,16 @@ impl Report {
                 sse.opened,
                 sse.last_close_after_exp_secs
             );
+            if let Some(bare) = &self.sse_bare {
+                let _ = writeln!(
+                    out,
+                    "Reference in the same run: the same {} streams on a bare axum SSE server (same events and keep-alives, no authorization, no MCP handler): {} before, peak {}: **{:.1} KiB per stream**.\n",
+                    bare.requested,
+                    kib(bare.baseline_kib),
+                    kib(bare.peak_kib),
+                    bare.peak_per_stream_kib()
+                );
+            }
             if !sse.failures.is_empty() {
                 let _ = writeln!(out, "First failures: {}\n", sse.failures.join("; "));
             }

@@ -26,18 +26,21 @@ use crate::{
     raw,
 };
 
-/// Distinct tokens used for the streams.
-const TOKENS: usize = 100;
+/// Streams sharing one token (one principal): below the resource server's default limit
+/// of streams per principal (16).
+const STREAMS_PER_TOKEN: usize = 10;
 /// Connection attempts in flight at once while opening.
 const OPENING_CONCURRENCY: usize = 256;
 /// How long after `exp` every stream must be closed.
-pub const CLOSE_GRACE: Duration = Duration::from_secs(3);
+pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// Results of the SSE case.
 #[derive(Debug, Clone, Default)]
 pub struct SseResult {
     /// Streams asked for.
     pub requested: usize,
+    /// Distinct tokens (and subjects) among them.
+    pub tokens: usize,
     /// Streams whose `endpoint` event arrived.
     pub opened: usize,
     /// Time to open them all.
@@ -78,11 +81,17 @@ fn instant_of(unix_secs: u64) -> Instant {
     }
 }
 
-/// Opens `count` streams on `server`, then waits for them to close at token expiry.
+/// Opens `count` streams on `server`, then waits for them to close when their tokens stop
+/// being accepted: at `exp` plus the server's clock `leeway`.
 ///
 /// # Errors
 /// When tokens cannot be minted or the server is unreachable.
-pub async fn run(auth: &AuthServer, server: &Server, count: usize) -> anyhow::Result<SseResult> {
+pub async fn run(
+    auth: &AuthServer,
+    server: &Server,
+    count: usize,
+    leeway: Duration,
+) -> anyhow::Result<SseResult> {
     let addr: SocketAddr = server.authority().parse().context("server address")?;
     let authority = server.authority().to_string();
     let audience = server.mcp_url.replace("/mcp", "/sse");
@@ -108,9 +117,12 @@ pub async fn run(auth: &AuthServer, server: &Server, count: usize) -> anyhow::Re
         let mut stream = raw::connect(addr).await?;
         stream.write_all(&request).await?;
         let mut response = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
-            .await
-            .context("the warm-up stream was not closed at its token's expiry")??;
+        tokio::time::timeout(
+            leeway + Duration::from_secs(10),
+            stream.read_to_end(&mut response),
+        )
+        .await
+        .context("the warm-up stream was not closed at its token's expiry")??;
         anyhow::ensure!(
             raw::status_of(&response) == Some(200) && raw::contains(&response, b"event: endpoint"),
             "GET /sse answered {:?}",
@@ -122,8 +134,9 @@ pub async fn run(auth: &AuthServer, server: &Server, count: usize) -> anyhow::Re
         memory.rss_kib
     };
     let exp = unix_now() + lifetime;
-    let mut requests = Vec::with_capacity(TOKENS);
-    for i in 0..TOKENS {
+    let tokens = count.div_ceil(STREAMS_PER_TOKEN).max(1);
+    let mut requests = Vec::with_capacity(tokens);
+    for i in 0..tokens {
         let token = auth.mint(&TokenSpec {
             audience: audience.clone(),
             subject: format!("sse-user-{i}"),
@@ -146,12 +159,13 @@ pub async fn run(auth: &AuthServer, server: &Server, count: usize) -> anyhow::Re
     let last_close = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let gate = Arc::new(Semaphore::new(OPENING_CONCURRENCY));
     let (open_tx, mut open_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
-    let exp_instant = instant_of(exp);
+    // The instant the server stops accepting the tokens.
+    let exp_instant = instant_of(exp) + leeway;
     let deadline = exp_instant + CLOSE_GRACE + Duration::from_secs(1);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(count);
     for i in 0..count {
-        let request = requests[i % TOKENS].clone();
+        let request = requests[i % tokens].clone();
         let gate = gate.clone();
         let opened = opened.clone();
         let closed_in_time = closed_in_time.clone();
@@ -268,6 +282,7 @@ pub async fn run(auth: &AuthServer, server: &Server, count: usize) -> anyhow::Re
         .clone();
     Ok(SseResult {
         requested: count,
+        tokens,
         opened: opened.load(Ordering::SeqCst),
         open_secs,
         baseline_kib,
