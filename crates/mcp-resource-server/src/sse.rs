@@ -64,10 +64,13 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SessionClosed;
 
 /// An rmcp [`Transport`] over two tokio channels: client messages in, server messages out.
+///
+/// Messages travel boxed: a bounded channel reserves room for its whole depth up front,
+/// and the message enums are several hundred bytes each, which idle streams would pay for.
 #[derive(Debug)]
 pub struct ChannelTransport {
-    inbound: mpsc::Receiver<ClientJsonRpcMessage>,
-    outbound: mpsc::Sender<ServerJsonRpcMessage>,
+    inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
+    outbound: mpsc::Sender<Box<ServerJsonRpcMessage>>,
 }
 
 impl ChannelTransport {
@@ -76,8 +79,8 @@ impl ChannelTransport {
         depth: usize,
     ) -> (
         Self,
-        mpsc::Sender<ClientJsonRpcMessage>,
-        mpsc::Receiver<ServerJsonRpcMessage>,
+        mpsc::Sender<Box<ClientJsonRpcMessage>>,
+        mpsc::Receiver<Box<ServerJsonRpcMessage>>,
     ) {
         let (in_tx, in_rx) = mpsc::channel(depth);
         let (out_tx, out_rx) = mpsc::channel(depth);
@@ -100,11 +103,16 @@ impl Transport<RoleServer> for ChannelTransport {
         item: ServerJsonRpcMessage,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let outbound = self.outbound.clone();
-        async move { outbound.send(item).await.map_err(|_| SessionClosed) }
+        async move {
+            outbound
+                .send(Box::new(item))
+                .await
+                .map_err(|_| SessionClosed)
+        }
     }
 
-    fn receive(&mut self) -> impl Future<Output = Option<ClientJsonRpcMessage>> + Send {
-        self.inbound.recv()
+    async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
+        self.inbound.recv().await.map(|m| *m)
     }
 
     async fn close(&mut self) -> Result<(), Self::Error> {
@@ -115,7 +123,7 @@ impl Transport<RoleServer> for ChannelTransport {
 
 struct Session {
     owner: Principal,
-    inbound: mpsc::Sender<ClientJsonRpcMessage>,
+    inbound: mpsc::Sender<Box<ClientJsonRpcMessage>>,
     /// The cookie session the stream was opened with, if any.
     cookie: Option<String>,
     /// Ends the stream and stops its handler.
@@ -170,7 +178,7 @@ impl SseSessions {
         &self,
         id: &str,
         principal: &Principal,
-    ) -> Option<mpsc::Sender<ClientJsonRpcMessage>> {
+    ) -> Option<mpsc::Sender<Box<ClientJsonRpcMessage>>> {
         let sessions = self.lock();
         let session = sessions.get(id)?;
         (session.owner == *principal).then(|| session.inbound.clone())
@@ -279,7 +287,7 @@ pub async fn open_stream(
 
 fn event_stream(
     id: String,
-    outbound: mpsc::Receiver<ServerJsonRpcMessage>,
+    outbound: mpsc::Receiver<Box<ServerJsonRpcMessage>>,
     lifetime: Duration,
     shutdown: CancellationToken,
     ended: CancellationToken,
@@ -289,7 +297,7 @@ fn event_stream(
         .event("endpoint")
         .data(format!("/messages?sessionId={id}"));
     let messages = stream::unfold(outbound, |mut rx| async move {
-        rx.recv().await.map(|m| (m, rx))
+        rx.recv().await.map(|m| (*m, rx))
     })
     .filter_map(|message| async move {
         match serde_json::to_string(&message) {
@@ -385,7 +393,7 @@ pub async fn post_message(
     }
     // A client that does not read its stream fills both queues; it gets 503, and the
     // server holds no more than the queues' depth for it.
-    match tokio::time::timeout(SEND_TIMEOUT, sender.send(message)).await {
+    match tokio::time::timeout(SEND_TIMEOUT, sender.send(Box::new(message))).await {
         Ok(Ok(())) => {}
         Ok(Err(_)) => return fail(Error::SessionNotFound),
         Err(_) => return fail(Error::Busy),
