@@ -189,6 +189,16 @@ mod tests {
     }
 
     #[test]
+    fn unknown_members_round_trip_exactly() {
+        // An integer past u64 becomes a float; it must read back as the same float.
+        let json = r#"{"issuer":"https://as","x":{"n":[166666666666666666666666666666666666666666,2.5,-3,null]}}"#;
+        let md: AuthorizationServerMetadata = serde_json::from_str(json).unwrap();
+        let again: AuthorizationServerMetadata =
+            serde_json::from_slice(&serde_json::to_vec(&md).unwrap()).unwrap();
+        assert_eq!(again, md);
+    }
+
+    #[test]
     fn issuer_is_required() {
         assert!(serde_json::from_str::<AuthorizationServerMetadata>("{}").is_err());
     }
