@@ -15,7 +15,7 @@ use mcp_auth_proto::{
     challenge::{BearerChallenge, BearerError},
     scope::Scopes,
 };
-use serde_json::json;
+use serde::Serialize;
 
 use crate::auth::validator::ValidationError;
 
@@ -204,26 +204,35 @@ impl Error {
         })
     }
 
+    /// The `WWW-Authenticate` header value for this error at an endpoint, if it takes one.
+    pub fn challenge_header(&self, context: &ChallengeContext) -> Option<HeaderValue> {
+        let challenge = self.challenge(context)?;
+        HeaderValue::from_str(&challenge.to_string()).ok()
+    }
+
     /// Turns this error into a response for an endpoint described by `context`.
     pub fn into_response_with(self, context: Option<&ChallengeContext>) -> Response {
+        let challenge = self.challenge_header(context.unwrap_or(&ChallengeContext::default()));
+        self.into_response_with_challenge(challenge)
+    }
+
+    /// Turns this error into a response carrying `challenge` (rendered beforehand with
+    /// [`Error::challenge_header`], for callers that answer the same challenge often).
+    pub fn into_response_with_challenge(self, challenge: Option<HeaderValue>) -> Response {
         let status = self.status();
         if status.is_server_error() {
             tracing::warn!(error = %self, "request failed");
         } else {
             tracing::debug!(status = status.as_u16(), error = %self, "request refused");
         }
-        let body = json!({
-            "error": self.error_code(),
-            "error_description": self.external_message(),
-        });
+        let body = ErrorBody {
+            error: self.error_code(),
+            error_description: self.external_message(),
+        };
         let mut response = (status, Json(body)).into_response();
-        let challenge = self.challenge(context.unwrap_or(&ChallengeContext::default()));
-        if let Some(challenge) = challenge
-            && let Ok(value) = HeaderValue::from_str(&challenge.to_string())
-        {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
+        let headers = response.headers_mut();
+        if let Some(challenge) = challenge {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         if matches!(
             self,
@@ -232,9 +241,7 @@ impl Error {
                 | Self::TooManyStreams { .. }
                 | Self::StreamCapacity { .. }
         ) {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         if matches!(
             self,
@@ -243,12 +250,17 @@ impl Error {
                 | Self::InvalidSession
                 | Self::InsufficientScope { .. }
         ) {
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
         response
     }
+}
+
+/// The JSON body of every refusal.
+#[derive(Serialize)]
+struct ErrorBody {
+    error: &'static str,
+    error_description: &'static str,
 }
 
 impl IntoResponse for Error {

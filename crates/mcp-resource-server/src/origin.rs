@@ -5,14 +5,18 @@
 //!   origin) is answered 403. Requests without `Origin` (non-browser clients) pass;
 //!   cookie-authenticated ones have stricter rules in [`crate::auth::layer`].
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use axum::{
-    extract::{Request, State},
+    extract::Request,
     http::header,
-    middleware::Next,
     response::{IntoResponse, Response},
 };
+use futures::future::{Either, Ready, ready};
+use tower::{Layer, Service};
 
 use crate::error::Error;
 
@@ -28,8 +32,10 @@ pub struct OriginPolicy {
 impl OriginPolicy {
     /// Whether a `Host` header value is allowed.
     pub fn host_allowed(&self, host: &str) -> bool {
-        let host = host.trim().to_ascii_lowercase();
-        self.hosts.contains(&host)
+        let host = host.trim();
+        self.hosts
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(host))
     }
 
     /// Whether an `Origin` header value is allowed.
@@ -40,18 +46,59 @@ impl OriginPolicy {
     }
 }
 
-/// Middleware refusing requests whose `Origin` is not allowed.
-pub async fn check_origin(
-    State(policy): State<Arc<OriginPolicy>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match request.headers().get(header::ORIGIN).map(|v| v.to_str()) {
-        None => next.run(request).await,
-        Some(Ok(origin)) if policy.origin_allowed(origin) => next.run(request).await,
-        Some(origin) => {
-            tracing::info!(origin = ?origin.ok(), "refused a request from a foreign Origin");
-            Error::OriginNotAllowed.into_response()
+/// Layer refusing requests whose `Origin` is not allowed.
+#[derive(Debug, Clone)]
+pub struct OriginLayer {
+    policy: Arc<OriginPolicy>,
+}
+
+impl OriginLayer {
+    /// A layer allowing the origins of `policy`.
+    pub fn new(policy: Arc<OriginPolicy>) -> Self {
+        Self { policy }
+    }
+}
+
+impl<S> Layer<S> for OriginLayer {
+    type Service = OriginService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        OriginService {
+            inner,
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+/// The service made by [`OriginLayer`].
+#[derive(Debug, Clone)]
+pub struct OriginService<S> {
+    inner: S,
+    policy: Arc<OriginPolicy>,
+}
+
+impl<S> Service<Request> for OriginService<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match request.headers().get(header::ORIGIN).map(|v| v.to_str()) {
+            None => Either::Right(self.inner.call(request)),
+            Some(Ok(origin)) if self.policy.origin_allowed(origin) => {
+                Either::Right(self.inner.call(request))
+            }
+            Some(origin) => {
+                tracing::info!(origin = ?origin.ok(), "refused a request from a foreign Origin");
+                Either::Left(ready(Ok(Error::OriginNotAllowed.into_response())))
+            }
         }
     }
 }

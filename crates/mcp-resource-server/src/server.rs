@@ -11,14 +11,24 @@
 //!
 //! Every route checks `Host`; every route but the PRM checks `Origin`.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::{
     Router,
-    http::{HeaderName, Method, header},
+    body::{Bytes, HttpBody},
+    http::{HeaderName, HeaderValue, Method, header},
     middleware,
     routing::{get, post},
 };
+use http_body_util::combinators::BoxBody;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
@@ -26,10 +36,13 @@ use hyper_util::{
 };
 use rmcp::transport::{
     StreamableHttpServerConfig, StreamableHttpService,
-    streamable_http_server::session::{local::LocalSessionManager, never::NeverSessionManager},
+    streamable_http_server::session::{
+        SessionManager, local::LocalSessionManager, never::NeverSessionManager,
+    },
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::{Service, ServiceBuilder};
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     trace::TraceLayer,
@@ -38,14 +51,14 @@ use tower_http::{
 use crate::{
     auth::{
         AuthLayer, CookieAuth, JwksCache, JwksSource, ToolScopePolicy, Validator, ValidatorConfig,
-        stream_expiry::end_streams_at_expiry, tool_scope::enforce_tool_scopes,
+        stream_expiry::end_streams_at_expiry, tool_scope::ToolScopeLayer,
     },
     config::{Config, ConfigError, ValidatedConfig},
     error::ChallengeContext,
-    host::check_host,
+    host::HostLayer,
     mcp::{McpServer, ToolAccess},
     mcp_session::{McpSessionOwners, bind_sessions},
-    origin::{OriginPolicy, check_origin},
+    origin::{OriginLayer, OriginPolicy},
     session::{CookieSessions, create_session, delete_session},
     sse::{SseSessions, open_stream, post_message},
     stream_limit::{StreamSlots, limit_streams},
@@ -168,6 +181,44 @@ impl AppState {
     }
 }
 
+/// The rmcp Streamable HTTP service behind an `Arc`: cloning it (which tower does for
+/// every request, once per layer above it) is a reference-count increment instead of a
+/// copy of rmcp's settings.
+struct McpEndpoint<M>(Arc<StreamableHttpService<McpServer, M>>);
+
+impl<M> Clone for McpEndpoint<M> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<M, B> Service<axum::http::Request<B>> for McpEndpoint<M>
+where
+    M: SessionManager,
+    B: HttpBody + Send + 'static,
+    B::Error: std::fmt::Display,
+    B::Data: Send + 'static,
+{
+    type Response = axum::http::Response<BoxBody<Bytes, Infallible>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let service = self.0.clone();
+        Box::pin(async move { Ok(service.handle(request).await) })
+    }
+}
+
+/// `/mcp`: rmcp's Streamable HTTP service behind the authorization layers, composed
+/// once with [`ServiceBuilder`] (each `Router::layer` would box and clone the stack
+/// below it on every request).
+///
+/// Stateless mode has neither sessions nor standalone event streams (rmcp answers
+/// `GET` and `DELETE` with 405), so only authorization and the tool scopes apply there.
 fn streamable_http(state: &AppState) -> Router<AppState> {
     let config = &state.config;
     let rmcp_config = StreamableHttpServerConfig::default()
@@ -178,6 +229,29 @@ fn streamable_http(state: &AppState) -> Router<AppState> {
         let state = state.clone();
         move || Ok(state.mcp_handler())
     };
+    let Some(validator) = &state.validator else {
+        return if config.raw.stateless {
+            let service = StreamableHttpService::new(
+                factory,
+                Arc::new(NeverSessionManager::default()),
+                rmcp_config
+                    .with_legacy_session_mode(false)
+                    .with_json_response(true),
+            );
+            Router::new().route_service("/mcp", McpEndpoint(Arc::new(service)))
+        } else {
+            let service = StreamableHttpService::new(
+                factory,
+                Arc::new(LocalSessionManager::default()),
+                rmcp_config,
+            );
+            Router::new().route_service("/mcp", McpEndpoint(Arc::new(service)))
+        };
+    };
+    let auth = AuthLayer::new(validator.clone())
+        .with_resource_metadata(config.prm_url("mcp"))
+        .with_required_scopes(config.required_scopes.clone());
+    let tool_scopes = ToolScopeLayer::new(state.tool_policy.clone());
     if config.raw.stateless {
         let service = StreamableHttpService::new(
             factory,
@@ -186,14 +260,29 @@ fn streamable_http(state: &AppState) -> Router<AppState> {
                 .with_legacy_session_mode(false)
                 .with_json_response(true),
         );
-        Router::<AppState>::new().route_service("/mcp", service)
+        let stack = ServiceBuilder::new()
+            .layer(auth)
+            .layer(tool_scopes)
+            .service(McpEndpoint(Arc::new(service)));
+        Router::new().route_service("/mcp", stack)
     } else {
         let service = StreamableHttpService::new(
             factory,
             Arc::new(LocalSessionManager::default()),
             rmcp_config,
         );
-        Router::<AppState>::new().route_service("/mcp", service)
+        let owners = Arc::new(McpSessionOwners::new(auth.challenge_context().clone()));
+        let stack = ServiceBuilder::new()
+            .layer(auth)
+            .layer(middleware::from_fn_with_state(owners, bind_sessions))
+            .layer(middleware::from_fn_with_state(
+                state.stream_slots.clone(),
+                limit_streams,
+            ))
+            .layer(middleware::from_fn(end_streams_at_expiry))
+            .layer(tool_scopes)
+            .service(McpEndpoint(Arc::new(service)));
+        Router::new().route_service("/mcp", stack)
     }
 }
 
@@ -205,30 +294,13 @@ pub fn router(state: AppState) -> Router {
         origins: config.allowed_origins.clone(),
     });
 
-    let mut mcp = streamable_http(&state);
+    let mcp = streamable_http(&state);
     let mut legacy = Router::new()
         .route("/sse", get(open_stream))
         .route("/messages", post(post_message));
     let mut session = Router::<AppState>::new();
 
     if let Some(validator) = &state.validator {
-        let mcp_auth = AuthLayer::new(validator.clone())
-            .with_resource_metadata(config.prm_url("mcp"))
-            .with_required_scopes(config.required_scopes.clone());
-        let owners = Arc::new(McpSessionOwners::new(mcp_auth.challenge_context().clone()));
-        mcp = mcp
-            .layer(middleware::from_fn_with_state(
-                state.tool_policy.clone(),
-                enforce_tool_scopes,
-            ))
-            .layer(middleware::from_fn(end_streams_at_expiry))
-            .layer(middleware::from_fn_with_state(
-                state.stream_slots.clone(),
-                limit_streams,
-            ))
-            .layer(middleware::from_fn_with_state(owners, bind_sessions))
-            .layer(mcp_auth);
-
         let cookie_auth = CookieAuth {
             sessions: state.cookie_sessions.clone(),
             cookie_name: config.raw.cookie.name.clone(),
@@ -245,13 +317,17 @@ pub fn router(state: AppState) -> Router {
         tracing::warn!("AUTHORIZATION IS OFF (--no-auth): every request is served without a token");
     }
 
-    let allowed_origins: Vec<_> = config
+    // A predicate rather than a list: the layer is cloned for every request, and a
+    // list would be copied each time.
+    let allowed_origins: Arc<[HeaderValue]> = config
         .allowed_origins
         .iter()
         .filter_map(|o| o.parse().ok())
         .collect();
     let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::list(allowed_origins))
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            allowed_origins.contains(origin)
+        }))
         .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([
@@ -267,15 +343,11 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("mcp-session-id"),
         ]);
 
-    let protected = mcp
-        .merge(legacy)
-        .merge(session)
-        .with_state(state)
-        .layer(middleware::from_fn_with_state(
-            origin_policy.clone(),
-            check_origin,
-        ))
-        .layer(cors);
+    let protected = mcp.merge(legacy).merge(session).with_state(state).layer(
+        ServiceBuilder::new()
+            .layer(cors)
+            .layer(OriginLayer::new(origin_policy.clone())),
+    );
 
     let mut app = Router::new()
         .merge(crate::prm::router(&config))
@@ -283,8 +355,11 @@ pub fn router(state: AppState) -> Router {
     if let Some(web) = config.raw.web_dir.as_deref().and_then(crate::web::router) {
         app = app.merge(web);
     }
-    app.layer(middleware::from_fn_with_state(origin_policy, check_host))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+    app.layer(
+        ServiceBuilder::new()
+            .layer(TraceLayer::new_for_http().make_span_with(request_span))
+            .layer(HostLayer::new(origin_policy)),
+    )
 }
 
 /// The span of a request: method and path only. The query string is left out, since

@@ -2,7 +2,8 @@
 //!
 //! `GET /sse` opens an event stream whose first event is `endpoint` with data
 //! `/messages?sessionId=<id>`; the same rmcp handler as `/mcp` then runs over a pair
-//! of channels ([`ChannelTransport`]), and its messages arrive as `event: message`.
+//! of channels ([`ChannelTransport`]), from the session's first message on, and its
+//! messages arrive as `event: message`.
 //! `POST /messages?sessionId=<id>` delivers one JSON-RPC message and answers 202.
 //!
 //! # Security
@@ -39,7 +40,7 @@ use rmcp::{
     transport::Transport,
 };
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -48,6 +49,7 @@ use crate::{
         claims::{Principal, VerifiedClaims},
     },
     error::Error,
+    mcp::McpServer,
     server::AppState,
     session::cookie_value,
     stream_limit::StreamSlot,
@@ -123,11 +125,63 @@ impl Transport<RoleServer> for ChannelTransport {
 
 struct Session {
     owner: Principal,
-    inbound: mpsc::Sender<Box<ClientJsonRpcMessage>>,
     /// The cookie session the stream was opened with, if any.
     cookie: Option<String>,
     /// Ends the stream and stops its handler.
     cancel: CancellationToken,
+    handler: Handler,
+}
+
+/// The session's MCP handler. It starts with the session's first message, so a stream
+/// that never posts (most of them, when many are held open) costs neither a handler
+/// task nor its queues.
+enum Handler {
+    /// Not started: the handler, and how to hand the event stream its messages.
+    Idle {
+        handler: McpServer,
+        started: oneshot::Sender<mpsc::Receiver<Box<ServerJsonRpcMessage>>>,
+    },
+    /// Running: where client messages go.
+    Running {
+        inbound: mpsc::Sender<Box<ClientJsonRpcMessage>>,
+    },
+    /// Being started (only while the sessions are locked).
+    Starting,
+}
+
+impl Session {
+    /// Where client messages go, starting the handler on the first one.
+    fn inbound(&mut self) -> Option<mpsc::Sender<Box<ClientJsonRpcMessage>>> {
+        match std::mem::replace(&mut self.handler, Handler::Starting) {
+            Handler::Running { inbound } => {
+                self.handler = Handler::Running {
+                    inbound: inbound.clone(),
+                };
+                Some(inbound)
+            }
+            Handler::Idle { handler, started } => {
+                let (transport, inbound, outbound) = ChannelTransport::new(CHANNEL_DEPTH);
+                // The stream is gone if this fails; the session ends with it.
+                let _ = started.send(outbound);
+                let cancel = self.cancel.clone();
+                tokio::spawn(async move {
+                    match handler.serve_with_ct(transport, cancel).await {
+                        Ok(running) => {
+                            let _ = running.waiting().await;
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, "legacy SSE session ended before initialization");
+                        }
+                    }
+                });
+                self.handler = Handler::Running {
+                    inbound: inbound.clone(),
+                };
+                Some(inbound)
+            }
+            Handler::Starting => None,
+        }
+    }
 }
 
 /// Open legacy SSE sessions.
@@ -179,9 +233,12 @@ impl SseSessions {
         id: &str,
         principal: &Principal,
     ) -> Option<mpsc::Sender<Box<ClientJsonRpcMessage>>> {
-        let sessions = self.lock();
-        let session = sessions.get(id)?;
-        (session.owner == *principal).then(|| session.inbound.clone())
+        let mut sessions = self.lock();
+        let session = sessions.get_mut(id)?;
+        if session.owner != *principal {
+            return None;
+        }
+        session.inbound()
     }
 }
 
@@ -232,27 +289,21 @@ pub async fn open_stream(
         |c| c.principal(),
     );
     let id = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>());
-    let (transport, inbound, outbound) = ChannelTransport::new(CHANNEL_DEPTH);
-    let cancel = CancellationToken::new();
+    let (started, outbound) = oneshot::channel();
+    // Ends with the session, and with the server.
+    let cancel = state.shutdown.child_token();
     state.sse_sessions.lock().insert(
         id.clone(),
         Session {
             owner,
-            inbound,
             cookie,
             cancel: cancel.clone(),
+            handler: Handler::Idle {
+                handler: state.mcp_handler(),
+                started,
+            },
         },
     );
-    let handler = state.mcp_handler();
-    let handler_cancel = cancel.clone();
-    tokio::spawn(async move {
-        match handler.serve_with_ct(transport, handler_cancel).await {
-            Ok(running) => {
-                let _ = running.waiting().await;
-            }
-            Err(error) => tracing::debug!(%error, "legacy SSE session ended before initialization"),
-        }
-    });
     let guard = SessionGuard {
         sessions: state.sse_sessions.clone(),
         id: id.clone(),
@@ -267,14 +318,7 @@ pub async fn open_stream(
     if let Some(claims) = &claims {
         tracing::info!(subject = %claims.subject, token = %claims.token_fingerprint, lifetime_secs = lifetime.as_secs(), "legacy SSE session opened");
     }
-    let stream = event_stream(
-        id,
-        outbound,
-        lifetime,
-        state.shutdown.clone(),
-        cancel,
-        guard,
-    );
+    let stream = event_stream(id, outbound, lifetime, cancel, guard);
     let mut response = Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response();
@@ -287,34 +331,37 @@ pub async fn open_stream(
 
 fn event_stream(
     id: String,
-    outbound: mpsc::Receiver<Box<ServerJsonRpcMessage>>,
+    outbound: oneshot::Receiver<mpsc::Receiver<Box<ServerJsonRpcMessage>>>,
     lifetime: Duration,
-    shutdown: CancellationToken,
     ended: CancellationToken,
     guard: SessionGuard,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     let endpoint = Event::default()
         .event("endpoint")
         .data(format!("/messages?sessionId={id}"));
-    let messages = stream::unfold(outbound, |mut rx| async move {
-        rx.recv().await.map(|m| (*m, rx))
-    })
-    .filter_map(|message| async move {
-        match serde_json::to_string(&message) {
-            Ok(json) => Some(Event::default().event("message").data(json)),
-            Err(error) => {
-                tracing::warn!(%error, "could not serialise an MCP message");
-                None
+    // The handler's messages, once its first message has started it.
+    let messages = stream::once(outbound)
+        .filter_map(|started| async move { started.ok() })
+        .flat_map(|outbound| {
+            stream::unfold(outbound, |mut rx| async move {
+                rx.recv().await.map(|m| (*m, rx))
+            })
+        })
+        .filter_map(|message| async move {
+            match serde_json::to_string(&message) {
+                Ok(json) => Some(Event::default().event("message").data(json)),
+                Err(error) => {
+                    tracing::warn!(%error, "could not serialise an MCP message");
+                    None
+                }
             }
-        }
-    });
+        });
     stream::once(async move { endpoint })
         .chain(messages)
         .take_until(async move {
             tokio::select! {
                 () = tokio::time::sleep(lifetime) => tracing::debug!("legacy SSE stream closed at token expiry"),
-                () = shutdown.cancelled_owned() => {}
-                () = ended.cancelled_owned() => tracing::debug!("legacy SSE stream closed with its session"),
+                () = ended.cancelled_owned() => tracing::debug!("legacy SSE stream closed with its session or the server"),
             }
         })
         .map(move |event| {

@@ -27,10 +27,11 @@ use std::{
 use axum::{
     BoxError,
     body::{Body, Bytes, HttpBody},
-    http::{HeaderMap, Method, Request, Uri, header},
+    http::{HeaderMap, HeaderValue, Method, Request, Uri, header},
     response::Response,
 };
-use mcp_auth_proto::{scope::Scopes, secret};
+use mcp_auth_proto::{AccessToken, scope::Scopes, secret};
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::{claims::VerifiedClaims, validator::Validator};
@@ -83,8 +84,17 @@ pub struct CookieAuth {
 struct Settings {
     validator: Arc<Validator>,
     challenge: ChallengeContext,
+    /// The challenge to a request without credentials, rendered from `challenge`.
+    missing_credentials: Option<HeaderValue>,
     required_scopes: Scopes,
     cookies: Option<CookieAuth>,
+}
+
+impl Settings {
+    fn set_challenge(&mut self, challenge: ChallengeContext) {
+        self.missing_credentials = Error::MissingCredentials.challenge_header(&challenge);
+        self.challenge = challenge;
+    }
 }
 
 /// Layer that authorizes requests with bearer tokens. See the module documentation.
@@ -96,22 +106,28 @@ pub struct AuthLayer {
 impl AuthLayer {
     /// A layer validating tokens with `validator`; no scope required, no cookies.
     pub fn new(validator: Arc<Validator>) -> Self {
+        let mut settings = Settings {
+            validator,
+            challenge: ChallengeContext::default(),
+            missing_credentials: None,
+            required_scopes: Scopes::default(),
+            cookies: None,
+        };
+        settings.set_challenge(ChallengeContext::default());
         Self {
-            settings: Arc::new(Settings {
-                validator,
-                challenge: ChallengeContext::default(),
-                required_scopes: Scopes::default(),
-                cookies: None,
-            }),
+            settings: Arc::new(settings),
         }
     }
 
     /// Sets the PRM URL put in challenges (`resource_metadata`).
     #[must_use]
     pub fn with_resource_metadata(mut self, url: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.settings)
-            .challenge
-            .resource_metadata = Some(url.into());
+        let settings = Arc::make_mut(&mut self.settings);
+        let challenge = ChallengeContext {
+            resource_metadata: Some(url.into()),
+            ..settings.challenge.clone()
+        };
+        settings.set_challenge(challenge);
         self
     }
 
@@ -119,7 +135,11 @@ impl AuthLayer {
     #[must_use]
     pub fn with_required_scopes(mut self, scopes: Scopes) -> Self {
         let settings = Arc::make_mut(&mut self.settings);
-        settings.challenge.scope = scopes.clone();
+        let challenge = ChallengeContext {
+            scope: scopes.clone(),
+            ..settings.challenge.clone()
+        };
+        settings.set_challenge(challenge);
         settings.required_scopes = scopes;
         self
     }
@@ -173,8 +193,62 @@ pub struct AuthService<S> {
     settings: Arc<Settings>,
 }
 
-/// Response future of [`AuthService`].
-pub type AuthFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+pin_project! {
+    /// Response future of [`AuthService`].
+    ///
+    /// Most requests are decided without waiting: a refusal, a token found in the cache
+    /// of verified tokens, a session cookie. Only a token whose signature must be
+    /// checked (which may need a JWKS fetch) takes a boxed future.
+    pub struct AuthFuture<F, E> {
+        #[pin]
+        state: AuthState<F, E>,
+    }
+}
+
+pin_project! {
+    #[project = AuthStateProj]
+    enum AuthState<F, E> {
+        Refused { response: Option<Response> },
+        Authorized { #[pin] future: F },
+        Validating { future: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>> },
+    }
+}
+
+impl<F, E, B> Future for AuthFuture<F, E>
+where
+    F: Future<Output = Result<axum::http::Response<B>, E>>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            AuthStateProj::Refused { response } => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
+            AuthStateProj::Authorized { future } => future
+                .poll(cx)
+                .map(|result| result.map(|response| response.map(Body::new))),
+            AuthStateProj::Validating { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<S> AuthService<S> {
+    fn authorized<ReqBody>(
+        settings: &Settings,
+        request: &mut Request<ReqBody>,
+        claims: Arc<VerifiedClaims>,
+        method: AuthMethod,
+    ) {
+        let until = settings.authorized_until(&claims, method);
+        let extensions = request.extensions_mut();
+        extensions.insert(claims);
+        extensions.insert(method);
+        extensions.insert(until);
+    }
+}
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S>
 where
@@ -187,42 +261,70 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = AuthFuture<S::Error>;
+    type Future = AuthFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let settings = self.settings.clone();
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            match settings
-                .authorize(request.method(), request.uri(), request.headers())
-                .await
-            {
-                Ok((claims, method)) => {
-                    let until = settings.authorized_until(&claims, method);
-                    request.extensions_mut().insert(claims);
-                    request.extensions_mut().insert(method);
-                    request.extensions_mut().insert(until);
-                    let response = inner.call(request).await?;
-                    Ok(response.map(Body::new))
+        let decision = self
+            .settings
+            .decide(request.method(), request.uri(), request.headers());
+        let state = match decision {
+            Ok(Decision::Authorized(claims, method)) => {
+                Self::authorized(&self.settings, &mut request, claims, method);
+                AuthState::Authorized {
+                    future: self.inner.call(request),
                 }
-                Err(error) => Ok(error.into_response_with(Some(&settings.challenge))),
             }
-        })
+            Err(error) => AuthState::Refused {
+                response: Some(self.settings.refuse(error)),
+            },
+            Ok(Decision::Validate(token)) => {
+                let settings = self.settings.clone();
+                // The ready service goes into the future; a clone stays for the next call.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                AuthState::Validating {
+                    future: Box::pin(async move {
+                        match settings.validate(token.secret()).await {
+                            Ok(claims) => {
+                                Self::authorized(
+                                    &settings,
+                                    &mut request,
+                                    claims,
+                                    AuthMethod::Bearer,
+                                );
+                                let response = inner.call(request).await?;
+                                Ok(response.map(Body::new))
+                            }
+                            Err(error) => Ok(settings.refuse(error)),
+                        }
+                    }),
+                }
+            }
+        };
+        AuthFuture { state }
     }
 }
 
-/// `b64token` of RFC 6750 §2.1.
+/// `b64token` of RFC 6750 §2.1: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 fn is_b64token(token: &str) -> bool {
+    /// The characters before the padding, as a table: this runs on every request.
+    const B64TOKEN: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            table[b] =
+                c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+            b += 1;
+        }
+        table
+    };
     let body = token.trim_end_matches('=');
-    !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+    !body.is_empty() && body.bytes().all(|b| B64TOKEN[usize::from(b)])
 }
 
 /// The bearer token of the `Authorization` header: `Ok(None)` when there is no header.
@@ -288,57 +390,101 @@ impl Settings {
         })
     }
 
-    async fn authorize(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-    ) -> Result<(Arc<VerifiedClaims>, AuthMethod), Error> {
+    /// Everything that can be decided from the request head without waiting: the
+    /// refusals, a cached token, a session cookie. A token that needs its signature
+    /// checked is handed back as [`Decision::Validate`].
+    fn decide(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<Decision, Error> {
         if query_has_token(uri) {
             tracing::info!("refused a token sent in the query string");
             return Err(Error::InvalidRequest(
                 "Tokens are accepted only in the Authorization header",
             ));
         }
-        let token = bearer_token(headers)?;
-        let (claims, auth_method) = match token {
-            Some(token) => match self.validator.validate(token).await {
-                Ok(claims) => (claims, AuthMethod::Bearer),
-                Err(error) => {
-                    tracing::info!(token = %secret::fingerprint(token), reason = %error, "bearer token refused");
-                    return Err(error.into());
-                }
-            },
-            None => {
-                if is_form(headers) {
-                    return Err(Error::InvalidRequest(
-                        "Tokens are accepted only in the Authorization header",
-                    ));
-                }
-                let Some(cookies) = &self.cookies else {
-                    return Err(Error::MissingCredentials);
-                };
-                let Some(id) = cookie_value(headers, &cookies.cookie_name) else {
-                    return Err(Error::MissingCredentials);
-                };
-                if !origin_allowed(method, headers, &cookies.allowed_origins) {
-                    tracing::info!(
-                        "refused a cookie-authenticated request without an allowed Origin"
-                    );
-                    return Err(Error::OriginNotAllowed);
-                }
-                let (claims, expires_at) = cookies.sessions.get(id).ok_or(Error::InvalidSession)?;
-                (claims, AuthMethod::Cookie { expires_at })
-            }
-        };
-        if !claims.has_scopes(&self.required_scopes) {
-            tracing::info!(subject = %claims.subject, token = %claims.token_fingerprint, "token lacks required scopes");
-            return Err(Error::InsufficientScope {
-                needed: self.required_scopes.clone(),
-            });
+        if let Some(token) = bearer_token(headers)? {
+            return match self.validator.cached(token) {
+                Some(claims) => Ok(Decision::Authorized(
+                    self.check_scopes(claims)?,
+                    AuthMethod::Bearer,
+                )),
+                None => Ok(Decision::Validate(AccessToken::new(token))),
+            };
         }
-        Ok((claims, auth_method))
+        if is_form(headers) {
+            return Err(Error::InvalidRequest(
+                "Tokens are accepted only in the Authorization header",
+            ));
+        }
+        let Some(cookies) = &self.cookies else {
+            return Err(Error::MissingCredentials);
+        };
+        let Some(id) = cookie_value(headers, &cookies.cookie_name) else {
+            return Err(Error::MissingCredentials);
+        };
+        if !origin_allowed(method, headers, &cookies.allowed_origins) {
+            tracing::info!("refused a cookie-authenticated request without an allowed Origin");
+            return Err(Error::OriginNotAllowed);
+        }
+        let (claims, expires_at) = cookies.sessions.get(id).ok_or(Error::InvalidSession)?;
+        Ok(Decision::Authorized(
+            self.check_scopes(claims)?,
+            AuthMethod::Cookie { expires_at },
+        ))
     }
+
+    /// Verifies a bearer token that was not in the cache, then checks its scopes.
+    async fn validate(&self, token: &str) -> Result<Arc<VerifiedClaims>, Error> {
+        match self.validator.validate(token).await {
+            Ok(claims) => self.check_scopes(claims),
+            Err(error) => {
+                tracing::info!(token = %secret::fingerprint(token), reason = %error, "bearer token refused");
+                Err(error.into())
+            }
+        }
+    }
+
+    async fn authorize(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<(Arc<VerifiedClaims>, AuthMethod), Error> {
+        match self.decide(method, uri, headers)? {
+            Decision::Authorized(claims, method) => Ok((claims, method)),
+            Decision::Validate(token) => {
+                Ok((self.validate(token.secret()).await?, AuthMethod::Bearer))
+            }
+        }
+    }
+
+    fn check_scopes(&self, claims: Arc<VerifiedClaims>) -> Result<Arc<VerifiedClaims>, Error> {
+        if claims.has_scopes(&self.required_scopes) {
+            Ok(claims)
+        } else {
+            tracing::info!(subject = %claims.subject, token = %claims.token_fingerprint, "token lacks required scopes");
+            Err(Error::InsufficientScope {
+                needed: self.required_scopes.clone(),
+            })
+        }
+    }
+
+    /// The response to a refusal; the most common one, a request without credentials,
+    /// reuses the challenge rendered when the layer was built.
+    fn refuse(&self, error: Error) -> Response {
+        match error {
+            Error::MissingCredentials => {
+                error.into_response_with_challenge(self.missing_credentials.clone())
+            }
+            error => error.into_response_with(Some(&self.challenge)),
+        }
+    }
+}
+
+/// What [`Settings::decide`] concluded.
+enum Decision {
+    /// Authorized without waiting.
+    Authorized(Arc<VerifiedClaims>, AuthMethod),
+    /// A bearer token whose signature must be checked.
+    Validate(AccessToken),
 }
 
 #[cfg(test)]

@@ -3,21 +3,35 @@
 //! A client that lacks a tool's scope must get an HTTP 403 with
 //! `WWW-Authenticate: Bearer error="insufficient_scope", scope="<all scopes needed>"`
 //! so that it can step up (MCP authorization, "Scope challenge handling"); a JSON-RPC
-//! error inside a 200 would not tell it to. So the body of a `POST` (bounded in size)
-//! is parsed here, every `tools/call` in it (single message or batch) is matched with
-//! the tool's scopes, and the request is answered 403 before it reaches rmcp.
+//! error inside a 200 would not tell it to. So [`ToolScopeLayer`] reads the body of a
+//! `POST` (bounded in size), matches every `tools/call` in it (single message or batch)
+//! with the tool's scopes, and answers 403 before the request reaches rmcp.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    borrow::Cow,
+    collections::BTreeMap,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
+use axum::{BoxError, body::HttpBody};
 use axum::{
     body::{Body, Bytes},
-    extract::{Request, State},
+    extract::Request,
     http::Method,
-    middleware::Next,
+    http::Response as HttpResponse,
     response::Response,
 };
+use futures::{
+    TryFutureExt,
+    future::{Either, MapOk},
+};
 use mcp_auth_proto::scope::Scopes;
+use serde::Deserialize;
 use serde_json::Value;
+use tower::{Layer, Service};
 
 use super::claims::VerifiedClaims;
 use crate::error::{ChallengeContext, Error};
@@ -35,6 +49,21 @@ pub struct ToolScopePolicy {
     pub challenge: ChallengeContext,
 }
 
+/// The part of a JSON-RPC message the check reads; everything else is skipped unread.
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<Params<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Params<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+}
+
 impl ToolScopePolicy {
     /// All scopes needed to call `tool`.
     pub fn needed_for(&self, tool: &str) -> Scopes {
@@ -42,6 +71,11 @@ impl ToolScopePolicy {
             Some(extra) => self.required.union(extra),
             None => self.required.clone(),
         }
+    }
+
+    /// Whether `claims` may call every tool, so that no body needs reading.
+    pub fn allows_every_tool(&self, claims: &VerifiedClaims) -> bool {
+        claims.has_scopes(&self.required) && self.per_tool.values().all(|s| claims.has_scopes(s))
     }
 
     /// Checks every `tools/call` in a JSON-RPC body against `claims`.
@@ -52,21 +86,9 @@ impl ToolScopePolicy {
     /// # Errors
     /// [`Error::InsufficientScope`] with the union of the scopes needed.
     pub fn check(&self, body: &[u8], claims: &VerifiedClaims) -> Result<(), Error> {
-        let Ok(value) = serde_json::from_slice::<Value>(body) else {
-            return Ok(());
-        };
-        let messages = match &value {
-            Value::Array(items) => items.iter().collect(),
-            single => vec![single],
-        };
+        let tools = called_tools(body);
         let mut missing: Option<Scopes> = None;
-        for message in messages {
-            if message.get("method").and_then(Value::as_str) != Some("tools/call") {
-                continue;
-            }
-            let Some(tool) = message.pointer("/params/name").and_then(Value::as_str) else {
-                continue;
-            };
+        for tool in &tools {
             let needed = self.needed_for(tool);
             if !claims.has_scopes(&needed) {
                 missing = Some(match missing {
@@ -95,29 +117,142 @@ impl ToolScopePolicy {
     }
 }
 
-/// Middleware (for `axum::middleware::from_fn_with_state`) enforcing [`ToolScopePolicy`]
-/// on `POST` requests that carry verified claims.
-pub async fn enforce_tool_scopes(
-    State(policy): State<Arc<ToolScopePolicy>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if request.method() != Method::POST {
-        return next.run(request).await;
+/// The names of the tools a JSON-RPC body calls.
+///
+/// The common shapes are read without building a JSON tree. Anything they do not fit
+/// (a duplicate member, a `method` or `name` that is not a string, `params` that is not
+/// an object) is read again as a whole JSON value, member by member as the MCP layer
+/// would, so no shape slips through unchecked.
+fn called_tools(body: &[u8]) -> Vec<Cow<'_, str>> {
+    fn tools_of<'a>(messages: impl IntoIterator<Item = Message<'a>>) -> Vec<Cow<'a, str>> {
+        messages
+            .into_iter()
+            .filter(|m| m.method.as_deref() == Some("tools/call"))
+            .filter_map(|m| m.params.and_then(|p| p.name))
+            .collect()
     }
-    let Some(claims) = request.extensions().get::<Arc<VerifiedClaims>>().cloned() else {
-        return next.run(request).await;
+    let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let typed = if is_batch {
+        serde_json::from_slice::<Vec<Message<'_>>>(body).map(tools_of)
+    } else {
+        serde_json::from_slice::<Message<'_>>(body).map(|m| tools_of([m]))
     };
-    let (parts, body) = request.into_parts();
-    let bytes = match policy.read_body(body).await {
-        Ok(bytes) => bytes,
-        Err(error) => return error.into_response_with(Some(&policy.challenge)),
-    };
-    if let Err(error) = policy.check(&bytes, &claims) {
-        return error.into_response_with(Some(&policy.challenge));
+    if let Ok(tools) = typed {
+        return tools;
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let messages = match &value {
+        Value::Array(items) => items.iter().collect(),
+        single => vec![single],
+    };
+    messages
+        .into_iter()
+        .filter(|m| m.get("method").and_then(Value::as_str) == Some("tools/call"))
+        .filter_map(|m| m.pointer("/params/name").and_then(Value::as_str))
+        .map(|name| Cow::Owned(name.to_string()))
+        .collect()
+}
+
+/// Layer enforcing a [`ToolScopePolicy`] on `POST` requests that carry verified claims
+/// (put it after the authorization layer).
+#[derive(Debug, Clone)]
+pub struct ToolScopeLayer {
+    policy: Arc<ToolScopePolicy>,
+}
+
+impl ToolScopeLayer {
+    /// A layer enforcing `policy`.
+    pub fn new(policy: Arc<ToolScopePolicy>) -> Self {
+        Self { policy }
+    }
+}
+
+impl<S> Layer<S> for ToolScopeLayer {
+    type Service = ToolScopeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ToolScopeService {
+            inner,
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+/// The service made by [`ToolScopeLayer`].
+#[derive(Debug, Clone)]
+pub struct ToolScopeService<S> {
+    inner: S,
+    policy: Arc<ToolScopePolicy>,
+}
+
+fn into_axum<B>(response: HttpResponse<B>) -> Response
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    response.map(Body::new)
+}
+
+/// Response future of [`ToolScopeService`]: the inner service's own future unless a
+/// body had to be read.
+pub type ToolScopeFuture<F, B, E> = Either<
+    MapOk<F, fn(HttpResponse<B>) -> Response>,
+    Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>,
+>;
+
+impl<S, B> Service<Request> for ToolScopeService<S>
+where
+    S: Service<Request, Response = HttpResponse<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ToolScopeFuture<S::Future, B, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let claims = match request.extensions().get::<Arc<VerifiedClaims>>() {
+            Some(claims) if request.method() == Method::POST => claims.clone(),
+            _ => {
+                return Either::Left(
+                    self.inner
+                        .call(request)
+                        .map_ok(into_axum::<B> as fn(_) -> _),
+                );
+            }
+        };
+        if self.policy.allows_every_tool(&claims) {
+            return Either::Left(
+                self.inner
+                    .call(request)
+                    .map_ok(into_axum::<B> as fn(_) -> _),
+            );
+        }
+        let policy = self.policy.clone();
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Either::Right(Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let checked = match policy.read_body(body).await {
+                Ok(bytes) => policy.check(&bytes, &claims).map(|()| bytes),
+                Err(error) => Err(error),
+            };
+            match checked {
+                Ok(bytes) => inner
+                    .call(Request::from_parts(parts, Body::from(bytes)))
+                    .await
+                    .map(into_axum),
+                Err(error) => Ok(error.into_response_with(Some(&policy.challenge))),
+            }
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -167,5 +302,45 @@ mod tests {
         assert!(policy.check(list, &claims("mcp:tools")).is_ok());
         assert!(policy.check(calc, &claims("mcp:tools")).is_ok());
         assert!(policy.check(b"not json", &claims("")).is_ok());
+    }
+
+    #[test]
+    fn every_shape_of_a_tool_call_is_read() {
+        let policy = policy();
+        let tools = claims("mcp:tools");
+        let refused = |body: &str| {
+            matches!(
+                policy.check(body.as_bytes(), &tools),
+                Err(Error::InsufficientScope { .. })
+            )
+        };
+        // Escapes in the method or the name.
+        assert!(refused(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"admin\u005fstatus"}}"#
+        ));
+        // A duplicate member: the last one counts, as in a JSON object read member by member.
+        assert!(refused(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"admin_status"}}"#
+        ));
+        // A batch where another message has params of another shape.
+        assert!(refused(
+            r#" [{"jsonrpc":"2.0","id":1,"method":"ping","params":[1,2]},
+                 {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"admin_status","arguments":{}}}]"#
+        ));
+        // A name that is not a string calls no tool.
+        assert!(!refused(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#
+        ));
+        assert!(!refused(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator"}}"#
+        ));
+    }
+
+    #[test]
+    fn a_token_with_every_scope_skips_the_body() {
+        let policy = policy();
+        assert!(policy.allows_every_tool(&claims("mcp:tools mcp:admin")));
+        assert!(!policy.allows_every_tool(&claims("mcp:tools")));
+        assert!(!policy.allows_every_tool(&claims("mcp:admin")));
     }
 }

@@ -282,17 +282,24 @@ impl Validator {
         accepted_until(claims.expires_at, self.config.leeway)
     }
 
+    /// The claims of `token` if it was verified before and is still accepted (a hit in
+    /// the cache of verified tokens: same whole token, `exp` still enforced). `None`
+    /// says nothing about the token: [`Validator::validate`] decides.
+    pub fn cached(&self, token: &str) -> Option<Arc<VerifiedClaims>> {
+        self.cache
+            .as_ref()?
+            .get(token, now(), self.config.leeway.as_secs())
+    }
+
     /// Validates `token` and returns its claims.
     ///
     /// # Errors
     /// [`ValidationError`] naming the failed check.
     pub async fn validate(&self, token: &str) -> Result<Arc<VerifiedClaims>, ValidationError> {
-        let leeway = self.config.leeway.as_secs();
-        if let Some(cache) = &self.cache
-            && let Some(claims) = cache.get(token, now(), leeway)
-        {
+        if let Some(claims) = self.cached(token) {
             return Ok(claims);
         }
+        let leeway = self.config.leeway.as_secs();
         let header = precheck(token, self.config.max_token_bytes)?;
         let key = self.jwks.key(header.kid.as_deref()).await?;
         if !key.algorithms.contains(&header.alg) {
