@@ -1,0 +1,95 @@
+//! The resource server's whole router, in process (no sockets, no load generator): one
+//! stateless `tools/call` with authorization off (the ceiling), with a cached token, and
+//! without a token (the 401 challenge). The difference between the first two is what
+//! authorization costs per request; the harness measures the same over loopback.
+//!
+//! `cargo bench -p bench --bench router`
+
+use std::hint::black_box;
+
+use axum::{
+    body::Body,
+    http::{Request, StatusCode, header},
+};
+use bench::{
+    authz::{AuthServer, TokenSpec},
+    keys::KeyAlg,
+    wrk::{PROTOCOL_VERSION, TOOLS_CALL},
+};
+use criterion::{Criterion, criterion_group, criterion_main};
+use mcp_resource_server::{
+    Config,
+    server::{AppState, router},
+};
+use tower::ServiceExt as _;
+
+const PUBLIC_URL: &str = "http://127.0.0.1:3001";
+
+fn app(auth: &AuthServer, no_auth: bool) -> axum::Router {
+    let config = Config::new(PUBLIC_URL, auth.issuer())
+        .with_jwks_uri(auth.jwks_uri())
+        .with_stateless(true)
+        .with_no_auth(no_auth)
+        .validate()
+        .expect("valid settings");
+    router(AppState::new(config, None))
+}
+
+fn request(token: Option<&str>) -> Request<Body> {
+    let mut builder = Request::post(format!("{PUBLIC_URL}/mcp"))
+        .header(header::HOST, "127.0.0.1:3001")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json, text/event-stream")
+        .header("mcp-protocol-version", PROTOCOL_VERSION);
+    if let Some(token) = token {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    builder.body(Body::from(TOOLS_CALL)).expect("request")
+}
+
+fn stack(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let auth = runtime
+        .block_on(AuthServer::start(KeyAlg::Rs256))
+        .expect("authorization server");
+    let token = auth
+        .mint(&TokenSpec::for_audience(format!("{PUBLIC_URL}/mcp")))
+        .expect("token");
+    let off = app(&auth, true);
+    let on = app(&auth, false);
+    let call = |app: &axum::Router, token: Option<&str>| {
+        runtime.block_on(async {
+            let response = app
+                .clone()
+                .oneshot(request(token))
+                .await
+                .expect("infallible");
+            let status = response.status();
+            axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .expect("body");
+            status
+        })
+    };
+    assert_eq!(call(&off, None), StatusCode::OK);
+    assert_eq!(call(&on, Some(&token)), StatusCode::OK);
+    assert_eq!(call(&on, None), StatusCode::UNAUTHORIZED);
+
+    let mut group = c.benchmark_group("router");
+    group.bench_function("tools_call/authorization_off", |b| {
+        b.iter(|| assert_eq!(call(black_box(&off), None), StatusCode::OK));
+    });
+    group.bench_function("tools_call/cached_token", |b| {
+        b.iter(|| assert_eq!(call(black_box(&on), Some(&token)), StatusCode::OK));
+    });
+    group.bench_function("no_token_401", |b| {
+        b.iter(|| assert_eq!(call(black_box(&on), None), StatusCode::UNAUTHORIZED));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, stack);
+criterion_main!(benches);
