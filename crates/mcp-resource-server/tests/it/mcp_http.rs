@@ -201,6 +201,40 @@ async fn stateless_mode_answers_json_without_sessions() {
     );
     let admin = rpc(&url, Some(&token), None, call(3, "admin_status", json!({}))).await;
     assert_eq!(admin.status, 403);
+    // A token holding every tool's scope is let through without its body being read.
+    let admin_token = TestKey::rsa1().sign(
+        &auth.claims("alice", &format!("{url}/mcp"), "mcp:tools mcp:admin"),
+        None,
+    );
+    let admin = rpc(
+        &url,
+        Some(&admin_token),
+        None,
+        call(4, "admin_status", json!({})),
+    )
+    .await;
+    assert_eq!(admin.status, 200);
+    assert_eq!(admin.body.unwrap()["result"]["isError"], false);
+
+    // No standalone stream and no session to end: GET and DELETE are 405 once authorized,
+    // and still 401 without a token.
+    let client = reqwest::Client::new();
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let authorized = client
+            .request(method.clone(), format!("{url}/mcp"))
+            .bearer_auth(&token)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(authorized.status(), 405, "{method}");
+        let anonymous = client
+            .request(method.clone(), format!("{url}/mcp"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status(), 401, "{method}");
+    }
 }
 
 #[tokio::test]
