@@ -229,23 +229,28 @@ fn streamable_http(state: &AppState) -> Router<AppState> {
         let state = state.clone();
         move || Ok(state.mcp_handler())
     };
+    let stateless = || {
+        McpEndpoint(Arc::new(StreamableHttpService::new(
+            factory.clone(),
+            Arc::new(NeverSessionManager::default()),
+            rmcp_config
+                .clone()
+                .with_legacy_session_mode(false)
+                .with_json_response(true),
+        )))
+    };
+    let stateful = || {
+        McpEndpoint(Arc::new(StreamableHttpService::new(
+            factory.clone(),
+            Arc::new(LocalSessionManager::default()),
+            rmcp_config.clone(),
+        )))
+    };
     let Some(validator) = &state.validator else {
         return if config.raw.stateless {
-            let service = StreamableHttpService::new(
-                factory,
-                Arc::new(NeverSessionManager::default()),
-                rmcp_config
-                    .with_legacy_session_mode(false)
-                    .with_json_response(true),
-            );
-            Router::new().route_service("/mcp", McpEndpoint(Arc::new(service)))
+            Router::new().route_service("/mcp", stateless())
         } else {
-            let service = StreamableHttpService::new(
-                factory,
-                Arc::new(LocalSessionManager::default()),
-                rmcp_config,
-            );
-            Router::new().route_service("/mcp", McpEndpoint(Arc::new(service)))
+            Router::new().route_service("/mcp", stateful())
         };
     };
     let auth = AuthLayer::new(validator.clone())
@@ -253,24 +258,12 @@ fn streamable_http(state: &AppState) -> Router<AppState> {
         .with_required_scopes(config.required_scopes.clone());
     let tool_scopes = ToolScopeLayer::new(state.tool_policy.clone());
     if config.raw.stateless {
-        let service = StreamableHttpService::new(
-            factory,
-            Arc::new(NeverSessionManager::default()),
-            rmcp_config
-                .with_legacy_session_mode(false)
-                .with_json_response(true),
-        );
         let stack = ServiceBuilder::new()
             .layer(auth)
             .layer(tool_scopes)
-            .service(McpEndpoint(Arc::new(service)));
+            .service(stateless());
         Router::new().route_service("/mcp", stack)
     } else {
-        let service = StreamableHttpService::new(
-            factory,
-            Arc::new(LocalSessionManager::default()),
-            rmcp_config,
-        );
         let owners = Arc::new(McpSessionOwners::new(auth.challenge_context().clone()));
         let stack = ServiceBuilder::new()
             .layer(auth)
@@ -281,7 +274,7 @@ fn streamable_http(state: &AppState) -> Router<AppState> {
             ))
             .layer(middleware::from_fn(end_streams_at_expiry))
             .layer(tool_scopes)
-            .service(McpEndpoint(Arc::new(service)));
+            .service(stateful());
         Router::new().route_service("/mcp", stack)
     }
 }
