@@ -12,6 +12,7 @@
 //! - [`cli`]: the `resource-server` command line.
 
 pub mod auth;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;

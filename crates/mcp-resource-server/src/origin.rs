@@ -5,20 +5,14 @@
 //!   origin) is answered 403. Requests without `Origin` (non-browser clients) pass;
 //!   cookie-authenticated ones have stricter rules in [`crate::auth::layer`].
 
-use std::{
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::sync::Arc;
 
-use axum::{
-    extract::Request,
-    http::header,
-    response::{IntoResponse, Response},
-};
-use futures::future::{Either, Ready, ready};
-use tower::{Layer, Service};
+use axum::{extract::Request, http::header};
 
-use crate::error::Error;
+use crate::{
+    check::{CheckLayer, RequestCheck},
+    error::Error,
+};
 
 /// Allowed `Host` and `Origin` values.
 #[derive(Debug, Clone)]
@@ -46,62 +40,25 @@ impl OriginPolicy {
     }
 }
 
-/// Layer refusing requests whose `Origin` is not allowed.
-#[derive(Debug, Clone)]
-pub struct OriginLayer {
-    policy: Arc<OriginPolicy>,
-}
+/// The `Origin` check of an [`OriginPolicy`].
+#[derive(Debug)]
+pub struct OriginCheck(pub Arc<OriginPolicy>);
 
-impl OriginLayer {
-    /// A layer allowing the origins of `policy`.
-    pub fn new(policy: Arc<OriginPolicy>) -> Self {
-        Self { policy }
-    }
-}
-
-impl<S> Layer<S> for OriginLayer {
-    type Service = OriginService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        OriginService {
-            inner,
-            policy: self.policy.clone(),
-        }
-    }
-}
-
-/// The service made by [`OriginLayer`].
-#[derive(Debug, Clone)]
-pub struct OriginService<S> {
-    inner: S,
-    policy: Arc<OriginPolicy>,
-}
-
-impl<S> Service<Request> for OriginService<S>
-where
-    S: Service<Request, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = Either<Ready<Result<Response, S::Error>>, S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
+impl RequestCheck for OriginCheck {
+    fn check(&self, request: &Request) -> Result<(), Error> {
         match request.headers().get(header::ORIGIN).map(|v| v.to_str()) {
-            None => Either::Right(self.inner.call(request)),
-            Some(Ok(origin)) if self.policy.origin_allowed(origin) => {
-                Either::Right(self.inner.call(request))
-            }
+            None => Ok(()),
+            Some(Ok(origin)) if self.0.origin_allowed(origin) => Ok(()),
             Some(origin) => {
                 tracing::info!(origin = ?origin.ok(), "refused a request from a foreign Origin");
-                Either::Left(ready(Ok(Error::OriginNotAllowed.into_response())))
+                Err(Error::OriginNotAllowed)
             }
         }
     }
 }
+
+/// Layer refusing requests whose `Origin` is not allowed.
+pub type OriginLayer = CheckLayer<OriginCheck>;
 
 #[cfg(test)]
 mod tests {

@@ -55,10 +55,10 @@ use crate::{
     },
     config::{Config, ConfigError, ValidatedConfig},
     error::ChallengeContext,
-    host::HostLayer,
+    host::{HostCheck, HostLayer},
     mcp::{McpServer, ToolAccess},
     mcp_session::{McpSessionOwners, bind_sessions},
-    origin::{OriginLayer, OriginPolicy},
+    origin::{OriginCheck, OriginLayer, OriginPolicy},
     session::{CookieSessions, create_session, delete_session},
     sse::{SseSessions, open_stream, post_message},
     stream_limit::{StreamSlots, limit_streams},
@@ -339,7 +339,7 @@ pub fn router(state: AppState) -> Router {
     let protected = mcp.merge(legacy).merge(session).with_state(state).layer(
         ServiceBuilder::new()
             .layer(cors)
-            .layer(OriginLayer::new(origin_policy.clone())),
+            .layer(OriginLayer::new(OriginCheck(origin_policy.clone()))),
     );
 
     let mut app = Router::new()
@@ -351,7 +351,7 @@ pub fn router(state: AppState) -> Router {
     app.layer(
         ServiceBuilder::new()
             .layer(TraceLayer::new_for_http().make_span_with(request_span))
-            .layer(HostLayer::new(origin_policy)),
+            .layer(HostLayer::new(HostCheck(origin_policy))),
     )
 }
 
