@@ -289,6 +289,38 @@ pub fn initialize() -> Value {
     })
 }
 
+/// Opens a Streamable HTTP session (`initialize`, then `notifications/initialized`)
+/// and returns its id.
+pub async fn open_mcp_session(url: &str, token: &str) -> String {
+    let init = rpc(url, Some(token), None, initialize()).await;
+    assert_eq!(init.status, 200);
+    let result = &init.body.as_ref().unwrap()["result"];
+    assert_eq!(result["serverInfo"]["name"], "mcp-resource-server");
+    let session = init.session.expect("stateful mode issues a session id");
+    let notified = rpc(
+        url,
+        Some(token),
+        Some(&session),
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    )
+    .await;
+    assert_eq!(notified.status, 202);
+    session
+}
+
+/// Asks for the standalone `GET /mcp` event stream of `session`.
+pub async fn standalone_stream(url: &str, token: &str, session: &str) -> reqwest::Response {
+    client()
+        .get(format!("{url}/mcp"))
+        .bearer_auth(token)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap()
+}
+
 pub fn call(id: u64, tool: &str, arguments: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
 }

@@ -3,7 +3,10 @@
 
 use serde_json::json;
 
-use crate::fixture::{TestAs, TestKey, call, initialize, rpc, rpc_with, start_rs, test_config};
+use crate::fixture::{
+    TestAs, TestKey, call, initialize, open_mcp_session, rpc, rpc_with, standalone_stream,
+    start_rs, test_config,
+};
 
 async fn setup() -> (TestAs, String) {
     let auth = TestAs::start(&[TestKey::rsa1()]).await;
@@ -12,29 +15,12 @@ async fn setup() -> (TestAs, String) {
     (auth, url)
 }
 
-async fn open_session(url: &str, token: &str) -> String {
-    let init = rpc(url, Some(token), None, initialize()).await;
-    assert_eq!(init.status, 200);
-    let result = &init.body.as_ref().unwrap()["result"];
-    assert_eq!(result["serverInfo"]["name"], "mcp-resource-server");
-    let session = init.session.expect("stateful mode issues a session id");
-    let notified = rpc(
-        url,
-        Some(token),
-        Some(&session),
-        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
-    )
-    .await;
-    assert_eq!(notified.status, 202);
-    session
-}
-
 #[tokio::test]
 async fn full_session_with_tools_scopes_and_step_up() {
     let (auth, url) = setup().await;
     let aud = format!("{url}/mcp");
     let token = TestKey::rsa1().sign(&auth.claims("alice", &aud, "mcp:tools"), Some("at+jwt"));
-    let session = open_session(&url, &token).await;
+    let session = open_mcp_session(&url, &token).await;
 
     let list = rpc(
         &url,
@@ -149,7 +135,7 @@ async fn another_principal_cannot_use_a_session() {
     let aud = format!("{url}/mcp");
     let alice = TestKey::rsa1().sign(&auth.claims("alice", &aud, "mcp:tools"), None);
     let mallory = TestKey::rsa1().sign(&auth.claims("mallory", &aud, "mcp:tools"), None);
-    let session = open_session(&url, &alice).await;
+    let session = open_mcp_session(&url, &alice).await;
     let stolen = rpc(
         &url,
         Some(&mallory),
@@ -313,16 +299,8 @@ async fn the_standalone_stream_closes_when_its_token_expires() {
     let mut claims = auth.claims("alice", &aud, "mcp:tools");
     claims["exp"] = json!(crate::fixture::now() + 2);
     let token = TestKey::rsa1().sign(&claims, None);
-    let session = open_session(&url, &token).await;
-    let response = crate::fixture::client()
-        .get(format!("{url}/mcp"))
-        .bearer_auth(&token)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-06-18")
-        .send()
-        .await
-        .unwrap();
+    let session = open_mcp_session(&url, &token).await;
+    let response = standalone_stream(&url, &token, &session).await;
     assert_eq!(response.status(), 200);
     let mut reader = crate::fixture::SseReader::new(response);
     let end = tokio::time::timeout(std::time::Duration::from_secs(8), async {
@@ -339,7 +317,7 @@ async fn a_reply_to_a_request_accepted_in_the_leeway_arrives() {
     let (auth, url) = setup().await;
     let aud = format!("{url}/mcp");
     let fresh = TestKey::rsa1().sign(&auth.claims("alice", &aud, "mcp:tools"), None);
-    let session = open_session(&url, &fresh).await;
+    let session = open_mcp_session(&url, &fresh).await;
     let mut claims = auth.claims("alice", &aud, "mcp:tools");
     claims["exp"] = json!(crate::fixture::now() - 5);
     let in_leeway = TestKey::rsa1().sign(&claims, None);
@@ -375,17 +353,9 @@ async fn the_standalone_stream_lives_through_the_leeway() {
     let mut claims = auth.claims("alice", &aud, "mcp:tools");
     claims["exp"] = json!(crate::fixture::now() + 1);
     let token = TestKey::rsa1().sign(&claims, None);
-    let session = open_session(&url, &token).await;
+    let session = open_mcp_session(&url, &token).await;
     let started = std::time::Instant::now();
-    let response = crate::fixture::client()
-        .get(format!("{url}/mcp"))
-        .bearer_auth(&token)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-06-18")
-        .send()
-        .await
-        .unwrap();
+    let response = standalone_stream(&url, &token, &session).await;
     assert_eq!(response.status(), 200);
     let mut reader = crate::fixture::SseReader::new(response);
     let end = tokio::time::timeout(std::time::Duration::from_secs(10), async {

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::fixture::{
-    SseReader, TestAs, TestKey, client, initialize, now, rpc, start_rs, test_config,
+    SseReader, TestAs, TestKey, client, initialize, now, open_mcp_session, rpc, standalone_stream,
+    start_rs, test_config,
 };
 
 async fn setup(per_principal: usize, total: usize) -> (TestAs, String) {
@@ -206,26 +207,8 @@ async fn ending_the_cookie_session_closes_its_streams_and_frees_them() {
 
 /// Opens a Streamable HTTP session and its standalone `GET /mcp` stream.
 async fn mcp_stream(url: &str, token: &str) -> (u16, Option<reqwest::Response>) {
-    let init = rpc(url, Some(token), None, initialize()).await;
-    assert_eq!(init.status, 200);
-    let session = init.session.expect("a session id");
-    let notified = rpc(
-        url,
-        Some(token),
-        Some(&session),
-        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-    )
-    .await;
-    assert_eq!(notified.status, 202);
-    let response = client()
-        .get(format!("{url}/mcp"))
-        .bearer_auth(token)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-06-18")
-        .send()
-        .await
-        .unwrap();
+    let session = open_mcp_session(url, token).await;
+    let response = standalone_stream(url, token, &session).await;
     let status = response.status().as_u16();
     (status, (status == 200).then_some(response))
 }
