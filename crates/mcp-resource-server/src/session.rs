@@ -4,8 +4,8 @@
 //! valid bearer token for a cookie. The cookie value is an opaque random id (256 bits)
 //! mapped here to the verified claims and an expiry; it is never the token. The session
 //! lives no longer than the token nor than [`crate::config::CookieConfig::max_age`].
-//! `DELETE /session` ends it, and the event streams opened with it. The cookie is `HttpOnly`, `SameSite=Strict`, `Path=/`,
-//! and `Secure` on https.
+//! `DELETE /session` ends it, and the event streams opened with it. The cookie is
+//! `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` on https.
 
 use std::{
     collections::HashMap,

@@ -218,8 +218,13 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        // Only a POST by a token that lacks some tool's scope needs its body read.
         let claims = match request.extensions().get::<Arc<VerifiedClaims>>() {
-            Some(claims) if request.method() == Method::POST => claims.clone(),
+            Some(claims)
+                if request.method() == Method::POST && !self.policy.allows_every_tool(claims) =>
+            {
+                claims.clone()
+            }
             _ => {
                 return Either::Left(
                     self.inner
@@ -228,13 +233,6 @@ where
                 );
             }
         };
-        if self.policy.allows_every_tool(&claims) {
-            return Either::Left(
-                self.inner
-                    .call(request)
-                    .map_ok(into_axum::<B> as fn(_) -> _),
-            );
-        }
         let policy = self.policy.clone();
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
