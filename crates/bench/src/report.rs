@@ -149,7 +149,7 @@ impl Report {
         if let Some(sse) = &self.sse {
             let _ = writeln!(
                 out,
-                "**SSE streams (target 4).** {} of {} streams opened in {:.1} s ({} tokens of distinct subjects, each shared by at most {} streams). Server RSS: {} before, {} with every stream open, peak {}: **{:.1} KiB per stream** at the peak. {} of {} streams were closed by the server when their tokens expired (at `exp` plus the server's clock leeway, set to 1 s; the last {:.1} s after that).\n",
+                "**SSE streams (target 4).** {} of {} streams opened in {:.1} s ({} tokens of distinct subjects, each shared by at most {} streams). Server RSS: {} before, {} with every stream open, peak {}: **{:.1} KiB per stream** at the peak. {} of {} streams were closed by the server when their tokens expired (at `exp` plus the server's clock leeway, set to {} s; the last {:.1} s after that).\n",
                 sse.opened,
                 sse.requested,
                 sse.open_secs,
@@ -161,6 +161,7 @@ impl Report {
                 sse.peak_per_stream_kib(),
                 sse.closed_in_time,
                 sse.opened,
+                sse.leeway.as_secs(),
                 sse.last_close_after_exp_secs
             );
             if let Some(bare) = &self.sse_bare {

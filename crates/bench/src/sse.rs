@@ -41,6 +41,8 @@ pub struct SseResult {
     pub requested: usize,
     /// Distinct tokens (and subjects) among them.
     pub tokens: usize,
+    /// The server's clock leeway: streams end at `exp` plus this.
+    pub leeway: Duration,
     /// Streams whose `endpoint` event arrived.
     pub opened: usize,
     /// Time to open them all.
@@ -283,6 +285,7 @@ pub async fn run(
     Ok(SseResult {
         requested: count,
         tokens,
+        leeway,
         opened: opened.load(Ordering::SeqCst),
         open_secs,
         baseline_kib,
