@@ -65,6 +65,11 @@ pub struct HarnessArgs {
     /// The wrk binary.
     #[arg(long, env = "BENCH_WRK", default_value = "wrk")]
     pub wrk: PathBuf,
+    /// wrk's threads. One thread drives far more requests than any server here answers
+    /// (about 85,000/s against a constant reply); a second adds a fourth busy thread to
+    /// two cores shared with the server, and its time slices show up in every p99.
+    #[arg(long, env = "BENCH_WRK_THREADS", default_value_t = 1)]
+    pub wrk_threads: u32,
     /// Node.js for the TypeScript SDK peers [default: the pinned one in interop/node_modules].
     #[arg(long, env = "BENCH_NODE")]
     pub node: Option<PathBuf>,
@@ -96,6 +101,13 @@ pub enum Component {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: std::net::SocketAddr,
     },
+    /// A bare axum HTTP server answering every `POST /mcp` with a constant reply (no
+    /// authorization, no MCP): the floor of the load cases on this machine.
+    BareHttp {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 /// Flags of the `resource-server` component.
@@ -121,6 +133,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Component::BareSse { listen }) => {
             crate::component::bare_sse(listen).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Component::BareHttp { listen }) => {
+            crate::component::bare_http(listen).await?;
             Ok(ExitCode::SUCCESS)
         }
         None => crate::harness::run(cli.harness).await,

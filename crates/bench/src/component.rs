@@ -75,6 +75,37 @@ pub async fn bare_sse(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the bare HTTP reference answers to every `POST /mcp`: the resource server's
+/// JSON-RPC reply to the harness's `tools/call`, as a constant.
+pub const BARE_HTTP_REPLY: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"2 add 3 = 5"}],"structuredContent":{"result":5.0},"isError":false}}"#;
+
+/// Runs a bare axum HTTP server as the floor of the load cases: `POST /mcp` answers
+/// [`BARE_HTTP_REPLY`] without reading the request (no authorization, no JSON-RPC, no
+/// MCP), on the same runtime, listener settings and HTTP stack as the resource server.
+/// Prints `READY <url>` once it listens.
+///
+/// # Errors
+/// A socket failure.
+pub async fn bare_http(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    use axum::{Router, http::header, routing::post, serve::ListenerExt};
+
+    async fn reply() -> impl axum::response::IntoResponse {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            BARE_HTTP_REPLY,
+        )
+    }
+
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    println!("READY http://{addr}/mcp");
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, Router::new().route("/mcp", post(reply))).await?;
+    Ok(())
+}
+
 fn rand_id() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::Instant::now())

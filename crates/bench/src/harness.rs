@@ -16,7 +16,7 @@ use crate::{
     cli::{Case, HarnessArgs},
     client::{self, median},
     keys::KeyAlg,
-    load::{self, CASE_NO_TOKEN, CASE_TOOLS_CALL, Row, Target},
+    load::{self, CASE_NO_TOKEN, CASE_TOOLS_CALL, Row, Target, Wrk},
     procs::{self, ResourceServerOptions, Server},
     report::{Report, Status, Verdict},
     rotation, sse, verify, wrk,
@@ -27,6 +27,7 @@ const RS_OFF: &str = "resource server, authorization off";
 const RS_NO_CACHE: &str = "resource server, token cache off";
 const TS: &str = "TypeScript SDK server";
 const RS_INFO_LOG: &str = "resource server, RUST_LOG=info";
+const BARE: &str = "bare axum HTTP server";
 /// The resource server's clock leeway in the SSE case: its streams end at `exp` + leeway.
 const SSE_LEEWAY: Duration = Duration::from_secs(1);
 /// The connection count of targets 1-3.
@@ -56,6 +57,7 @@ struct Settings {
     out: PathBuf,
     chart: PathBuf,
     out_dir: PathBuf,
+    wrk_threads: u32,
 }
 
 impl Settings {
@@ -119,6 +121,7 @@ impl Settings {
                 absolute,
             ),
             out_dir,
+            wrk_threads: args.wrk_threads.max(1),
         }
     }
 
@@ -128,10 +131,11 @@ impl Settings {
 
     fn describe(&self) -> String {
         format!(
-            "Settings: {} run; wrk {} s per measurement (after a {} s warm-up per server), 2 threads, connections {} (at 32 connections {} more interleaved rounds, the median kept); {} SSE streams; {} concurrent requests after the key rotation; {} timed client runs of each kind.",
+            "Settings: {} run; wrk {} s per measurement (after a {} s warm-up per server), {} thread(s), connections {} (at 32 connections {} more interleaved rounds, the median kept); {} SSE streams; {} concurrent requests after the key rotation; {} timed client runs of each kind.",
             if self.smoke { "smoke" } else { "full" },
             self.duration.as_secs(),
             self.warmup.as_secs(),
+            self.wrk_threads,
             self.connections
                 .iter()
                 .map(u32::to_string)
@@ -396,6 +400,11 @@ async fn http_cases(
 ) -> anyhow::Result<()> {
     let dir = &settings.out_dir;
     let script = wrk::write_script(dir)?;
+    let wrk = Wrk {
+        program: &args.wrk,
+        script: &script,
+        threads: settings.wrk_threads,
+    };
     let start_rs = |name: &'static str, options: ResourceServerOptions, log: &'static str| {
         let log = dir.join(log);
         async move { procs::start_resource_server(name, auth.issuer(), &options, &log).await }
@@ -429,6 +438,7 @@ async fn http_cases(
     )
     .await?;
     let ts = procs::start_ts_server(node, repo, auth.issuer(), &dir.join("ts-server.log")).await?;
+    let bare = procs::start_bare_http(None, &dir.join("bare-http.log")).await?;
 
     let targets = [
         Target {
@@ -456,6 +466,11 @@ async fn http_cases(
             token: Some(load::token_for(auth, &rs_info)?),
             expect_text: RS_TEXT,
         },
+        Target {
+            server: &bare,
+            token: None,
+            expect_text: RS_TEXT,
+        },
     ];
     for target in &targets {
         load::sanity_check(target).await?;
@@ -463,8 +478,7 @@ async fn http_cases(
     eprintln!("bench: warm-up");
     for target in &targets {
         load::measure(
-            &args.wrk,
-            &script,
+            &wrk,
             CASE_TOOLS_CALL,
             target,
             TARGET_CONNECTIONS,
@@ -472,7 +486,7 @@ async fn http_cases(
         )
         .await?;
     }
-    let [rs_t, ts_t, off_t, no_cache_t, info_t] = &targets;
+    let [rs_t, ts_t, off_t, no_cache_t, info_t, bare_t] = &targets;
     let note = |row: &Row, report: &mut Report| {
         eprintln!(
             "bench: {:<20} {:<40} c={:<4} {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}",
@@ -502,41 +516,27 @@ async fn http_cases(
     // The sweep (the chart): each connection count once, servers interleaved.
     let mut samples: Vec<Row> = Vec::new();
     for &c in &settings.connections {
-        for target in [rs_t, ts_t, off_t] {
-            let row = load::measure(
-                &args.wrk,
-                &script,
-                CASE_TOOLS_CALL,
-                target,
-                c,
-                settings.duration,
-            )
-            .await?;
+        for target in [rs_t, ts_t, off_t, bare_t] {
+            let row = load::measure(&wrk, CASE_TOOLS_CALL, target, c, settings.duration).await?;
             note(&row, report);
             samples.push(row);
         }
     }
     // Targets 1-3 at 32 connections: more rounds, servers interleaved, medians kept.
-    let round: [(&'static str, &Target<'_>); 7] = [
+    let round: [(&'static str, &Target<'_>); 8] = [
         (CASE_TOOLS_CALL, rs_t),
         (CASE_TOOLS_CALL, ts_t),
         (CASE_TOOLS_CALL, off_t),
         (CASE_TOOLS_CALL, no_cache_t),
         (CASE_TOOLS_CALL, info_t),
+        (CASE_TOOLS_CALL, bare_t),
         (CASE_NO_TOKEN, rs_t),
         (CASE_NO_TOKEN, ts_t),
     ];
     for _ in 0..settings.rounds {
         for (case, target) in round {
-            let row = load::measure(
-                &args.wrk,
-                &script,
-                case,
-                target,
-                TARGET_CONNECTIONS,
-                settings.duration,
-            )
-            .await?;
+            let row =
+                load::measure(&wrk, case, target, TARGET_CONNECTIONS, settings.duration).await?;
             note(&row, report);
             samples.push(row);
         }
@@ -561,9 +561,11 @@ async fn http_cases(
         }
         Err(error) => report.broken.push(format!("key rotation: {error:#}")),
     }
-    for server in [rs, rs_off, rs_no_cache, rs_info, ts] {
+    for server in [rs, rs_off, rs_no_cache, rs_info, ts, bare] {
         stop_checked(server, report).await;
     }
+    // Hundreds of MiB of INFO lines, written only to be paid for.
+    let _ = std::fs::remove_file(dir.join("resource-server-info-log.log"));
     Ok(())
 }
 
@@ -599,7 +601,7 @@ fn median_rows(samples: Vec<Row>) -> Vec<Row> {
         (
             usize::from(r.case != CASE_TOOLS_CALL),
             r.connections,
-            [RS, TS, RS_OFF, RS_NO_CACHE, RS_INFO_LOG]
+            [RS, TS, RS_OFF, RS_NO_CACHE, RS_INFO_LOG, BARE]
                 .iter()
                 .position(|s| *s == r.server)
                 .unwrap_or(9),
@@ -621,7 +623,7 @@ async fn sse_case(
     auth: &AuthServer,
 ) -> anyhow::Result<(sse::SseResult, Option<sse::SseResult>)> {
     // The reference first: the same streams on a bare axum SSE server.
-    let bare = match procs::start_bare_sse(&settings.out_dir.join("bare-sse.log")).await {
+    let bare = match procs::start_bare_sse(None, &settings.out_dir.join("bare-sse.log")).await {
         Ok(server) => {
             let result = sse::run(auth, &server, settings.sse_streams, Duration::ZERO).await;
             server.stop().await;
@@ -687,12 +689,18 @@ fn judge(settings: &Settings, report: &mut Report) {
             let ceiling = rps(report, CASE_TOOLS_CALL, RS_OFF).unwrap_or(f64::NAN);
             let no_cache = rps(report, CASE_TOOLS_CALL, RS_NO_CACHE).unwrap_or(f64::NAN);
             let info_log = rps(report, CASE_TOOLS_CALL, RS_INFO_LOG).unwrap_or(f64::NAN);
+            let floor = row(CASE_TOOLS_CALL, BARE).map_or_else(String::new, |bare| {
+                format!(
+                    "; floor, a bare axum server with a constant reply: {:.0} req/s, p99 {:.2} ms",
+                    bare.result.rps, bare.result.p99_ms
+                )
+            });
             Verdict {
                 id: 1,
                 name: "authenticated tools/call, 32 connections",
                 goal: "≥ 20x the TS SDK server's req/s, p99 ≤ 3 ms, 0 errors".into(),
                 measured: format!(
-                    "{:.0} vs {:.0} req/s = **{ratio:.1}x**, p99 {:.2} ms, {} errors (authorization off: {:.0} req/s = {:.1}x; token cache off: {:.0} req/s = {:.1}x; with rmcp's per-request INFO logs: {:.0} req/s = {:.1}x)",
+                    "{:.0} vs {:.0} req/s = **{ratio:.1}x**, p99 {:.2} ms, {} errors (authorization off: {:.0} req/s = {:.1}x; token cache off: {:.0} req/s = {:.1}x; with rmcp's per-request INFO logs: {:.0} req/s = {:.1}x{floor})",
                     ours.result.rps,
                     peer.result.rps,
                     ours.result.p99_ms,
@@ -880,13 +888,18 @@ fn relative(from: &Path, target: &Path) -> String {
 
 fn write_outputs(settings: &Settings, report: &Report) -> anyhow::Result<()> {
     let ratio = |r: &Row| -> Option<f64> {
-        if r.server == TS {
+        if r.server == TS || r.server == BARE {
             return None;
         }
         let peer = report.row(r.case, TS, r.connections)?;
         (peer.result.rps > 0.0).then(|| r.result.rps / peer.result.rps)
     };
-    let colors = [(RS, "#d9480f"), (RS_OFF, "#868e96"), (TS, "#1c7ed6")];
+    let colors = [
+        (RS, "#d9480f"),
+        (RS_OFF, "#868e96"),
+        (TS, "#1c7ed6"),
+        (BARE, "#2f9e44"),
+    ];
     let series: Vec<Series> = colors
         .iter()
         .map(|(name, color)| Series {

@@ -24,6 +24,17 @@ pub struct Target<'a> {
     pub expect_text: &'static str,
 }
 
+/// How wrk runs: the program, its script and its threads.
+#[derive(Debug, Clone, Copy)]
+pub struct Wrk<'a> {
+    /// The wrk binary.
+    pub program: &'a Path,
+    /// The Lua script (see [`wrk::write_script`]).
+    pub script: &'a Path,
+    /// Load threads.
+    pub threads: u32,
+}
+
 /// One measured row.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -107,8 +118,7 @@ pub async fn sanity_check(target: &Target<'_>) -> anyhow::Result<()> {
 /// # Errors
 /// When wrk fails or the server died.
 pub async fn measure(
-    wrk: &Path,
-    script: &Path,
+    wrk: &Wrk<'_>,
     case: &'static str,
     target: &Target<'_>,
     connections: u32,
@@ -125,10 +135,11 @@ pub async fn measure(
     // The peak covers this run only (if the kernel allows resetting it).
     let _ = target.server.reset_peak();
     let result = wrk::run(
-        wrk,
-        script,
+        wrk.program,
+        wrk.script,
         &Load {
             url: &target.server.mcp_url,
+            threads: wrk.threads,
             connections,
             duration,
             token,

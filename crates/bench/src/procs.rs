@@ -193,11 +193,7 @@ pub async fn start_resource_server(
     log: &Path,
 ) -> anyhow::Result<Server> {
     let port = free_port()?;
-    let exe = match &options.exe {
-        Some(exe) => exe.clone(),
-        None => std::env::current_exe().context("locating the harness binary")?,
-    };
-    let mut command = Command::new(exe);
+    let mut command = harness_command(options.exe.as_deref())?;
     command
         .arg("resource-server")
         .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -219,15 +215,34 @@ pub async fn start_resource_server(
     spawn_ready(name, command, log).await
 }
 
+/// A command running the binary with the harness's components (`exe`, by default this
+/// executable: the harness re-executes itself).
+fn harness_command(exe: Option<&Path>) -> anyhow::Result<Command> {
+    let exe = match exe {
+        Some(exe) => exe.to_path_buf(),
+        None => std::env::current_exe().context("locating the harness binary")?,
+    };
+    Ok(Command::new(exe))
+}
+
 /// Starts the bare axum SSE reference server (see `bench bare-sse`).
 ///
 /// # Errors
 /// When it does not become ready.
-pub async fn start_bare_sse(log: &Path) -> anyhow::Result<Server> {
-    let exe = std::env::current_exe().context("locating the harness binary")?;
-    let mut command = Command::new(exe);
+pub async fn start_bare_sse(exe: Option<&Path>, log: &Path) -> anyhow::Result<Server> {
+    let mut command = harness_command(exe)?;
     command.args(["bare-sse", "--listen", "127.0.0.1:0"]);
     spawn_ready("bare axum SSE server", command, log).await
+}
+
+/// Starts the bare axum HTTP reference server (see `bench bare-http`).
+///
+/// # Errors
+/// When it does not become ready.
+pub async fn start_bare_http(exe: Option<&Path>, log: &Path) -> anyhow::Result<Server> {
+    let mut command = harness_command(exe)?;
+    command.args(["bare-http", "--listen", "127.0.0.1:0"]);
+    spawn_ready("bare axum HTTP server", command, log).await
 }
 
 /// Locates Node.js: the pinned one under `interop/node_modules`, else `node` on the PATH.

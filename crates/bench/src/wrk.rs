@@ -48,14 +48,11 @@ function response(status, headers, body)
       and string.find(body, '"isError":true', 1, true) == nil
   end
   if ok and expect_challenge then
-    local found = false
-    for name, value in pairs(headers) do
-      if string.lower(name) == "www-authenticate" then
-        found = string.find(value, "Bearer", 1, true) ~= nil
-          and string.find(value, "resource_metadata=", 1, true) ~= nil
-      end
-    end
-    ok = found
+    -- wrk keeps header names as the server sent them: hyper lowercases, Node does not.
+    local value = headers["www-authenticate"] or headers["WWW-Authenticate"]
+    ok = value ~= nil
+      and string.find(value, "Bearer", 1, true) ~= nil
+      and string.find(value, "resource_metadata=", 1, true) ~= nil
   end
   if not ok then
     bad = bad + 1
@@ -89,6 +86,8 @@ pub enum Expect {
 pub struct Load<'a> {
     /// The MCP endpoint.
     pub url: &'a str,
+    /// wrk's threads (at most one per connection).
+    pub threads: u32,
     /// Open connections.
     pub connections: u32,
     /// Length of the run.
@@ -151,7 +150,7 @@ pub fn write_script(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
 /// # Errors
 /// When wrk cannot run or prints no result line.
 pub async fn run(wrk: &Path, script: &Path, load: &Load<'_>) -> anyhow::Result<LoadResult> {
-    let threads = load.connections.clamp(1, 2);
+    let threads = load.threads.clamp(1, load.connections.max(1));
     let secs = load.duration.as_secs().max(1);
     let mut command = Command::new(wrk);
     command
