@@ -50,7 +50,7 @@ pub struct HarnessArgs {
     )]
     pub connections: Vec<u32>,
     /// Extra interleaved rounds at 32 connections for targets 1-3 (the median is kept)
-    /// [default: 3, or 1 with --smoke].
+    /// [default: 5, or 1 with --smoke].
     #[arg(long, env = "BENCH_ROUNDS")]
     pub rounds: Option<usize>,
     /// SSE streams to hold [default: 10000, or 1000 with --smoke].

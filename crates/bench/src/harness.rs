@@ -90,7 +90,7 @@ impl Settings {
             duration: Duration::from_secs(args.duration.unwrap_or(if smoke { 2 } else { 10 })),
             warmup: Duration::from_secs(if smoke { 1 } else { 3 }),
             connections,
-            rounds: args.rounds.unwrap_or(if smoke { 1 } else { 3 }).max(1),
+            rounds: args.rounds.unwrap_or(if smoke { 1 } else { 5 }).max(1),
             sse_streams: args
                 .sse_streams
                 .unwrap_or(if smoke { 1000 } else { 10_000 }),
@@ -590,7 +590,9 @@ fn median_rows(samples: Vec<Row>) -> Vec<Row> {
             let errors = group.iter().map(|r| r.result.errors).sum();
             let timeouts = group.iter().map(|r| r.result.timeouts).sum();
             let runs = group.len();
+            let rps_range = (group[0].result.rps, group[runs - 1].result.rps);
             let mut row = group.swap_remove((runs - 1) / 2);
+            row.rps_range = rps_range;
             row.result.errors = errors;
             row.result.timeouts = timeouts;
             row.runs = runs;

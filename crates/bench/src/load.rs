@@ -50,6 +50,8 @@ pub struct Row {
     pub peak_rss_kib: u64,
     /// How many runs this row summarises (the median one is shown).
     pub runs: usize,
+    /// The lowest and highest requests/s of those runs.
+    pub rps_range: (f64, f64),
 }
 
 /// The request cases.
@@ -156,5 +158,6 @@ pub async fn measure(
         result,
         peak_rss_kib: memory.peak_kib,
         runs: 1,
+        rps_range: (result.rps, result.rps),
     })
 }
