@@ -47,7 +47,6 @@ pub async fn bare_sse(listen: std::net::SocketAddr) -> anyhow::Result<()> {
         http::HeaderMap,
         response::sse::{Event, KeepAlive, Sse},
         routing::get,
-        serve::ListenerExt,
     };
     use futures::{StreamExt, stream};
 
@@ -65,14 +64,7 @@ pub async fn bare_sse(listen: std::net::SocketAddr) -> anyhow::Result<()> {
         Sse::new(events).keep_alive(KeepAlive::default())
     }
 
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
-    println!("READY http://{addr}/mcp");
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, Router::new().route("/sse", get(open))).await?;
-    Ok(())
+    serve_reference(listen, Router::new().route("/sse", get(open))).await
 }
 
 /// What the bare HTTP reference answers to every `POST /mcp`: the resource server's
@@ -81,13 +73,13 @@ pub const BARE_HTTP_REPLY: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"content"
 
 /// Runs a bare axum HTTP server as the floor of the load cases: `POST /mcp` answers
 /// [`BARE_HTTP_REPLY`] without reading the request (no authorization, no JSON-RPC, no
-/// MCP), on the same runtime, listener settings and HTTP stack as the resource server.
+/// MCP), on the same tokio runtime and hyper HTTP/1 server as the resource server.
 /// Prints `READY <url>` once it listens.
 ///
 /// # Errors
 /// A socket failure.
 pub async fn bare_http(listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    use axum::{Router, http::header, routing::post, serve::ListenerExt};
+    use axum::{Router, http::header, routing::post};
 
     async fn reply() -> impl axum::response::IntoResponse {
         (
@@ -96,13 +88,21 @@ pub async fn bare_http(listen: std::net::SocketAddr) -> anyhow::Result<()> {
         )
     }
 
+    serve_reference(listen, Router::new().route("/mcp", post(reply))).await
+}
+
+/// Serves a reference server's `router` on `listen` with `TCP_NODELAY` (as the resource
+/// server sets it), printing `READY <url>` once it listens.
+async fn serve_reference(listen: std::net::SocketAddr, router: axum::Router) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt;
+
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     println!("READY http://{addr}/mcp");
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, Router::new().route("/mcp", post(reply))).await?;
+    axum::serve(listener, router).await?;
     Ok(())
 }
 
