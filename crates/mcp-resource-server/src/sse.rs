@@ -152,35 +152,32 @@ enum Handler {
 impl Session {
     /// Where client messages go, starting the handler on the first one.
     fn inbound(&mut self) -> Option<mpsc::Sender<Box<ClientJsonRpcMessage>>> {
-        match std::mem::replace(&mut self.handler, Handler::Starting) {
-            Handler::Running { inbound } => {
-                self.handler = Handler::Running {
-                    inbound: inbound.clone(),
-                };
-                Some(inbound)
-            }
-            Handler::Idle { handler, started } => {
-                let (transport, inbound, outbound) = ChannelTransport::new(CHANNEL_DEPTH);
-                // The stream is gone if this fails; the session ends with it.
-                let _ = started.send(outbound);
-                let cancel = self.cancel.clone();
-                tokio::spawn(async move {
-                    match handler.serve_with_ct(transport, cancel).await {
-                        Ok(running) => {
-                            let _ = running.waiting().await;
-                        }
-                        Err(error) => {
-                            tracing::debug!(%error, "legacy SSE session ended before initialization");
-                        }
-                    }
-                });
-                self.handler = Handler::Running {
-                    inbound: inbound.clone(),
-                };
-                Some(inbound)
-            }
-            Handler::Starting => None,
+        if let Handler::Running { inbound } = &self.handler {
+            return Some(inbound.clone());
         }
+        let Handler::Idle { handler, started } =
+            std::mem::replace(&mut self.handler, Handler::Starting)
+        else {
+            return None;
+        };
+        let (transport, inbound, outbound) = ChannelTransport::new(CHANNEL_DEPTH);
+        // The stream is gone if this fails; the session ends with it.
+        let _ = started.send(outbound);
+        let cancel = self.cancel.clone();
+        tokio::spawn(async move {
+            match handler.serve_with_ct(transport, cancel).await {
+                Ok(running) => {
+                    let _ = running.waiting().await;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "legacy SSE session ended before initialization");
+                }
+            }
+        });
+        self.handler = Handler::Running {
+            inbound: inbound.clone(),
+        };
+        Some(inbound)
     }
 }
 

@@ -16,12 +16,11 @@ use std::{
     task::{Context, Poll},
 };
 
-use axum::{BoxError, body::HttpBody};
 use axum::{
-    body::{Body, Bytes},
+    BoxError,
+    body::{Body, Bytes, HttpBody},
     extract::Request,
-    http::Method,
-    http::Response as HttpResponse,
+    http::{Method, Response as HttpResponse},
     response::Response,
 };
 use futures::{
