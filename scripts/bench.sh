@@ -2,7 +2,7 @@
 # Benchmark harness: builds in release mode, installs what it drives (wrk, the pinned
 # TypeScript SDK peers) when missing, and runs `bench` with the given arguments.
 #
-#   scripts/bench.sh            # full run (about 14 minutes); rewrites BENCHMARKS.md
+#   scripts/bench.sh            # full run (about 12 minutes); rewrites BENCHMARKS.md
 #   scripts/bench.sh --smoke    # a few seconds per case; writes to out/bench/
 #   scripts/bench.sh --help     # every option
 set -euo pipefail

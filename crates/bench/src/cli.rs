@@ -65,9 +65,9 @@ pub struct HarnessArgs {
     /// The wrk binary.
     #[arg(long, env = "BENCH_WRK", default_value = "wrk")]
     pub wrk: PathBuf,
-    /// wrk's threads. One thread drives far more requests than any server here answers
-    /// (about 85,000/s against a constant reply); a second adds a fourth busy thread to
-    /// two cores shared with the server, and its time slices show up in every p99.
+    /// wrk's threads. One thread drives several times what the servers here answer (the
+    /// bare reference shows how much); on two cores shared with the server, a second
+    /// only adds a busy thread, and its time slices show up in every p99.
     #[arg(long, env = "BENCH_WRK_THREADS", default_value_t = 1)]
     pub wrk_threads: u32,
     /// Node.js for the TypeScript SDK peers [default: the pinned one in interop/node_modules].
