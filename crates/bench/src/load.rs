@@ -48,10 +48,12 @@ pub struct Row {
     pub result: LoadResult,
     /// Peak resident memory of the server during the run, KiB.
     pub peak_rss_kib: u64,
-    /// How many runs this row summarises (the median one is shown).
+    /// How many runs this row summarises.
     pub runs: usize,
     /// The lowest and highest requests/s of those runs.
     pub rps_range: (f64, f64),
+    /// The lowest and highest p99 of those runs, ms.
+    pub p99_range: (f64, f64),
 }
 
 /// The request cases.
@@ -159,5 +161,6 @@ pub async fn measure(
         peak_rss_kib: memory.peak_kib,
         runs: 1,
         rps_range: (result.rps, result.rps),
+        p99_range: (result.p99_ms, result.p99_ms),
     })
 }

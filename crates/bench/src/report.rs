@@ -103,13 +103,13 @@ impl Report {
     /// The load table (Markdown).
     pub fn load_table(&self, ratio_against: impl Fn(&Row) -> Option<f64>) -> String {
         let mut out = String::from(
-            "| request | server | conns | runs | req/s (median) | req/s (range) | p50 | p99 | errors | peak RSS | our/peer |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+            "| request | server | conns | runs | req/s (median) | req/s (range) | p50 | p99 (median) | p99 (range) | errors | peak RSS | our/peer |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
         );
         for r in &self.rows {
             let ratio = ratio_against(r).map_or_else(|| "".to_string(), |x| format!("{x:.1}x"));
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {:.0} | {} | {:.2} ms | {:.2} ms | {} | {} | {} |",
+                "| {} | {} | {} | {} | {:.0} | {} | {:.2} ms | {:.2} ms | {} | {} | {} | {} |",
                 r.case,
                 r.server,
                 r.connections,
@@ -122,6 +122,11 @@ impl Report {
                 },
                 r.result.p50_ms,
                 r.result.p99_ms,
+                if r.runs > 1 {
+                    format!("{:.2}–{:.2} ms", r.p99_range.0, r.p99_range.1)
+                } else {
+                    String::new()
+                },
                 r.result.errors,
                 kib(r.peak_rss_kib),
                 ratio
@@ -252,7 +257,7 @@ impl Report {
         }
         out.push_str("\n## Targets\n\n");
         out.push_str(&self.verdict_table());
-        out.push_str("\n## Load (wrk)\n\nEach row is the run with the median requests/s of its runs (the range shows the others); its latencies and memory are that run's.\n\n");
+        out.push_str("\n## Load (wrk)\n\nEach row summarises its runs: requests/s and latencies are the medians of the runs (ranges beside requests/s and p99), errors are summed, peak RSS is the highest of the runs.\n\n");
         out.push_str(&self.load_table(ratio_against));
         let _ = writeln!(
             out,
