@@ -72,6 +72,15 @@ impl ToolScopePolicy {
         }
     }
 
+    /// Whether `claims` may call `tool` (without building the set of scopes it needs).
+    fn allows(&self, claims: &VerifiedClaims, tool: &str) -> bool {
+        claims.has_scopes(&self.required)
+            && self
+                .per_tool
+                .get(tool)
+                .is_none_or(|extra| claims.has_scopes(extra))
+    }
+
     /// Whether `claims` may call every tool, so that no body needs reading.
     pub fn allows_every_tool(&self, claims: &VerifiedClaims) -> bool {
         claims.has_scopes(&self.required) && self.per_tool.values().all(|s| claims.has_scopes(s))
@@ -85,16 +94,16 @@ impl ToolScopePolicy {
     /// # Errors
     /// [`Error::InsufficientScope`] with the union of the scopes needed.
     pub fn check(&self, body: &[u8], claims: &VerifiedClaims) -> Result<(), Error> {
-        let tools = called_tools(body);
         let mut missing: Option<Scopes> = None;
-        for tool in &tools {
-            let needed = self.needed_for(tool);
-            if !claims.has_scopes(&needed) {
-                missing = Some(match missing {
-                    Some(acc) => acc.union(&needed),
-                    None => needed,
-                });
+        for tool in called_tools(body) {
+            if self.allows(claims, &tool) {
+                continue;
             }
+            let needed = self.needed_for(&tool);
+            missing = Some(match missing {
+                Some(acc) => acc.union(&needed),
+                None => needed,
+            });
         }
         match missing {
             Some(needed) => {
