@@ -1,7 +1,9 @@
 //! The resource server's whole router, in process (no sockets, no load generator): one
-//! stateless `tools/call` with authorization off (the ceiling), with a cached token, and
-//! without a token (the 401 challenge). The difference between the first two is what
-//! authorization costs per request; the harness measures the same over loopback.
+//! stateless `tools/call` with authorization off (the ceiling), with a cached token, with
+//! a cached token holding every tool's scope, and without a token (the 401 challenge).
+//! The difference between the first two is what authorization costs per request (the
+//! harness measures the same over loopback); the third skips the per-tool scope check,
+//! which reads the body only for tokens lacking some tool's scope.
 //!
 //! `cargo bench -p bench --bench router`
 
@@ -22,6 +24,11 @@ use mcp_resource_server::{
     server::{AppState, router},
 };
 use tower::ServiceExt as _;
+
+/// The `resource-server` binary's allocator, so that the router runs as it does there.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const PUBLIC_URL: &str = "http://127.0.0.1:3001";
 
@@ -58,6 +65,12 @@ fn stack(c: &mut Criterion) {
     let token = auth
         .mint(&TokenSpec::for_audience(format!("{PUBLIC_URL}/mcp")))
         .expect("token");
+    let all = auth
+        .mint(&TokenSpec {
+            scope: "mcp:tools mcp:admin".into(),
+            ..TokenSpec::for_audience(format!("{PUBLIC_URL}/mcp"))
+        })
+        .expect("token");
     let off = app(&auth, true);
     let on = app(&auth, false);
     let call = |app: &axum::Router, token: Option<&str>| {
@@ -84,6 +97,9 @@ fn stack(c: &mut Criterion) {
     });
     group.bench_function("tools_call/cached_token", |b| {
         b.iter(|| assert_eq!(call(black_box(&on), Some(&token)), StatusCode::OK));
+    });
+    group.bench_function("tools_call/cached_token_every_scope", |b| {
+        b.iter(|| assert_eq!(call(black_box(&on), Some(&all)), StatusCode::OK));
     });
     group.bench_function("no_token_401", |b| {
         b.iter(|| assert_eq!(call(black_box(&on), None), StatusCode::UNAUTHORIZED));
