@@ -132,7 +132,7 @@ impl Settings {
 
     fn describe(&self) -> String {
         format!(
-            "Settings: {} run; wrk {} s per measurement (after a {} s warm-up per server), {} thread(s), connections {} (at 32 connections {} more interleaved rounds, the median kept); {} SSE streams; {} concurrent requests after the key rotation; {} timed client runs of each kind.",
+            "Settings: {} run; wrk {} s per measurement (after a {} s warm-up per server), {} thread(s), connections {} (at 32 connections {} more interleaved rounds, medians kept); {} SSE streams; {} concurrent requests after the key rotation; {} timed client runs of each kind.",
             if self.smoke { "smoke" } else { "full" },
             self.duration.as_secs(),
             self.warmup.as_secs(),
