@@ -24,7 +24,10 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 
-use crate::auth::claims::VerifiedClaims;
+use crate::auth::{
+    claims::VerifiedClaims,
+    tool_scope::{may_call, scopes_needed},
+};
 
 /// Scope rules the handler enforces (mirrors [`crate::auth::ToolScopePolicy`]).
 #[derive(Debug, Clone, Default)]
@@ -105,16 +108,16 @@ impl McpServer {
         if !self.access.enabled {
             return Ok(());
         }
-        let needed = match self.access.per_tool.get(tool) {
-            Some(extra) => self.access.required.union(extra),
-            None => self.access.required.clone(),
-        };
+        let (required, per_tool) = (&self.access.required, &self.access.per_tool);
         match claims {
-            Some(claims) if claims.has_scopes(&needed) => Ok(()),
-            Some(_) => Err(McpError::invalid_request(
-                format!("insufficient scope: this tool needs {needed}"),
-                Some(json!({"error": "insufficient_scope", "scope": needed.to_string()})),
-            )),
+            Some(claims) if may_call(claims, required, per_tool, tool) => Ok(()),
+            Some(_) => {
+                let needed = scopes_needed(required, per_tool, tool);
+                Err(McpError::invalid_request(
+                    format!("insufficient scope: this tool needs {needed}"),
+                    Some(json!({"error": "insufficient_scope", "scope": needed.to_string()})),
+                ))
+            }
             None => Err(McpError::invalid_request("request is not authorized", None)),
         }
     }
@@ -326,6 +329,34 @@ mod tests {
             per_tool: BTreeMap::from([("admin_status".into(), Scopes::parse("mcp:admin"))]),
             enabled: true,
         }));
+        let claims = |scopes: &str| VerifiedClaims {
+            issuer: "i".into(),
+            subject: "s".into(),
+            audience: vec![],
+            expires_at: 0,
+            issued_at: None,
+            scopes: Scopes::parse(scopes),
+            client_id: None,
+            kind: crate::auth::claims::TokenKind::Jwt,
+            profile: Default::default(),
+            token_fingerprint: String::new(),
+        };
         assert!(server.check_scope("calculator", None).is_err());
+        let tools = claims("mcp:tools");
+        assert!(server.check_scope("calculator", Some(&tools)).is_ok());
+        let refusal = server
+            .check_scope("admin_status", Some(&tools))
+            .expect_err("admin_status needs mcp:admin");
+        assert_eq!(
+            refusal.data,
+            Some(json!({"error": "insufficient_scope", "scope": "mcp:tools mcp:admin"}))
+        );
+        let admin = claims("mcp:tools mcp:admin");
+        assert!(server.check_scope("admin_status", Some(&admin)).is_ok());
+        assert!(
+            server
+                .check_scope("calculator", Some(&claims("mcp:admin")))
+                .is_err()
+        );
     }
 }

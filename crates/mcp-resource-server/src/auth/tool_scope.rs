@@ -63,22 +63,32 @@ struct Params<'a> {
     name: Option<Cow<'a, str>>,
 }
 
+/// All scopes needed to call `tool`: the `required` ones and the tool's extra ones.
+pub fn scopes_needed(required: &Scopes, per_tool: &BTreeMap<String, Scopes>, tool: &str) -> Scopes {
+    match per_tool.get(tool) {
+        Some(extra) => required.union(extra),
+        None => required.clone(),
+    }
+}
+
+/// Whether `claims` hold [`scopes_needed`] for `tool`, without building that set (this
+/// runs on every `tools/call`; the set is built only to name it in a refusal).
+pub fn may_call(
+    claims: &VerifiedClaims,
+    required: &Scopes,
+    per_tool: &BTreeMap<String, Scopes>,
+    tool: &str,
+) -> bool {
+    claims.has_scopes(required)
+        && per_tool
+            .get(tool)
+            .is_none_or(|extra| claims.has_scopes(extra))
+}
+
 impl ToolScopePolicy {
     /// All scopes needed to call `tool`.
     pub fn needed_for(&self, tool: &str) -> Scopes {
-        match self.per_tool.get(tool) {
-            Some(extra) => self.required.union(extra),
-            None => self.required.clone(),
-        }
-    }
-
-    /// Whether `claims` may call `tool` (without building the set of scopes it needs).
-    fn allows(&self, claims: &VerifiedClaims, tool: &str) -> bool {
-        claims.has_scopes(&self.required)
-            && self
-                .per_tool
-                .get(tool)
-                .is_none_or(|extra| claims.has_scopes(extra))
+        scopes_needed(&self.required, &self.per_tool, tool)
     }
 
     /// Whether `claims` may call every tool, so that no body needs reading.
@@ -96,7 +106,7 @@ impl ToolScopePolicy {
     pub fn check(&self, body: &[u8], claims: &VerifiedClaims) -> Result<(), Error> {
         let mut missing: Option<Scopes> = None;
         for tool in called_tools(body) {
-            if self.allows(claims, &tool) {
+            if may_call(claims, &self.required, &self.per_tool, &tool) {
                 continue;
             }
             let needed = self.needed_for(&tool);
