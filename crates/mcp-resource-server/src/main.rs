@@ -6,10 +6,11 @@ use tracing_subscriber::EnvFilter;
 
 /// jemalloc instead of the C library's malloc: every MCP request allocates and frees
 /// many small objects on both tokio workers (rmcp runs each stateless request's service
-/// loop and handler as tasks of their own). Two builds of the server differing only in the allocator, run
-/// alternately under wrk (one thread, 32 connections, stateless `tools/call`): median
-/// 30,700 against 28,500 req/s over 12 runs each. Held SSE streams cost about the same
-/// (`bench --only sse`: 23.5 against 23.2 KiB per stream over 10,000).
+/// loop and handler as tasks of their own). Two builds of the server differing only in
+/// the allocator, run alternately under wrk (one thread, 32 connections, stateless
+/// `tools/call`): median 30,700 against 28,500 req/s over 12 runs each. Held SSE
+/// streams cost about the same (`bench --only sse`: 23.5 against 23.2 KiB per stream
+/// over 10,000).
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
