@@ -7,7 +7,7 @@
 //!
 //! `cargo bench -p bench --bench router`
 
-use std::hint::black_box;
+use std::{convert::Infallible, hint::black_box};
 
 use axum::{
     body::Body,
@@ -21,8 +21,9 @@ use bench::{
 use criterion::{Criterion, criterion_group, criterion_main};
 use mcp_resource_server::{
     Config,
-    server::{AppState, router},
+    server::{App, AppState, app},
 };
+use tokio::runtime::Runtime;
 use tower::ServiceExt as _;
 
 /// The `resource-server` binary's allocator, so that the router runs as it does there.
@@ -32,14 +33,14 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const PUBLIC_URL: &str = "http://127.0.0.1:3001";
 
-fn app(auth: &AuthServer, no_auth: bool) -> axum::Router {
+fn server(auth: &AuthServer, no_auth: bool) -> App {
     let config = Config::new(PUBLIC_URL, auth.issuer())
         .with_jwks_uri(auth.jwks_uri())
         .with_stateless(true)
         .with_no_auth(no_auth)
         .validate()
         .expect("valid settings");
-    router(AppState::new(config, None))
+    app(AppState::new(config, None))
 }
 
 fn request(token: Option<&str>) -> Request<Body> {
@@ -52,6 +53,26 @@ fn request(token: Option<&str>) -> Request<Body> {
         builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }
     builder.body(Body::from(TOOLS_CALL)).expect("request")
+}
+
+/// One `tools/call` through `app`, its reply read to the end.
+fn call<S>(runtime: &Runtime, app: &S, token: Option<&str>) -> StatusCode
+where
+    S: tower::Service<Request<Body>, Response = axum::response::Response, Error = Infallible>
+        + Clone,
+{
+    runtime.block_on(async {
+        let response = app
+            .clone()
+            .oneshot(request(token))
+            .await
+            .expect("infallible");
+        let status = response.status();
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        status
+    })
 }
 
 fn stack(c: &mut Criterion) {
@@ -71,38 +92,43 @@ fn stack(c: &mut Criterion) {
             ..TokenSpec::for_audience(format!("{PUBLIC_URL}/mcp"))
         })
         .expect("token");
-    let off = app(&auth, true);
-    let on = app(&auth, false);
-    let call = |app: &axum::Router, token: Option<&str>| {
-        runtime.block_on(async {
-            let response = app
-                .clone()
-                .oneshot(request(token))
-                .await
-                .expect("infallible");
-            let status = response.status();
-            axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .expect("body");
-            status
-        })
-    };
-    assert_eq!(call(&off, None), StatusCode::OK);
-    assert_eq!(call(&on, Some(&token)), StatusCode::OK);
-    assert_eq!(call(&on, None), StatusCode::UNAUTHORIZED);
+    let off = server(&auth, true);
+    let on = server(&auth, false);
+    let bare = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(|| async {
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                bench::component::BARE_HTTP_REPLY,
+            )
+        }),
+    );
+    assert_eq!(call(&runtime, &off, None), StatusCode::OK);
+    assert_eq!(call(&runtime, &on, Some(&token)), StatusCode::OK);
+    assert_eq!(call(&runtime, &on, None), StatusCode::UNAUTHORIZED);
+
+    assert_eq!(call(&runtime, &bare, None), StatusCode::OK);
 
     let mut group = c.benchmark_group("router");
+    group.bench_function("floor/bare_axum_route", |b| {
+        b.iter(|| assert_eq!(call(&runtime, black_box(&bare), None), StatusCode::OK));
+    });
     group.bench_function("tools_call/authorization_off", |b| {
-        b.iter(|| assert_eq!(call(black_box(&off), None), StatusCode::OK));
+        b.iter(|| assert_eq!(call(&runtime, black_box(&off), None), StatusCode::OK));
     });
     group.bench_function("tools_call/cached_token", |b| {
-        b.iter(|| assert_eq!(call(black_box(&on), Some(&token)), StatusCode::OK));
+        b.iter(|| assert_eq!(call(&runtime, black_box(&on), Some(&token)), StatusCode::OK));
     });
     group.bench_function("tools_call/cached_token_every_scope", |b| {
-        b.iter(|| assert_eq!(call(black_box(&on), Some(&all)), StatusCode::OK));
+        b.iter(|| assert_eq!(call(&runtime, black_box(&on), Some(&all)), StatusCode::OK));
     });
     group.bench_function("no_token_401", |b| {
-        b.iter(|| assert_eq!(call(black_box(&on), None), StatusCode::UNAUTHORIZED));
+        b.iter(|| {
+            assert_eq!(
+                call(&runtime, black_box(&on), None),
+                StatusCode::UNAUTHORIZED
+            )
+        });
     });
     group.finish();
 }

@@ -7,7 +7,7 @@
 //! carries internals; neither ever carries a token.
 
 use axum::{
-    Json,
+    body::{Body, Bytes},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -210,46 +210,92 @@ impl Error {
         HeaderValue::from_str(&challenge.to_string()).ok()
     }
 
-    /// Turns this error into a response for an endpoint described by `context`.
-    pub fn into_response_with(self, context: Option<&ChallengeContext>) -> Response {
-        let challenge = self.challenge_header(context.unwrap_or(&ChallengeContext::default()));
-        self.into_response_with_challenge(challenge)
-    }
-
-    /// Turns this error into a response carrying `challenge` (rendered beforehand with
-    /// [`Error::challenge_header`], for callers that answer the same challenge often).
-    pub fn into_response_with_challenge(self, challenge: Option<HeaderValue>) -> Response {
+    /// Logs this error: a warning for a failure of the server, debug for a refusal.
+    fn log(&self) {
         let status = self.status();
         if status.is_server_error() {
             tracing::warn!(error = %self, "request failed");
         } else {
             tracing::debug!(status = status.as_u16(), error = %self, "request refused");
         }
+    }
+
+    /// The response to this error at an endpoint described by `context`, rendered
+    /// (challenge, JSON body) so that it can be answered many times.
+    pub fn render(&self, context: &ChallengeContext) -> Refusal {
         let body = ErrorBody {
             error: self.error_code(),
             error_description: self.external_message(),
         };
-        let mut response = (status, Json(body)).into_response();
-        let headers = response.headers_mut();
-        if let Some(challenge) = challenge {
-            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        Refusal {
+            status: self.status(),
+            challenge: self.challenge_header(context),
+            body: serde_json::to_vec(&body)
+                .expect("two strings serialise")
+                .into(),
+            retry_after: matches!(
+                self,
+                Self::KeysUnavailable(_)
+                    | Self::Busy
+                    | Self::TooManyStreams { .. }
+                    | Self::StreamCapacity { .. }
+            ),
+            no_store: matches!(
+                self,
+                Self::MissingCredentials
+                    | Self::InvalidToken(_)
+                    | Self::InvalidSession
+                    | Self::InsufficientScope { .. }
+            ),
         }
-        if matches!(
-            self,
-            Self::KeysUnavailable(_)
-                | Self::Busy
-                | Self::TooManyStreams { .. }
-                | Self::StreamCapacity { .. }
-        ) {
+    }
+
+    /// Turns this error into a response for an endpoint described by `context`.
+    pub fn into_response_with(self, context: Option<&ChallengeContext>) -> Response {
+        self.log();
+        self.render(context.unwrap_or(&ChallengeContext::default()))
+            .response()
+    }
+
+    /// Logs this error and answers `refusal`, which [`Error::render`] made from it
+    /// beforehand (for callers that answer the same refusal often).
+    pub fn into_rendered_response(self, refusal: &Refusal) -> Response {
+        debug_assert_eq!(self.status(), refusal.status);
+        self.log();
+        refusal.response()
+    }
+}
+
+/// A refusal rendered by [`Error::render`]: building its response copies no more than
+/// reference-counted bytes.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    status: StatusCode,
+    challenge: Option<HeaderValue>,
+    body: Bytes,
+    retry_after: bool,
+    no_store: bool,
+}
+
+impl Refusal {
+    /// A fresh response.
+    pub fn response(&self) -> Response {
+        let mut response = Response::new(Body::from(self.body.clone()));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        // Room for these and the CORS headers added on the way out, without regrowing.
+        headers.reserve(8);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(challenge) = &self.challenge {
+            headers.insert(header::WWW_AUTHENTICATE, challenge.clone());
+        }
+        if self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
-        if matches!(
-            self,
-            Self::MissingCredentials
-                | Self::InvalidToken(_)
-                | Self::InvalidSession
-                | Self::InsufficientScope { .. }
-        ) {
+        if self.no_store {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
         response

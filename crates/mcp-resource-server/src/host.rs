@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::{extract::Request, http::header};
 
 use crate::{
-    check::{CheckLayer, RequestCheck},
+    check::{CheckLayer, CheckService, RequestCheck},
     error::Error,
     origin::OriginPolicy,
 };
@@ -32,3 +32,6 @@ impl RequestCheck for HostCheck {
 
 /// Layer refusing requests whose `Host` is not allowed.
 pub type HostLayer = CheckLayer<HostCheck>;
+
+/// The service made by [`HostLayer`].
+pub type HostService<S> = CheckService<S, HostCheck>;

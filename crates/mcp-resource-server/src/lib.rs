@@ -8,7 +8,7 @@
 //! - [`auth::AuthLayer`]: a tower layer putting bearer authorization in front of any
 //!   service; [`auth::VerifiedClaims`] is the extractor handlers use;
 //! - [`auth::Validator`] and [`auth::JwksCache`]: token validation and the key cache;
-//! - [`server::router`] / [`server::serve`]: the whole server, from a [`config::Config`];
+//! - [`server::app`] / [`server::serve`]: the whole server, from a [`config::Config`];
 //! - [`cli`]: the `resource-server` command line.
 
 pub mod auth;
@@ -21,6 +21,7 @@ pub mod mcp;
 pub mod mcp_session;
 pub mod origin;
 pub mod prm;
+pub mod request_span;
 pub mod server;
 pub mod session;
 pub mod sse;

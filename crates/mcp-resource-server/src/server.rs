@@ -23,12 +23,12 @@ use std::{
 
 use axum::{
     Router,
-    body::{Bytes, HttpBody},
+    body::HttpBody,
     http::{HeaderName, HeaderValue, Method, header},
     middleware,
     routing::{get, post},
 };
-use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
@@ -43,10 +43,7 @@ use rmcp::transport::{
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceBuilder};
-use tower_http::{
-    cors::{AllowOrigin, CorsLayer},
-    trace::TraceLayer,
-};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     auth::{
@@ -55,10 +52,11 @@ use crate::{
     },
     config::{Config, ConfigError, ValidatedConfig},
     error::ChallengeContext,
-    host::{HostCheck, HostLayer},
+    host::{HostCheck, HostLayer, HostService},
     mcp::{McpServer, ToolAccess},
     mcp_session::{McpSessionOwners, bind_sessions},
     origin::{OriginCheck, OriginLayer, OriginPolicy},
+    request_span::{RequestSpan, RequestSpanLayer},
     session::{CookieSessions, create_session, delete_session},
     sse::{SseSessions, open_stream, post_message},
     stream_limit::{StreamSlots, limit_streams},
@@ -199,7 +197,7 @@ where
     B::Error: std::fmt::Display,
     B::Data: Send + 'static,
 {
-    type Response = axum::http::Response<BoxBody<Bytes, Infallible>>;
+    type Response = axum::response::Response;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
@@ -209,17 +207,55 @@ where
 
     fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
         let service = self.0.clone();
-        Box::pin(async move { Ok(service.handle(request).await) })
+        Box::pin(async move { Ok(service.handle(request).await.map(axum::body::Body::new)) })
     }
 }
 
-/// `/mcp`: rmcp's Streamable HTTP service behind the authorization layers, composed
-/// once with [`ServiceBuilder`] (each `Router::layer` would box and clone the stack
-/// below it on every request).
+/// The CORS policy of the protected routes: the allowed origins may send credentials and
+/// the MCP headers, and read the challenge and the session id.
+fn cors(config: &ValidatedConfig) -> CorsLayer {
+    // A predicate rather than a list: the layer is cloned for every request, and a list
+    // would be copied each time.
+    let allowed_origins: Arc<[HeaderValue]> = config
+        .allowed_origins
+        .iter()
+        .filter_map(|o| o.parse().ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            allowed_origins.contains(origin)
+        }))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("mcp-protocol-version"),
+        ])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("mcp-session-id"),
+        ])
+}
+
+/// What every protected route has in front of it: CORS for the allowed origins, and the
+/// `Origin` check.
+struct RouteGuard {
+    cors: CorsLayer,
+    origin: OriginLayer,
+}
+
+/// `/mcp`: rmcp's Streamable HTTP service behind CORS, the `Origin` check and the
+/// authorization layers, composed once with [`ServiceBuilder`] into the route's one
+/// service (each `Router::layer` would box the stack below it again, and every level
+/// is cloned and moved on every request).
 ///
 /// Stateless mode has neither sessions nor standalone event streams (rmcp answers
 /// `GET` and `DELETE` with 405), so only authorization and the tool scopes apply there.
-fn streamable_http(state: &AppState) -> Router<AppState> {
+fn streamable_http(state: &AppState, guard: &RouteGuard) -> Router {
     let config = &state.config;
     let rmcp_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(config.allowed_hosts.clone())
@@ -246,11 +282,14 @@ fn streamable_http(state: &AppState) -> Router<AppState> {
             rmcp_config.clone(),
         )))
     };
+    let guarded = ServiceBuilder::new()
+        .layer(guard.cors.clone())
+        .layer(guard.origin.clone());
     let Some(validator) = &state.validator else {
         return if config.raw.stateless {
-            Router::new().route_service("/mcp", stateless())
+            Router::new().route_service("/mcp", guarded.service(stateless()))
         } else {
-            Router::new().route_service("/mcp", stateful())
+            Router::new().route_service("/mcp", guarded.service(stateful()))
         };
     };
     let auth = AuthLayer::new(validator.clone())
@@ -258,14 +297,11 @@ fn streamable_http(state: &AppState) -> Router<AppState> {
         .with_required_scopes(config.required_scopes.clone());
     let tool_scopes = ToolScopeLayer::new(state.tool_policy.clone());
     if config.raw.stateless {
-        let stack = ServiceBuilder::new()
-            .layer(auth)
-            .layer(tool_scopes)
-            .service(stateless());
+        let stack = guarded.layer(auth).layer(tool_scopes).service(stateless());
         Router::new().route_service("/mcp", stack)
     } else {
         let owners = Arc::new(McpSessionOwners::new(auth.challenge_context().clone()));
-        let stack = ServiceBuilder::new()
+        let stack = guarded
             .layer(auth)
             .layer(middleware::from_fn_with_state(owners, bind_sessions))
             .layer(middleware::from_fn_with_state(
@@ -279,20 +315,14 @@ fn streamable_http(state: &AppState) -> Router<AppState> {
     }
 }
 
-/// The whole application.
-pub fn router(state: AppState) -> Router {
-    let config = state.config.clone();
-    let origin_policy = Arc::new(OriginPolicy {
-        hosts: config.allowed_hosts.clone(),
-        origins: config.allowed_origins.clone(),
-    });
-
-    let mcp = streamable_http(&state);
+/// The legacy HTTP+SSE transport and the session cookie routes, behind their guard and
+/// authorization.
+fn legacy_sse(state: &AppState, guard: &RouteGuard) -> Router {
+    let config = &state.config;
     let mut legacy = Router::new()
         .route("/sse", get(open_stream))
         .route("/messages", post(post_message));
     let mut session = Router::<AppState>::new();
-
     if let Some(validator) = &state.validator {
         let cookie_auth = CookieAuth {
             sessions: state.cookie_sessions.clone(),
@@ -306,59 +336,46 @@ pub fn router(state: AppState) -> Router {
         session = Router::new()
             .route("/session", post(create_session).layer(sse_auth))
             .route("/session", axum::routing::delete(delete_session));
-    } else {
-        tracing::warn!("AUTHORIZATION IS OFF (--no-auth): every request is served without a token");
     }
-
-    // A predicate rather than a list: the layer is cloned for every request, and a
-    // list would be copied each time.
-    let allowed_origins: Arc<[HeaderValue]> = config
-        .allowed_origins
-        .iter()
-        .filter_map(|o| o.parse().ok())
-        .collect();
-    let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::predicate(move |origin, _| {
-            allowed_origins.contains(origin)
-        }))
-        .allow_credentials(true)
-        .allow_methods([Method::GET, Method::POST, Method::DELETE])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::ACCEPT,
-            HeaderName::from_static("last-event-id"),
-            HeaderName::from_static("mcp-session-id"),
-            HeaderName::from_static("mcp-protocol-version"),
-        ])
-        .expose_headers([
-            header::WWW_AUTHENTICATE,
-            HeaderName::from_static("mcp-session-id"),
-        ]);
-
-    let protected = mcp.merge(legacy).merge(session).with_state(state).layer(
+    legacy.merge(session).with_state(state.clone()).layer(
         ServiceBuilder::new()
-            .layer(cors)
-            .layer(OriginLayer::new(OriginCheck(origin_policy.clone()))),
-    );
-
-    let mut app = Router::new()
-        .merge(crate::prm::router(&config))
-        .merge(protected);
-    if let Some(web) = config.raw.web_dir.as_deref().and_then(crate::web::router) {
-        app = app.merge(web);
-    }
-    app.layer(
-        ServiceBuilder::new()
-            .layer(TraceLayer::new_for_http().make_span_with(request_span))
-            .layer(HostLayer::new(HostCheck(origin_policy))),
+            .layer(guard.cors.clone())
+            .layer(guard.origin.clone()),
     )
 }
 
-/// The span of a request: method and path only. The query string is left out, since
-/// a misbehaving client may put a token there.
-fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+/// The whole application: every route behind the request span and the `Host` check.
+pub type App = RequestSpan<HostService<Router>>;
+
+/// The whole application, ready to serve (its requests carry [`axum::body::Body`];
+/// [`serve_with_shutdown`] maps hyper's bodies to it).
+///
+/// The layers every route shares wrap the router once, outside it, rather than each
+/// route through `Router::layer`.
+pub fn app(state: AppState) -> App {
+    let config = state.config.clone();
+    let origin_policy = Arc::new(OriginPolicy {
+        hosts: config.allowed_hosts.clone(),
+        origins: config.allowed_origins.clone(),
+    });
+    if state.validator.is_none() {
+        tracing::warn!("AUTHORIZATION IS OFF (--no-auth): every request is served without a token");
+    }
+    let guard = RouteGuard {
+        cors: cors(&config),
+        origin: OriginLayer::new(OriginCheck(origin_policy.clone())),
+    };
+    let mut routes = Router::new()
+        .merge(crate::prm::router(&config))
+        .merge(streamable_http(&state, &guard))
+        .merge(legacy_sse(&state, &guard));
+    if let Some(web) = config.raw.web_dir.as_deref().and_then(crate::web::router) {
+        routes = routes.merge(web);
+    }
+    ServiceBuilder::new()
+        .layer(RequestSpanLayer)
+        .layer(HostLayer::new(HostCheck(origin_policy)))
+        .service(routes)
 }
 
 /// Serves `config` on `listener` until the process ends.
@@ -402,7 +419,9 @@ pub async fn serve_with_shutdown(
         stateless = state.config.raw.stateless,
         "resource server listening"
     );
-    let app = router(state);
+    let app = ServiceBuilder::new()
+        .map_request(|request: axum::http::Request<Incoming>| request.map(axum::body::Body::new))
+        .service(app(state));
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -27,7 +27,7 @@ use std::{
 use axum::{
     BoxError,
     body::{Body, Bytes, HttpBody},
-    http::{HeaderMap, HeaderValue, Method, Request, Uri, header},
+    http::{HeaderMap, Method, Request, Uri, header},
     response::Response,
 };
 use mcp_auth_proto::{AccessToken, scope::Scopes, secret};
@@ -36,7 +36,7 @@ use tower::{Layer, Service};
 
 use super::{claims::VerifiedClaims, validator::Validator};
 use crate::{
-    error::{ChallengeContext, Error},
+    error::{ChallengeContext, Error, Refusal},
     session::{CookieSessions, cookie_value},
 };
 
@@ -84,15 +84,15 @@ pub struct CookieAuth {
 struct Settings {
     validator: Arc<Validator>,
     challenge: ChallengeContext,
-    /// The challenge to a request without credentials, rendered from `challenge`.
-    missing_credentials: Option<HeaderValue>,
+    /// The answer to a request without credentials, rendered from `challenge`.
+    missing_credentials: Refusal,
     required_scopes: Scopes,
     cookies: Option<CookieAuth>,
 }
 
 impl Settings {
     fn set_challenge(&mut self, challenge: ChallengeContext) {
-        self.missing_credentials = Error::MissingCredentials.challenge_header(&challenge);
+        self.missing_credentials = Error::MissingCredentials.render(&challenge);
         self.challenge = challenge;
     }
 }
@@ -109,7 +109,7 @@ impl AuthLayer {
         let mut settings = Settings {
             validator,
             challenge: ChallengeContext::default(),
-            missing_credentials: None,
+            missing_credentials: Error::MissingCredentials.render(&ChallengeContext::default()),
             required_scopes: Scopes::default(),
             cookies: None,
         };
@@ -471,9 +471,7 @@ impl Settings {
     /// reuses the challenge rendered when the layer was built.
     fn refuse(&self, error: Error) -> Response {
         match error {
-            Error::MissingCredentials => {
-                error.into_response_with_challenge(self.missing_credentials.clone())
-            }
+            Error::MissingCredentials => error.into_rendered_response(&self.missing_credentials),
             error => error.into_response_with(Some(&self.challenge)),
         }
     }
