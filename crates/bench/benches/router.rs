@@ -1,6 +1,7 @@
 //! The resource server's whole router, in process (no sockets, no load generator): one
 //! stateless `tools/call` with authorization off (the ceiling), with a cached token, with
-//! a cached token holding every tool's scope, and without a token (the 401 challenge).
+//! a cached token holding every tool's scope, and without a token (the 401 challenge);
+//! and, as the floor, a bare axum route answering a constant reply.
 //! The difference between the first two is what authorization costs per request (the
 //! harness measures the same over loopback); the third skips the per-tool scope check,
 //! which reads the body only for tokens lacking some tool's scope.
