@@ -424,10 +424,14 @@ pub async fn serve_with_shutdown(
         .service(app(state));
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Replies here are small (JSON-RPC results, challenges, SSE events): copying the
+    // body next to the head and sending both with one write costs less than a vectored
+    // write of the two (about 5 % more 401s per second over loopback).
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+        .header_read_timeout(header_read_timeout)
+        .writev(false);
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
