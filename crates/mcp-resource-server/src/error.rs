@@ -372,4 +372,33 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
     }
+
+    #[tokio::test]
+    async fn a_rendered_refusal_answers_as_the_error_does() {
+        async fn parts(response: Response) -> (StatusCode, Vec<(String, String)>, Bytes) {
+            let status = response.status();
+            let mut headers: Vec<_> = response
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+                .collect();
+            headers.sort();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, headers, body)
+        }
+        let refusal = Error::MissingCredentials.render(&context());
+        let rendered = parts(Error::MissingCredentials.into_rendered_response(&refusal)).await;
+        let fresh = parts(Error::MissingCredentials.into_response_with(Some(&context()))).await;
+        assert_eq!(rendered, fresh);
+        // A second answer from the same rendering is whole too.
+        assert_eq!(parts(refusal.response()).await, fresh);
+        let (status, headers, body) = fresh;
+        assert_eq!(status, 401);
+        assert!(headers.contains(&("cache-control".into(), "no-store".into())));
+        assert!(headers.contains(&("content-type".into(), "application/json".into())));
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "unauthorized");
+    }
 }
