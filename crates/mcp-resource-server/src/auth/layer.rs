@@ -327,8 +327,8 @@ fn is_b64token(token: &str) -> bool {
     !body.is_empty() && body.bytes().all(|b| B64TOKEN[usize::from(b)])
 }
 
-/// The bearer token of the `Authorization` header: `Ok(None)` when there is no header.
-fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, Error> {
+/// The credentials of a `Bearer` `Authorization` header, their syntax unchecked.
+fn bearer_credentials(headers: &HeaderMap) -> Result<Option<&str>, Error> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -343,11 +343,16 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, Error> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Error::MissingCredentials);
     }
-    let token = credentials.trim_start_matches(' ');
-    if !is_b64token(token) {
-        return Err(Error::InvalidRequest("Malformed Bearer credentials"));
+    Ok(Some(credentials.trim_start_matches(' ')))
+}
+
+/// Bearer credentials must be a `b64token` (RFC 6750 §2.1).
+fn check_token_syntax(token: &str) -> Result<(), Error> {
+    if is_b64token(token) {
+        Ok(())
+    } else {
+        Err(Error::InvalidRequest("Malformed Bearer credentials"))
     }
-    Ok(Some(token))
 }
 
 fn query_has_token(uri: &Uri) -> bool {
@@ -400,14 +405,17 @@ impl Settings {
                 "Tokens are accepted only in the Authorization header",
             ));
         }
-        if let Some(token) = bearer_token(headers)? {
-            return match self.validator.cached(token) {
-                Some(claims) => Ok(Decision::Authorized(
+        if let Some(token) = bearer_credentials(headers)? {
+            // A token in the cache is that very string, which passed every check
+            // before, its syntax included; only a miss needs the syntax checked.
+            if let Some(claims) = self.validator.cached(token) {
+                return Ok(Decision::Authorized(
                     self.check_scopes(claims)?,
                     AuthMethod::Bearer,
-                )),
-                None => Ok(Decision::Validate(AccessToken::new(token))),
-            };
+                ));
+            }
+            check_token_syntax(token)?;
+            return Ok(Decision::Validate(AccessToken::new(token)));
         }
         if is_form(headers) {
             return Err(Error::InvalidRequest(
@@ -488,6 +496,16 @@ enum Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bearer token as [`Settings::decide`] takes it from a request whose token is
+    /// not in the cache.
+    fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, Error> {
+        let token = bearer_credentials(headers)?;
+        if let Some(token) = token {
+            check_token_syntax(token)?;
+        }
+        Ok(token)
+    }
     use axum::http::HeaderValue;
 
     fn headers(values: &[&'static str]) -> HeaderMap {

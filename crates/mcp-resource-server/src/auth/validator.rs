@@ -441,20 +441,54 @@ struct CacheEntry {
     valid_until: u64,
 }
 
+/// How many bytes at the end of a token [`TailHash`] hashes.
+const HASHED_TAIL: usize = 32;
+
+/// The cache's hasher: std's seeded SipHash over the last [`HASHED_TAIL`] bytes of a
+/// token, instead of all of its several hundred (every authorized request pays one
+/// lookup). Equality still compares whole tokens. The cache holds only tokens whose
+/// signature was verified, and a JWT ends with its signature: distinct tokens end
+/// differently, and a sender cannot make a forged token land among them, since it is
+/// never inserted.
+#[derive(Debug, Clone, Default)]
+struct TailHash(std::hash::RandomState);
+
+impl std::hash::BuildHasher for TailHash {
+    type Hasher = TailHasher;
+
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0.build_hasher())
+    }
+}
+
+/// The hasher of [`TailHash`].
+struct TailHasher(std::hash::DefaultHasher);
+
+impl std::hash::Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0
+            .write(&bytes[bytes.len().saturating_sub(HASHED_TAIL)..]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+}
+
 /// A bounded map from whole tokens to their verified claims.
 ///
 /// Entries expire with the token (`exp` + leeway) and after [`CACHE_ENTRY_TTL`]; when
 /// full, expired entries are dropped, then everything if still full.
 struct TokenCache {
     capacity: usize,
-    entries: Mutex<HashMap<String, CacheEntry>>,
+    entries: Mutex<HashMap<String, CacheEntry, TailHash>>,
 }
 
 impl TokenCache {
     fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(HashMap::default()),
         }
     }
 

@@ -160,3 +160,60 @@ async fn layer_wraps_an_rmcp_service_directly() {
         "alice"
     );
 }
+
+/// The cache of verified tokens answers only for the very token it verified: a token
+/// that ends like a cached one but differs before is checked on its own (and refused),
+/// and malformed credentials stay a 400 whatever the cache holds.
+#[tokio::test]
+async fn cached_tokens_match_whole() {
+    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    let jwks = Arc::new(JwksCache::new(
+        JwksSource::Uri(auth.jwks_uri.parse().unwrap()),
+        JwksConfig::default(),
+    ));
+    let validator = Arc::new(Validator::new(
+        ValidatorConfig {
+            issuer: auth.issuer.clone(),
+            audiences: vec!["https://api.example/".into()],
+            leeway: std::time::Duration::from_secs(5),
+            max_token_bytes: 8192,
+            cache_capacity: 16,
+        },
+        jwks,
+    ));
+    let app = Router::new()
+        .route("/hello", get(hello))
+        .layer(AuthLayer::new(validator));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let status = |credentials: String| {
+        let url = format!("{url}/hello");
+        async move {
+            client()
+                .get(url)
+                .header("authorization", credentials)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+
+    let token = TestKey::rsa1().sign(&auth.claims("alice", "https://api.example/", "read"), None);
+    // Twice: verified, then served from the cache.
+    assert_eq!(status(format!("Bearer {token}")).await, 200);
+    assert_eq!(status(format!("Bearer {token}")).await, 200);
+
+    // Same signature, another payload: the payload's first character changed.
+    let (header, rest) = token.split_once('.').unwrap();
+    let tampered_first = if rest.starts_with('A') { 'B' } else { 'A' };
+    let tampered = format!("{header}.{tampered_first}{}", &rest[1..]);
+    assert_ne!(tampered, token);
+    assert_eq!(status(format!("Bearer {tampered}")).await, 401);
+
+    // Not a b64token (RFC 6750 §2.1): 400, before and after the same prefix was cached.
+    assert_eq!(status(format!("Bearer {token}!")).await, 400);
+    assert_eq!(status(format!("Bearer !{token}")).await, 400);
+    assert_eq!(status("Bearer a b".into()).await, 400);
+}
