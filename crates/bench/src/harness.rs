@@ -632,6 +632,12 @@ fn summarise(group: Vec<Row>) -> Row {
         connections: first.connections,
         result,
         peak_rss_kib: group.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0),
+        cpu_us_per_request: median(
+            &group
+                .iter()
+                .map(|r| r.cpu_us_per_request)
+                .collect::<Vec<_>>(),
+        ),
         runs: group.len(),
         rps_range: range(&rps),
         p99_range: range(&p99),
@@ -784,10 +790,13 @@ fn judge(settings: &Settings, report: &mut Report) {
                     name: "cost of authorization",
                     goal: "authenticated ≥ 0.9x the same server with authorization off".into(),
                     measured: format!(
-                        "{:.0} vs {:.0} req/s = **{ratio:.2}x** (token cache off: {:.2}x)",
+                        "{:.0} vs {:.0} req/s = **{ratio:.2}x** (token cache off: {:.2}x); server CPU per request {:.1} vs {:.1} µs, authorization {:+.1} µs",
                         ours.result.rps,
                         off.result.rps,
-                        no_cache / off.result.rps
+                        no_cache / off.result.rps,
+                        ours.cpu_us_per_request,
+                        off.cpu_us_per_request,
+                        ours.cpu_us_per_request - off.cpu_us_per_request
                     ),
                     status: Status::from_bool(ratio >= 0.9),
                 }
@@ -1015,6 +1024,7 @@ mod tests {
             connections: TARGET_CONNECTIONS,
             result,
             peak_rss_kib,
+            cpu_us_per_request: 1000.0 / rps,
             runs: 1,
             rps_range: (rps, rps),
             p99_range: (p99_ms, p99_ms),
@@ -1040,6 +1050,8 @@ mod tests {
         assert_eq!(row.result.requests, 400);
         assert_eq!(row.result.errors, 3);
         assert_eq!(row.peak_rss_kib, 30);
+        // CPU per request 3.33, 10, 5, 2.5 µs: the median of its own.
+        assert!((row.cpu_us_per_request - (1000.0 / 300.0 + 5.0) / 2.0).abs() < 1e-9);
     }
 
     #[test]

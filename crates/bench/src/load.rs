@@ -48,6 +48,10 @@ pub struct Row {
     pub result: LoadResult,
     /// Peak resident memory of the server during the run, KiB.
     pub peak_rss_kib: u64,
+    /// CPU time the server used per request answered, µs (every thread, user and
+    /// system): its own cost, apart from how the cores were shared with the load
+    /// generator. `NaN` when it could not be read.
+    pub cpu_us_per_request: f64,
     /// How many runs this row summarises.
     pub runs: usize,
     /// The lowest and highest requests/s of those runs.
@@ -138,6 +142,7 @@ pub async fn measure(
     };
     // The peak covers this run only (if the kernel allows resetting it).
     let _ = target.server.reset_peak();
+    let cpu_before = target.server.cpu_time().ok();
     let result = wrk::run(
         wrk.program,
         wrk.script,
@@ -153,12 +158,20 @@ pub async fn measure(
     .await
     .with_context(|| format!("load on {}", target.server.name))?;
     let memory = target.server.memory()?;
+    let cpu = cpu_before.zip(target.server.cpu_time().ok());
+    let cpu_us_per_request = match cpu {
+        Some((before, after)) if result.requests > 0 => {
+            after.saturating_sub(before).as_secs_f64() * 1e6 / result.requests as f64
+        }
+        _ => f64::NAN,
+    };
     Ok(Row {
         case,
         server: target.server.name.clone(),
         connections,
         result,
         peak_rss_kib: memory.peak_kib,
+        cpu_us_per_request,
         runs: 1,
         rps_range: (result.rps, result.rps),
         p99_range: (result.p99_ms, result.p99_ms),

@@ -2,7 +2,8 @@
 //! binary re-executed with the `resource-server` subcommand) and the official TypeScript
 //! SDK server (`interop/ts-server.mjs` on the pinned Node.js). Both print `READY <url>`
 //! once they listen. Their memory is read from `/proc/<pid>/status`; the peak is reset
-//! between cases through `/proc/<pid>/clear_refs`.
+//! between cases through `/proc/<pid>/clear_refs`. Their CPU time (every thread, user
+//! and system) is read from `/proc/<pid>/stat`.
 
 use std::{
     path::{Path, PathBuf},
@@ -23,6 +24,23 @@ pub struct Memory {
     pub rss_kib: u64,
     /// `VmHWM`: the peak since start or since the last [`Server::reset_peak`].
     pub peak_kib: u64,
+}
+
+/// `utime` + `stime` of a `/proc/<pid>/stat` line (fields 14 and 15, in clock ticks).
+fn cpu_time_of(stat: &str) -> anyhow::Result<Duration> {
+    // The command name (field 2) is in parentheses and may hold spaces or parentheses.
+    let after_name = stat
+        .rfind(')')
+        .map(|i| &stat[i + 1..])
+        .context("no command name")?;
+    // `after_name` starts with field 3 (`state`).
+    let mut fields = after_name.split_whitespace().skip(14 - 3);
+    let mut ticks =
+        || -> anyhow::Result<u64> { Ok(fields.next().context("too few fields")?.parse()?) };
+    let ticks = ticks()? + ticks()?;
+    let per_second = rustix::param::clock_ticks_per_second();
+    anyhow::ensure!(per_second > 0, "no clock tick rate");
+    Ok(Duration::from_micros(ticks * 1_000_000 / per_second))
 }
 
 /// A server running as a child process; killed when dropped.
@@ -57,6 +75,16 @@ impl Server {
             rss_kib: field("VmRSS:"),
             peak_kib: field("VmHWM:"),
         })
+    }
+
+    /// CPU time used so far by every thread of the process, user and system.
+    ///
+    /// # Errors
+    /// When `/proc` cannot be read (the process is gone) or is not understood.
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .with_context(|| format!("{} is not running", self.name))?;
+        cpu_time_of(&stat).with_context(|| format!("reading /proc/{}/stat", self.pid))
     }
 
     /// Resets the peak (`VmHWM`) to the current resident size.
@@ -283,4 +311,22 @@ pub async fn start_ts_server(
         .env("NODE_ENV", "production")
         .current_dir(repo.join("interop"));
     spawn_ready("TypeScript SDK server", command, log).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_user_plus_system() {
+        // A command name with a space and a parenthesis; utime 250, stime 150 ticks.
+        let stat = "4242 (node (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 150 0 0 20 0 7 0 12345 1000000 2000 18446744073709551615";
+        let ticks = rustix::param::clock_ticks_per_second();
+        assert_eq!(
+            cpu_time_of(stat).unwrap(),
+            Duration::from_micros(400 * 1_000_000 / ticks)
+        );
+        assert!(cpu_time_of("4242 (cut").is_err());
+        assert!(cpu_time_of("4242 (x) S 1 2").is_err());
+    }
 }

@@ -84,6 +84,15 @@ pub struct Report {
     pub settings: String,
 }
 
+/// CPU time per request, or nothing when it could not be read.
+fn cpu(us: f64) -> String {
+    if us.is_finite() {
+        format!("{us:.1} µs")
+    } else {
+        String::new()
+    }
+}
+
 fn kib(kib: u64) -> String {
     if kib >= 10 * 1024 {
         format!("{:.0} MiB", kib as f64 / 1024.0)
@@ -103,13 +112,13 @@ impl Report {
     /// The load table (Markdown).
     pub fn load_table(&self, ratio_against: impl Fn(&Row) -> Option<f64>) -> String {
         let mut out = String::from(
-            "| request | server | conns | runs | req/s (median) | req/s (range) | p50 | p99 (median) | p99 (range) | errors | peak RSS | our/peer |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+            "| request | server | conns | runs | req/s (median) | req/s (range) | p50 | p99 (median) | p99 (range) | errors | peak RSS | CPU/request | our/peer |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
         );
         for r in &self.rows {
             let ratio = ratio_against(r).map_or_else(|| "".to_string(), |x| format!("{x:.1}x"));
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {:.0} | {} | {:.2} ms | {:.2} ms | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {:.0} | {} | {:.2} ms | {:.2} ms | {} | {} | {} | {} | {} |",
                 r.case,
                 r.server,
                 r.connections,
@@ -129,6 +138,7 @@ impl Report {
                 },
                 r.result.errors,
                 kib(r.peak_rss_kib),
+                cpu(r.cpu_us_per_request),
                 ratio
             );
         }
@@ -257,7 +267,7 @@ impl Report {
         }
         out.push_str("\n## Targets\n\n");
         out.push_str(&self.verdict_table());
-        out.push_str("\n## Load (wrk)\n\nEach row summarises its runs: requests/s and latencies are the medians of the runs (ranges beside requests/s and p99), errors are summed, peak RSS is the highest of the runs.\n\n");
+        out.push_str("\n## Load (wrk)\n\nEach row summarises its runs: requests/s and latencies are the medians of the runs (ranges beside requests/s and p99), errors are summed, peak RSS is the highest of the runs. CPU/request is the CPU time the server process used (all threads, user and system) divided by the requests it answered, the median of the runs: the server's own cost per request, which does not depend on how it shared the cores with the load generator.\n\n");
         out.push_str(&self.load_table(ratio_against));
         let _ = writeln!(
             out,
