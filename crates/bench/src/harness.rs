@@ -733,11 +733,13 @@ fn judge(settings: &Settings, report: &mut Report) {
                 name: "authenticated tools/call, 32 connections",
                 goal: "≥ 20x the TS SDK server's req/s, p99 ≤ 3 ms, 0 errors".into(),
                 measured: format!(
-                    "{:.0} vs {:.0} req/s = **{ratio:.1}x** (medians of {} and {} runs), p99 {:.2} ms (median; runs {:.2}–{:.2} ms), {} errors (authorization off: {:.0} req/s = {:.1}x; token cache off: {:.0} req/s = {:.1}x; with rmcp's per-request INFO logs: {:.0} req/s = {:.1}x{floor})",
+                    "{:.0} vs {:.0} req/s = **{ratio:.1}x** (medians of {} and {} runs; server CPU per request {:.1} vs {:.1} µs), p99 {:.2} ms (median; runs {:.2}–{:.2} ms), {} errors (authorization off: {:.0} req/s = {:.1}x; token cache off: {:.0} req/s = {:.1}x; with rmcp's per-request INFO logs: {:.0} req/s = {:.1}x{floor})",
                     ours.result.rps,
                     peer.result.rps,
                     ours.runs,
                     peer.runs,
+                    ours.cpu_us_per_request,
+                    peer.cpu_us_per_request,
                     ours.result.p99_ms,
                     ours.p99_range.0,
                     ours.p99_range.1,
@@ -766,9 +768,11 @@ fn judge(settings: &Settings, report: &mut Report) {
                 name: "no token: 401 with the full challenge",
                 goal: "≥ 15x the TS SDK server's req/s".into(),
                 measured: format!(
-                    "{:.0} vs {:.0} req/s = **{ratio:.1}x** (p99 {:.2} vs {:.2} ms, {} errors)",
+                    "{:.0} vs {:.0} req/s = **{ratio:.1}x** (server CPU per request {:.1} vs {:.1} µs; p99 {:.2} vs {:.2} ms, {} errors)",
                     ours.result.rps,
                     peer.result.rps,
+                    ours.cpu_us_per_request,
+                    peer.cpu_us_per_request,
                     ours.result.p99_ms,
                     peer.result.p99_ms,
                     ours.result.errors
