@@ -106,14 +106,14 @@ pub struct AuthLayer {
 impl AuthLayer {
     /// A layer validating tokens with `validator`; no scope required, no cookies.
     pub fn new(validator: Arc<Validator>) -> Self {
-        let mut settings = Settings {
+        let challenge = ChallengeContext::default();
+        let settings = Settings {
             validator,
-            challenge: ChallengeContext::default(),
-            missing_credentials: Error::MissingCredentials.render(&ChallengeContext::default()),
+            missing_credentials: Error::MissingCredentials.render(&challenge),
+            challenge,
             required_scopes: Scopes::default(),
             cookies: None,
         };
-        settings.set_challenge(ChallengeContext::default());
         Self {
             settings: Arc::new(settings),
         }
@@ -496,6 +496,7 @@ enum Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     /// The bearer token as [`Settings::decide`] takes it from a request whose token is
     /// not in the cache.
@@ -506,7 +507,6 @@ mod tests {
         }
         Ok(token)
     }
-    use axum::http::HeaderValue;
 
     fn headers(values: &[&'static str]) -> HeaderMap {
         let mut headers = HeaderMap::new();
