@@ -329,18 +329,7 @@ mod tests {
             per_tool: BTreeMap::from([("admin_status".into(), Scopes::parse("mcp:admin"))]),
             enabled: true,
         }));
-        let claims = |scopes: &str| VerifiedClaims {
-            issuer: "i".into(),
-            subject: "s".into(),
-            audience: vec![],
-            expires_at: 0,
-            issued_at: None,
-            scopes: Scopes::parse(scopes),
-            client_id: None,
-            kind: crate::auth::claims::TokenKind::Jwt,
-            profile: Default::default(),
-            token_fingerprint: String::new(),
-        };
+        let claims = VerifiedClaims::with_scopes;
         assert!(server.check_scope("calculator", None).is_err());
         let tools = claims("mcp:tools");
         assert!(server.check_scope("calculator", Some(&tools)).is_ok());

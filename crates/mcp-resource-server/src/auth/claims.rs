@@ -74,6 +74,23 @@ impl VerifiedClaims {
     pub fn has_scopes(&self, needed: &Scopes) -> bool {
         self.scopes.contains_all(needed)
     }
+
+    /// Claims carrying `scopes` and placeholders elsewhere, for unit tests of scope rules.
+    #[cfg(test)]
+    pub(crate) fn with_scopes(scopes: &str) -> Self {
+        Self {
+            issuer: "i".into(),
+            subject: "s".into(),
+            audience: vec![],
+            expires_at: 0,
+            issued_at: None,
+            scopes: Scopes::parse(scopes),
+            client_id: None,
+            kind: TokenKind::Jwt,
+            profile: Default::default(),
+            token_fingerprint: String::new(),
+        }
+    }
 }
 
 /// Who a request is from: `(iss, sub)`.

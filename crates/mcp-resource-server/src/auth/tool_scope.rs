@@ -274,21 +274,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::claims::TokenKind;
 
     fn claims(scopes: &str) -> VerifiedClaims {
-        VerifiedClaims {
-            issuer: "i".into(),
-            subject: "s".into(),
-            audience: vec![],
-            expires_at: 0,
-            issued_at: None,
-            scopes: Scopes::parse(scopes),
-            client_id: None,
-            kind: TokenKind::Jwt,
-            profile: Default::default(),
-            token_fingerprint: String::new(),
-        }
+        VerifiedClaims::with_scopes(scopes)
     }
 
     fn policy() -> ToolScopePolicy {
