@@ -20,23 +20,28 @@ async fn unprotected(claims: VerifiedClaims) -> String {
     claims.subject
 }
 
-#[tokio::test]
-async fn layer_protects_a_plain_axum_router() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+/// A validator for `auth`'s tokens with audience `https://api.example/`.
+fn validator(auth: &TestAs, cache_capacity: usize) -> Arc<Validator> {
     let jwks = Arc::new(JwksCache::new(
         JwksSource::Uri(auth.jwks_uri.parse().unwrap()),
         JwksConfig::default(),
     ));
-    let validator = Arc::new(Validator::new(
+    Arc::new(Validator::new(
         ValidatorConfig {
             issuer: auth.issuer.clone(),
             audiences: vec!["https://api.example/".into()],
             leeway: std::time::Duration::from_secs(5),
             max_token_bytes: 8192,
-            cache_capacity: 0,
+            cache_capacity,
         },
         jwks,
-    ));
+    ))
+}
+
+#[tokio::test]
+async fn layer_protects_a_plain_axum_router() {
+    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    let validator = validator(&auth, 0);
     let layer = AuthLayer::new(validator)
         .with_resource_metadata("https://api.example/.well-known/oauth-protected-resource")
         .with_required_scopes(Scopes::parse("read"));
@@ -167,20 +172,7 @@ async fn layer_wraps_an_rmcp_service_directly() {
 #[tokio::test]
 async fn cached_tokens_match_whole() {
     let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let jwks = Arc::new(JwksCache::new(
-        JwksSource::Uri(auth.jwks_uri.parse().unwrap()),
-        JwksConfig::default(),
-    ));
-    let validator = Arc::new(Validator::new(
-        ValidatorConfig {
-            issuer: auth.issuer.clone(),
-            audiences: vec!["https://api.example/".into()],
-            leeway: std::time::Duration::from_secs(5),
-            max_token_bytes: 8192,
-            cache_capacity: 16,
-        },
-        jwks,
-    ));
+    let validator = validator(&auth, 16);
     let app = Router::new()
         .route("/hello", get(hello))
         .layer(AuthLayer::new(validator));
