@@ -10,7 +10,7 @@ use crate::{
     authz::{AuthServer, TokenSpec},
     procs::Server,
     raw,
-    wrk::{self, Expect, Load, LoadResult, PROTOCOL_VERSION, TOOLS_CALL},
+    wrk::{self, Expect, Load, LoadResult, PROTOCOL_VERSION, TOOLS_CALL, WrkCpu},
 };
 
 /// What a server's calculator answers to `add 2 3` (a substring of the JSON reply).
@@ -18,7 +18,7 @@ use crate::{
 pub struct Target<'a> {
     /// The server.
     pub server: &'a Server,
-    /// Its bearer token (`None` with authorization off).
+    /// The bearer token sent to it (a server with authorization off ignores it).
     pub token: Option<String>,
     /// Text its reply must contain.
     pub expect_text: &'static str,
@@ -33,6 +33,8 @@ pub struct Wrk<'a> {
     pub script: &'a Path,
     /// Load threads.
     pub threads: u32,
+    /// Where wrk runs.
+    pub cpu: WrkCpu,
 }
 
 /// One measured row.
@@ -149,6 +151,7 @@ pub async fn measure(
         &Load {
             url: &target.server.mcp_url,
             threads: wrk.threads,
+            cpu: wrk.cpu,
             connections,
             duration,
             token,

@@ -267,7 +267,7 @@ impl Report {
         }
         out.push_str("\n## Targets\n\n");
         out.push_str(&self.verdict_table());
-        out.push_str("\n## Load (wrk)\n\nEach row summarises its runs: requests/s and latencies are the medians of the runs (ranges beside requests/s and p99), errors are summed, peak RSS is the highest of the runs. CPU/request is the CPU time the server process used (all threads, user and system) divided by the requests it answered, the median of the runs: the server's own cost per request, which does not depend on how it shared the cores with the load generator.\n\n");
+        out.push_str("\n## Load (wrk)\n\nEvery server gets the same `tools/call`, bearer token included (the servers with authorization off ignore it). Each row summarises its runs: requests/s and latencies are the medians of the runs (ranges beside requests/s and p99), errors are summed, peak RSS is the highest of the runs. CPU/request is the CPU time the server process used (all threads, user and system) divided by the requests it answered, the median of the runs: the server's own cost per request, which does not depend on how it shared the cores with the load generator.\n\n");
         out.push_str(&self.load_table(ratio_against));
         let _ = writeln!(
             out,
