@@ -7,6 +7,8 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::wrk::WrkCpu;
+
 /// Benchmark harness: the resource server against the official TypeScript SDK server.
 #[derive(Debug, Parser)]
 #[command(name = "bench", version, about, long_about = None)]
@@ -70,6 +72,13 @@ pub struct HarnessArgs {
     /// only adds a busy thread, and its time slices show up in every p99.
     #[arg(long, env = "BENCH_WRK_THREADS", default_value_t = 1)]
     pub wrk_threads: u32,
+    /// The CPU wrk runs on (through `taskset -c`): a number, `last` (the last CPU this
+    /// process may use), or `none` to let the kernel place it.
+    /// On a machine with spare cores, pinning keeps the load generator off the server's;
+    /// on two cores shared with the server it mostly moves time between the servers:
+    /// a single-threaded peer gets a core of its own.
+    #[arg(long, env = "BENCH_WRK_CPU", default_value = "none")]
+    pub wrk_cpu: WrkCpu,
     /// Node.js for the TypeScript SDK peers [default: the pinned one in interop/node_modules].
     #[arg(long, env = "BENCH_NODE")]
     pub node: Option<PathBuf>,

@@ -20,7 +20,7 @@ use crate::{
     procs::{self, ResourceServerOptions, Server},
     report::{Report, Status, Verdict},
     rotation, sse, verify,
-    wrk::{self, LoadResult},
+    wrk::{self, LoadResult, WrkCpu},
 };
 
 const RS: &str = "resource server";
@@ -59,6 +59,7 @@ struct Settings {
     chart: PathBuf,
     out_dir: PathBuf,
     wrk_threads: u32,
+    wrk_cpu: WrkCpu,
 }
 
 impl Settings {
@@ -123,6 +124,7 @@ impl Settings {
             ),
             out_dir,
             wrk_threads: args.wrk_threads.max(1),
+            wrk_cpu: args.wrk_cpu,
         }
     }
 
@@ -132,11 +134,12 @@ impl Settings {
 
     fn describe(&self) -> String {
         format!(
-            "Settings: {} run; wrk {} s per measurement (after a {} s warm-up per server), {} thread(s), connections {} (at 32 connections {} more interleaved rounds, medians kept); {} SSE streams; {} concurrent requests after the key rotation; {} timed client runs of each kind.",
+            "Settings: {} run; wrk {} s per measurement (after a {} s warm-up per server), {} thread(s), {}, connections {} (at 32 connections {} more interleaved rounds, medians kept); {} SSE streams; {} concurrent requests after the key rotation; {} timed client runs of each kind.",
             if self.smoke { "smoke" } else { "full" },
             self.duration.as_secs(),
             self.warmup.as_secs(),
             self.wrk_threads,
+            self.wrk_cpu.describe(),
             self.connections
                 .iter()
                 .map(u32::to_string)
@@ -405,6 +408,7 @@ async fn http_cases(
         program: &args.wrk,
         script: &script,
         threads: settings.wrk_threads,
+        cpu: settings.wrk_cpu,
     };
     let start_rs = |name: &'static str, options: ResourceServerOptions, log: &'static str| {
         let log = dir.join(log);

@@ -3,7 +3,7 @@
 //! results from `done()`. The token comes from the environment (`BENCH_TOKEN`), never
 //! from a file or the command line.
 
-use std::{path::Path, process::Stdio, time::Duration};
+use std::{path::Path, process::Stdio, str::FromStr, time::Duration};
 
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
@@ -81,6 +81,57 @@ pub enum Expect {
     Challenge,
 }
 
+/// Where wrk runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WrkCpu {
+    /// On this CPU only (started through `taskset -c`).
+    Pinned(usize),
+    /// Wherever the kernel puts it.
+    Unpinned,
+}
+
+impl FromStr for WrkCpu {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value.eq_ignore_ascii_case("none") {
+            return Ok(Self::Unpinned);
+        }
+        if value.eq_ignore_ascii_case("last") {
+            return Ok(Self::last_allowed());
+        }
+        value
+            .parse()
+            .map(Self::Pinned)
+            .map_err(|_| format!("{value:?} is not a CPU number, `last` or `none`"))
+    }
+}
+
+impl WrkCpu {
+    /// The last CPU this process may run on, when it may run on two or more (on one,
+    /// pinning would change nothing).
+    pub fn last_allowed() -> Self {
+        let Ok(allowed) = rustix::thread::sched_getaffinity(None) else {
+            return Self::Unpinned;
+        };
+        let cpus: Vec<usize> = (0..rustix::thread::CpuSet::MAX_CPU)
+            .filter(|&cpu| allowed.is_set(cpu))
+            .collect();
+        match cpus.as_slice() {
+            [_, .., last] => Self::Pinned(*last),
+            _ => Self::Unpinned,
+        }
+    }
+
+    /// As the report states it.
+    pub fn describe(self) -> String {
+        match self {
+            Self::Pinned(cpu) => format!("pinned to CPU {cpu}"),
+            Self::Unpinned => "not pinned".into(),
+        }
+    }
+}
+
 /// One load run.
 #[derive(Debug, Clone)]
 pub struct Load<'a> {
@@ -88,6 +139,8 @@ pub struct Load<'a> {
     pub url: &'a str,
     /// wrk's threads (at most one per connection).
     pub threads: u32,
+    /// Where wrk runs.
+    pub cpu: WrkCpu,
     /// Open connections.
     pub connections: u32,
     /// Length of the run.
@@ -152,7 +205,14 @@ pub fn write_script(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
 pub async fn run(wrk: &Path, script: &Path, load: &Load<'_>) -> anyhow::Result<LoadResult> {
     let threads = load.threads.clamp(1, load.connections.max(1));
     let secs = load.duration.as_secs().max(1);
-    let mut command = Command::new(wrk);
+    let mut command = match load.cpu {
+        WrkCpu::Pinned(cpu) => {
+            let mut taskset = Command::new("taskset");
+            taskset.arg("-c").arg(cpu.to_string()).arg(wrk);
+            taskset
+        }
+        WrkCpu::Unpinned => Command::new(wrk),
+    };
     command
         .arg(format!("-t{threads}"))
         .arg(format!("-c{}", load.connections))
@@ -186,8 +246,12 @@ pub async fn run(wrk: &Path, script: &Path, load: &Load<'_>) -> anyhow::Result<L
         .context("wrk did not finish in time")?
         .with_context(|| {
             format!(
-                "running {} (install it with `apt-get install wrk`)",
-                wrk.display()
+                "running {} (install it with `apt-get install wrk`{})",
+                wrk.display(),
+                match load.cpu {
+                    WrkCpu::Pinned(_) => "; pinned through `taskset`, from util-linux",
+                    WrkCpu::Unpinned => "",
+                }
             )
         })?;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -218,4 +282,25 @@ pub async fn run(wrk: &Path, script: &Path, load: &Load<'_>) -> anyhow::Result<L
         errors: raw.connect + raw.read + raw.write + raw.timeout + raw.bad,
         timeouts: raw.timeout,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_cpu_is_a_number_or_none() {
+        assert_eq!("1".parse(), Ok(WrkCpu::Pinned(1)));
+        assert_eq!("None".parse(), Ok(WrkCpu::Unpinned));
+        // `last` pins only when two CPUs or more are allowed, so never to CPU 0.
+        match "last".parse::<WrkCpu>().unwrap() {
+            WrkCpu::Pinned(cpu) => assert!(cpu >= 1),
+            WrkCpu::Unpinned => assert_eq!(
+                std::thread::available_parallelism().map_or(1, usize::from),
+                1
+            ),
+        }
+        assert!("-1".parse::<WrkCpu>().is_err());
+        assert!("0-1".parse::<WrkCpu>().is_err());
+    }
 }

@@ -7,7 +7,8 @@ use bench::{
     harness::repo_root,
     load::{self, CASE_NO_TOKEN, CASE_TOOLS_CALL, Target, Wrk},
     procs::{self, ResourceServerOptions},
-    raw, wrk,
+    raw,
+    wrk::{self, WrkCpu},
 };
 
 use crate::support::{resource_server, scratch};
@@ -26,6 +27,8 @@ async fn wrk_load_on_the_resource_server_has_no_errors() {
         program: Path::new("wrk"),
         script: &script,
         threads: 1,
+        // Through `taskset` on a machine with two CPUs or more, as the harness runs it.
+        cpu: WrkCpu::last_allowed(),
     };
     for case in [CASE_TOOLS_CALL, CASE_NO_TOKEN] {
         let row = load::measure(&wrk, case, &target, 4, Duration::from_secs(1))
@@ -68,6 +71,7 @@ async fn the_typescript_peer_accepts_the_harness_tokens_and_challenges_without_o
         program: Path::new("wrk"),
         script: &script,
         threads: 2,
+        cpu: WrkCpu::Unpinned,
     };
     let row = load::measure(&wrk, CASE_NO_TOKEN, &target, 2, Duration::from_secs(1))
         .await
