@@ -10,7 +10,11 @@
 //! checks again from the claims rmcp passes along (the `http::request::Parts` in the
 //! request context's extensions), so the rule holds for any transport.
 
-use std::{collections::BTreeMap, sync::Arc, time::Instant};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, LazyLock},
+    time::Instant,
+};
 
 use mcp_auth_proto::scope::Scopes;
 use rmcp::{
@@ -56,8 +60,15 @@ impl McpServer {
         }
     }
 
-    /// The tools this server offers.
-    pub fn tools() -> Vec<Tool> {
+    /// The tools this server offers, built once: rmcp looks a tool up on every
+    /// `tools/call` of protocol versions with standard headers (to check `Mcp-Param-*`
+    /// against its schema).
+    pub fn tools() -> &'static [Tool] {
+        static TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(McpServer::build_tools);
+        &TOOLS
+    }
+
+    fn build_tools() -> Vec<Tool> {
         vec![
             tool(
                 "calculator",
@@ -266,11 +277,11 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(Self::tools()))
+        Ok(ListToolsResult::with_all_items(Self::tools().to_vec()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        Self::tools().into_iter().find(|t| t.name == name)
+        Self::tools().iter().find(|t| t.name == name).cloned()
     }
 
     async fn call_tool(
