@@ -210,6 +210,29 @@ async fn first_line(program: &Path, args: &[&str]) -> String {
     }
 }
 
+/// The commit the run measured, and whether tracked files differed from it.
+async fn source_revision(repo: &Path) -> String {
+    let git = |args: &'static [&'static str]| async move {
+        tokio::process::Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(args)
+            .output()
+            .await
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let Some(commit) = git(&["rev-parse", "--short=12", "HEAD"]).await else {
+        return "? (not a git checkout)".into();
+    };
+    match git(&["status", "--porcelain", "--untracked-files=no"]).await {
+        Some(changes) if changes.is_empty() => format!("commit {commit}"),
+        Some(_) => format!("commit {commit}, with uncommitted changes"),
+        None => format!("commit {commit}"),
+    }
+}
+
 fn lock_version(repo: &Path, name: &str) -> String {
     let lock = std::fs::read_to_string(repo.join("Cargo.lock")).unwrap_or_default();
     let needle = format!("name = \"{name}\"\nversion = \"");
@@ -262,6 +285,7 @@ async fn environment(repo: &Path, node: &Path, wrk: &Path) -> Vec<(String, Strin
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into());
     vec![
+        ("source".into(), source_revision(repo).await),
         ("machine".into(), format!("{cores} cores ({cpu}), {memory}, Linux {kernel}")),
         ("load average at the start".into(), load),
         ("load generator".into(), first_line(wrk, &["-v"]).await),
