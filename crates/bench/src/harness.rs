@@ -229,7 +229,7 @@ async fn source_revision(repo: &Path) -> String {
     match git(&["status", "--porcelain", "--untracked-files=no"]).await {
         Some(changes) if changes.is_empty() => format!("commit {commit}"),
         Some(_) => format!("commit {commit}, with uncommitted changes"),
-        None => format!("commit {commit}"),
+        None => format!("commit {commit} (working tree not checked)"),
     }
 }
 

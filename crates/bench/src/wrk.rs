@@ -114,13 +114,13 @@ impl WrkCpu {
         let Ok(allowed) = rustix::thread::sched_getaffinity(None) else {
             return Self::Unpinned;
         };
-        let cpus: Vec<usize> = (0..rustix::thread::CpuSet::MAX_CPU)
-            .filter(|&cpu| allowed.is_set(cpu))
-            .collect();
-        match cpus.as_slice() {
-            [_, .., last] => Self::Pinned(*last),
-            _ => Self::Unpinned,
+        if allowed.count() < 2 {
+            return Self::Unpinned;
         }
+        (0..rustix::thread::CpuSet::MAX_CPU)
+            .rev()
+            .find(|&cpu| allowed.is_set(cpu))
+            .map_or(Self::Unpinned, Self::Pinned)
     }
 
     /// As the report states it.
@@ -289,7 +289,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wrk_cpu_is_a_number_or_none() {
+    fn wrk_cpu_is_a_number_last_or_none() {
         assert_eq!("1".parse(), Ok(WrkCpu::Pinned(1)));
         assert_eq!("None".parse(), Ok(WrkCpu::Unpinned));
         // `last` pins only when two CPUs or more are allowed, so never to CPU 0.

@@ -306,6 +306,24 @@ mod tests {
     }
 
     #[test]
+    fn tools_are_looked_up_by_name_in_the_listed_ones() {
+        let server = McpServer::new(Arc::new(ToolAccess::default()));
+        let names: Vec<_> = McpServer::tools().iter().map(|t| t.name.as_ref()).collect();
+        assert_eq!(names, ["calculator", "weather", "whoami", "admin_status"]);
+        for listed in McpServer::tools() {
+            let found = server
+                .get_tool(&listed.name)
+                .expect("listed tools are found");
+            assert_eq!(found.input_schema, listed.input_schema);
+        }
+        assert_eq!(
+            McpServer::tools()[0].input_schema["required"],
+            json!(["operation", "a", "b"])
+        );
+        assert!(server.get_tool("missing").is_none());
+    }
+
+    #[test]
     fn calculator_works_and_refuses_division_by_zero() {
         let r = calculator(&args(json!({"operation": "multiply", "a": 6, "b": 7})));
         assert_eq!(r.is_error, Some(false));

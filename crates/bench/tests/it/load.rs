@@ -27,7 +27,7 @@ async fn wrk_load_on_the_resource_server_has_no_errors() {
         program: Path::new("wrk"),
         script: &script,
         threads: 1,
-        // Through `taskset` on a machine with two CPUs or more, as the harness runs it.
+        // Through `taskset` on a machine with two CPUs or more (`--wrk-cpu last`).
         cpu: WrkCpu::last_allowed(),
     };
     for case in [CASE_TOOLS_CALL, CASE_NO_TOKEN] {
