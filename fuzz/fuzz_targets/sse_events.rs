@@ -1,7 +1,8 @@
 //! The client's `text/event-stream` parser.
 //!
-//! Properties: no panic; the events do not depend on how the bytes were split into
-//! chunks (the first input byte chooses the chunk size, the rest is the stream).
+//! Properties: no panic; the events, and whether an event is refused for its size, do
+//! not depend on how the bytes were split into chunks (the first input byte chooses the
+//! chunk size, the rest is the stream).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,14 +14,28 @@ fuzz_target!(|data: &[u8]| {
     };
     let chunk = usize::from(first % 16) + 1;
 
-    let mut whole = EventParser::default();
+    // A small limit, so that refusals happen too.
+    let limit = 64;
+    let mut whole = EventParser::new(limit);
     let expected = whole.push(stream);
 
-    let mut split = EventParser::default();
+    let mut split = EventParser::new(limit);
     let mut events = Vec::new();
+    let mut refused = false;
     for piece in stream.chunks(chunk) {
-        events.extend(split.push(piece));
+        match split.push(piece) {
+            Ok(more) => events.extend(more),
+            Err(_) => {
+                refused = true;
+                break;
+            }
+        }
     }
+    let Ok(expected) = expected else {
+        assert!(refused, "chunk size {chunk}: refused whole, accepted in pieces");
+        return;
+    };
+    assert!(!refused, "chunk size {chunk}: accepted whole, refused in pieces");
     assert_eq!(events, expected, "chunk size {chunk}");
     for event in &expected {
         assert!(

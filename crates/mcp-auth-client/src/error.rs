@@ -27,6 +27,19 @@ pub enum ClientError {
         /// A short, already formatted detail (may be empty).
         detail: String,
     },
+    /// A peer sent a body larger than the client reads for that kind of response.
+    #[error(
+        "{url} sent more than {} for {what}, the most this client reads: the response was dropped",
+        crate::http::human_bytes(*limit)
+    )]
+    BodyTooLarge {
+        /// The URL that was requested.
+        url: String,
+        /// What the body was (`a metadata document`, `a token response`, ...).
+        what: &'static str,
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// A peer answered something that could not be understood.
     #[error("{what} from {url} is not valid: {reason}")]
     InvalidResponse {

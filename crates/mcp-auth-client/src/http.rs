@@ -1,4 +1,5 @@
-//! The HTTP clients the flow uses, and a small JSON fetch helper.
+//! The HTTP clients the flow uses, the size limits of what they read, and a small JSON
+//! fetch helper.
 //!
 //! - [`oauth_client`]: discovery, registration and token requests. It never follows
 //!   redirects (`Policy::none()`): a redirect from a metadata or token endpoint is
@@ -7,6 +8,14 @@
 //!   also without automatic redirects (it follows them one by one, see `headless.rs`).
 //! - [`mcp_client`]: the MCP transport's client, with a cookie jar for the legacy SSE
 //!   session cookie, no overall timeout (SSE streams are long-lived).
+//!
+//! # Security
+//! Every response body the client reads goes through `read_body`, which stops at the
+//! [`Limit`] of its kind (see [`limits`]) and answers [`ClientError::BodyTooLarge`]
+//! naming the URL and the limit: a server cannot make the client hold more than that in
+//! memory, whatever it sends or announces. Event streams are bounded per event (and, for
+//! the stream of one Streamable HTTP reply, in all) by the parser in
+//! `mcp/event_stream.rs`, with the same limits.
 
 use std::time::Duration;
 
@@ -15,6 +24,101 @@ use reqwest::redirect::Policy;
 use crate::error::{ClientError, Result};
 
 const USER_AGENT: &str = concat!("mcp-client/", env!("CARGO_PKG_VERSION"));
+
+/// The most the client reads of one kind of body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// What the body is, for the error message (`a token response`).
+    pub what: &'static str,
+    /// The limit in bytes.
+    pub bytes: usize,
+}
+
+/// The limits of every body the client reads. Real documents are far below them: metadata
+/// and token responses are a few KiB, and the MCP limits leave room for large tool
+/// results (images, long lists) while keeping a hostile server from filling memory.
+pub mod limits {
+    use super::Limit;
+
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+
+    /// A Protected Resource Metadata or authorization server metadata document.
+    pub const METADATA: Limit = Limit {
+        what: "a metadata document",
+        bytes: 256 * KIB,
+    };
+    /// A dynamic client registration response.
+    pub const REGISTRATION: Limit = Limit {
+        what: "a client registration response",
+        bytes: 256 * KIB,
+    };
+    /// A token response (or a token error).
+    pub const TOKEN: Limit = Limit {
+        what: "a token response",
+        bytes: 256 * KIB,
+    };
+    /// The body of an error status, read only to quote its beginning.
+    pub const ERROR_BODY: Limit = Limit {
+        what: "an error response",
+        bytes: 64 * KIB,
+    };
+    /// One JSON-RPC message: a JSON reply, or one event of an event stream.
+    pub const MESSAGE: Limit = Limit {
+        what: "one MCP message",
+        bytes: 16 * MIB,
+    };
+    /// Everything the event stream of one Streamable HTTP reply carries until the
+    /// response arrives (server requests and notifications included).
+    pub const REPLY_STREAM: Limit = Limit {
+        what: "the event stream of one MCP reply",
+        bytes: 64 * MIB,
+    };
+}
+
+/// `262144` → `256 KiB`: limits as people read them.
+#[must_use]
+pub fn human_bytes(n: usize) -> String {
+    const UNITS: [&str; 3] = ["bytes", "KiB", "MiB"];
+    let mut value = n;
+    let mut unit = 0;
+    while unit + 1 < UNITS.len() && value >= 1024 && value.is_multiple_of(1024) {
+        value /= 1024;
+        unit += 1;
+    }
+    format!("{value} {}", UNITS[unit])
+}
+
+/// Reads the whole body of `resp`, at most `limit.bytes` of it. A `Content-Length` above
+/// the limit is refused before anything is read; a body that grows past it is dropped as
+/// soon as it does.
+pub(crate) async fn read_body(
+    mut resp: reqwest::Response,
+    url: &str,
+    limit: Limit,
+) -> Result<Vec<u8>> {
+    let too_large = || ClientError::BodyTooLarge {
+        url: url.to_owned(),
+        what: limit.what,
+        limit: limit.bytes,
+    };
+    let announced = resp.content_length().unwrap_or(0);
+    if announced > limit.bytes as u64 {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| ClientError::unreachable(url, &e))?
+    {
+        if body.len() + chunk.len() > limit.bytes {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
 
 /// The client for discovery, registration and token requests.
 #[must_use]
@@ -84,10 +188,7 @@ pub(crate) async fn get_json(http: &reqwest::Client, url: &url::Url) -> Result<F
     if status != 200 {
         return Ok(Fetched::Status(status));
     }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| ClientError::unreachable(url.as_str(), &e))?;
+    let body = read_body(resp, url.as_str(), limits::METADATA).await?;
     match serde_json::from_slice(&body) {
         Ok(v) => Ok(Fetched::Json(v, content_type)),
         Err(_) => Ok(Fetched::NotJson(content_type)),
@@ -106,5 +207,18 @@ pub(crate) fn body_summary(body: &[u8]) -> String {
         String::new()
     } else {
         format!(": {}", text.trim())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_read_as_people_write_them() {
+        assert_eq!(human_bytes(limits::METADATA.bytes), "256 KiB");
+        assert_eq!(human_bytes(limits::MESSAGE.bytes), "16 MiB");
+        assert_eq!(human_bytes(1536), "1536 bytes");
+        assert_eq!(human_bytes(3 * 1024), "3 KiB");
     }
 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::cache::Cache;
 use crate::discovery::AuthorizationServer;
 use crate::error::{ClientError, Result};
-use crate::http::body_summary;
+use crate::http::{body_summary, limits, read_body};
 use crate::trace::Trace;
 
 const AREA: &str = "client";
@@ -248,10 +248,7 @@ async fn register(
         .await
         .map_err(|e| ClientError::unreachable(endpoint.as_str(), &e))?;
     let status = resp.status().as_u16();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| ClientError::unreachable(endpoint.as_str(), &e))?;
+    let body = read_body(resp, endpoint.as_str(), limits::REGISTRATION).await?;
     if !(200..300).contains(&status) {
         trace.step(AREA, format!("-> {status}"));
         return Err(ClientError::Registration {

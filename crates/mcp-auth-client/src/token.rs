@@ -11,7 +11,7 @@ use url::Url;
 use url::form_urlencoded::byte_serialize;
 
 use crate::error::{ClientError, Result};
-use crate::http::body_summary;
+use crate::http::{body_summary, limits, read_body};
 use crate::pkce::PkceCodeVerifier;
 use crate::registration::{StoredClient, TokenAuthMethod};
 use crate::trace::{Trace, describe_token, jwt_claims};
@@ -116,10 +116,7 @@ async fn request(
         .await
         .map_err(|e| ClientError::unreachable(url.as_str(), &e))?;
     let status = resp.status().as_u16();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| ClientError::unreachable(url.as_str(), &e))?;
+    let body = read_body(resp, url.as_str(), limits::TOKEN).await?;
     if status != 200 {
         let (error, description) = match serde_json::from_slice::<ErrorResponse>(&body) {
             Ok(e) => (e.error, e.error_description),

@@ -9,6 +9,10 @@
 //! cookie obtained by `POST /session` with the Bearer token (what a browser's
 //! `EventSource`, which cannot send headers, has to use). Cookie-authenticated POSTs
 //! carry the server's own `Origin`.
+//!
+//! Each event of the stream is bounded by [`limits::MESSAGE`]; the stream itself lives as
+//! long as the session, so it has no overall limit, and the messages read ahead of a
+//! request are few (`EVENT_QUEUE`, 64): past them the reader waits.
 
 use std::time::Duration;
 
@@ -22,11 +26,14 @@ use super::event_stream::EventParser;
 use super::jsonrpc::{Incoming, classify, find_response};
 use super::{Outcome, RpcResult, auth_refusal};
 use crate::error::{ClientError, Result};
+use crate::http::{limits, read_body};
 use crate::trace::Trace;
 
 const AREA: &str = "sse";
 const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(10);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Messages read ahead of the request waiting for its response.
+const EVENT_QUEUE: usize = 64;
 
 /// How the legacy transport authenticates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +54,7 @@ pub struct LegacySse {
     endpoint: Url,
     auth: SseAuth,
     origin: String,
-    events: mpsc::UnboundedReceiver<Result<Value, String>>,
+    events: mpsc::Receiver<Result<Value>>,
     reader: tokio::task::JoinHandle<()>,
 }
 
@@ -107,19 +114,36 @@ impl LegacySse {
                     .to_owned(),
             });
         }
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        // Bounded: while nobody reads (between requests), the reader stops reading and
+        // the server meets TCP back-pressure instead of the client's memory growing.
+        let (tx, mut rx) = mpsc::channel::<Result<Value>>(EVENT_QUEUE);
         let (endpoint_tx, endpoint_rx) = tokio::sync::oneshot::channel::<String>();
         let reader_trace = trace.clone();
+        let stream_url = url.to_string();
         let reader = tokio::spawn(async move {
             let mut endpoint_tx = Some(endpoint_tx);
-            let mut parser = EventParser::default();
+            let mut parser = EventParser::new(limits::MESSAGE.bytes);
             let mut stream = resp.bytes_stream();
             while let Some(chunk) = stream.next().await {
                 let Ok(chunk) = chunk else {
-                    let _ = tx.send(Err("the SSE stream broke".to_owned()));
+                    let _ = tx
+                        .send(Err(ClientError::Transport(
+                            "the SSE stream broke".to_owned(),
+                        )))
+                        .await;
                     return;
                 };
-                for ev in parser.push(&chunk) {
+                let Ok(events) = parser.push(&chunk) else {
+                    let _ = tx
+                        .send(Err(ClientError::BodyTooLarge {
+                            url: stream_url,
+                            what: limits::MESSAGE.what,
+                            limit: limits::MESSAGE.bytes,
+                        }))
+                        .await;
+                    return;
+                };
+                for ev in events {
                     match ev.event.as_str() {
                         "endpoint" => {
                             if let Some(t) = endpoint_tx.take() {
@@ -128,7 +152,9 @@ impl LegacySse {
                         }
                         "message" => match serde_json::from_str::<Value>(&ev.data) {
                             Ok(v) => {
-                                let _ = tx.send(Ok(v));
+                                if tx.send(Ok(v)).await.is_err() {
+                                    return;
+                                }
                             }
                             Err(_) => {
                                 reader_trace.step(AREA, "skipping a message event that is not JSON")
@@ -138,19 +164,24 @@ impl LegacySse {
                     }
                 }
             }
-            let _ = tx.send(Err("the server closed the SSE stream".to_owned()));
+            let _ = tx
+                .send(Err(ClientError::Transport(
+                    "the server closed the SSE stream".to_owned(),
+                )))
+                .await;
         });
         let endpoint = match tokio::time::timeout(ENDPOINT_TIMEOUT, endpoint_rx).await {
             Ok(Ok(e)) => e,
             _ => {
                 reader.abort();
-                // Drain whatever error the reader reported.
-                let reason = rx
-                    .try_recv()
-                    .ok()
-                    .and_then(Result::err)
-                    .unwrap_or_else(|| "no endpoint event".to_owned());
-                return Err(ClientError::Transport(format!("{url}: {reason}")));
+                // Whatever error the reader reported, else the missing event.
+                return Err(match rx.try_recv() {
+                    Ok(Err(e)) => e,
+                    _ => ClientError::Transport(format!(
+                        "{url}: no endpoint event within {} s",
+                        ENDPOINT_TIMEOUT.as_secs()
+                    )),
+                });
             }
         };
         let endpoint_url = url
@@ -235,7 +266,9 @@ impl LegacySse {
             return Ok(refusal);
         }
         if !(200..300).contains(&status) {
-            let body = resp.bytes().await.unwrap_or_default();
+            let body = read_body(resp, self.endpoint.as_str(), limits::ERROR_BODY)
+                .await
+                .unwrap_or_default();
             return Err(ClientError::HttpStatus {
                 url: strip_query(&self.endpoint),
                 status,
@@ -258,7 +291,7 @@ impl LegacySse {
                 Ok(None) => {
                     return Err(ClientError::Transport("the SSE stream ended".to_owned()));
                 }
-                Ok(Some(Err(reason))) => return Err(ClientError::Transport(reason)),
+                Ok(Some(Err(e))) => return Err(e),
                 Ok(Some(Ok(msg))) => {
                     if let Some(outcome) = find_response(&msg, id) {
                         trace.step(AREA, format!("response to {method} arrived on the stream"));

@@ -5,6 +5,9 @@
 //! `message` events carry JSON-RPC messages until the response arrives. The
 //! `Mcp-Session-Id` the server gives at initialization is sent back on every later
 //! message, and so is the negotiated `MCP-Protocol-Version`.
+//!
+//! A JSON reply and each event of a reply stream are bounded by
+//! [`limits::MESSAGE`], a reply stream as a whole by [`limits::REPLY_STREAM`].
 
 use futures::StreamExt;
 use mcp_auth_proto::AccessToken;
@@ -15,6 +18,7 @@ use super::event_stream::EventParser;
 use super::jsonrpc::{Incoming, classify, find_response};
 use super::{Outcome, RpcResult, auth_refusal};
 use crate::error::{ClientError, Result};
+use crate::http::{Limit, limits, read_body};
 use crate::trace::Trace;
 
 const AREA: &str = "mcp";
@@ -144,7 +148,9 @@ impl Streamable {
             return Ok(refusal);
         }
         if !(200..300).contains(&status) {
-            let body = resp.bytes().await.unwrap_or_default();
+            let body = read_body(resp, self.url.as_str(), limits::ERROR_BODY)
+                .await
+                .unwrap_or_default();
             return Err(ClientError::HttpStatus {
                 url: self.url.to_string(),
                 status,
@@ -172,11 +178,24 @@ impl Streamable {
             )));
         }
         if ctype.starts_with("text/event-stream") {
-            let mut parser = EventParser::default();
+            let too_large = |limit: Limit| ClientError::BodyTooLarge {
+                url: self.url.to_string(),
+                what: limit.what,
+                limit: limit.bytes,
+            };
+            let mut parser = EventParser::new(limits::MESSAGE.bytes);
+            let mut received = 0usize;
             let mut stream = resp.bytes_stream();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| ClientError::unreachable(self.url.as_str(), &e))?;
-                for ev in parser.push(&chunk) {
+                received += chunk.len();
+                if received > limits::REPLY_STREAM.bytes {
+                    return Err(too_large(limits::REPLY_STREAM));
+                }
+                let events = parser
+                    .push(&chunk)
+                    .map_err(|_| too_large(limits::MESSAGE))?;
+                for ev in events {
                     if ev.event != "message" {
                         continue;
                     }
@@ -200,10 +219,7 @@ impl Streamable {
                 "the SSE stream of {method} ended before its response"
             )))
         } else {
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| ClientError::unreachable(self.url.as_str(), &e))?;
+            let body = read_body(resp, self.url.as_str(), limits::MESSAGE).await?;
             let msg: Value =
                 serde_json::from_slice(&body).map_err(|e| ClientError::InvalidResponse {
                     what: "MCP response",
