@@ -174,6 +174,11 @@ pub async fn authorize(
                 let _ = pending.wait(Duration::from_millis(1)).await;
                 return Err(e);
             }
+            // The redirect was delivered; if the listener ignored it (a wrong state, no
+            // code), no other response will come: nobody else is logging in.
+            if !pending.decided() {
+                return Err(pending.abandon().await);
+            }
         }
         Interaction::Browser { open_browser } => {
             trace.notice(format!(
@@ -193,6 +198,15 @@ pub async fn authorize(
     }
 
     let callback = pending.wait(options.timeout).await?;
+    if callback.ignored > 0 {
+        trace.step(
+            AREA,
+            format!(
+                "the callback listener answered 400 to {} request(s) before this one and ignored them: no code, or a state that is not this login's",
+                callback.ignored
+            ),
+        );
+    }
     trace.step(
         AREA,
         format!(

@@ -126,8 +126,21 @@ pub enum ClientError {
         found: String,
     },
     /// Nobody came back to the redirect URI in time.
-    #[error("no authorization callback within {} s: the authorization was abandoned", .0.as_secs())]
-    CallbackTimeout(Duration),
+    #[error(
+        "no authorization callback within {} s: the authorization was abandoned{}",
+        waited.as_secs(),
+        match ignored {
+            0 => String::new(),
+            1 => " (1 request to the callback was ignored: not an authorization response, or not for this login)".to_owned(),
+            n => format!(" ({n} requests to the callback were ignored: not authorization responses, or not for this login)"),
+        }
+    )]
+    CallbackTimeout {
+        /// How long the listener waited.
+        waited: Duration,
+        /// Requests it answered 400 and ignored (no code, or a wrong `state`).
+        ignored: u32,
+    },
     /// The headless authorizer could not reach the redirect URI.
     #[error("headless authorization stopped at {url}: {reason}")]
     Headless {

@@ -2,11 +2,18 @@
 //!
 //! Binds `127.0.0.1` (never all interfaces) on an ephemeral port, or on a configured one
 //! for authorization servers that match redirect URIs exactly, and serves
-//! `GET /callback`. The first callback that carries the expected `state` decides the
-//! outcome; any later one is answered "already handled". It checks, in order: `state`
-//! (CSRF, RFC 6749 §10.12), `iss` when present or promised (RFC 9207), then `error` or
-//! `code`. The browser gets a short page saying what happened, every echoed value
-//! HTML-escaped.
+//! `GET /callback`. It checks, in order: that the request is an authorization response
+//! (`code` or `error`), its `state` (CSRF, RFC 6749 §10.12), `iss` when present or
+//! promised (RFC 9207), then `error` or `code`. The browser gets a short page saying what
+//! happened, every echoed value HTML-escaped.
+//!
+//! # Security
+//! Any local process can reach the port. A request that is not an authorization response
+//! or whose `state` is not the one sent is answered 400 and otherwise ignored: the
+//! listener keeps waiting for the real response until its timeout, so one junk request
+//! cannot end a login. The first response with the right `state` decides the outcome
+//! (a wrong `iss` then fails the login: that response is the real one, and it says it
+//! comes from another authorization server); any later one is answered 409.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -43,6 +50,8 @@ pub struct Callback {
     pub code: String,
     /// The `iss` parameter, if sent.
     pub iss: Option<String>,
+    /// Requests to the callback that were ignored before this one.
+    pub ignored: u32,
 }
 
 impl std::fmt::Debug for Callback {
@@ -50,6 +59,7 @@ impl std::fmt::Debug for Callback {
         f.debug_struct("Callback")
             .field("code", &"[redacted]")
             .field("iss", &self.iss)
+            .field("ignored", &self.ignored)
             .finish()
     }
 }
@@ -86,9 +96,11 @@ impl CallbackListener {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let state = Arc::new(Shared {
             expected,
+            redirect_uri: self.redirect_uri.clone(),
             outcome: Mutex::new(Some(tx)),
+            ignored: Mutex::default(),
         });
-        let app = router(state);
+        let app = router(state.clone());
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
@@ -103,30 +115,82 @@ impl CallbackListener {
             rx,
             stop: Some(stop_tx),
             task,
+            shared: state,
         }
     }
 }
 
 /// A listener that is serving.
-#[derive(Debug)]
 pub struct PendingCallback {
     rx: oneshot::Receiver<Result<Callback>>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for PendingCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingCallback")
+            .field("ignored", &self.shared.ignored().count)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PendingCallback {
     /// Waits for the first decisive callback, at most `timeout`; then stops the listener.
+    /// Requests that were ignored (not an authorization response, or a wrong `state`)
+    /// do not end the wait; the timeout error counts them.
     pub async fn wait(mut self, timeout: Duration) -> Result<Callback> {
         let out = match tokio::time::timeout(timeout, &mut self.rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(ClientError::Transport(
                 "the callback listener stopped".to_owned(),
             )),
-            Err(_) => Err(ClientError::CallbackTimeout(timeout)),
+            Err(_) => Err(ClientError::CallbackTimeout {
+                waited: timeout,
+                ignored: self.shared.ignored().count,
+            }),
         };
         self.shutdown().await;
         out
+    }
+
+    /// True once a response with the right `state` arrived (whatever it said).
+    #[must_use]
+    pub fn decided(&self) -> bool {
+        self.shared.outcome.lock().map_or(true, |o| o.is_none())
+    }
+
+    /// How many requests were answered 400 and ignored so far.
+    #[must_use]
+    pub fn ignored(&self) -> u32 {
+        self.shared.ignored().count
+    }
+
+    /// Gives up on a callback that will not come (the headless follower delivered the
+    /// authorization server's redirect and the listener ignored it): stops the listener
+    /// and says why that redirect was not accepted.
+    pub async fn abandon(mut self) -> ClientError {
+        let outcome = self.rx.try_recv();
+        self.shutdown().await;
+        match outcome {
+            Ok(Err(e)) => e,
+            Ok(Ok(_)) => ClientError::Transport(
+                "the authorization response arrived after it was given up".to_owned(),
+            ),
+            Err(_) => match self.shared.ignored().last {
+                Some(Rejection::WrongState) => ClientError::StateMismatch,
+                Some(Rejection::NotAResponse) => ClientError::Headless {
+                    url: self.shared.redirect_uri.clone(),
+                    reason: "the authorization server redirected without a code or an error"
+                        .to_owned(),
+                },
+                None => ClientError::Headless {
+                    url: self.shared.redirect_uri.clone(),
+                    reason: "the callback listener did not answer the redirect".to_owned(),
+                },
+            },
+        }
     }
 
     async fn shutdown(&mut self) {
@@ -141,7 +205,38 @@ impl PendingCallback {
 
 struct Shared {
     expected: Expected,
+    redirect_uri: String,
     outcome: Mutex<Option<oneshot::Sender<Result<Callback>>>>,
+    ignored: Mutex<Ignored>,
+}
+
+/// The requests the listener answered 400 and ignored.
+#[derive(Debug, Default, Clone, Copy)]
+struct Ignored {
+    count: u32,
+    last: Option<Rejection>,
+}
+
+/// Why a request to the callback was ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rejection {
+    /// Neither `code` nor `error`, or a query that does not parse.
+    NotAResponse,
+    /// A `state` other than the one sent (or none).
+    WrongState,
+}
+
+impl Shared {
+    fn ignore(&self, why: Rejection) {
+        if let Ok(mut ignored) = self.ignored.lock() {
+            ignored.count += 1;
+            ignored.last = Some(why);
+        }
+    }
+
+    fn ignored(&self) -> Ignored {
+        self.ignored.lock().map(|i| *i).unwrap_or_default()
+    }
 }
 
 fn router(state: Arc<Shared>) -> Router {
@@ -164,6 +259,7 @@ async fn callback(
     query: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(p)) = query else {
+        shared.ignore(Rejection::NotAResponse);
         return page(
             StatusCode::BAD_REQUEST,
             "Not an authorization response",
@@ -171,10 +267,22 @@ async fn callback(
         );
     };
     if p.code.is_none() && p.error.is_none() {
+        shared.ignore(Rejection::NotAResponse);
         return page(
             StatusCode::BAD_REQUEST,
             "Not an authorization response",
             "This address expects a code or an error from the authorization server.",
+        );
+    }
+    let e = &shared.expected;
+    if p.state.as_deref() != Some(e.state.as_str()) {
+        // Not the response to this client's request (a stale tab, another program, an
+        // attacker): ignored, and the real one can still arrive.
+        shared.ignore(Rejection::WrongState);
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Not this client's authorization",
+            "The state of this response is not the one the client sent, so it was ignored. If you are logging in, finish in the tab the client opened.",
         );
     }
     let Some(sender) = shared.outcome.lock().ok().and_then(|mut o| o.take()) else {
@@ -184,17 +292,7 @@ async fn callback(
             "An authorization response was already received. You can close this tab.",
         );
     };
-    let e = &shared.expected;
-    let (result, resp) = if p.state.as_deref() != Some(e.state.as_str()) {
-        (
-            Err(ClientError::StateMismatch),
-            page(
-                StatusCode::BAD_REQUEST,
-                "Authorization failed",
-                "The state of this response is not the one the client sent, so the response was discarded. Return to the terminal.",
-            ),
-        )
-    } else if p.iss.as_deref().is_some_and(|iss| iss != e.issuer)
+    let (result, resp) = if p.iss.as_deref().is_some_and(|iss| iss != e.issuer)
         || (p.iss.is_none() && e.iss_required)
     {
         let found = p.iss.clone().unwrap_or_else(|| "(missing)".to_owned());
@@ -229,7 +327,11 @@ async fn callback(
     } else {
         let code = p.code.unwrap_or_default();
         (
-            Ok(Callback { code, iss: p.iss }),
+            Ok(Callback {
+                code,
+                iss: p.iss,
+                ignored: shared.ignored().count,
+            }),
             page(
                 StatusCode::OK,
                 "Authorized",

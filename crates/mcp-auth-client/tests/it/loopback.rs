@@ -1,4 +1,5 @@
-//! The loopback redirect listener: one code accepted, escaped pages, timeout.
+//! The loopback redirect listener: one code accepted, junk ignored (the login goes on),
+//! escaped pages, timeout.
 
 use std::time::Duration;
 
@@ -62,13 +63,49 @@ async fn returns_the_code_when_state_matches() {
 }
 
 #[tokio::test]
-async fn wrong_state_is_refused() {
+async fn junk_callbacks_are_ignored_and_the_real_one_still_accepted() {
+    let l = CallbackListener::bind(0).await.unwrap();
+    let uri = l.redirect_uri().to_owned();
+    let pending = l.serve(expected());
+    // What any local process can send: a foreign state (with a code or an error), no
+    // state, no code. Each gets 400 and changes nothing.
+    for junk in [
+        "?code=junk&state=junk",
+        "?error=access_denied&state=junk",
+        "?code=junk",
+        "?state=s1",
+        "",
+    ] {
+        let (status, page) = get(&format!("{uri}{junk}")).await;
+        assert_eq!(status, 400, "{junk}");
+        assert!(!page.contains("junk"), "{page}");
+    }
+    assert!(!pending.decided());
+    assert_eq!(pending.ignored(), 5);
+    // The real response still completes the login.
+    let (status, _) = get(&format!("{uri}?state=s1&code=the-code")).await;
+    assert_eq!(status, 200);
+    let cb = pending.wait(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(cb.code, "the-code");
+    assert_eq!(cb.ignored, 5);
+}
+
+#[tokio::test]
+async fn junk_alone_ends_in_the_timeout_which_counts_it() {
     let l = CallbackListener::bind(0).await.unwrap();
     let uri = l.redirect_uri().to_owned();
     let pending = l.serve(expected());
     assert_eq!(get(&format!("{uri}?state=other&code=x")).await.0, 400);
-    let err = pending.wait(Duration::from_secs(5)).await.unwrap_err();
-    assert!(matches!(err, ClientError::StateMismatch));
+    let err = pending.wait(Duration::from_millis(300)).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::CallbackTimeout { ignored: 1, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("1 request to the callback was ignored"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -79,7 +116,10 @@ async fn times_out() {
         .wait(Duration::from_millis(200))
         .await
         .unwrap_err();
-    assert!(matches!(err, ClientError::CallbackTimeout(_)));
+    assert!(matches!(
+        err,
+        ClientError::CallbackTimeout { ignored: 0, .. }
+    ));
     assert!(err.to_string().contains("no authorization callback"));
 }
 
