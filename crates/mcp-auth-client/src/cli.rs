@@ -193,7 +193,8 @@ pub struct Options {
         default_value_t = 300
     )]
     pub auth_timeout: u64,
-    /// At most this many authorizations per operation.
+    /// At most this many authorizations in one run, all steps together (a server that
+    /// refuses every call cannot send you to the login page more often).
     #[arg(
         long,
         global = true,

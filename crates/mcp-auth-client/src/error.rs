@@ -169,9 +169,9 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
-    /// The server kept asking for authorization.
+    /// The server kept asking for authorization past the session's budget.
     #[error(
-        "gave up after {attempts} authorization attempts for one operation: the server still answers {status}{}{}",
+        "gave up after {attempts} authorizations, the most one session makes (--max-authorizations): the server still answers {status}{}{}",
         scope.as_deref().map(|s| format!(" and asks for the scope \"{s}\"")).unwrap_or_default(),
         description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
     )]

@@ -6,7 +6,10 @@
 //!   one when the AS rotates it), else (or if that fails) discover and authorize;
 //! - 403 `insufficient_scope`: step-up, i.e. authorize again with the challenged scopes
 //!   added to the current ones;
-//! - at most [`SessionOptions::max_authorizations`] (3) authorizations per operation.
+//! - at most [`SessionOptions::max_authorizations`] (3) authorizations in the whole
+//!   session, whatever the number of operations: one budget for a run of `mcp-client`,
+//!   so a server that refuses every tool cannot send the user to the authorization
+//!   server again and again.
 //!
 //! The transport is Streamable HTTP, the legacy HTTP+SSE transport, or chosen by the
 //! specification's backwards-compatibility probe: POST `initialize`; a 4xx (other than
@@ -55,7 +58,8 @@ pub struct SessionOptions {
     pub authorize: AuthorizeOptions,
     /// Scopes to ask for in addition to those the spec's selection gives.
     pub extra_scopes: Scopes,
-    /// At most this many authorizations per operation.
+    /// At most this many authorizations in the life of the session, all operations
+    /// together.
     pub max_authorizations: u32,
     /// Refresh an access token that expires within this many seconds.
     pub refresh_margin_secs: i64,
@@ -156,7 +160,8 @@ impl Session {
         self.server_info.as_ref()
     }
 
-    /// How many authorizations this session made in all.
+    /// How many authorizations this session started in all (its budget is
+    /// [`SessionOptions::max_authorizations`]).
     #[must_use]
     pub fn authorizations(&self) -> u32 {
         self.authorizations_total
@@ -354,7 +359,6 @@ impl Session {
     }
 
     async fn with_auth(&mut self, op: Op<'_>) -> Result<Option<RpcResult>> {
-        let mut authorizations = 0u32;
         let mut refreshed = false;
         if self.tokens.as_ref().is_some_and(|t| {
             t.refresh_token.is_some() && t.expires_within(self.options.refresh_margin_secs)
@@ -394,28 +398,30 @@ impl Session {
                     continue;
                 }
             }
-            if authorizations >= self.options.max_authorizations {
+            // One budget for the whole session: every operation draws on it.
+            if self.authorizations_total >= self.options.max_authorizations {
                 let (scope, description) = challenge
                     .map(|c| (c.scope, c.error_description))
                     .unwrap_or_default();
                 return Err(ClientError::TooManyAuthorizations {
-                    attempts: authorizations,
+                    attempts: self.authorizations_total,
                     status,
                     scope,
                     description,
                 });
             }
-            authorizations += 1;
+            self.authorizations_total += 1;
+            let n = self.authorizations_total;
             self.trace.step(
                 AREA,
                 if insufficient_scope {
                     format!(
-                        "step-up: the token lacks scope; authorizing again (attempt {authorizations} of {})",
+                        "step-up: the token lacks scope; authorizing again (authorization {n} of at most {} in this session)",
                         self.options.max_authorizations
                     )
                 } else {
                     format!(
-                        "authorization needed (attempt {authorizations} of {})",
+                        "authorization needed (authorization {n} of at most {} in this session)",
                         self.options.max_authorizations
                     )
                 },
@@ -477,7 +483,6 @@ impl Session {
             &scopes,
         )
         .await?;
-        self.authorizations_total += 1;
         let t = authorized.tokens;
         let set = TokenSet {
             server: self.server_key.clone(),

@@ -103,3 +103,47 @@ async fn failures_are_errors_not_panics() {
     assert!(err.to_string().contains("https URL"), "{err}");
     assert!(mcp_client(&["tools"]).await.is_err() || std::env::var_os("MCP_SERVER_URL").is_some());
 }
+
+#[tokio::test]
+async fn check_has_one_authorization_budget_for_all_its_steps() {
+    // Every tool wants a new authorization once: without one budget per run, `check`
+    // would authorize once per tool (up to 3 each), 21 times here.
+    let mock = Mock::start(MockConfig {
+        extra_tools: 20,
+        reauthorize_per_tool: true,
+        refresh_tokens: false,
+        ..MockConfig::default()
+    })
+    .await;
+    let err = mcp_client(&["--headless", "-q", "--no-cache", "check", &mock.mcp_url()])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("gave up after 3 authorizations"),
+        "{err}"
+    );
+    assert_eq!(mock.count("authorize"), 3, "{:?}", mock.log());
+    // --max-authorizations sets the budget of the run.
+    let mock = Mock::start(MockConfig {
+        extra_tools: 4,
+        reauthorize_per_tool: true,
+        refresh_tokens: false,
+        admin_scope: None,
+        ..MockConfig::default()
+    })
+    .await;
+    let code = mcp_client(&[
+        "--headless",
+        "-q",
+        "--no-cache",
+        "--max-authorizations",
+        "7",
+        "check",
+        &mock.mcp_url(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    // One to connect, one per tool (echo, admin and 4 more): 7.
+    assert_eq!(mock.count("authorize"), 7, "{:?}", mock.log());
+}

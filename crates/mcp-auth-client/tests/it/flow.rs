@@ -1,6 +1,7 @@
 //! The whole flow against the mock: discovery, registration, authorization, tokens,
 //! refresh (with rotation), re-authorization, step-up and its limit.
 
+use mcp_auth_client::ClientError;
 use serde_json::json;
 
 use crate::support::{Mock, MockConfig, assert_no_secrets, options, session, text};
@@ -148,7 +149,7 @@ async fn steps_up_on_insufficient_scope() {
 }
 
 #[tokio::test]
-async fn gives_up_after_three_authorizations() {
+async fn gives_up_after_three_authorizations_in_the_whole_session() {
     let mock = Mock::start(MockConfig {
         never_grant: Some("mcp:admin".into()),
         ..MockConfig::default()
@@ -157,13 +158,19 @@ async fn gives_up_after_three_authorizations() {
     let dir = tempfile::tempdir().unwrap();
     let (mut s, _) = session(options(&mock.mcp_url()), dir.path());
     s.connect().await.unwrap();
-    let before = mock.count("authorize");
+    assert_eq!(mock.count("authorize"), 1);
+    // The budget is the session's: the connect used one, the step-ups get the rest.
     let err = s.call_tool("admin", json!({})).await.unwrap_err();
-    assert_eq!(mock.count("authorize") - before, 3, "{:?}", mock.log());
+    assert_eq!(mock.count("authorize"), 3, "{:?}", mock.log());
+    assert_eq!(s.authorizations(), 3);
     let msg = err.to_string();
-    assert!(
-        msg.contains("gave up after 3 authorization attempts"),
-        "{msg}"
-    );
+    assert!(msg.contains("gave up after 3 authorizations"), "{msg}");
     assert!(msg.contains("mcp:admin"), "{msg}");
+    // A later operation finds the budget spent: no new authorization.
+    let err = s.call_tool("admin", json!({})).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::TooManyAuthorizations { .. }),
+        "{err}"
+    );
+    assert_eq!(mock.count("authorize"), 3);
 }

@@ -62,6 +62,11 @@ pub struct MockConfig {
     pub refresh_tokens: bool,
     pub rotate_refresh: bool,
     pub as_scopes: Vec<String>,
+    /// Tools `tool-1` .. `tool-N` listed besides `echo` and `admin`, without arguments.
+    pub extra_tools: usize,
+    /// The first call of each tool revokes the token it came with and answers 401, as a
+    /// server that wants a new authorization for every tool would.
+    pub reauthorize_per_tool: bool,
 }
 
 impl Default for MockConfig {
@@ -88,6 +93,8 @@ impl Default for MockConfig {
                 "mcp:admin".into(),
                 "offline_access".into(),
             ],
+            extra_tools: 0,
+            reauthorize_per_tool: false,
         }
     }
 }
@@ -98,6 +105,7 @@ pub struct Issued {
     refresh: HashMap<String, Vec<String>>,
     codes: HashMap<String, (String, Vec<String>, String)>,
     counter: u64,
+    called: std::collections::HashSet<String>,
 }
 
 /// The running mock.
@@ -399,6 +407,20 @@ async fn mcp(State(s): State<AppState>, headers: HeaderMap, body: String) -> Res
             challenge(&s.base, error, required.as_deref()),
         );
     };
+    if s.config.reauthorize_per_tool && method == "tools/call" {
+        let name = msg["params"]["name"].as_str().unwrap_or("").to_owned();
+        let mut issued = s.issued.lock().unwrap();
+        if issued.called.insert(name) {
+            if let Some(t) = &token {
+                issued.access.remove(t);
+            }
+            drop(issued);
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                challenge(&s.base, Some("invalid_token"), required.as_deref()),
+            );
+        }
+    }
     let mut needed: Vec<String> = required.iter().cloned().collect();
     if method == "tools/call" && msg["params"]["name"] == "admin" {
         needed.extend(s.config.admin_scope.iter().cloned());
@@ -436,10 +458,14 @@ async fn mcp(State(s): State<AppState>, headers: HeaderMap, body: String) -> Res
         }
         m if m.starts_with("notifications/") => return StatusCode::ACCEPTED.into_response(),
         "tools/list" => {
-            let reply = json!({"jsonrpc": "2.0", "id": id, "result": {"tools": [
-                {"name": "echo", "inputSchema": {"type": "object"}},
-                {"name": "admin", "inputSchema": {"type": "object"}}
-            ]}});
+            let mut tools = vec![
+                json!({"name": "echo", "inputSchema": {"type": "object"}}),
+                json!({"name": "admin", "inputSchema": {"type": "object"}}),
+            ];
+            for n in 1..=s.config.extra_tools {
+                tools.push(json!({"name": format!("tool-{n}"), "inputSchema": {"type": "object"}}));
+            }
+            let reply = json!({"jsonrpc": "2.0", "id": id, "result": {"tools": tools}});
             return (
                 [(header::CONTENT_TYPE, "text/event-stream")],
                 format!(": comment\n\nevent: message\ndata: {reply}\n\n"),
