@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
         },
         extra_scopes: Scopes::default(),
         max_authorizations: 3,
+        allow_insecure_http: false,
         refresh_margin_secs: 60,
     };
     let cache = Cache::new(std::env::temp_dir().join("mcp-client-example"));

@@ -202,6 +202,10 @@ pub struct Options {
         default_value_t = 3
     )]
     pub max_authorizations: u32,
+    /// Allow a plain http:// MCP server URL on a host that is not loopback (a lab
+    /// network): the bearer token then crosses the network in clear text.
+    #[arg(long, global = true, env = "MCP_CLIENT_ALLOW_INSECURE_HTTP")]
+    pub allow_insecure_http: bool,
     /// Show details: metadata documents, responses, decoded token claims.
     #[arg(short, long, global = true, env = "MCP_CLIENT_VERBOSE")]
     pub verbose: bool,
@@ -463,6 +467,7 @@ fn session_options(o: &Options, server_url: Url) -> anyhow::Result<SessionOption
         },
         extra_scopes: extra,
         max_authorizations: o.max_authorizations.max(1),
+        allow_insecure_http: o.allow_insecure_http,
         refresh_margin_secs: 60,
     })
 }

@@ -86,6 +86,14 @@ pub enum ClientError {
         /// The offending URL.
         url: String,
     },
+    /// The MCP server URL is plain http on a host that is not a loopback address.
+    #[error(
+        "refusing {url}: over plain http to a host that is not loopback, the bearer token and every MCP message could be read and changed by anyone on the network path; use https (or pass --allow-insecure-http on a lab network)"
+    )]
+    InsecureServer {
+        /// The MCP server URL.
+        url: String,
+    },
     /// No authorization server could be found.
     #[error("no authorization server found for {server}: {reason}")]
     NoAuthorizationServer {

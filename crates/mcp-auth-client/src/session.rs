@@ -15,8 +15,15 @@
 //! specification's backwards-compatibility probe: POST `initialize`; a 4xx (other than
 //! 401/403, which are about authorization) means an older server, so GET the URL and
 //! expect the `endpoint` event.
+//!
+//! # Security
+//! A session refuses a plain `http://` server URL whose host is not a loopback address
+//! before it sends anything (unless [`SessionOptions::allow_insecure_http`]): the bearer
+//! token would cross the network readable by anyone on the path. With the legacy
+//! transport's cookie, the session URL must be on the server's origin, the only place
+//! the token goes.
 
-use mcp_auth_proto::wellknown::canonical_resource;
+use mcp_auth_proto::wellknown::{canonical_resource, is_loopback_or_https};
 use mcp_auth_proto::{BearerChallenge, BearerError, Scopes};
 use serde_json::{Value, json};
 use url::Url;
@@ -61,6 +68,9 @@ pub struct SessionOptions {
     /// At most this many authorizations in the life of the session, all operations
     /// together.
     pub max_authorizations: u32,
+    /// Allow a plain `http://` server URL whose host is not a loopback address (a lab
+    /// network): tokens then cross the network in clear text.
+    pub allow_insecure_http: bool,
     /// Refresh an access token that expires within this many seconds.
     pub refresh_margin_secs: i64,
 }
@@ -103,6 +113,7 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// A session (not yet connected), with the cached tokens of this server if any.
     pub fn new(options: SessionOptions, trace: Trace, cache: Cache) -> Result<Self> {
+        check_transport_security(&options, &trace)?;
         let server_key = canonical_resource(&options.server_url).map_err(|e| {
             ClientError::Config(format!(
                 "{} is not a usable MCP server URL: {e}",
@@ -585,4 +596,31 @@ impl Session {
         self.tokens = Some(set);
         Ok(())
     }
+}
+
+/// Refuses, before any request, a server URL that would carry the token in clear text
+/// over a network, and a cookie session URL on another origin than the server.
+fn check_transport_security(options: &SessionOptions, trace: &Trace) -> Result<()> {
+    let url = &options.server_url;
+    if !is_loopback_or_https(url) {
+        if !options.allow_insecure_http {
+            return Err(ClientError::InsecureServer {
+                url: url.to_string(),
+            });
+        }
+        trace.step(
+            AREA,
+            format!(
+                "{url} is plain http off loopback (allowed by --allow-insecure-http): the token crosses the network in clear text"
+            ),
+        );
+    }
+    if let SseAuth::Cookie { session_url } = &options.sse_auth
+        && session_url.origin() != url.origin()
+    {
+        return Err(ClientError::Config(format!(
+            "the session URL {session_url} is not on the origin of {url}: the bearer token is sent there, so it must be the MCP server's own"
+        )));
+    }
+    Ok(())
 }

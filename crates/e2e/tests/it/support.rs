@@ -170,6 +170,7 @@ impl ProjectClient {
             },
             extra_scopes: Scopes::default(),
             max_authorizations: 3,
+            allow_insecure_http: false,
             refresh_margin_secs,
         })
     }

@@ -5,6 +5,7 @@ mod challenge;
 mod cli;
 mod failures;
 mod flow;
+mod insecure_http;
 mod loopback;
 mod project;
 mod sse;

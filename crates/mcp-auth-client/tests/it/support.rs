@@ -500,6 +500,7 @@ pub fn options(server_url: &str) -> SessionOptions {
         },
         extra_scopes: Scopes::default(),
         max_authorizations: 3,
+        allow_insecure_http: false,
         refresh_margin_secs: 60,
     }
 }

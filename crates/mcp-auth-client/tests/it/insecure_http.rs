@@ -1,0 +1,94 @@
+//! A plain `http://` MCP server URL off loopback is refused before any request, unless
+//! `--allow-insecure-http`; loopback and https are not affected.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use mcp_auth_client::cache::Cache;
+use mcp_auth_client::mcp::sse::SseAuth;
+use mcp_auth_client::trace::{Trace, Verbosity};
+use mcp_auth_client::{ClientError, Session, SessionOptions};
+use tokio::net::TcpListener;
+use url::Url;
+
+use crate::support::{options, session, text};
+
+/// An address of this machine that is not loopback, if it has one (the interface a
+/// UDP socket would use to reach a documentation address; nothing is sent).
+fn non_loopback_ipv4() -> Option<Ipv4Addr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    match socket.local_addr().ok()?.ip() {
+        IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_unspecified() => Some(ip),
+        _ => None,
+    }
+}
+
+/// `Session::new`, which sends nothing: the URL checks happen there.
+fn new_session(options: SessionOptions, dir: &std::path::Path) -> Result<Session, ClientError> {
+    Session::new(options, Trace::capture(Verbosity::Quiet).0, Cache::new(dir))
+}
+
+/// Whether a connection arrives at `listener` within a short while.
+async fn connection_arrives(listener: &TcpListener) -> bool {
+    tokio::time::timeout(Duration::from_millis(500), listener.accept())
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn plain_http_off_loopback_is_refused_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(ip) = non_loopback_ipv4() else {
+        // No other interface: the refusal needs no socket to be shown.
+        let err = new_session(options("http://mcp.example.test/mcp"), dir.path()).unwrap_err();
+        assert!(matches!(err, ClientError::InsecureServer { .. }), "{err}");
+        return;
+    };
+    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
+        .await
+        .unwrap();
+    let url = format!("http://{ip}:{}/mcp", listener.local_addr().unwrap().port());
+
+    let err = new_session(options(&url), dir.path()).unwrap_err();
+    assert!(matches!(err, ClientError::InsecureServer { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&url) && msg.contains("--allow-insecure-http"),
+        "{msg}"
+    );
+    assert!(!connection_arrives(&listener).await, "a request was sent");
+
+    // Allowed for a lab network: the client goes ahead (and says so).
+    let mut opts = options(&url);
+    opts.allow_insecure_http = true;
+    let (mut s, buf) = session(opts, dir.path());
+    let connect = tokio::spawn(async move { s.connect().await });
+    assert!(connection_arrives(&listener).await, "no request was sent");
+    connect.abort();
+    assert!(text(&buf).contains("clear text"), "{}", text(&buf));
+}
+
+#[tokio::test]
+async fn loopback_and_https_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "http://127.0.0.1:1/mcp",
+        "http://localhost:1/mcp",
+        "http://[::1]:1/mcp",
+        "https://mcp.example.com/mcp",
+    ] {
+        assert!(new_session(options(url), dir.path()).is_ok(), "{url}");
+    }
+}
+
+#[tokio::test]
+async fn the_cookie_session_url_must_be_on_the_servers_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options("http://127.0.0.1:1/sse");
+    opts.sse_auth = SseAuth::Cookie {
+        session_url: Url::parse("http://127.0.0.1:2/session").unwrap(),
+    };
+    let err = new_session(opts, dir.path()).unwrap_err();
+    assert!(err.to_string().contains("not on the origin"), "{err}");
+}
