@@ -15,7 +15,10 @@
 # - authorizes headlessly (the mock authorization server approves by redirect),
 # - offers the Client ID Metadata Document URL the suite expects,
 # - reads pre-registered credentials from MCP_CONFORMANCE_CONTEXT when the scenario
-#   gives some (auth/pre-registration),
+#   gives some (auth/pre-registration); the mock authorization server's issuer is on a
+#   port chosen when the scenario starts, so no --client-issuer is given: the client
+#   binds the credentials to the first issuer it uses them with (the mock's, in the
+#   scenario's fresh cache) and would send them nowhere else,
 # - keeps a token cache per scenario in a temporary directory, and
 # - for 0.2.0-alpha.12, does what the scenarios without authorization ask of a client
 #   (call a named tool with given arguments) with mcp-client's ordinary commands;

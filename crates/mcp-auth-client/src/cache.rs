@@ -4,7 +4,9 @@
 //! `~/.cache/mcp-client`:
 //! - `tokens-<server>-<as+client>.json`: one [`TokenSet`] per MCP server, authorization
 //!   server and client (the key hashes are FNV-1a, stable across builds);
-//! - `client-<as>.json`: one dynamic registration per authorization server, reused.
+//! - `client-<as>.json`: one dynamic registration per authorization server, reused;
+//! - `binding-<client>.json`: the authorization server a pre-registered client id is
+//!   bound to (see `registration.rs`).
 //!
 //! # Security
 //! The directory is created `0700` and every file `0600` (on Unix). Files are written to a
@@ -77,6 +79,17 @@ pub struct StoredRegistration {
     pub client: StoredClient,
     /// When it was registered, seconds since the epoch.
     pub registered_at: u64,
+}
+
+/// The authorization server a pre-registered client id (and its secret) belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientBinding {
+    /// The pre-registered `client_id`.
+    pub client_id: String,
+    /// The issuer it is registered with.
+    pub issuer: String,
+    /// When the binding was recorded, seconds since the epoch.
+    pub bound_at: u64,
 }
 
 /// The cache. A disabled cache keeps nothing.
@@ -198,6 +211,20 @@ impl Cache {
         Ok(())
     }
 
+    /// The issuer the pre-registered `client_id` is bound to, if recorded.
+    pub fn load_binding(&self, client_id: &str) -> Result<Option<ClientBinding>> {
+        let Some(dir) = &self.dir else {
+            return Ok(None);
+        };
+        let path = dir.join(binding_file(client_id));
+        Ok(read_json::<ClientBinding>(&path)?.filter(|b| b.client_id == client_id))
+    }
+
+    /// Records the issuer a pre-registered client id is bound to (replacing any other).
+    pub fn save_binding(&self, binding: &ClientBinding) -> Result<Option<PathBuf>> {
+        self.write_json(&binding_file(&binding.client_id), binding)
+    }
+
     fn files(&self, prefix: &str) -> Result<Vec<PathBuf>> {
         let Some(dir) = &self.dir else {
             return Ok(Vec::new());
@@ -306,6 +333,10 @@ fn io_err(path: &Path, source: std::io::Error) -> ClientError {
         path: path.display().to_string(),
         source,
     }
+}
+
+fn binding_file(client_id: &str) -> String {
+    format!("binding-{:016x}.json", fnv1a(client_id))
 }
 
 /// Seconds since the Unix epoch.

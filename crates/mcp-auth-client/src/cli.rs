@@ -143,6 +143,11 @@ pub struct Options {
     /// The secret of the pre-registered client (confidential clients only).
     #[arg(long, global = true, env = "MCP_CLIENT_SECRET", hide_env_values = true)]
     pub client_secret: Option<String>,
+    /// The issuer of the authorization server the pre-registered client belongs to: its
+    /// id and secret go nowhere else. Without it, the first issuer they are used with is
+    /// recorded in the cache and holds from then on.
+    #[arg(long, global = true, env = "MCP_CLIENT_ISSUER")]
+    pub client_issuer: Option<String>,
     /// A Client ID Metadata Document URL, used as client_id when the authorization server
     /// supports it.
     #[arg(long, global = true, env = "MCP_CLIENT_METADATA_URL")]
@@ -435,6 +440,12 @@ fn session_options(o: &Options, server_url: Url) -> anyhow::Result<SessionOption
     if o.client_secret.is_some() && o.client_id.is_none() {
         anyhow::bail!("--client-secret needs --client-id");
     }
+    if o.client_issuer.is_some() && o.client_id.is_none() {
+        anyhow::bail!("--client-issuer needs --client-id (it binds a pre-registered client)");
+    }
+    if let Some(issuer) = o.client_issuer.as_deref().filter(|i| !i.is_empty()) {
+        parse_url(issuer).map_err(|e| anyhow::anyhow!("--client-issuer: {e}"))?;
+    }
     Ok(SessionOptions {
         server_url,
         transport: match o.transport {
@@ -460,6 +471,7 @@ fn session_options(o: &Options, server_url: Url) -> anyhow::Result<SessionOption
                     .clone()
                     .filter(|s| !s.is_empty())
                     .map(ClientSecret::new),
+                client_issuer: o.client_issuer.clone().filter(|s| !s.is_empty()),
                 client_metadata_url: o.client_metadata_url.clone().filter(|s| !s.is_empty()),
                 auth_method,
                 client_name: o.client_name.clone(),

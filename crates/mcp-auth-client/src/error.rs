@@ -110,6 +110,20 @@ pub enum ClientError {
         /// The issuer.
         issuer: String,
     },
+    /// Pre-registered credentials would go to another authorization server than theirs.
+    #[error(
+        "the pre-registered client {client_id} belongs to the authorization server {bound} ({how}), but this server's authorization server is {requested}: its credentials are not sent there. Pass --client-issuer {requested} only if {client_id} is registered there"
+    )]
+    ClientIssuerMismatch {
+        /// The pre-registered client id.
+        client_id: String,
+        /// The issuer the credentials are bound to.
+        bound: String,
+        /// How they were bound (`--client-issuer`, or first use).
+        how: String,
+        /// The issuer the server names.
+        requested: String,
+    },
     /// The authorization server answered the authorization request with an error.
     #[error("the authorization server refused the authorization: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     AuthorizationDenied {

@@ -11,12 +11,20 @@
 //! The token endpoint authentication method (`none`, `client_secret_basic`,
 //! `client_secret_post`) follows what the registration says, else what the authorization
 //! server lists in `token_endpoint_auth_methods_supported`.
+//!
+//! # Security
+//! A pre-registered client id (and its secret) belongs to one authorization server, and
+//! is never sent to another one, whatever issuer a resource names: that would hand the
+//! secret to an attacker's server, and open the mix-up attack of RFC 9700 §4.4 to a
+//! public client. The issuer is `--client-issuer` ([`ClientConfig::client_issuer`]) when
+//! given; otherwise the first issuer the client id is used with, recorded in the cache
+//! and said in the trace. A later use with another issuer is refused, naming both.
 
 use mcp_auth_proto::ClientSecret;
 use mcp_auth_proto::registration::{ClientInformation, ClientMetadata};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::Cache;
+use crate::cache::{Cache, ClientBinding, now};
 use crate::discovery::AuthorizationServer;
 use crate::error::{ClientError, Result};
 use crate::http::{body_summary, limits, read_body};
@@ -105,6 +113,9 @@ pub struct ClientConfig {
     pub client_id: Option<String>,
     /// Its secret, for a confidential client.
     pub client_secret: Option<ClientSecret>,
+    /// The issuer of the authorization server the pre-registered client belongs to
+    /// (`None`: bound to the first one it is used with).
+    pub client_issuer: Option<String>,
     /// A Client ID Metadata Document URL (an https URL), used when the AS supports it.
     pub client_metadata_url: Option<String>,
     /// Forces a token endpoint authentication method.
@@ -127,6 +138,13 @@ pub async fn client_identity(
 ) -> Result<StoredClient> {
     let md = &as_.metadata;
     if let Some(id) = &config.client_id {
+        check_binding(
+            trace,
+            cache,
+            id,
+            config.client_issuer.as_deref(),
+            &as_.issuer,
+        )?;
         let auth_method = config.auth_method.unwrap_or_else(|| {
             if config.client_secret.is_some() {
                 secret_method(as_)
@@ -192,6 +210,56 @@ pub async fn client_identity(
         });
     };
     register(http, trace, as_, config, endpoint, redirect_uri).await
+}
+
+/// Checks that the pre-registered `client_id` belongs to `issuer` (the authorization
+/// server about to receive it), and records the binding: the one given
+/// (`--client-issuer`), else the one recorded, else this first use.
+fn check_binding(
+    trace: &Trace,
+    cache: &Cache,
+    client_id: &str,
+    configured: Option<&str>,
+    issuer: &str,
+) -> Result<()> {
+    let mismatch = |bound: &str, how: &str| ClientError::ClientIssuerMismatch {
+        client_id: client_id.to_owned(),
+        bound: bound.to_owned(),
+        how: how.to_owned(),
+        requested: issuer.to_owned(),
+    };
+    let recorded = cache.load_binding(client_id)?;
+    match (configured, &recorded) {
+        (Some(bound), _) if bound != issuer => return Err(mismatch(bound, "--client-issuer")),
+        (Some(_), _) => trace.step(
+            AREA,
+            format!("the client id {client_id} belongs to {issuer} (--client-issuer): it may be sent there"),
+        ),
+        (None, Some(b)) if b.issuer != issuer => {
+            return Err(mismatch(
+                &b.issuer,
+                "bound at its first use; --client-issuer chooses another",
+            ));
+        }
+        (None, Some(_)) => trace.step(
+            AREA,
+            format!("the client id {client_id} belongs to {issuer} (bound at its first use)"),
+        ),
+        (None, None) => trace.step(
+            AREA,
+            format!(
+                "first use of the client id {client_id}: binding it to {issuer}; it will not be sent to another authorization server (--client-issuer sets the binding)"
+            ),
+        ),
+    }
+    if recorded.as_ref().is_none_or(|b| b.issuer != issuer) {
+        cache.save_binding(&ClientBinding {
+            client_id: client_id.to_owned(),
+            issuer: issuer.to_owned(),
+            bound_at: now(),
+        })?;
+    }
+    Ok(())
 }
 
 /// The redirect URI of the cached registration for `issuer`, if any: the loopback

@@ -7,6 +7,7 @@ mod failures;
 mod flow;
 mod insecure_http;
 mod loopback;
+mod preregistered;
 mod project;
 mod sse;
 mod support;
