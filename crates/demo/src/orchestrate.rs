@@ -27,6 +27,9 @@ use crate::cli::{Discovery, RunArgs, Transport};
 /// The demo user, from dex-config.yaml.
 pub const DEMO_USER: &str = "alice@example.com";
 const DEMO_PASSWORD: &str = "password";
+/// The resource server's own Dex client id: the audience of the tokens it accepts in the
+/// Dex topologies (dex-config.yaml).
+const DEX_AUDIENCE: &str = "mcp-resource-server";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const EXTERNAL_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -148,9 +151,9 @@ pub fn rs_args(args: &RunArgs, topology: &Topology) -> Vec<String> {
         "--jwks-uri".into(),
         format!("{}/keys", topology.issuer),
         "--audience".into(),
-        "mcp-resource-server".into(),
+        DEX_AUDIENCE.into(),
         "--scopes-supported".into(),
-        "openid,audience:server:client_id:mcp-resource-server".into(),
+        format!("openid,audience:server:client_id:{DEX_AUDIENCE}"),
         "--required-scopes".into(),
         String::new(),
     ]);
@@ -226,7 +229,22 @@ pub fn client_steps(args: &RunArgs, topology: &Topology, cache_dir: &Path) -> Ve
         common.push("--no-browser".into());
     }
     if !args.mcp_ready {
-        common.extend(["--client-id".into(), "mcp-client".into()]);
+        // Dex: the pre-registered public client, bound to the authorization server the
+        // resource server names (the static metadata server, or Dex itself), and allowed
+        // to get tokens for Dex's client `mcp-resource-server`, the resource server's
+        // audience, for this resource server only.
+        let client_issuer = match args.discovery {
+            Discovery::Static => topology.static_url.clone(),
+            Discovery::Oidc => topology.issuer.clone(),
+        };
+        common.extend([
+            "--client-id".into(),
+            "mcp-client".into(),
+            "--client-issuer".into(),
+            client_issuer,
+            "--allow-audience".into(),
+            format!("{}={DEX_AUDIENCE}", topology.rs_url),
+        ]);
     }
     let step = |title: &str, command: &[&str], expected_failure: Option<&'static str>| {
         let mut a = common.clone();

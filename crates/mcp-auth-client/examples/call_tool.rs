@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use mcp_auth_client::audience::AudiencePolicy;
 use mcp_auth_client::authorize::{AuthorizeOptions, Interaction};
 use mcp_auth_client::cache::Cache;
 use mcp_auth_client::mcp::sse::SseAuth;
@@ -40,6 +41,9 @@ async fn main() -> anyhow::Result<()> {
             },
         },
         extra_scopes: Scopes::default(),
+        // Dex's tokens name its client `mcp-resource-server`, not the server's URL: allow
+        // that audience for this server (and only for it).
+        audiences: AudiencePolicy::new().with(format!("{server}=mcp-resource-server").parse()?),
         max_authorizations: 3,
         allow_insecure_http: false,
         refresh_margin_secs: 60,

@@ -21,6 +21,7 @@ use mcp_auth_proto::{ClientSecret, Scopes};
 use serde_json::{Map, Value};
 use url::Url;
 
+use crate::audience::{AllowedAudience, AudiencePolicy};
 use crate::authorize::{AuthorizeOptions, Interaction};
 use crate::cache::Cache;
 use crate::mcp::sse::SseAuth;
@@ -172,6 +173,18 @@ pub struct Options {
         default_value_t = 0
     )]
     pub redirect_port: u16,
+    /// Allow tokens for AUDIENCE to be obtained for, and sent to, the MCP server at
+    /// RESOURCE (and the paths below it): RESOURCE=AUDIENCE, repeatable (comma separated
+    /// in the environment). Needed with Dex, whose tokens name a client id, not the
+    /// server: e.g. http://localhost:3001=mcp-resource-server.
+    #[arg(
+        long = "allow-audience",
+        global = true,
+        env = "MCP_CLIENT_ALLOW_AUDIENCE",
+        value_delimiter = ',',
+        value_name = "RESOURCE=AUDIENCE"
+    )]
+    pub allow_audiences: Vec<AllowedAudience>,
     /// Extra scopes to request (space or comma separated; repeatable).
     #[arg(long = "scope", global = true, env = "MCP_CLIENT_SCOPE")]
     pub scopes: Vec<String>,
@@ -478,6 +491,11 @@ fn session_options(o: &Options, server_url: Url) -> anyhow::Result<SessionOption
             },
         },
         extra_scopes: extra,
+        audiences: o
+            .allow_audiences
+            .iter()
+            .cloned()
+            .fold(AudiencePolicy::new(), AudiencePolicy::with),
         max_authorizations: o.max_authorizations.max(1),
         allow_insecure_http: o.allow_insecure_http,
         refresh_margin_secs: 60,

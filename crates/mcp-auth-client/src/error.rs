@@ -124,6 +124,33 @@ pub enum ClientError {
         /// The issuer the server names.
         requested: String,
     },
+    /// The server asks for a cross-client audience the user did not allow for it.
+    #[error(
+        "{server} asks for the scope {scope}, which makes the authorization server (Dex) issue a token for its client {audience}, not for {server}: refusing to request it, as that token could be used at whatever server accepts {audience}. If {audience} is the audience of {server} itself, allow it with --allow-audience {server}={audience}"
+    )]
+    AudienceScopeNotAllowed {
+        /// The MCP server (canonical URL).
+        server: String,
+        /// The cross-client scope.
+        scope: String,
+        /// The audience it asks for.
+        audience: String,
+    },
+    /// An access token whose `aud` names neither the resource nor an allowed audience.
+    #[error(
+        "the access token from {issuer} is for {}, which is neither {resource} nor an audience allowed for {server}: it is not sent there, as it could be used at another server. If one of these is the audience of {server} itself, allow it with --allow-audience {server}=<audience>",
+        if audiences.is_empty() { "no audience at all (no aud claim)".to_owned() } else { format!("the audience {}", audiences.join(", ")) }
+    )]
+    TokenAudience {
+        /// The issuer that made the token.
+        issuer: String,
+        /// The MCP server (canonical URL).
+        server: String,
+        /// The resource the token was requested for.
+        resource: String,
+        /// The token's `aud` values.
+        audiences: Vec<String>,
+    },
     /// The authorization server answered the authorization request with an error.
     #[error("the authorization server refused the authorization: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     AuthorizationDenied {

@@ -10,13 +10,15 @@
 //! 3. [`authorize`]: the authorization code flow with PKCE S256 ([`pkce`]), `state`,
 //!    `resource` (RFC 8707) and `iss` (RFC 9207), through the system browser and the
 //!    [`loopback`] listener, or [`headless`]ly;
-//! 4. [`token`]: code exchange and refresh; [`cache`]: tokens on disk, owner-only;
+//! 4. [`token`]: code exchange and refresh; [`audience`]: which tokens may go to which
+//!    server; [`cache`]: tokens on disk, owner-only;
 //! 5. [`session`]: MCP over Streamable HTTP or legacy SSE ([`mcp`]), with refresh on
 //!    401 and step-up on 403 `insufficient_scope`;
 //! 6. [`trace`]: the readable account of all of the above.
 //!
 //! The binary `mcp-client` is [`cli::run`] behind a tracing subscriber.
 
+pub mod audience;
 pub mod authorize;
 pub mod cache;
 pub mod cli;

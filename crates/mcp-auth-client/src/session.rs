@@ -22,12 +22,18 @@
 //! token would cross the network readable by anyone on the path. With the legacy
 //! transport's cookie, the session URL must be on the server's origin, the only place
 //! the token goes.
+//!
+//! Every access token the session holds passed [`AudiencePolicy::check_token`] when it
+//! arrived (from the cache, the code exchange or a refresh): a JWT for another resource
+//! than this server, and not allowed for it, is never sent. Cross-client audience scopes
+//! are requested only when allowed ([`AudiencePolicy::check_scopes`]).
 
 use mcp_auth_proto::wellknown::{canonical_resource, is_loopback_or_https};
 use mcp_auth_proto::{BearerChallenge, BearerError, Scopes};
 use serde_json::{Value, json};
 use url::Url;
 
+use crate::audience::{AudiencePolicy, CROSS_CLIENT_SCOPE_PREFIX, TokenAudience};
 use crate::authorize::{self, AuthorizeOptions};
 use crate::cache::{Cache, TokenSet, now};
 use crate::discovery::{self, Discovered};
@@ -65,6 +71,8 @@ pub struct SessionOptions {
     pub authorize: AuthorizeOptions,
     /// Scopes to ask for in addition to those the spec's selection gives.
     pub extra_scopes: Scopes,
+    /// The token audiences allowed besides the server's own resource URL.
+    pub audiences: AudiencePolicy,
     /// At most this many authorizations in the life of the session, all operations
     /// together.
     pub max_authorizations: u32,
@@ -120,7 +128,18 @@ impl Session {
                 options.server_url
             ))
         })?;
-        let tokens = cache.load_tokens(&server_key)?;
+        let mut tokens = cache.load_tokens(&server_key)?;
+        if let Some(t) = &tokens
+            && let Err(e) = options.audiences.check_token(
+                &t.access_token,
+                &options.server_url,
+                &t.resource,
+                &t.issuer,
+            )
+        {
+            trace.step("cache", format!("not using the cached tokens: {e}"));
+            tokens = None;
+        }
         if let Some(t) = &tokens {
             trace.step(
                 "cache",
@@ -485,6 +504,20 @@ impl Session {
             current.as_ref(),
             &self.options.extra_scopes,
         );
+        self.options
+            .audiences
+            .check_scopes(&scopes, &self.options.server_url)?;
+        for audience in scopes
+            .iter()
+            .filter_map(|s| s.strip_prefix(CROSS_CLIENT_SCOPE_PREFIX))
+        {
+            self.trace.step(
+                "authorize",
+                format!(
+                    "the scope asks for a token for the client {audience}, an audience allowed for this server (--allow-audience)"
+                ),
+            );
+        }
         let authorized = authorize::authorize(
             &self.oauth_http,
             &self.trace,
@@ -563,9 +596,14 @@ impl Session {
                 );
                 match self.store(set) {
                     Ok(()) => true,
+                    Err(e @ ClientError::TokenAudience { .. }) => {
+                        self.trace
+                            .step(AREA, format!("the refreshed token is not used: {e}"));
+                        false
+                    }
                     Err(e) => {
                         self.trace
-                            .step(AREA, format!("could not store the refreshed tokens: {e}"));
+                            .step(AREA, format!("could not cache the refreshed tokens: {e}"));
                         true
                     }
                 }
@@ -580,20 +618,44 @@ impl Session {
         }
     }
 
+    /// Takes new tokens into use: their audience is checked first (a token refused there
+    /// is neither used nor cached), then they are cached.
     fn store(&mut self, set: TokenSet) -> Result<()> {
+        let audience = self.options.audiences.check_token(
+            &set.access_token,
+            &self.options.server_url,
+            &set.resource,
+            &set.issuer,
+        )?;
+        self.trace.step(
+            AREA,
+            match audience {
+                TokenAudience::Resource(aud) => {
+                    format!("the access token is for {aud}, this server")
+                }
+                TokenAudience::Allowed(aud) => format!(
+                    "the access token is for {aud}, an audience allowed for this server (--allow-audience)"
+                ),
+                TokenAudience::Opaque => {
+                    "the access token is opaque: its audience is for the servers to check"
+                        .to_owned()
+                }
+            },
+        );
+        let saved = self.cache.save_tokens(&set);
+        let description = describe_token(set.access_token.secret());
+        let server = set.server.clone();
+        self.tokens = Some(set);
         self.trace.step(
             "cache",
             format!(
-                "access token {} for {} {}",
-                describe_token(set.access_token.secret()),
-                set.server,
-                match self.cache.save_tokens(&set)? {
+                "access token {description} for {server} {}",
+                match saved? {
                     Some(p) => format!("saved to {}", p.display()),
                     None => "kept in memory only (cache disabled)".to_owned(),
                 }
             ),
         );
-        self.tokens = Some(set);
         Ok(())
     }
 }

@@ -127,6 +127,17 @@ impl Write for SharedBuf {
 /// The signature is not shown and not verified: this is for display only.
 #[must_use]
 pub fn jwt_claims(token: &str) -> Option<String> {
+    let (header, claims) = decode_jwt(token)?;
+    Some(format!(
+        "header {}\nclaims {}",
+        serde_json::to_string(&header).ok()?,
+        serde_json::to_string_pretty(&claims).ok()?
+    ))
+}
+
+/// The header and claims of a JWT (JWS compact serialization), decoded and NOT
+/// verified; `None` if `token` is not one.
+pub(crate) fn decode_jwt(token: &str) -> Option<(serde_json::Value, serde_json::Value)> {
     let mut parts = token.split('.');
     let (header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
@@ -138,13 +149,7 @@ pub fn jwt_claims(token: &str) -> Option<String> {
             .ok()?;
         serde_json::from_slice(&bytes).ok()
     };
-    let header = decode(header)?;
-    let claims = decode(payload)?;
-    Some(format!(
-        "header {}\nclaims {}",
-        serde_json::to_string(&header).ok()?,
-        serde_json::to_string_pretty(&claims).ok()?
-    ))
+    Some((decode(header)?, decode(payload)?))
 }
 
 /// A one-line description of an access token that reveals nothing usable:

@@ -2,7 +2,7 @@
 
 use clap::Parser as _;
 use demo::cli::{Cli, Discovery, RunArgs};
-use demo::orchestrate::{Topology, check_ports, idp_args, rs_args};
+use demo::orchestrate::{Topology, check_ports, client_steps, idp_args, rs_args};
 
 fn run_args(extra: &[&str]) -> RunArgs {
     let mut argv = vec!["demo"];
@@ -78,6 +78,40 @@ fn dex_topology_arguments() {
     );
     cli.to_config()
         .expect("a valid resource server configuration");
+
+    // The client is the pre-registered public client, bound to the authorization server
+    // the resource server names, and allowed Dex's audience for this server only; its
+    // own parser accepts what the orchestrator passes.
+    let client = |args: &RunArgs| {
+        let steps = client_steps(args, &Topology::new(args), std::path::Path::new("/tmp/c"));
+        let step = steps.into_iter().next().unwrap();
+        mcp_auth_client::cli::Cli::try_parse_from(
+            std::iter::once("mcp-client".to_owned()).chain(step.args),
+        )
+        .expect("the client accepts the demo's arguments")
+    };
+    let cli = client(&args);
+    assert_eq!(cli.options.client_id.as_deref(), Some("mcp-client"));
+    assert_eq!(
+        cli.options.client_issuer.as_deref(),
+        Some("http://localhost:5558")
+    );
+    assert_eq!(cli.options.allow_audiences.len(), 1);
+    assert_eq!(
+        cli.options.allow_audiences[0].resource,
+        "http://localhost:3001"
+    );
+    assert_eq!(
+        cli.options.allow_audiences[0].audience,
+        "mcp-resource-server"
+    );
+    let cli = client(&run_args(&["--discovery", "oidc"]));
+    assert_eq!(
+        cli.options.client_issuer.as_deref(),
+        Some("http://localhost:5556/dex")
+    );
+    let cli = client(&run_args(&["--mcp-ready"]));
+    assert!(cli.options.client_id.is_none() && cli.options.allow_audiences.is_empty());
 
     let oidc = run_args(&["--discovery", "oidc"]);
     let rs = rs_args(&oidc, &Topology::new(&oidc));

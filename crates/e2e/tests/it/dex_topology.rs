@@ -15,6 +15,7 @@ use clap::Parser;
 use dev_idp::Features;
 use e2e::scenario::{Outcome, Scenario};
 use mcp_auth_client::TransportChoice;
+use mcp_auth_client::audience::AudiencePolicy;
 use mcp_resource_server::cli::Cli as RsCli;
 use serde_json::json;
 
@@ -142,6 +143,10 @@ async fn dex_topology(discovery: Discovery) -> Outcome {
         .step(CLIENT, "set up (pre-registered client id)", async {
             let mut options = ProjectClient::options(&mcp_url, TransportChoice::Streamable, 60)?;
             options.authorize.client.client_id = Some(DEX_CLIENT_ID.to_string());
+            // Dex's tokens name the resource server's Dex client, not its URL: allowed
+            // for this server, as `--allow-audience` does.
+            options.audiences =
+                AudiencePolicy::new().with(format!("{}=mcp-resource-server", rs.url).parse()?);
             ProjectClient::with_options(options, cache.path())
         })
         .await?;

@@ -11,6 +11,7 @@ use anyhow::Context;
 use dev_idp::{DevIdp, DexConfig, Features, IdpConfig};
 use mcp_auth_client::{
     Session, SessionOptions, TransportChoice,
+    audience::AudiencePolicy,
     authorize::{AuthorizeOptions, Interaction},
     cache::Cache,
     mcp::sse::SseAuth,
@@ -169,6 +170,7 @@ impl ProjectClient {
                 },
             },
             extra_scopes: Scopes::default(),
+            audiences: AudiencePolicy::new(),
             max_authorizations: 3,
             allow_insecure_http: false,
             refresh_margin_secs,

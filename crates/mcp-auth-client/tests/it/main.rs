@@ -1,5 +1,6 @@
 //! Integration tests of mcp-auth-client, against real servers on 127.0.0.1:0.
 
+mod audience;
 mod cache;
 mod challenge;
 mod cli;

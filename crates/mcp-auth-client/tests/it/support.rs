@@ -17,6 +17,7 @@ use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use mcp_auth_client::audience::AudiencePolicy;
 use mcp_auth_client::authorize::{AuthorizeOptions, Interaction};
 use mcp_auth_client::cache::Cache;
 use mcp_auth_client::mcp::sse::SseAuth;
@@ -67,6 +68,11 @@ pub struct MockConfig {
     /// The first call of each tool revokes the token it came with and answers 401, as a
     /// server that wants a new authorization for every tool would.
     pub reauthorize_per_tool: bool,
+    /// Access tokens are JWTs with this `aud` (no `aud` claim when empty), instead of
+    /// opaque strings. `{resource}` stands for the `resource` of the token request.
+    pub jwt_audience: Option<Vec<String>>,
+    /// The `aud` of JWT access tokens issued by the refresh grant, if other.
+    pub jwt_audience_on_refresh: Option<Vec<String>>,
 }
 
 impl Default for MockConfig {
@@ -95,6 +101,8 @@ impl Default for MockConfig {
             ],
             extra_tools: 0,
             reauthorize_per_tool: false,
+            jwt_audience: None,
+            jwt_audience_on_refresh: None,
         }
     }
 }
@@ -106,6 +114,10 @@ pub struct Issued {
     codes: HashMap<String, (String, Vec<String>, String)>,
     counter: u64,
     called: std::collections::HashSet<String>,
+    /// Access tokens minted by the refresh grant.
+    pub from_refresh: Vec<String>,
+    /// Every bearer token presented at `/mcp`.
+    pub presented: Vec<String>,
 }
 
 /// The running mock.
@@ -353,8 +365,34 @@ async fn token(State(s): State<AppState>, Form(f): Form<HashMap<String, String>>
     };
     issued.counter += 1;
     let n = issued.counter;
-    let access = format!("secret-access-{n}");
+    let audience = match (&s.config.jwt_audience_on_refresh, grant.as_str()) {
+        (Some(aud), "refresh_token") => Some(aud),
+        _ => s.config.jwt_audience.as_ref(),
+    };
+    let access = match audience {
+        None => format!("secret-access-{n}"),
+        Some(aud) => {
+            let aud: Vec<String> = aud
+                .iter()
+                .map(|a| a.replace("{resource}", &resource))
+                .collect();
+            let mut claims = json!({"iss": format!("{}/as", s.base), "sub": "alice"});
+            if !aud.is_empty() {
+                claims["aud"] = json!(aud);
+            }
+            // Not signed (the mock looks tokens up); the last part keeps the marker that
+            // `assert_no_secrets` looks for.
+            format!(
+                "{}.{}.secret-access-{n}",
+                b64(&json!({"alg": "RS256"})),
+                b64(&claims)
+            )
+        }
+    };
     issued.access.insert(access.clone(), scopes.clone());
+    if grant == "refresh_token" {
+        issued.from_refresh.push(access.clone());
+    }
     let mut body = json!({
         "access_token": access,
         "token_type": "Bearer",
@@ -368,6 +406,11 @@ async fn token(State(s): State<AppState>, Form(f): Form<HashMap<String, String>>
         body["refresh_token"] = json!(rt);
     }
     axum::Json(body).into_response()
+}
+
+fn b64(v: &Value) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
 }
 
 fn challenge(base: &str, error: Option<&str>, scope: Option<&str>) -> String {
@@ -393,9 +436,11 @@ async fn mcp(State(s): State<AppState>, headers: HeaderMap, body: String) -> Res
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned);
-    let scopes = token
-        .as_ref()
-        .and_then(|t| s.issued.lock().unwrap().access.get(t).cloned());
+    let scopes = token.as_ref().and_then(|t| {
+        let mut issued = s.issued.lock().unwrap();
+        issued.presented.push(t.clone());
+        issued.access.get(t).cloned()
+    });
     let refuse = |status: StatusCode, ch: String| {
         push(&s.log, format!("mcp {method} {}", status.as_u16()));
         (status, [(header::WWW_AUTHENTICATE, ch)], "").into_response()
@@ -499,6 +544,7 @@ pub fn options(server_url: &str) -> SessionOptions {
             },
         },
         extra_scopes: Scopes::default(),
+        audiences: AudiencePolicy::new(),
         max_authorizations: 3,
         allow_insecure_http: false,
         refresh_margin_secs: 60,
