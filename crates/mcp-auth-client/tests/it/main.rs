@@ -7,6 +7,7 @@ mod cli;
 mod failures;
 mod flow;
 mod insecure_http;
+mod limits;
 mod loopback;
 mod preregistered;
 mod project;

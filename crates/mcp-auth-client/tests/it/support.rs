@@ -43,6 +43,21 @@ pub enum IssMode {
     Wrong,
 }
 
+/// A response the mock pads past the client's 256 KiB limit for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oversized {
+    ProtectedResourceMetadata,
+    AuthorizationServerMetadata,
+    Registration,
+    Token,
+}
+
+/// Adds 300 KiB to a JSON object (an unknown member, which readers ignore).
+fn pad(mut v: Value) -> Value {
+    v["padding"] = json!("x".repeat(300 * 1024));
+    v
+}
+
 /// The mock's behaviour.
 #[derive(Debug, Clone)]
 pub struct MockConfig {
@@ -73,6 +88,8 @@ pub struct MockConfig {
     pub jwt_audience: Option<Vec<String>>,
     /// The `aud` of JWT access tokens issued by the refresh grant, if other.
     pub jwt_audience_on_refresh: Option<Vec<String>>,
+    /// One response padded past the client's limit.
+    pub oversized: Option<Oversized>,
 }
 
 impl Default for MockConfig {
@@ -103,6 +120,7 @@ impl Default for MockConfig {
             reauthorize_per_tool: false,
             jwt_audience: None,
             jwt_audience_on_refresh: None,
+            oversized: None,
         }
     }
 }
@@ -215,7 +233,7 @@ async fn prm(State(s): State<AppState>) -> Response {
         .prm_resource_override
         .clone()
         .unwrap_or_else(|| format!("{}/mcp", s.base));
-    axum::Json(json!({
+    let md = json!({
         "resource": resource,
         "authorization_servers": [s
             .config
@@ -223,8 +241,11 @@ async fn prm(State(s): State<AppState>) -> Response {
             .clone()
             .unwrap_or_else(|| format!("{}/as", s.base))],
         "scopes_supported": s.config.prm_scopes,
-    }))
-    .into_response()
+    });
+    if s.config.oversized == Some(Oversized::ProtectedResourceMetadata) {
+        return axum::Json(pad(md)).into_response();
+    }
+    axum::Json(md).into_response()
 }
 
 async fn as_metadata(State(s): State<AppState>) -> Response {
@@ -245,6 +266,9 @@ async fn as_metadata(State(s): State<AppState>) -> Response {
     } else {
         json!(["plain"])
     };
+    if s.config.oversized == Some(Oversized::AuthorizationServerMetadata) {
+        md = pad(md);
+    }
     // Served the way a static file server would: not as JSON.
     (
         [(header::CONTENT_TYPE, "application/octet-stream")],
@@ -257,6 +281,9 @@ async fn register(State(s): State<AppState>, axum::Json(body): axum::Json<Value>
     push(&s.log, "register".into());
     let mut out = body.clone();
     out["client_id"] = json!("dyn-client-1");
+    if s.config.oversized == Some(Oversized::Registration) {
+        out = pad(out);
+    }
     (StatusCode::CREATED, axum::Json(out)).into_response()
 }
 
@@ -404,6 +431,9 @@ async fn token(State(s): State<AppState>, Form(f): Form<HashMap<String, String>>
         let rt = format!("secret-refresh-{n}");
         issued.refresh.insert(rt.clone(), scopes);
         body["refresh_token"] = json!(rt);
+    }
+    if s.config.oversized == Some(Oversized::Token) {
+        body = pad(body);
     }
     axum::Json(body).into_response()
 }
