@@ -37,6 +37,8 @@ use tokio::{net::TcpListener, sync::oneshot};
 use crate::support::{Key, now, rs_config, start_rs};
 
 const CHILD_ARGS: &str = "SECURITY_TESTS_CLIENT_ARGS";
+/// When set, the child writes its peak resident memory (`VmHWM`) as its last line.
+pub(crate) const CHILD_REPORT_PEAK_RSS: &str = "SECURITY_TESTS_REPORT_PEAK_RSS";
 const CHILD_TEST: &str = "client_faults::client_child_process";
 const WRITER_PATH: &str = "SECURITY_TESTS_CACHE_WRITER";
 const WRITER_TEST: &str = "client_faults::cache_writer_child_process";
@@ -69,26 +71,39 @@ fn client_child_process() {
             }
         }
     });
+    if std::env::var_os(CHILD_REPORT_PEAK_RSS).is_some() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+            eprintln!("peak RSS {}", line.trim_start_matches("VmHWM:").trim());
+        }
+    }
     std::process::exit(code);
 }
 
 /// Output of one client run.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    /// The client's one-line error (`mcp-client: ...`), if it printed one.
+    pub(crate) fn error(&self) -> Option<&str> {
+        self.stderr.lines().rfind(|l| l.starts_with("mcp-client: "))
     }
 }
 
-async fn run_client(args: &[String]) -> Run {
+/// The command that runs `mcp-client` with `args` in a child process.
+pub(crate) fn client_command(args: &[String]) -> tokio::process::Command {
     let mut all = vec!["mcp-client".to_string()];
     all.extend(args.iter().cloned());
-    let child = tokio::process::Command::new(std::env::current_exe().unwrap())
+    let mut command = tokio::process::Command::new(std::env::current_exe().unwrap());
+    command
         .args([
             CHILD_TEST,
             "--exact",
@@ -100,8 +115,17 @@ async fn run_client(args: &[String]) -> Run {
         .env("RUST_BACKTRACE", "0")
         .env_remove("MCP_SERVER_URL")
         .env("BROWSER", "true")
-        .kill_on_drop(true)
-        .output();
+        .kill_on_drop(true);
+    command
+}
+
+pub(crate) async fn run_client(args: &[String]) -> Run {
+    run(client_command(args)).await
+}
+
+/// Runs a client command to its end (at most 60 s).
+pub(crate) async fn run(mut command: tokio::process::Command) -> Run {
+    let child = command.output();
     let output = tokio::time::timeout(Duration::from_secs(60), child)
         .await
         .expect("the client finished within 60 s")
