@@ -55,6 +55,9 @@ pub struct Authorized {
     pub client: StoredClient,
     /// The scope that was requested (`None` if omitted).
     pub requested_scope: Option<Scopes>,
+    /// The `iss` parameter of the authorization response (RFC 9207), when it carried one
+    /// (already compared with the issuer by the loopback listener).
+    pub callback_issuer: Option<String>,
 }
 
 /// The scopes to request, as the MCP specification says ("Scope Selection Strategy"):
@@ -232,6 +235,7 @@ pub async fn authorize(
         tokens,
         client,
         requested_scope: (!scopes.is_empty()).then(|| scopes.clone()),
+        callback_issuer: callback.iss,
     })
 }
 
