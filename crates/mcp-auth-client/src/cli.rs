@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::audience::{AllowedAudience, AudiencePolicy};
+use crate::audit::{AuditOptions, LoginOptions};
 use crate::authorize::{AuthorizeOptions, Interaction};
 use crate::cache::Cache;
 use crate::mcp::sse::SseAuth;
@@ -35,7 +36,7 @@ use crate::trace::{Trace, Verbosity, describe_token, jwt_claims};
     name = "mcp-client",
     version,
     about = "An MCP client that gets authorized (OAuth 2.1 + PKCE) and shows every step",
-    after_help = "Examples:\n  mcp-client tools http://localhost:3001/mcp\n  mcp-client call http://localhost:3001/mcp calculator operation=add a=2 b=3\n  mcp-client call weather '{\"location\":\"Paris\"}' http://localhost:3001/mcp\n  mcp-client --transport sse --sse-auth cookie tools http://localhost:3001/sse\n  mcp-client status\n  mcp-client logout http://localhost:3001/mcp"
+    after_help = "Examples:\n  mcp-client tools http://localhost:3001/mcp\n  mcp-client call http://localhost:3001/mcp calculator operation=add a=2 b=3\n  mcp-client call weather '{\"location\":\"Paris\"}' http://localhost:3001/mcp\n  mcp-client --transport sse --sse-auth cookie tools http://localhost:3001/sse\n  mcp-client status\n  mcp-client logout http://localhost:3001/mcp\n  mcp-client audit http://localhost:3001/mcp\n  mcp-client --headless audit --login --tool admin_status http://localhost:3001/mcp"
 )]
 pub struct Cli {
     /// Options of every command.
@@ -81,6 +82,10 @@ pub enum Command {
         #[arg(value_name = "URL")]
         url: Option<String>,
     },
+    /// Check the server's authorization setup against the MCP specification and the RFCs
+    /// it builds on: one line per check (pass, fail, warn, not applicable); exit code 1 if
+    /// any check fails.
+    Audit(AuditArgs),
     /// Forget the cached tokens of a server (or of all with --all).
     Logout {
         /// The MCP server URL.
@@ -90,6 +95,47 @@ pub enum Command {
         #[arg(long, env = "MCP_CLIENT_LOGOUT_ALL")]
         all: bool,
     },
+}
+
+/// Flags of `audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The MCP server URL.
+    #[arg(value_name = "URL")]
+    pub url: Option<String>,
+    /// After the checks without a token, log in with the client's own flow (and its
+    /// options: --headless, --client-id, ...) and check the token and how the server treats it.
+    #[arg(long, env = "MCP_CLIENT_AUDIT_LOGIN")]
+    pub login: bool,
+    /// With --login: a tool that needs more scope than the first login grants, called once
+    /// (with --tool-args) to see the server's insufficient_scope challenge; if the first
+    /// login's scopes suffice, the tool runs.
+    #[arg(
+        long,
+        value_name = "TOOL",
+        env = "MCP_CLIENT_AUDIT_TOOL",
+        requires = "login"
+    )]
+    pub tool: Option<String>,
+    /// The arguments of --tool, as a JSON object.
+    #[arg(
+        long,
+        value_name = "JSON",
+        env = "MCP_CLIENT_AUDIT_TOOL_ARGS",
+        default_value = "{}"
+    )]
+    pub tool_args: String,
+    /// Also write the report as markdown to this file.
+    #[arg(long, value_name = "FILE", env = "MCP_CLIENT_AUDIT_REPORT")]
+    pub report: Option<PathBuf>,
+    /// Seconds each request of the audit may take.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "MCP_CLIENT_AUDIT_TIMEOUT",
+        default_value_t = 10
+    )]
+    pub timeout: u64,
 }
 
 /// Which transport (`--transport`).
@@ -319,6 +365,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             session.close().await;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(args) => {
+            let url = server_url(o, args.url.as_deref())?;
+            let mut options = AuditOptions::new(url.clone());
+            options.timeout = Duration::from_secs(args.timeout.max(1));
+            if args.login {
+                let session = session_options(o, url)?;
+                let tool = match &args.tool {
+                    Some(t) => Some((t.clone(), parse_arguments(&[args.tool_args.as_str()])?)),
+                    None => None,
+                };
+                options.login = Some(LoginOptions {
+                    authorize: session.authorize,
+                    extra_scopes: session.extra_scopes,
+                    step_up_tool: tool,
+                });
+            }
+            crate::audit::command(&options, o.json, args.report.as_deref(), &trace, &cache).await
         }
         Command::Status { url } => {
             let server = match url.as_deref().or(o.url.as_deref()) {

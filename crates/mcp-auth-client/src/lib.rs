@@ -16,9 +16,13 @@
 //!    401 and step-up on 403 `insufficient_scope`;
 //! 6. [`trace`]: the readable account of all of the above.
 //!
+//! [`audit`] turns the same knowledge around: it checks a server's authorization setup
+//! against the specifications and prints a report card.
+//!
 //! The binary `mcp-client` is [`cli::run`] behind a tracing subscriber.
 
 pub mod audience;
+pub mod audit;
 pub mod authorize;
 pub mod cache;
 pub mod cli;
