@@ -1,6 +1,7 @@
 //! Integration tests of mcp-auth-client, against real servers on 127.0.0.1:0.
 
 mod audience;
+mod audit;
 mod cache;
 mod challenge;
 mod cli;
