@@ -198,6 +198,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_endless_body_is_cut_at_the_time_limit() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/stream", listener.local_addr().unwrap())).unwrap();
+        let app = axum::Router::new().route(
+            "/stream",
+            axum::routing::get(|| async {
+                let endless = futures::stream::unfold((), |()| async {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Some((Ok::<_, std::convert::Infallible>(": tick\n\n"), ()))
+                });
+                (
+                    [("content-type", "text/event-stream")],
+                    axum::body::Body::from_stream(endless),
+                )
+            }),
+        );
+        let task = tokio::spawn(async move { axum::serve(listener, app).await });
+        let probe = Probe::new(Duration::from_secs(1), 1 << 20);
+        // The guard only keeps a broken probe from hanging the test run.
+        let reply = tokio::time::timeout(Duration::from_secs(30), probe.get_json(&url, &[]))
+            .await
+            .expect("the probe's own time limit ends the read")
+            .unwrap();
+        assert_eq!(reply.status, 200);
+        assert!(reply.truncated);
+        assert!(reply.body.starts_with(b": tick"));
+        task.abort();
+    }
+
+    #[tokio::test]
     async fn an_unreachable_server_is_a_sentence() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = Url::parse(&format!("http://{}/x", listener.local_addr().unwrap())).unwrap();
