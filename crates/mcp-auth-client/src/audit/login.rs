@@ -275,6 +275,7 @@ fn rpc_message(reply: &Reply) -> Option<Value> {
         let mut parser = EventParser::default();
         parser
             .push(&reply.body)
+            .ok()?
             .into_iter()
             .filter(|e| e.event == "message")
             .find_map(|e| serde_json::from_str(&e.data).ok())
