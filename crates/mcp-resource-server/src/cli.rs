@@ -6,8 +6,8 @@ use std::{net::SocketAddr, time::Duration};
 use clap::Parser;
 
 use crate::config::{
-    Config, ConfigError, CookieConfig, DEFAULT_ISSUER, DEFAULT_LISTEN, DEFAULT_MAX_STREAMS,
-    DEFAULT_MAX_STREAMS_PER_PRINCIPAL, DEFAULT_PUBLIC_URL,
+    Config, ConfigError, CookieConfig, DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_ISSUER, DEFAULT_LISTEN,
+    DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_PRINCIPAL, DEFAULT_PUBLIC_URL,
 };
 
 /// MCP server that is only an OAuth 2.0 resource server: it validates access tokens
@@ -119,6 +119,16 @@ pub struct Cli {
     #[arg(long, env = "MCP_RS_MAX_STREAMS", default_value_t = DEFAULT_MAX_STREAMS)]
     pub max_streams: usize,
 
+    /// Seconds a client may take to send an HTTP/1 request head.
+    #[arg(long, env = "MCP_RS_HEADER_READ_TIMEOUT", default_value_t = DEFAULT_IDLE_TIMEOUT_SECS)]
+    pub header_read_timeout: u64,
+
+    /// Seconds a connection may stay open with no request in flight, whatever it sent
+    /// (nothing, a partial request, the HTTP/2 preface); open event streams count as
+    /// requests in flight. Also the HTTP/2 keep-alive ping interval and timeout.
+    #[arg(long, env = "MCP_RS_IDLE_TIMEOUT", default_value_t = DEFAULT_IDLE_TIMEOUT_SECS)]
+    pub idle_timeout: u64,
+
     /// DANGER: turn authorization off. Only for the MCP conformance suite's server scenarios.
     #[arg(long, env = "MCP_RS_NO_AUTH")]
     pub no_auth: bool,
@@ -161,6 +171,8 @@ impl Cli {
         config.no_auth = self.no_auth;
         config.max_streams_per_principal = self.max_streams_per_principal;
         config.max_streams = self.max_streams;
+        config.header_read_timeout = Duration::from_secs(self.header_read_timeout);
+        config.idle_timeout = Duration::from_secs(self.idle_timeout);
         config.web_dir = Some(self.web_dir.clone());
         Ok(config)
     }

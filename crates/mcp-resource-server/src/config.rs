@@ -130,6 +130,10 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
     /// How long a client may take to send a request head; idle connections close after it.
     pub header_read_timeout: Duration,
+    /// How long a connection may stay open with no request in flight, whatever it sent
+    /// (nothing, part of a request head, the HTTP/2 preface): from its acceptance and
+    /// from the end of its last response. An open event stream is a request in flight.
+    pub idle_timeout: Duration,
     /// Most event streams (legacy `GET /sse` and standalone `GET /mcp` together) one
     /// principal (`iss`, `sub`) may hold open; past it, opening another is answered 429.
     pub max_streams_per_principal: usize,
@@ -137,6 +141,8 @@ pub struct Config {
     pub max_streams: usize,
 }
 
+/// Default of [`Config::idle_timeout`] and [`Config::header_read_timeout`], in seconds.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 20;
 /// Default of [`Config::max_streams_per_principal`].
 pub const DEFAULT_MAX_STREAMS_PER_PRINCIPAL: usize = 16;
 /// Default of [`Config::max_streams`].
@@ -165,7 +171,8 @@ impl Default for Config {
             jwks: JwksConfig::default(),
             token_cache_capacity: 10_000,
             web_dir: None,
-            header_read_timeout: Duration::from_secs(20),
+            header_read_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
+            idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
             max_streams_per_principal: DEFAULT_MAX_STREAMS_PER_PRINCIPAL,
             max_streams: DEFAULT_MAX_STREAMS,
         }
@@ -300,6 +307,13 @@ impl Config {
         self
     }
 
+    /// Sets how long a connection may stay open with no request in flight.
+    #[must_use]
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
     /// Sets how many event streams one principal may hold open.
     #[must_use]
     pub fn with_max_streams_per_principal(mut self, limit: usize) -> Self {
@@ -381,6 +395,9 @@ impl Config {
         }
         if self.header_read_timeout.is_zero() {
             return Err(ConfigError::new("header-read-timeout", "must be positive"));
+        }
+        if self.idle_timeout.is_zero() {
+            return Err(ConfigError::new("idle-timeout", "must be positive"));
         }
         if self.cookie.max_age.is_zero() {
             return Err(ConfigError::new("cookie-max-age", "must be positive"));

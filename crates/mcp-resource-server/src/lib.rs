@@ -15,6 +15,7 @@ pub mod auth;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod host;
 pub mod mcp;

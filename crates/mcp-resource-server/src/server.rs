@@ -51,6 +51,7 @@ use crate::{
         stream_expiry::end_streams_at_expiry, tool_scope::ToolScopeLayer,
     },
     config::{Config, ConfigError, ValidatedConfig},
+    connection::{AcceptBackoff, Activity, Tracked, idle_watch},
     error::ChallengeContext,
     host::{HostCheck, HostLayer, HostService},
     mcp::{McpServer, ToolAccess},
@@ -391,9 +392,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `config` on `listener` until `shutdown` completes.
 ///
-/// Each connection gets `TCP_NODELAY` and a request-head read timeout (so half-sent or
-/// idle connections are closed); at shutdown, streams are ended and connections get
-/// a short grace period.
+/// Each connection gets `TCP_NODELAY`, a request-head read timeout (HTTP/1), keep-alive
+/// pings (HTTP/2), and is closed once it has had no request in flight for the idle
+/// timeout, whatever it sent (see [`crate::connection`]); accept failures back off.
+/// At shutdown, streams are ended and connections get a short grace period.
 ///
 /// # Errors
 /// [`ServeError`] on a wrong setting or a socket failure.
@@ -411,6 +413,7 @@ pub async fn serve_with_shutdown(
     }
     let cancel = state.shutdown.clone();
     let header_read_timeout = state.config.raw.header_read_timeout;
+    let idle_timeout = state.config.raw.idle_timeout;
     tracing::info!(
         listen = %local,
         public_url = %state.config.public_url,
@@ -432,33 +435,49 @@ pub async fn serve_with_shutdown(
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
         .writev(false);
-    builder.http2().timer(TokioTimer::new());
+    // Pings find a peer that vanished under an open event stream; a connection with
+    // no stream open is ended by the idle watch below.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(idle_timeout)
+        .keep_alive_timeout(idle_timeout);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut backoff = AcceptBackoff::default();
     loop {
         let (stream, _peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    let pause = backoff.failed(&error);
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => continue,
+                        () = &mut shutdown => break,
+                    }
                 }
             },
             () = &mut shutdown => break,
         };
+        backoff.succeeded();
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(app.clone());
+        let activity = Activity::new();
+        let service = TowerToHyperService::new(Tracked::new(app.clone(), activity.clone()));
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::trace!(%error, "connection ended with an error");
+            tokio::select! {
+                result = connection => if let Err(error) = result {
+                    tracing::trace!(%error, "connection ended with an error");
+                },
+                () = idle_watch(activity, idle_timeout) => {
+                    tracing::trace!("idle connection closed");
+                }
             }
         });
     }
