@@ -7,7 +7,8 @@ use clap::Parser;
 
 use crate::config::{
     Config, ConfigError, CookieConfig, DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_ISSUER, DEFAULT_LISTEN,
-    DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_PRINCIPAL, DEFAULT_PUBLIC_URL,
+    DEFAULT_MAX_MCP_SESSIONS, DEFAULT_MAX_MCP_SESSIONS_PER_PRINCIPAL, DEFAULT_MAX_STREAMS,
+    DEFAULT_MAX_STREAMS_PER_PRINCIPAL, DEFAULT_MCP_SESSION_IDLE_SECS, DEFAULT_PUBLIC_URL,
 };
 
 /// MCP server that is only an OAuth 2.0 resource server: it validates access tokens
@@ -119,6 +120,20 @@ pub struct Cli {
     #[arg(long, env = "MCP_RS_MAX_STREAMS", default_value_t = DEFAULT_MAX_STREAMS)]
     pub max_streams: usize,
 
+    /// Most live Streamable HTTP sessions one principal may hold; past it, `initialize`
+    /// is answered 429 with a JSON-RPC error.
+    #[arg(long, env = "MCP_RS_MAX_MCP_SESSIONS_PER_PRINCIPAL", default_value_t = DEFAULT_MAX_MCP_SESSIONS_PER_PRINCIPAL)]
+    pub max_mcp_sessions_per_principal: usize,
+
+    /// Most live Streamable HTTP sessions over all principals; past it, `initialize` is
+    /// answered 503.
+    #[arg(long, env = "MCP_RS_MAX_MCP_SESSIONS", default_value_t = DEFAULT_MAX_MCP_SESSIONS)]
+    pub max_mcp_sessions: usize,
+
+    /// Seconds after which a Streamable HTTP session with no message is closed.
+    #[arg(long, env = "MCP_RS_MCP_SESSION_IDLE_TIMEOUT", default_value_t = DEFAULT_MCP_SESSION_IDLE_SECS)]
+    pub mcp_session_idle_timeout: u64,
+
     /// Seconds a client may take to send an HTTP/1 request head.
     #[arg(long, env = "MCP_RS_HEADER_READ_TIMEOUT", default_value_t = DEFAULT_IDLE_TIMEOUT_SECS)]
     pub header_read_timeout: u64,
@@ -171,6 +186,9 @@ impl Cli {
         config.no_auth = self.no_auth;
         config.max_streams_per_principal = self.max_streams_per_principal;
         config.max_streams = self.max_streams;
+        config.max_mcp_sessions_per_principal = self.max_mcp_sessions_per_principal;
+        config.max_mcp_sessions = self.max_mcp_sessions;
+        config.mcp_session_idle_timeout = Duration::from_secs(self.mcp_session_idle_timeout);
         config.header_read_timeout = Duration::from_secs(self.header_read_timeout);
         config.idle_timeout = Duration::from_secs(self.idle_timeout);
         config.web_dir = Some(self.web_dir.clone());

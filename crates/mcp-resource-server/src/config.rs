@@ -139,6 +139,13 @@ pub struct Config {
     pub max_streams_per_principal: usize,
     /// Most event streams open at once over all principals; past it, 503.
     pub max_streams: usize,
+    /// Most live Streamable HTTP sessions one principal may hold; past it, `initialize`
+    /// is answered 429.
+    pub max_mcp_sessions_per_principal: usize,
+    /// Most live Streamable HTTP sessions over all principals; past it, 503.
+    pub max_mcp_sessions: usize,
+    /// A Streamable HTTP session with no message for this long is closed.
+    pub mcp_session_idle_timeout: Duration,
 }
 
 /// Default of [`Config::idle_timeout`] and [`Config::header_read_timeout`], in seconds.
@@ -147,6 +154,12 @@ pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 20;
 pub const DEFAULT_MAX_STREAMS_PER_PRINCIPAL: usize = 16;
 /// Default of [`Config::max_streams`].
 pub const DEFAULT_MAX_STREAMS: usize = 10_000;
+/// Default of [`Config::max_mcp_sessions_per_principal`].
+pub const DEFAULT_MAX_MCP_SESSIONS_PER_PRINCIPAL: usize = 32;
+/// Default of [`Config::max_mcp_sessions`].
+pub const DEFAULT_MAX_MCP_SESSIONS: usize = 4096;
+/// Default of [`Config::mcp_session_idle_timeout`], in seconds.
+pub const DEFAULT_MCP_SESSION_IDLE_SECS: u64 = 300;
 
 impl Default for Config {
     fn default() -> Self {
@@ -175,6 +188,9 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
             max_streams_per_principal: DEFAULT_MAX_STREAMS_PER_PRINCIPAL,
             max_streams: DEFAULT_MAX_STREAMS,
+            max_mcp_sessions_per_principal: DEFAULT_MAX_MCP_SESSIONS_PER_PRINCIPAL,
+            max_mcp_sessions: DEFAULT_MAX_MCP_SESSIONS,
+            mcp_session_idle_timeout: Duration::from_secs(DEFAULT_MCP_SESSION_IDLE_SECS),
         }
     }
 }
@@ -328,6 +344,27 @@ impl Config {
         self
     }
 
+    /// Sets how many Streamable HTTP sessions one principal may hold.
+    #[must_use]
+    pub fn with_max_mcp_sessions_per_principal(mut self, limit: usize) -> Self {
+        self.max_mcp_sessions_per_principal = limit;
+        self
+    }
+
+    /// Sets how many Streamable HTTP sessions may be live over all principals.
+    #[must_use]
+    pub fn with_max_mcp_sessions(mut self, limit: usize) -> Self {
+        self.max_mcp_sessions = limit;
+        self
+    }
+
+    /// Sets how long a Streamable HTTP session may go without a message.
+    #[must_use]
+    pub fn with_mcp_session_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.mcp_session_idle_timeout = timeout;
+        self
+    }
+
     /// Serves the browser page in `dir` under `/app/`.
     #[must_use]
     pub fn with_web_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -413,6 +450,21 @@ impl Config {
         }
         if self.max_streams == 0 {
             return Err(ConfigError::new("max-streams", "must be at least 1"));
+        }
+        if self.max_mcp_sessions_per_principal == 0 {
+            return Err(ConfigError::new(
+                "max-mcp-sessions-per-principal",
+                "must be at least 1",
+            ));
+        }
+        if self.max_mcp_sessions == 0 {
+            return Err(ConfigError::new("max-mcp-sessions", "must be at least 1"));
+        }
+        if self.mcp_session_idle_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "mcp-session-idle-timeout",
+                "must be positive",
+            ));
         }
         if self.max_token_bytes < 64 {
             return Err(ConfigError::new("max-token-bytes", "at least 64"));

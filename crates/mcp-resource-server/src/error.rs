@@ -86,6 +86,18 @@ pub enum Error {
         /// The overall limit.
         limit: usize,
     },
+    /// The principal already holds as many MCP sessions as allowed (429).
+    #[error("too many MCP sessions for this principal (limit {limit})")]
+    TooManySessions {
+        /// The per-principal limit.
+        limit: usize,
+    },
+    /// The server holds as many MCP sessions as it allows in total (503).
+    #[error("too many MCP sessions (limit {limit})")]
+    SessionCapacity {
+        /// The overall limit.
+        limit: usize,
+    },
     /// A failure of this server (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -109,10 +121,13 @@ impl Error {
                 StatusCode::UNAUTHORIZED
             }
             Self::InvalidRequest(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::KeysUnavailable(_) | Self::Busy | Self::StreamCapacity { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
+            Self::KeysUnavailable(_)
+            | Self::Busy
+            | Self::StreamCapacity { .. }
+            | Self::SessionCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyStreams { .. } | Self::TooManySessions { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
             }
-            Self::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::InsufficientScope { .. } | Self::OriginNotAllowed | Self::HostNotAllowed => {
                 StatusCode::FORBIDDEN
             }
@@ -159,6 +174,10 @@ impl Error {
                 "Too many event streams are open for this user; close one and retry"
             }
             Self::StreamCapacity { .. } => "The server cannot open more event streams right now",
+            Self::TooManySessions { .. } => {
+                "Too many MCP sessions are open for this user; end one (DELETE with its Mcp-Session-Id) or let one idle out, and retry"
+            }
+            Self::SessionCapacity { .. } => "The server cannot open more MCP sessions right now",
             Self::Internal(_) => "Internal error",
         }
     }
@@ -177,6 +196,8 @@ impl Error {
             Self::BadRequest(_) => "bad_request",
             Self::Busy | Self::StreamCapacity { .. } => "temporarily_unavailable",
             Self::TooManyStreams { .. } => "too_many_streams",
+            Self::TooManySessions { .. } => "too_many_sessions",
+            Self::SessionCapacity { .. } => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
         }
     }
@@ -223,22 +244,37 @@ impl Error {
     /// The response to this error at an endpoint described by `context`, rendered
     /// (challenge, JSON body) so that it can be answered many times.
     pub fn render(&self, context: &ChallengeContext) -> Refusal {
-        let body = ErrorBody {
-            error: self.error_code(),
-            error_description: self.external_message(),
+        let body = match self {
+            // Refused before rmcp read the request: a JSON-RPC error without an id
+            // (JSON-RPC 2.0 §5), so MCP clients show the reason.
+            Self::TooManySessions { limit } | Self::SessionCapacity { limit } => {
+                serde_json::to_vec(&serde_json::json!({
+                    "jsonrpc": "2.0",
+                    "id": null,
+                    "error": {
+                        "code": -32000,
+                        "message": self.external_message(),
+                        "data": {"error": self.error_code(), "limit": limit},
+                    },
+                }))
+            }
+            _ => serde_json::to_vec(&ErrorBody {
+                error: self.error_code(),
+                error_description: self.external_message(),
+            }),
         };
         Refusal {
             status: self.status(),
             challenge: self.challenge_header(context),
-            body: serde_json::to_vec(&body)
-                .expect("two strings serialise")
-                .into(),
+            body: body.expect("strings and numbers serialise").into(),
             retry_after: matches!(
                 self,
                 Self::KeysUnavailable(_)
                     | Self::Busy
                     | Self::TooManyStreams { .. }
                     | Self::StreamCapacity { .. }
+                    | Self::TooManySessions { .. }
+                    | Self::SessionCapacity { .. }
             ),
             no_store: matches!(
                 self,

@@ -1,13 +1,28 @@
-//! Binds Streamable HTTP sessions (`Mcp-Session-Id`) to the principal that created them.
+//! Streamable HTTP sessions (`Mcp-Session-Id`): who owns each one, and how many there
+//! may be.
 //!
 //! A session id is not a credential: each request is authorized on its own, and a
 //! request naming a session created by another principal (or an unknown one) is
 //! answered 404, as for a session that does not exist.
+//!
+//! Every live session is recorded in [`McpSessions`] with its owner from the moment rmcp
+//! creates it until rmcp closes it (`DELETE`, idle expiry, shutdown, a failed
+//! handshake): [`OwnedSessionManager`] wraps rmcp's session manager so that the record
+//! is made and removed by the same calls that make and remove the session. There is no
+//! other limit on the record, so ownership is never dropped while the session lives.
+//!
+//! Before a request that may create a session reaches rmcp, [`bind_sessions`] reserves
+//! a place for it: past [`McpSessions`]'s per-principal limit the request is answered
+//! 429, past the overall limit 503, both with a JSON-RPC error body. The reservation is
+//! handed to the session manager through a task-local, and released if no session was
+//! created. One principal's sessions therefore never take the places of another's
+//! beyond the overall limit, and sessions idle out after rmcp's `keep_alive`
+//! ([`crate::config::Config::mcp_session_idle_timeout`]).
 
 use std::{
+    cell::RefCell,
     collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    sync::{Arc, Mutex, PoisonError},
 };
 
 use axum::{
@@ -16,6 +31,13 @@ use axum::{
     middleware::Next,
     response::Response,
 };
+use futures::Stream;
+use rmcp::{
+    model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
+    transport::streamable_http_server::session::{
+        EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
+    },
+};
 
 use crate::{
     auth::claims::{Principal, VerifiedClaims},
@@ -23,74 +45,355 @@ use crate::{
 };
 
 const HEADER: &str = "mcp-session-id";
-const MAX_SESSIONS: usize = 100_000;
-const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
-/// Owners of Streamable HTTP sessions.
-#[derive(Debug, Default)]
-pub struct McpSessionOwners {
-    owners: Mutex<HashMap<String, (Principal, Instant)>>,
-    challenge: ChallengeContext,
+/// Live Streamable HTTP sessions: each one's owner, and the count per owner.
+///
+/// The owner is `None` with authorization off (only the overall limit applies then).
+#[derive(Debug)]
+pub struct McpSessions {
+    inner: Mutex<Registry>,
+    per_principal: usize,
+    total: usize,
 }
 
-impl McpSessionOwners {
-    /// An empty map; refusals carry `challenge`.
-    pub fn new(challenge: ChallengeContext) -> Self {
+#[derive(Debug, Default)]
+struct Registry {
+    owners: HashMap<SessionId, Option<Principal>>,
+    /// Sessions and reservations per principal.
+    counts: HashMap<Principal, usize>,
+    /// Sessions and reservations over all principals.
+    total: usize,
+}
+
+impl Registry {
+    fn release(&mut self, owner: Option<&Principal>) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(owner) = owner
+            && let Some(count) = self.counts.get_mut(owner)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.counts.remove(owner);
+            }
+        }
+    }
+}
+
+impl McpSessions {
+    /// No session yet; at most `per_principal` per principal and `total` overall.
+    pub fn new(per_principal: usize, total: usize) -> Self {
         Self {
-            owners: Mutex::default(),
-            challenge,
+            inner: Mutex::default(),
+            per_principal,
+            total,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Principal, Instant)>> {
-        self.owners
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reserves a place for a session of `owner`.
+    ///
+    /// # Errors
+    /// [`Error::TooManySessions`] past the per-principal limit, [`Error::SessionCapacity`]
+    /// past the overall limit.
+    pub fn reserve(self: &Arc<Self>, owner: Option<Principal>) -> Result<Reservation, Error> {
+        let mut registry = self.lock();
+        if let Some(principal) = &owner
+            && registry.counts.get(principal).copied().unwrap_or(0) >= self.per_principal
+        {
+            return Err(Error::TooManySessions {
+                limit: self.per_principal,
+            });
+        }
+        if registry.total >= self.total {
+            return Err(Error::SessionCapacity { limit: self.total });
+        }
+        registry.total += 1;
+        if let Some(principal) = &owner {
+            *registry.counts.entry(principal.clone()).or_insert(0) += 1;
+        }
+        Ok(Reservation {
+            sessions: self.clone(),
+            owner: Some(owner),
+        })
+    }
+
+    /// Whether `id` is a live session of `principal`.
+    pub fn is_owned_by(&self, id: &str, principal: Option<&Principal>) -> bool {
+        self.lock()
+            .owners
+            .get(id)
+            .is_some_and(|owner| owner.as_ref() == principal)
+    }
+
+    /// Forgets session `id`, freeing its place.
+    pub fn remove(&self, id: &str) {
+        let mut registry = self.lock();
+        if let Some(owner) = registry.owners.remove(id) {
+            registry.release(owner.as_ref());
+        }
+    }
+
+    /// Live sessions (and reservations) of `principal`.
+    pub fn count_of(&self, principal: &Principal) -> usize {
+        self.lock().counts.get(principal).copied().unwrap_or(0)
+    }
+
+    /// Live sessions (and reservations) overall.
+    pub fn len(&self) -> usize {
+        self.lock().total
+    }
+
+    /// Whether there is no session.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
-/// Middleware enforcing session ownership (after the authorization layer).
+/// A place held for a session about to be created; freed on drop unless bound.
+#[derive(Debug)]
+pub struct Reservation {
+    sessions: Arc<McpSessions>,
+    owner: Option<Option<Principal>>,
+}
+
+impl Reservation {
+    /// Records session `id` in the reserved place.
+    fn bind(mut self, id: SessionId) {
+        let owner = self.owner.take().expect("bound once");
+        self.sessions.lock().owners.insert(id, owner);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(owner) = self.owner.take() {
+            self.sessions.lock().release(owner.as_ref());
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The reservation of the request being served, for the session manager.
+    static RESERVATION: RefCell<Option<Reservation>>;
+}
+
+/// Why [`OwnedSessionManager`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OwnedSessionError<E: std::error::Error + 'static> {
+    /// A session was about to be created without a reserved place.
+    #[error("no place reserved for a new session")]
+    NotReserved,
+    /// The wrapped session manager failed.
+    #[error(transparent)]
+    Inner(#[from] E),
+}
+
+/// rmcp's session manager `M`, recording each session in [`McpSessions`] with the
+/// place [`bind_sessions`] reserved for it, and removing it when rmcp closes it.
+#[derive(Debug)]
+pub struct OwnedSessionManager<M> {
+    inner: M,
+    sessions: Arc<McpSessions>,
+}
+
+impl<M> OwnedSessionManager<M> {
+    /// Wraps `inner`, recording into `sessions`.
+    pub fn new(inner: M, sessions: Arc<McpSessions>) -> Self {
+        Self { inner, sessions }
+    }
+}
+
+impl<M: SessionManager> SessionManager for OwnedSessionManager<M> {
+    type Error = OwnedSessionError<M::Error>;
+    type Transport = M::Transport;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        // Only requests that went through `bind_sessions` may create a session.
+        let reservation = RESERVATION
+            .try_with(|cell| cell.borrow_mut().take())
+            .ok()
+            .flatten()
+            .ok_or(OwnedSessionError::NotReserved)?;
+        let (id, transport) = self.inner.create_session().await?;
+        reservation.bind(id.clone());
+        Ok((id, transport))
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        Ok(self.inner.initialize_session(id, message).await?)
+    }
+
+    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        Ok(self.inner.has_session(id).await?)
+    }
+
+    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        let closed = self.inner.close_session(id).await;
+        self.sessions.remove(id);
+        Ok(closed?)
+    }
+
+    async fn create_stream(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(self.inner.create_stream(id, message).await?)
+    }
+
+    async fn accept_message(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<(), Self::Error> {
+        Ok(self.inner.accept_message(id, message).await?)
+    }
+
+    async fn create_standalone_stream(
+        &self,
+        id: &SessionId,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(self.inner.create_standalone_stream(id).await?)
+    }
+
+    async fn resume(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(self.inner.resume(id, last_event_id).await?)
+    }
+
+    async fn restore_session(
+        &self,
+        _id: SessionId,
+    ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
+        // A restored session would have no recorded owner.
+        Ok(RestoreOutcome::NotSupported)
+    }
+
+    fn event_store(&self) -> Option<Arc<dyn EventStore>> {
+        self.inner.event_store()
+    }
+}
+
+/// State of [`bind_sessions`].
+#[derive(Debug, Clone)]
+pub struct SessionBinding {
+    /// The live sessions.
+    pub sessions: Arc<McpSessions>,
+    /// Refusals carry this challenge.
+    pub challenge: ChallengeContext,
+}
+
+/// Middleware enforcing session ownership and the session limits (after the
+/// authorization layer, if any).
 pub async fn bind_sessions(
-    State(owners): State<Arc<McpSessionOwners>>,
+    State(binding): State<SessionBinding>,
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(principal) = request
+    let principal = request
         .extensions()
         .get::<Arc<VerifiedClaims>>()
-        .map(|claims| claims.principal())
-    else {
-        return next.run(request).await;
-    };
-    let session = request
-        .headers()
-        .get(HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    if let Some(id) = &session {
-        let owned = owners
-            .lock()
-            .get(id)
-            .is_some_and(|(owner, _)| *owner == principal);
-        if !owned {
-            tracing::info!(subject = %principal.subject, "request for an unknown session or another principal's session");
-            return Error::SessionNotFound.into_response_with(Some(&owners.challenge));
+        .map(|claims| claims.principal());
+    match request.headers().get(HEADER) {
+        Some(id) => {
+            let owned = id
+                .to_str()
+                .is_ok_and(|id| binding.sessions.is_owned_by(id, principal.as_ref()));
+            if !owned {
+                tracing::info!(
+                    subject = principal.as_ref().map(|p| p.subject.as_str()),
+                    "request for an unknown session or another principal's session"
+                );
+                return Error::SessionNotFound.into_response_with(Some(&binding.challenge));
+            }
+            next.run(request).await
+        }
+        // Only a POST without a session id (an `initialize`) creates a session.
+        None if request.method() == Method::POST => {
+            let reservation = match binding.sessions.reserve(principal.clone()) {
+                Ok(reservation) => reservation,
+                Err(error) => {
+                    tracing::info!(
+                        subject = principal.as_ref().map(|p| p.subject.as_str()),
+                        %error,
+                        "new MCP session refused"
+                    );
+                    return error.into_response_with(Some(&binding.challenge));
+                }
+            };
+            RESERVATION
+                .scope(RefCell::new(Some(reservation)), next.run(request))
+                .await
+        }
+        None => next.run(request).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(subject: &str) -> Principal {
+        Principal {
+            issuer: "https://as".into(),
+            subject: subject.into(),
         }
     }
-    let is_delete = request.method() == Method::DELETE;
-    let response = next.run(request).await;
-    if let Some(id) = &session {
-        if is_delete && response.status().is_success() {
-            owners.lock().remove(id);
-        }
-    } else if let Some(id) = response.headers().get(HEADER).and_then(|v| v.to_str().ok()) {
-        let mut map = owners.lock();
-        if map.len() >= MAX_SESSIONS {
-            map.retain(|_, (_, created)| created.elapsed() < MAX_AGE);
-        }
-        if map.len() < MAX_SESSIONS {
-            map.insert(id.to_string(), (principal, Instant::now()));
-        }
+
+    #[test]
+    fn limits_per_principal_and_overall() {
+        let sessions = Arc::new(McpSessions::new(2, 3));
+        let alice = Some(principal("alice"));
+        let a1 = sessions.reserve(alice.clone()).unwrap();
+        let a2 = sessions.reserve(alice.clone()).unwrap();
+        assert!(matches!(
+            sessions.reserve(alice.clone()),
+            Err(Error::TooManySessions { limit: 2 })
+        ));
+        let b1 = sessions.reserve(Some(principal("bob"))).unwrap();
+        assert!(matches!(
+            sessions.reserve(Some(principal("carol"))),
+            Err(Error::SessionCapacity { limit: 3 })
+        ));
+        // An unbound reservation frees its place; a bound one keeps it until removed.
+        drop(a2);
+        assert_eq!(sessions.count_of(&principal("alice")), 1);
+        a1.bind(SessionId::from("s1"));
+        b1.bind(SessionId::from("s2"));
+        assert!(sessions.is_owned_by("s1", alice.as_ref()));
+        assert!(!sessions.is_owned_by("s1", Some(&principal("bob"))));
+        assert!(!sessions.is_owned_by("s1", None));
+        assert_eq!(sessions.len(), 2);
+        sessions.remove("s1");
+        sessions.remove("s1");
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions.count_of(&principal("alice")), 0);
+        assert!(!sessions.is_owned_by("s1", alice.as_ref()));
     }
-    response
+
+    #[test]
+    fn anonymous_sessions_count_overall_only() {
+        let sessions = Arc::new(McpSessions::new(1, 2));
+        let first = sessions.reserve(None).unwrap();
+        let second = sessions.reserve(None).unwrap();
+        assert!(matches!(
+            sessions.reserve(None),
+            Err(Error::SessionCapacity { limit: 2 })
+        ));
+        first.bind(SessionId::from("x"));
+        assert!(sessions.is_owned_by("x", None));
+        drop(second);
+        assert_eq!(sessions.len(), 1);
+    }
 }

@@ -55,7 +55,7 @@ use crate::{
     error::ChallengeContext,
     host::{HostCheck, HostLayer, HostService},
     mcp::{McpServer, ToolAccess},
-    mcp_session::{McpSessionOwners, bind_sessions},
+    mcp_session::{McpSessions, OwnedSessionManager, SessionBinding, bind_sessions},
     origin::{OriginCheck, OriginLayer, OriginPolicy},
     request_span::{RequestSpan, RequestSpanLayer},
     session::{CookieSessions, create_session, delete_session},
@@ -88,6 +88,8 @@ pub struct AppState {
     pub sse_sessions: Arc<SseSessions>,
     /// Open event streams, overall and per principal.
     pub stream_slots: Arc<StreamSlots>,
+    /// Live Streamable HTTP sessions and their owners.
+    pub mcp_sessions: Arc<McpSessions>,
     /// Tool scopes for `/mcp`.
     pub tool_policy: Arc<ToolScopePolicy>,
     /// Tool scopes for `/messages` (challenges point at the `/sse` PRM).
@@ -160,12 +162,17 @@ impl AppState {
             config.raw.max_streams_per_principal,
             config.raw.max_streams,
         ));
+        let mcp_sessions = Arc::new(McpSessions::new(
+            config.raw.max_mcp_sessions_per_principal,
+            config.raw.max_mcp_sessions,
+        ));
         Self {
             config: Arc::new(config),
             validator,
             cookie_sessions: Arc::default(),
             sse_sessions: Arc::default(),
             stream_slots,
+            mcp_sessions,
             tool_policy,
             sse_tool_policy,
             sse_challenge,
@@ -276,10 +283,19 @@ fn streamable_http(state: &AppState, guard: &RouteGuard) -> Router {
                 .with_json_response(true),
         )))
     };
+    let binding = SessionBinding {
+        sessions: state.mcp_sessions.clone(),
+        challenge: ChallengeContext {
+            resource_metadata: Some(config.prm_url("mcp")),
+            scope: config.required_scopes.clone(),
+        },
+    };
     let stateful = || {
+        let mut local = LocalSessionManager::default();
+        local.session_config.keep_alive = Some(config.raw.mcp_session_idle_timeout);
         McpEndpoint(Arc::new(StreamableHttpService::new(
             factory.clone(),
-            Arc::new(LocalSessionManager::default()),
+            Arc::new(OwnedSessionManager::new(local, state.mcp_sessions.clone())),
             rmcp_config.clone(),
         )))
     };
@@ -290,7 +306,10 @@ fn streamable_http(state: &AppState, guard: &RouteGuard) -> Router {
         return if config.raw.stateless {
             Router::new().route_service("/mcp", guarded.service(stateless()))
         } else {
-            Router::new().route_service("/mcp", guarded.service(stateful()))
+            let stack = guarded
+                .layer(middleware::from_fn_with_state(binding, bind_sessions))
+                .service(stateful());
+            Router::new().route_service("/mcp", stack)
         };
     };
     let auth = AuthLayer::new(validator.clone())
@@ -301,10 +320,9 @@ fn streamable_http(state: &AppState, guard: &RouteGuard) -> Router {
         let stack = guarded.layer(auth).layer(tool_scopes).service(stateless());
         Router::new().route_service("/mcp", stack)
     } else {
-        let owners = Arc::new(McpSessionOwners::new(auth.challenge_context().clone()));
         let stack = guarded
             .layer(auth)
-            .layer(middleware::from_fn_with_state(owners, bind_sessions))
+            .layer(middleware::from_fn_with_state(binding, bind_sessions))
             .layer(middleware::from_fn_with_state(
                 state.stream_slots.clone(),
                 limit_streams,

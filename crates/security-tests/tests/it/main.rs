@@ -10,4 +10,5 @@ mod cookies;
 mod faults;
 mod limits;
 mod proto_urls;
+mod sessions;
 mod support;
