@@ -6,9 +6,11 @@ use std::{net::SocketAddr, time::Duration};
 use clap::Parser;
 
 use crate::config::{
-    Config, ConfigError, CookieConfig, DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_ISSUER, DEFAULT_LISTEN,
-    DEFAULT_MAX_MCP_SESSIONS, DEFAULT_MAX_MCP_SESSIONS_PER_PRINCIPAL, DEFAULT_MAX_STREAMS,
-    DEFAULT_MAX_STREAMS_PER_PRINCIPAL, DEFAULT_MCP_SESSION_IDLE_SECS, DEFAULT_PUBLIC_URL,
+    Config, ConfigError, CookieConfig, DEFAULT_COOKIE_SESSIONS,
+    DEFAULT_COOKIE_SESSIONS_PER_PRINCIPAL, DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_ISSUER,
+    DEFAULT_LISTEN, DEFAULT_MAX_MCP_SESSIONS, DEFAULT_MAX_MCP_SESSIONS_PER_PRINCIPAL,
+    DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_PRINCIPAL, DEFAULT_MCP_SESSION_IDLE_SECS,
+    DEFAULT_PUBLIC_URL,
 };
 
 /// MCP server that is only an OAuth 2.0 resource server: it validates access tokens
@@ -81,13 +83,22 @@ pub struct Cli {
     )]
     pub allowed_origins: Vec<String>,
 
-    /// Name of the session cookie of the legacy SSE transport.
+    /// Name of the session cookie of the legacy SSE transport (prefixed `__Host-` when
+    /// the cookie is `Secure`).
     #[arg(long, env = "MCP_RS_COOKIE_NAME", default_value = "mcp_session")]
     pub cookie_name: String,
 
     /// Longest cookie session, in seconds (it never outlives the token either).
     #[arg(long, env = "MCP_RS_COOKIE_MAX_AGE", default_value_t = 3600)]
     pub cookie_max_age: u64,
+
+    /// Most cookie sessions one principal holds; opening one more ends its oldest.
+    #[arg(long, env = "MCP_RS_COOKIE_MAX_PER_PRINCIPAL", default_value_t = DEFAULT_COOKIE_SESSIONS_PER_PRINCIPAL)]
+    pub cookie_max_per_principal: usize,
+
+    /// Most cookie sessions held overall; past it, `POST /session` is answered 503.
+    #[arg(long, env = "MCP_RS_COOKIE_MAX_SESSIONS", default_value_t = DEFAULT_COOKIE_SESSIONS)]
+    pub cookie_max_sessions: usize,
 
     /// Force the cookie's `Secure` attribute [default: on when the public URL is https].
     #[arg(long, env = "MCP_RS_COOKIE_SECURE")]
@@ -179,6 +190,8 @@ impl Cli {
             name: self.cookie_name.clone(),
             secure: self.cookie_secure,
             max_age: Duration::from_secs(self.cookie_max_age),
+            max_per_principal: self.cookie_max_per_principal,
+            max_sessions: self.cookie_max_sessions,
         };
         config.stateless = self.stateless;
         config.leeway = Duration::from_secs(self.leeway);

@@ -46,7 +46,16 @@ pub struct CookieConfig {
     pub secure: Option<bool>,
     /// Upper bound of a cookie session's lifetime (it never outlives the token either).
     pub max_age: Duration,
+    /// Most cookie sessions one principal holds; opening one more ends its oldest.
+    pub max_per_principal: usize,
+    /// Most cookie sessions held overall; past it, `POST /session` is answered 503.
+    pub max_sessions: usize,
 }
+
+/// Default of [`CookieConfig::max_per_principal`].
+pub const DEFAULT_COOKIE_SESSIONS_PER_PRINCIPAL: usize = 16;
+/// Default of [`CookieConfig::max_sessions`].
+pub const DEFAULT_COOKIE_SESSIONS: usize = 100_000;
 
 impl Default for CookieConfig {
     fn default() -> Self {
@@ -54,6 +63,8 @@ impl Default for CookieConfig {
             name: "mcp_session".into(),
             secure: None,
             max_age: Duration::from_secs(3600),
+            max_per_principal: DEFAULT_COOKIE_SESSIONS_PER_PRINCIPAL,
+            max_sessions: DEFAULT_COOKIE_SESSIONS,
         }
     }
 }
@@ -430,11 +441,33 @@ impl Config {
                 "must be non-empty and use only letters, digits, '_' and '-'",
             ));
         }
+        if self.no_auth && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::new(
+                "no-auth",
+                format!(
+                    "refused with the non-loopback listen address {}: without authorization \
+                     anyone who can reach the port can call every tool; listen on 127.0.0.1 or [::1]",
+                    self.listen
+                ),
+            ));
+        }
         if self.header_read_timeout.is_zero() {
             return Err(ConfigError::new("header-read-timeout", "must be positive"));
         }
         if self.idle_timeout.is_zero() {
             return Err(ConfigError::new("idle-timeout", "must be positive"));
+        }
+        if self.cookie.max_per_principal == 0 {
+            return Err(ConfigError::new(
+                "cookie-max-per-principal",
+                "must be at least 1",
+            ));
+        }
+        if self.cookie.max_sessions == 0 {
+            return Err(ConfigError::new(
+                "cookie-max-sessions",
+                "must be at least 1",
+            ));
         }
         if self.cookie.max_age.is_zero() {
             return Err(ConfigError::new("cookie-max-age", "must be positive"));
@@ -525,8 +558,17 @@ impl Config {
             .map(|(tool, scopes)| (tool.clone(), Scopes::parse(&scopes.join(" "))))
             .collect();
 
+        let secure_cookie = self.cookie.secure.unwrap_or(public_url.scheme() == "https");
         Ok(ValidatedConfig {
-            secure_cookie: self.cookie.secure.unwrap_or(public_url.scheme() == "https"),
+            secure_cookie,
+            // `__Host-` (RFC 6265bis §4.1.3.2) needs `Secure`, `Path=/` and no `Domain`:
+            // the cookie then cannot be set or overwritten by another host or port
+            // without TLS. Without `Secure` (plain http) no prefix applies.
+            cookie_name: if secure_cookie {
+                format!("__Host-{}", self.cookie.name)
+            } else {
+                self.cookie.name.clone()
+            },
             public_url,
             issuer: self.issuer.clone(),
             issuer_url: issuer,
@@ -577,6 +619,9 @@ pub struct ValidatedConfig {
     pub resource_sse: String,
     /// Canonical resource URI of the root.
     pub resource_root: String,
+    /// The session cookie's name: the configured one, with the `__Host-` prefix when
+    /// the cookie is `Secure`.
+    pub cookie_name: String,
     /// Whether cookies carry `Secure`.
     pub secure_cookie: bool,
     /// The settings as given.
@@ -672,6 +717,7 @@ mod tests {
         assert_eq!(config.allowed_origins, vec!["http://localhost:3001"]);
         assert_eq!(config.allowed_hosts, vec!["localhost:3001"]);
         assert!(!config.secure_cookie);
+        assert_eq!(config.cookie_name, "mcp_session");
         assert_eq!(
             config.scopes_for_tool("admin_status").to_string(),
             "mcp:tools mcp:admin"
@@ -719,11 +765,25 @@ mod tests {
     }
 
     #[test]
+    fn no_auth_only_on_loopback() {
+        let mut config = Config::default();
+        config.no_auth = true;
+        assert!(config.validate().is_ok());
+        config.listen = "[::1]:3001".parse().unwrap();
+        assert!(config.validate().is_ok());
+        config.listen = "0.0.0.0:3001".parse().unwrap();
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.setting, "no-auth");
+        assert!(err.to_string().contains("0.0.0.0:3001"), "{err}");
+    }
+
+    #[test]
     fn https_public_url_means_secure_cookie_and_default_port_host() {
         let config = Config::new("https://mcp.example.com", DEFAULT_ISSUER)
             .validate()
             .unwrap();
         assert!(config.secure_cookie);
+        assert_eq!(config.cookie_name, "__Host-mcp_session");
         assert_eq!(
             config.allowed_hosts,
             vec!["mcp.example.com:443", "mcp.example.com"]

@@ -98,6 +98,9 @@ pub enum Error {
         /// The overall limit.
         limit: usize,
     },
+    /// The cookie-session store holds as many sessions as it allows (503).
+    #[error("cookie session store full")]
+    CookieStoreFull,
     /// A failure of this server (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -124,7 +127,8 @@ impl Error {
             Self::KeysUnavailable(_)
             | Self::Busy
             | Self::StreamCapacity { .. }
-            | Self::SessionCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::SessionCapacity { .. }
+            | Self::CookieStoreFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooManyStreams { .. } | Self::TooManySessions { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -178,6 +182,7 @@ impl Error {
                 "Too many MCP sessions are open for this user; end one (DELETE with its Mcp-Session-Id) or let one idle out, and retry"
             }
             Self::SessionCapacity { .. } => "The server cannot open more MCP sessions right now",
+            Self::CookieStoreFull => "The server cannot open more browser sessions right now",
             Self::Internal(_) => "Internal error",
         }
     }
@@ -197,7 +202,7 @@ impl Error {
             Self::Busy | Self::StreamCapacity { .. } => "temporarily_unavailable",
             Self::TooManyStreams { .. } => "too_many_streams",
             Self::TooManySessions { .. } => "too_many_sessions",
-            Self::SessionCapacity { .. } => "temporarily_unavailable",
+            Self::SessionCapacity { .. } | Self::CookieStoreFull => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
         }
     }
@@ -275,6 +280,7 @@ impl Error {
                     | Self::StreamCapacity { .. }
                     | Self::TooManySessions { .. }
                     | Self::SessionCapacity { .. }
+                    | Self::CookieStoreFull
             ),
             no_store: matches!(
                 self,

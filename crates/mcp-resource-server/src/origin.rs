@@ -3,11 +3,15 @@
 //!
 //! - A request carrying an `Origin` not in the allowed list (by default the public URL's
 //!   origin) is answered 403. Requests without `Origin` (non-browser clients) pass;
-//!   cookie-authenticated ones have stricter rules in [`crate::auth::layer`].
+//!   cookie-authenticated ones have stricter rules in [`crate::auth::layer`] and
+//!   [`cookie_stream_allowed`].
 
 use std::sync::Arc;
 
-use axum::{extract::Request, http::header};
+use axum::{
+    extract::Request,
+    http::{HeaderMap, header},
+};
 
 use crate::{
     check::{CheckLayer, RequestCheck},
@@ -60,6 +64,26 @@ impl RequestCheck for OriginCheck {
 /// Layer refusing requests whose `Origin` is not allowed.
 pub type OriginLayer = CheckLayer<OriginCheck>;
 
+/// Whether a cookie-authenticated `GET /sse` may open a stream.
+///
+/// A browser sends no `Origin` on a same-origin `EventSource` request, and neither on
+/// an `<img>`, `<script>` or navigation to the URL, which a page on another port of the
+/// same host (same-site, so the `SameSite=Strict` cookie goes along) could use to hold
+/// the victim's stream slots. With an `Origin`, the [`OriginCheck`] already decided.
+/// Without one, the Fetch Metadata header decides: `Sec-Fetch-Site` must be
+/// `same-origin`. A request with neither header (a browser that predates Fetch
+/// Metadata, or a page served over plain http from a non-loopback host, where browsers
+/// do not send it) is allowed, or the page itself could not open its stream there.
+pub fn cookie_stream_allowed(headers: &HeaderMap) -> bool {
+    if headers.contains_key(header::ORIGIN) {
+        return true;
+    }
+    match headers.get("sec-fetch-site") {
+        None => true,
+        Some(site) => site.as_bytes().eq_ignore_ascii_case(b"same-origin"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +99,25 @@ mod tests {
         assert!(!policy.host_allowed("localhost:3002"));
         assert!(policy.origin_allowed("http://localhost:3001"));
         assert!(!policy.origin_allowed("http://evil.example.com"));
+    }
+
+    #[test]
+    fn cookie_streams_need_a_same_origin_fetch() {
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.insert(*name, value.parse().unwrap());
+            }
+            cookie_stream_allowed(&headers)
+        };
+        assert!(with(&[("sec-fetch-site", "same-origin")]));
+        assert!(with(&[]));
+        assert!(with(&[
+            ("origin", "http://localhost:3001"),
+            ("sec-fetch-site", "same-site")
+        ]));
+        assert!(!with(&[("sec-fetch-site", "same-site")]));
+        assert!(!with(&[("sec-fetch-site", "cross-site")]));
+        assert!(!with(&[("sec-fetch-site", "none")]));
     }
 }

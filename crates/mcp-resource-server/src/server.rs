@@ -166,10 +166,14 @@ impl AppState {
             config.raw.max_mcp_sessions_per_principal,
             config.raw.max_mcp_sessions,
         ));
+        let cookie_sessions = Arc::new(CookieSessions::new(
+            config.raw.cookie.max_per_principal,
+            config.raw.cookie.max_sessions,
+        ));
         Self {
             config: Arc::new(config),
             validator,
-            cookie_sessions: Arc::default(),
+            cookie_sessions,
             sse_sessions: Arc::default(),
             stream_slots,
             mcp_sessions,
@@ -345,7 +349,7 @@ fn legacy_sse(state: &AppState, guard: &RouteGuard) -> Router {
     if let Some(validator) = &state.validator {
         let cookie_auth = CookieAuth {
             sessions: state.cookie_sessions.clone(),
-            cookie_name: config.raw.cookie.name.clone(),
+            cookie_name: config.cookie_name.clone(),
             allowed_origins: config.allowed_origins.clone().into(),
         };
         let sse_auth = AuthLayer::new(validator.clone())
@@ -424,12 +428,40 @@ pub async fn serve_with_shutdown(
 ) -> Result<(), ServeError> {
     let validated = config.validate()?;
     let local = listener.local_addr()?;
+    if validated.raw.no_auth && !local.ip().is_loopback() {
+        return Err(ConfigError::new(
+            "no-auth",
+            format!(
+                "refused with the non-loopback listen address {local}: without authorization \
+                 anyone who can reach the port can call every tool; listen on 127.0.0.1 or [::1]"
+            ),
+        )
+        .into());
+    }
     let state = AppState::new(validated, Some(local));
     if let Some(validator) = &state.validator {
         let jwks = validator.jwks().clone();
         tokio::spawn(async move { jwks.prefetch().await });
     }
     let cancel = state.shutdown.clone();
+    // Cookie sessions are removed at their end (whole seconds), not only when looked up.
+    let cookie_sessions = state.cookie_sessions.clone();
+    let stop_purging = cancel.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let purged = cookie_sessions.purge_expired();
+                    if purged > 0 {
+                        tracing::debug!(purged, "expired cookie sessions removed");
+                    }
+                }
+                () = stop_purging.cancelled() => break,
+            }
+        }
+    });
     let header_read_timeout = state.config.raw.header_read_timeout;
     let idle_timeout = state.config.raw.idle_timeout;
     tracing::info!(

@@ -50,6 +50,7 @@ use crate::{
     },
     error::Error,
     mcp::McpServer,
+    origin::cookie_stream_allowed,
     server::AppState,
     session::cookie_value,
     stream_limit::StreamSlot,
@@ -265,6 +266,14 @@ pub async fn open_stream(
     headers: HeaderMap,
 ) -> Response {
     let claims = claims.map(|Extension(c)| c);
+    if matches!(method, Some(Extension(AuthMethod::Cookie { .. })))
+        && !cookie_stream_allowed(&headers)
+    {
+        tracing::info!(
+            "refused a cookie-authenticated event stream that is not a same-origin fetch"
+        );
+        return Error::OriginNotAllowed.into_response_with(Some(&state.sse_challenge));
+    }
     let slot = match state
         .stream_slots
         .acquire(claims.as_ref().map(|c| c.principal()))
@@ -274,7 +283,7 @@ pub async fn open_stream(
     };
     let cookie = match method {
         Some(Extension(AuthMethod::Cookie { .. })) => {
-            cookie_value(&headers, &state.config.raw.cookie.name).map(str::to_string)
+            cookie_value(&headers, &state.config.cookie_name).map(str::to_string)
         }
         _ => None,
     };

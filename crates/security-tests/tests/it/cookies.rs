@@ -21,6 +21,13 @@ struct Setup {
 }
 
 async fn setup(https_public_url: bool) -> Setup {
+    setup_with(https_public_url, |config| config).await
+}
+
+async fn setup_with(
+    https_public_url: bool,
+    adjust: impl FnOnce(mcp_resource_server::Config) -> mcp_resource_server::Config,
+) -> Setup {
     logs();
     let key = Key::as1();
     let auth_server = TestAs::start(std::slice::from_ref(&key), 600).await;
@@ -30,9 +37,9 @@ async fn setup(https_public_url: bool) -> Setup {
             // Served over plain http on loopback, published as https (behind a proxy):
             // the loopback address literal stays an allowed Host.
             let https = url.replace("http://", "https://");
-            rs_config(https, &issuer)
+            adjust(rs_config(https, &issuer))
         } else {
-            rs_config(url, &issuer)
+            adjust(rs_config(url, &issuer))
         }
     })
     .await;
@@ -129,8 +136,17 @@ async fn cookie_attributes_on_https() {
     let token = setup.token("alice", 7200);
     let (reply, set_cookie) = setup.session(&token, None).await;
     assert_eq!(reply.status, 204, "{}", reply.body);
-    assert!(set_cookie.starts_with("mcp_session="), "{set_cookie}");
+    // Secure, Path=/ and no Domain: the `__Host-` prefix applies, so no other host or
+    // plain-http port can set a cookie of this name.
+    assert!(
+        set_cookie.starts_with("__Host-mcp_session="),
+        "{set_cookie}"
+    );
     let attrs = attributes(&set_cookie);
+    assert!(
+        !attrs.iter().any(|a| a.starts_with("domain")),
+        "{set_cookie}"
+    );
     for needed in ["httponly", "samesite=strict", "path=/", "secure"] {
         assert!(
             attrs.iter().any(|a| a == needed),
@@ -260,8 +276,7 @@ async fn one_principals_cookie_never_reaches_anothers_session() {
     assert_eq!(reply.status, 404, "{}", reply.body);
     let reply = post_message(url, &alice_endpoint, Auth::Bearer(&bob_token), &whoami).await;
     assert_eq!(reply.status, 404);
-    // Both cookies at once: the request is still Bob's or Alice's, never a mix; it must
-    // not reach Alice's session as Bob.
+    // Both cookies at once: it must not reach Alice's session as Bob.
     let both = format!("{bob}; {alice}");
     let reply = post_message(
         url,
@@ -271,15 +286,9 @@ async fn one_principals_cookie_never_reaches_anothers_session() {
     )
     .await;
     let nothing = tokio::time::timeout(Duration::from_millis(300), alice_stream.next()).await;
-    if reply.status == 202 {
-        // Accepted only if the server read Alice's cookie; then the answer is Alice's.
-        let event = nothing.expect("an answer").expect("open stream");
-        assert!(event.data.contains("alice"), "{}", event.data);
-        assert!(!event.data.contains("bob"));
-    } else {
-        assert_eq!(reply.status, 404);
-        assert!(nothing.is_err());
-    }
+    // Two session cookies in one request are refused outright (cookie tossing).
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(nothing.is_err());
 
     // Alice's own call is answered on her stream, with her identity, and only there.
     let reply = post_message(
@@ -319,4 +328,176 @@ async fn one_principals_cookie_never_reaches_anothers_session() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
+}
+
+/// `GET /sse` with a `Cookie` header and extra headers; returns the status.
+async fn sse_status(url: &str, cookie: &str, extra: &[(&str, &str)]) -> u16 {
+    let mut request = client()
+        .get(format!("{url}/sse"))
+        .header("accept", "text/event-stream")
+        .header("cookie", cookie);
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// One principal cannot fill the cookie store: past its limit, opening a session ends
+/// its own oldest; the store full is a 503 with a reason, never a 500; another
+/// principal is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_sessions_are_capped_per_principal_and_overall() {
+    let setup = setup_with(false, |mut config| {
+        config.cookie.max_per_principal = 3;
+        config.cookie.max_sessions = 5;
+        config
+    })
+    .await;
+    let url = &setup.url;
+    let alice = setup.token("alice", 300);
+    let bob = setup.token("bob", 300);
+    let bob_cookie = cookie_pair(&setup.session(&bob, None).await.1);
+    let mut alices = Vec::new();
+    for _ in 0..50 {
+        let (reply, set_cookie) = setup.session(&alice, None).await;
+        assert_eq!(reply.status, 204, "{}", reply.body);
+        alices.push(cookie_pair(&set_cookie));
+    }
+    // Only Alice's three newest sessions are alive.
+    for (index, cookie) in alices.iter().enumerate() {
+        let expected = if index >= 47 { 200 } else { 401 };
+        assert_eq!(
+            sse_status(url, cookie, &[]).await,
+            expected,
+            "cookie {index}"
+        );
+    }
+    // Bob's session was never touched.
+    assert_eq!(sse_status(url, &bob_cookie, &[]).await, 200);
+    let _bob_second = setup.session(&bob, None).await;
+    // Five sessions held: a new principal gets 503 with a reason, not 500.
+    let (full, set_cookie) = setup.session(&setup.token("carol", 300), None).await;
+    assert_eq!(full.status, 503, "{full:?}");
+    assert!(set_cookie.is_empty());
+    assert!(
+        full.body.contains("temporarily_unavailable"),
+        "{}",
+        full.body
+    );
+    assert!(full.headers.contains("retry-after"), "{full:?}");
+    // Alice (at her limit) can still sign in again: she replaces her oldest.
+    assert_eq!(setup.session(&alice, None).await.0.status, 204);
+}
+
+/// A cookie session is removed at its end: its place is free again without anyone
+/// presenting the cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_cookie_sessions_free_their_place() {
+    let setup = setup_with(false, |mut config| {
+        config.cookie.max_sessions = 1;
+        config
+    })
+    .await;
+    let (reply, _) = setup.session(&setup.token("alice", 2), None).await;
+    assert_eq!(reply.status, 204);
+    let bob = setup.token("bob", 300);
+    assert_eq!(setup.session(&bob, None).await.0.status, 503);
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    assert_eq!(setup.session(&bob, None).await.0.status, 204);
+}
+
+/// Cookie tossing: a page on another localhost port can set a cookie of the same name
+/// (cookies ignore ports). A request carrying the session cookie name twice is refused,
+/// whichever order and whichever of them is valid.
+#[tokio::test]
+async fn a_request_carrying_the_session_cookie_twice_is_refused() {
+    let setup = setup(false).await;
+    let url = &setup.url;
+    let real = cookie_pair(&setup.session(&setup.token("alice", 300), None).await.1);
+    let attacker = cookie_pair(&setup.session(&setup.token("mallory", 300), None).await.1);
+    assert_eq!(sse_status(url, &real, &[]).await, 200);
+    for cookie in [
+        format!("{attacker}; {real}"),
+        format!("{real}; {attacker}"),
+        format!("{real}; {real}"),
+        format!("mcp_session=junk; {real}"),
+    ] {
+        assert_eq!(sse_status(url, &cookie, &[]).await, 401, "{cookie}");
+    }
+}
+
+/// `GET /sse` with the cookie opens a stream only for a same-origin fetch: a same-site
+/// page on another port (an `<img>` or navigation: no `Origin`, `Sec-Fetch-Site:
+/// same-site`) cannot use up the victim's stream slots.
+#[tokio::test]
+async fn cookie_event_streams_need_a_same_origin_fetch() {
+    let setup = setup(false).await;
+    let url = &setup.url;
+    let cookie = cookie_pair(&setup.session(&setup.token("alice", 300), None).await.1);
+    for site in ["same-site", "cross-site", "none"] {
+        assert_eq!(
+            sse_status(url, &cookie, &[("sec-fetch-site", site)]).await,
+            403,
+            "Sec-Fetch-Site: {site}"
+        );
+    }
+    assert_eq!(
+        sse_status(url, &cookie, &[("sec-fetch-site", "same-origin")]).await,
+        200
+    );
+    // A CORS request from an allowed origin, and a client sending neither header.
+    assert_eq!(
+        sse_status(
+            url,
+            &cookie,
+            &[("sec-fetch-site", "same-origin"), ("origin", url)]
+        )
+        .await,
+        200
+    );
+    assert_eq!(sse_status(url, &cookie, &[]).await, 200);
+    // A bearer token is not subject to it.
+    let token = setup.token("alice", 300);
+    let response = client()
+        .get(format!("{url}/sse"))
+        .header("accept", "text/event-stream")
+        .header("sec-fetch-site", "cross-site")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// `--no-auth` is refused on a non-loopback socket, with a sentence naming it.
+#[tokio::test]
+async fn no_auth_is_refused_on_a_non_loopback_listener() {
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = rs_config(
+        format!("http://localhost:{}", addr.port()),
+        "http://127.0.0.1:9",
+    );
+    config.no_auth = true;
+    let result = tokio::time::timeout(
+        Duration::from_secs(5),
+        mcp_resource_server::serve(config, listener),
+    )
+    .await
+    .expect("refused at once");
+    let error = result.unwrap_err().to_string();
+    assert!(
+        error.contains("no-auth") && error.contains("non-loopback"),
+        "{error}"
+    );
+    // The command line refuses it before binding.
+    let cli = <mcp_resource_server::cli::Cli as clap::Parser>::try_parse_from([
+        "resource-server",
+        "--no-auth",
+        "--listen",
+        "0.0.0.0:3001",
+    ])
+    .unwrap();
+    let error = cli.to_config().unwrap().validate().unwrap_err();
+    assert_eq!(error.setting, "no-auth");
 }
