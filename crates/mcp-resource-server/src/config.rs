@@ -766,8 +766,10 @@ mod tests {
 
     #[test]
     fn no_auth_only_on_loopback() {
-        let mut config = Config::default();
-        config.no_auth = true;
+        let mut config = Config {
+            no_auth: true,
+            ..Config::default()
+        };
         assert!(config.validate().is_ok());
         config.listen = "[::1]:3001".parse().unwrap();
         assert!(config.validate().is_ok());
