@@ -368,8 +368,90 @@ impl fmt::Display for BearerChallenge {
     }
 }
 
+/// A `DPoP` challenge ([RFC 9449 §7.1](https://www.rfc-editor.org/rfc/rfc9449#section-7.1)),
+/// with the `resource_metadata` parameter of RFC 9728 §5.1.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DpopChallenge {
+    /// Space-separated JWS algorithms the resource accepts for proofs.
+    pub algs: Option<String>,
+    /// Space-separated scopes the resource needs.
+    pub scope: Option<String>,
+    /// `invalid_token`, `invalid_dpop_proof`, `use_dpop_nonce`, `insufficient_scope`, ...
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    /// URL of the resource's Protected Resource Metadata (RFC 9728 §5.1).
+    pub resource_metadata: Option<String>,
+}
+
+impl DpopChallenge {
+    /// The DPoP view of a parsed challenge, if its scheme is `DPoP`.
+    #[must_use]
+    pub fn from_challenge(challenge: &Challenge) -> Option<Self> {
+        if !challenge.scheme.eq_ignore_ascii_case("dpop") {
+            return None;
+        }
+        let get = |name| challenge.param(name).map(str::to_owned);
+        Some(Self {
+            algs: get("algs"),
+            scope: get("scope"),
+            error: get("error"),
+            error_description: get("error_description"),
+            resource_metadata: get("resource_metadata"),
+        })
+    }
+
+    /// The first DPoP challenge among the `WWW-Authenticate` values of a response.
+    pub fn find<'a>(header_values: impl IntoIterator<Item = &'a str>) -> Option<Self> {
+        header_values
+            .into_iter()
+            .filter_map(|v| parse_www_authenticate(v).ok())
+            .flatten()
+            .find_map(|c| Self::from_challenge(&c))
+    }
+}
+
+impl fmt::Display for DpopChallenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DPoP")?;
+        let params = [
+            ("error", self.error.as_deref()),
+            ("error_description", self.error_description.as_deref()),
+            ("scope", self.scope.as_deref()),
+            ("resource_metadata", self.resource_metadata.as_deref()),
+            ("algs", self.algs.as_deref()),
+        ];
+        let mut first = true;
+        for (name, value) in params {
+            let Some(value) = value else { continue };
+            f.write_str(if first { " " } else { ", " })?;
+            first = false;
+            f.write_str(name)?;
+            f.write_str("=")?;
+            write_quoted(f, value)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn dpop_challenge_round_trips() {
+        let challenge = DpopChallenge {
+            algs: Some("ES256 EdDSA".into()),
+            error: Some("use_dpop_nonce".into()),
+            error_description: Some("Resource server requires nonce in DPoP proof".into()),
+            resource_metadata: Some("https://r/.well-known/oauth-protected-resource/mcp".into()),
+            ..DpopChallenge::default()
+        };
+        let text = challenge.to_string();
+        assert!(text.starts_with("DPoP error=\"use_dpop_nonce\""), "{text}");
+        let header = format!("Bearer scope=\"a\", {text}");
+        assert_eq!(DpopChallenge::find([header.as_str()]), Some(challenge));
+        assert!(BearerChallenge::find([header.as_str()]).is_some());
+    }
+
     use super::*;
 
     fn parse(s: &str) -> Vec<Challenge> {

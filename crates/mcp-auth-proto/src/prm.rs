@@ -32,6 +32,12 @@ pub struct ProtectedResourceMetadata {
     /// A page with human-readable documentation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_documentation: Option<String>,
+    /// JWS algorithms accepted for DPoP proofs (RFC 9728 §2, RFC 9449 §5.1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dpop_signing_alg_values_supported: Vec<String>,
+    /// Whether the resource always requires DPoP-bound access tokens (RFC 9728 §2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_bound_access_tokens_required: bool,
     /// Members this type does not name, kept as they came.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -48,6 +54,8 @@ impl ProtectedResourceMetadata {
             bearer_methods_supported: Vec::new(),
             resource_name: None,
             resource_documentation: None,
+            dpop_signing_alg_values_supported: Vec::new(),
+            dpop_bound_access_tokens_required: false,
             extra: Map::new(),
         }
     }

@@ -5,6 +5,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
 
+use crate::auth::{DpopConfig, DpopPolicy};
+
 use crate::config::{
     Config, ConfigError, CookieConfig, DEFAULT_COOKIE_SESSIONS,
     DEFAULT_COOKIE_SESSIONS_PER_PRINCIPAL, DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_ISSUER,
@@ -155,6 +157,32 @@ pub struct Cli {
     #[arg(long, env = "MCP_RS_IDLE_TIMEOUT", default_value_t = DEFAULT_IDLE_TIMEOUT_SECS)]
     pub idle_timeout: u64,
 
+    /// DPoP-bound tokens (RFC 9449): `off` (Bearer only), `allowed` (Bearer for
+    /// unbound tokens, DPoP with a proof for bound ones) or `required` (DPoP only).
+    #[arg(long, env = "MCP_RS_DPOP", default_value = "off")]
+    pub dpop: DpopPolicy,
+
+    /// JWS algorithms accepted for DPoP proofs, comma-separated.
+    #[arg(
+        long,
+        env = "MCP_RS_DPOP_ALGS",
+        value_delimiter = ',',
+        default_value = "ES256,ES384,EdDSA,PS256,RS256"
+    )]
+    pub dpop_algs: Vec<String>,
+
+    /// How far a DPoP proof's `iat` may lie from now, either way, in seconds.
+    #[arg(long, env = "MCP_RS_DPOP_IAT_WINDOW", default_value_t = 300)]
+    pub dpop_iat_window: u64,
+
+    /// Require server-issued nonces in DPoP proofs (RFC 9449 §9).
+    #[arg(long, env = "MCP_RS_DPOP_NONCE")]
+    pub dpop_nonce: bool,
+
+    /// Most DPoP proofs remembered at once to refuse replays (about 34 bytes each).
+    #[arg(long, env = "MCP_RS_DPOP_REPLAY_CAPACITY", default_value_t = 1_000_000)]
+    pub dpop_replay_capacity: usize,
+
     /// DANGER: turn authorization off. Only for the MCP conformance suite's server scenarios.
     #[arg(long, env = "MCP_RS_NO_AUTH")]
     pub no_auth: bool,
@@ -205,6 +233,13 @@ impl Cli {
         config.header_read_timeout = Duration::from_secs(self.header_read_timeout);
         config.idle_timeout = Duration::from_secs(self.idle_timeout);
         config.web_dir = Some(self.web_dir.clone());
+        config.dpop = DpopConfig {
+            policy: self.dpop,
+            algorithms: non_empty(&self.dpop_algs),
+            iat_window: Duration::from_secs(self.dpop_iat_window),
+            nonce: self.dpop_nonce,
+            replay_capacity: self.dpop_replay_capacity,
+        };
         Ok(config)
     }
 }
@@ -275,6 +310,36 @@ mod tests {
             config.scopes_for_tool("admin_status").to_string(),
             "mcp:admin"
         );
+    }
+
+    #[test]
+    fn dpop_flags() {
+        let cli = Cli::parse_from(["resource-server"]);
+        assert_eq!(cli.to_config().unwrap().dpop.policy, DpopPolicy::Off);
+        let cli = Cli::parse_from([
+            "resource-server",
+            "--dpop",
+            "required",
+            "--dpop-algs",
+            "ES256,EdDSA",
+            "--dpop-nonce",
+        ]);
+        let config = cli.to_config().unwrap().validate().unwrap();
+        assert_eq!(config.raw.dpop.policy, DpopPolicy::Required);
+        assert_eq!(config.raw.dpop.algorithms, ["ES256", "EdDSA"]);
+        assert!(config.raw.dpop.nonce);
+        let cli = Cli::parse_from([
+            "resource-server",
+            "--dpop",
+            "allowed",
+            "--dpop-algs",
+            "HS256",
+        ]);
+        assert_eq!(
+            cli.to_config().unwrap().validate().unwrap_err().setting,
+            "dpop-algs"
+        );
+        assert!(Cli::try_parse_from(["resource-server", "--dpop", "sometimes"]).is_err());
     }
 
     #[test]

@@ -11,6 +11,8 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration}
 use mcp_auth_proto::{scope::Scopes, wellknown};
 use url::Url;
 
+use crate::auth::{DpopConfig, DpopPolicy, dpop::proof_algorithm};
+
 /// Default listen address (the original demo's port).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3001";
 /// Default public base URL.
@@ -157,6 +159,8 @@ pub struct Config {
     pub max_mcp_sessions: usize,
     /// A Streamable HTTP session with no message for this long is closed.
     pub mcp_session_idle_timeout: Duration,
+    /// DPoP-bound tokens (RFC 9449).
+    pub dpop: DpopConfig,
 }
 
 /// Default of [`Config::idle_timeout`] and [`Config::header_read_timeout`], in seconds.
@@ -202,6 +206,7 @@ impl Default for Config {
             max_mcp_sessions_per_principal: DEFAULT_MAX_MCP_SESSIONS_PER_PRINCIPAL,
             max_mcp_sessions: DEFAULT_MAX_MCP_SESSIONS,
             mcp_session_idle_timeout: Duration::from_secs(DEFAULT_MCP_SESSION_IDLE_SECS),
+            dpop: DpopConfig::default(),
         }
     }
 }
@@ -376,6 +381,13 @@ impl Config {
         self
     }
 
+    /// Sets the DPoP settings.
+    #[must_use]
+    pub fn with_dpop(mut self, dpop: DpopConfig) -> Self {
+        self.dpop = dpop;
+        self
+    }
+
     /// Serves the browser page in `dir` under `/app/`.
     #[must_use]
     pub fn with_web_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -501,6 +513,29 @@ impl Config {
         }
         if self.max_token_bytes < 64 {
             return Err(ConfigError::new("max-token-bytes", "at least 64"));
+        }
+        for alg in &self.dpop.algorithms {
+            if proof_algorithm(alg).is_none() {
+                return Err(ConfigError::new(
+                    "dpop-algs",
+                    format!("{alg:?} is not an asymmetric JWS algorithm"),
+                ));
+            }
+        }
+        if self.dpop.policy != DpopPolicy::Off && self.dpop.algorithms.is_empty() {
+            return Err(ConfigError::new("dpop-algs", "at least one algorithm"));
+        }
+        if self.dpop.iat_window.is_zero() || self.dpop.iat_window > Duration::from_secs(3600) {
+            return Err(ConfigError::new(
+                "dpop-iat-window",
+                "between 1 and 3600 seconds",
+            ));
+        }
+        if self.dpop.replay_capacity == 0 {
+            return Err(ConfigError::new(
+                "dpop-replay-capacity",
+                "must be at least 1",
+            ));
         }
         let jwks = &self.jwks;
         if jwks.min_ttl > jwks.max_ttl {

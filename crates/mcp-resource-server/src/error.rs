@@ -1,8 +1,9 @@
 //! The one place where errors become HTTP responses.
 //!
 //! Every refusal of this server is an [`Error`]. [`Error::into_response_with`] picks the
-//! status code, attaches the `WWW-Authenticate` challenge (RFC 6750 §3, RFC 9728 §5.1)
-//! for the endpoint in question, writes a JSON body with an external message, and logs
+//! status code, attaches the `WWW-Authenticate` challenges (RFC 6750 §3, RFC 9728 §5.1;
+//! with DPoP on, a `DPoP` challenge with `algs` beside or instead of `Bearer`, and a
+//! `DPoP-Nonce` when one is required, RFC 9449 §7.1, §9) for the endpoint in question, writes a JSON body with an external message, and logs
 //! the internal one. The external message says what failed in protocol terms and never
 //! carries internals; neither ever carries a token.
 
@@ -12,12 +13,24 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use mcp_auth_proto::{
-    challenge::{BearerChallenge, BearerError},
+    challenge::{BearerChallenge, BearerError, DpopChallenge},
     scope::Scopes,
 };
 use serde::Serialize;
 
-use crate::auth::validator::ValidationError;
+use crate::auth::{
+    dpop::{DPOP_NONCE, DpopError},
+    validator::ValidationError,
+};
+
+/// What the challenges of an endpoint say about DPoP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpopAdvert {
+    /// Accepted proof algorithms, space-separated (`algs`).
+    pub algs: String,
+    /// Only DPoP-bound tokens are accepted: no `Bearer` challenge.
+    pub required: bool,
+}
 
 /// What a challenge says about the endpoint that was refused.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +39,8 @@ pub struct ChallengeContext {
     pub resource_metadata: Option<String>,
     /// Scopes to request for this endpoint (`scope` on 401); omitted when empty.
     pub scope: Scopes,
+    /// DPoP at this endpoint; `None` when off.
+    pub dpop: Option<DpopAdvert>,
 }
 
 /// Every way a request can be refused.
@@ -41,6 +56,10 @@ pub enum Error {
     /// A token that failed validation (401 `invalid_token`).
     #[error("invalid token: {0}")]
     InvalidToken(#[source] ValidationError),
+    /// A DPoP proof or binding that failed (401 `invalid_dpop_proof`, `use_dpop_nonce`
+    /// or `invalid_token`; 503 when proofs cannot be checked for replay).
+    #[error("DPoP: {0}")]
+    Dpop(#[source] DpopError),
     /// A session cookie that is unknown or expired (401 `invalid_token`).
     #[error("unknown or expired session cookie")]
     InvalidSession,
@@ -120,9 +139,11 @@ impl Error {
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingCredentials | Self::InvalidToken(_) | Self::InvalidSession => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::Dpop(DpopError::ReplayCacheFull) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MissingCredentials
+            | Self::InvalidToken(_)
+            | Self::InvalidSession
+            | Self::Dpop(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::KeysUnavailable(_)
             | Self::Busy
@@ -155,6 +176,7 @@ impl Error {
     fn external_message(&self) -> &'static str {
         match self {
             Self::MissingCredentials => "Bearer token required in the Authorization header",
+            Self::Dpop(error) => error.external_message(),
             Self::InvalidRequest(reason) => reason,
             Self::InvalidToken(ValidationError::Expired) => "The access token expired",
             Self::InvalidToken(ValidationError::NotYetValid) => "The access token is not valid yet",
@@ -192,6 +214,7 @@ impl Error {
             Self::MissingCredentials => "unauthorized",
             Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidToken(_) | Self::InvalidSession => "invalid_token",
+            Self::Dpop(error) => error.code(),
             Self::KeysUnavailable(_) => "temporarily_unavailable",
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::OriginNotAllowed | Self::HostNotAllowed => "forbidden",
@@ -207,18 +230,26 @@ impl Error {
         }
     }
 
-    /// The `WWW-Authenticate` value for this error at an endpoint, if it takes one.
-    pub fn challenge(&self, context: &ChallengeContext) -> Option<BearerChallenge> {
-        let scope = match self {
-            Self::InsufficientScope { needed } => Some(needed.to_string()),
+    /// The `scope` of this error's challenges, `None` if it takes no challenge.
+    fn challenge_scope(&self, context: &ChallengeContext) -> Option<Option<String>> {
+        match self {
+            Self::InsufficientScope { needed } => Some(Some(needed.to_string())),
             Self::MissingCredentials
             | Self::InvalidRequest(_)
             | Self::InvalidToken(_)
-            | Self::InvalidSession => {
-                (!context.scope.is_empty()).then(|| context.scope.to_string())
-            }
-            _ => return None,
-        };
+            | Self::InvalidSession
+            | Self::Dpop(_) => Some((!context.scope.is_empty()).then(|| context.scope.to_string())),
+            _ => None,
+        }
+    }
+
+    /// The `Bearer` challenge for this error at an endpoint, if it takes one (none where
+    /// only DPoP-bound tokens are accepted). A DPoP error goes in the `DPoP` challenge.
+    pub fn challenge(&self, context: &ChallengeContext) -> Option<BearerChallenge> {
+        if context.dpop.as_ref().is_some_and(|d| d.required) {
+            return None;
+        }
+        let scope = self.challenge_scope(context)?;
         let error = self.bearer_error();
         let error_description = error.as_ref().map(|_| self.external_message().to_string());
         Some(BearerChallenge {
@@ -230,10 +261,40 @@ impl Error {
         })
     }
 
-    /// The `WWW-Authenticate` header value for this error at an endpoint, if it takes one.
+    /// The `DPoP` challenge for this error at an endpoint with DPoP on, if it takes one.
+    /// It carries the error when the error is DPoP's, or when it is the only challenge.
+    pub fn dpop_challenge(&self, context: &ChallengeContext) -> Option<DpopChallenge> {
+        let advert = context.dpop.as_ref()?;
+        let scope = self.challenge_scope(context)?;
+        let error = match self {
+            Self::Dpop(error) => Some(error.code().to_string()),
+            _ if advert.required => self.bearer_error().map(|e| e.as_str().to_string()),
+            _ => None,
+        };
+        let error_description = error.as_ref().map(|_| self.external_message().to_string());
+        Some(DpopChallenge {
+            algs: Some(advert.algs.clone()),
+            scope,
+            error,
+            error_description,
+            resource_metadata: context.resource_metadata.clone(),
+        })
+    }
+
+    /// The `WWW-Authenticate` header value of the `Bearer` challenge, if there is one.
     pub fn challenge_header(&self, context: &ChallengeContext) -> Option<HeaderValue> {
         let challenge = self.challenge(context)?;
         HeaderValue::from_str(&challenge.to_string()).ok()
+    }
+
+    /// Every `WWW-Authenticate` value for this error at an endpoint: `Bearer` first,
+    /// then `DPoP`.
+    fn challenge_headers(&self, context: &ChallengeContext) -> Vec<HeaderValue> {
+        let bearer = self.challenge_header(context);
+        let dpop = self
+            .dpop_challenge(context)
+            .and_then(|c| HeaderValue::from_str(&c.to_string()).ok());
+        bearer.into_iter().chain(dpop).collect()
     }
 
     /// Logs this error: a warning for a failure of the server, debug for a refusal.
@@ -270,11 +331,16 @@ impl Error {
         };
         Refusal {
             status: self.status(),
-            challenge: self.challenge_header(context),
+            challenges: self.challenge_headers(context),
+            dpop_nonce: match self {
+                Self::Dpop(DpopError::UseNonce(nonce)) => HeaderValue::from_str(nonce).ok(),
+                _ => None,
+            },
             body: body.expect("strings and numbers serialise").into(),
             retry_after: matches!(
                 self,
                 Self::KeysUnavailable(_)
+                    | Self::Dpop(DpopError::ReplayCacheFull)
                     | Self::Busy
                     | Self::TooManyStreams { .. }
                     | Self::StreamCapacity { .. }
@@ -287,6 +353,7 @@ impl Error {
                 Self::MissingCredentials
                     | Self::InvalidToken(_)
                     | Self::InvalidSession
+                    | Self::Dpop(_)
                     | Self::InsufficientScope { .. }
             ),
         }
@@ -313,7 +380,8 @@ impl Error {
 #[derive(Debug, Clone)]
 pub struct Refusal {
     status: StatusCode,
-    challenge: Option<HeaderValue>,
+    challenges: Vec<HeaderValue>,
+    dpop_nonce: Option<HeaderValue>,
     body: Bytes,
     retry_after: bool,
     no_store: bool,
@@ -331,8 +399,11 @@ impl Refusal {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(challenge) = &self.challenge {
-            headers.insert(header::WWW_AUTHENTICATE, challenge.clone());
+        for challenge in &self.challenges {
+            headers.append(header::WWW_AUTHENTICATE, challenge.clone());
+        }
+        if let Some(nonce) = &self.dpop_nonce {
+            headers.insert(DPOP_NONCE.clone(), nonce.clone());
         }
         if self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -365,7 +436,76 @@ mod tests {
         ChallengeContext {
             resource_metadata: Some("http://h/.well-known/oauth-protected-resource/mcp".into()),
             scope: Scopes::parse("mcp:tools"),
+            dpop: None,
         }
+    }
+
+    fn challenges_of(error: Error, dpop: DpopAdvert) -> (StatusCode, Vec<String>, Option<String>) {
+        let context = ChallengeContext {
+            dpop: Some(dpop),
+            ..context()
+        };
+        let response = error.into_response_with(Some(&context));
+        let values = response
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        let nonce = response
+            .headers()
+            .get(&DPOP_NONCE)
+            .map(|v| v.to_str().unwrap().to_string());
+        (response.status(), values, nonce)
+    }
+
+    #[test]
+    fn dpop_challenges() {
+        let allowed = DpopAdvert {
+            algs: "ES256 EdDSA".into(),
+            required: false,
+        };
+        let (status, values, nonce) = challenges_of(Error::MissingCredentials, allowed.clone());
+        assert_eq!(status, 401);
+        assert_eq!(values.len(), 2, "{values:?}");
+        assert!(values[0].starts_with("Bearer "), "{values:?}");
+        assert_eq!(
+            values[1],
+            r#"DPoP scope="mcp:tools", resource_metadata="http://h/.well-known/oauth-protected-resource/mcp", algs="ES256 EdDSA""#
+        );
+        assert_eq!(nonce, None);
+        // A DPoP error is the DPoP challenge's, not the Bearer one's.
+        let (status, values, _) = challenges_of(Error::Dpop(DpopError::Replayed), allowed.clone());
+        assert_eq!(status, 401);
+        assert!(!values[0].contains("error="), "{values:?}");
+        assert!(
+            values[1].starts_with(r#"DPoP error="invalid_dpop_proof""#),
+            "{values:?}"
+        );
+        let (_, values, nonce) =
+            challenges_of(Error::Dpop(DpopError::UseNonce("n-1".into())), allowed);
+        assert!(
+            values[1].starts_with(r#"DPoP error="use_dpop_nonce""#),
+            "{values:?}"
+        );
+        assert_eq!(nonce.as_deref(), Some("n-1"));
+        // Required: the DPoP challenge alone, carrying every error.
+        let required = DpopAdvert {
+            algs: "ES256".into(),
+            required: true,
+        };
+        let (status, values, _) = challenges_of(
+            Error::InvalidToken(ValidationError::Expired),
+            required.clone(),
+        );
+        assert_eq!(status, 401);
+        assert_eq!(values.len(), 1, "{values:?}");
+        assert!(
+            values[0].starts_with(r#"DPoP error="invalid_token""#),
+            "{values:?}"
+        );
+        let (status, _, _) = challenges_of(Error::Dpop(DpopError::ReplayCacheFull), required);
+        assert_eq!(status, 503);
     }
 
     fn header_of(error: Error) -> (StatusCode, String) {

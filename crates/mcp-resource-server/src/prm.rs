@@ -15,7 +15,7 @@ use axum::{
 use mcp_auth_proto::prm::ProtectedResourceMetadata;
 use tower_http::cors::{Any, CorsLayer};
 
-use crate::config::ValidatedConfig;
+use crate::{auth::DpopPolicy, config::ValidatedConfig};
 
 /// The PRM document describing `resource`.
 pub fn document(config: &ValidatedConfig, resource: &str) -> ProtectedResourceMetadata {
@@ -24,6 +24,11 @@ pub fn document(config: &ValidatedConfig, resource: &str) -> ProtectedResourceMe
     prm.scopes_supported = config.scopes_supported.iter().map(str::to_string).collect();
     prm.bearer_methods_supported = vec!["header".into()];
     prm.resource_name = Some(config.raw.resource_name.clone());
+    // RFC 9728 §2: what proofs are accepted, and whether bound tokens are required.
+    if config.raw.dpop.policy != DpopPolicy::Off && !config.raw.no_auth {
+        prm.dpop_signing_alg_values_supported = config.raw.dpop.algorithms.clone();
+        prm.dpop_bound_access_tokens_required = config.raw.dpop.policy == DpopPolicy::Required;
+    }
     prm
 }
 

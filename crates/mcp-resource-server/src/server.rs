@@ -47,12 +47,12 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     auth::{
-        AuthLayer, CookieAuth, JwksCache, JwksSource, ToolScopePolicy, Validator, ValidatorConfig,
-        stream_expiry::end_streams_at_expiry, tool_scope::ToolScopeLayer,
+        AuthLayer, CookieAuth, DpopVerifier, JwksCache, JwksSource, ToolScopePolicy, Validator,
+        ValidatorConfig, stream_expiry::end_streams_at_expiry, tool_scope::ToolScopeLayer,
     },
     config::{Config, ConfigError, ValidatedConfig},
     connection::{AcceptBackoff, Activity, Tracked, idle_watch},
-    error::ChallengeContext,
+    error::{ChallengeContext, DpopAdvert},
     host::{HostCheck, HostLayer, HostService},
     mcp::{McpServer, ToolAccess},
     mcp_session::{McpSessions, OwnedSessionManager, SessionBinding, bind_sessions},
@@ -82,6 +82,8 @@ pub struct AppState {
     pub config: Arc<ValidatedConfig>,
     /// The token validator (`None` with authorization off).
     pub validator: Option<Arc<Validator>>,
+    /// DPoP proof checks and their replay cache (`None` when DPoP is off).
+    pub dpop: Option<Arc<DpopVerifier>>,
     /// Cookie sessions.
     pub cookie_sessions: Arc<CookieSessions>,
     /// Legacy SSE sessions.
@@ -135,13 +137,26 @@ impl AppState {
                 jwks,
             ))
         });
+        let dpop = if config.raw.no_auth {
+            None
+        } else {
+            DpopVerifier::new(&config.raw.dpop, &config.public_url)
+                .expect("DPoP settings are checked by Config::validate")
+                .map(Arc::new)
+        };
+        let dpop_advert = dpop.as_ref().map(|d| DpopAdvert {
+            algs: d.algs().to_string(),
+            required: d.required(),
+        });
         let mcp_challenge = ChallengeContext {
             resource_metadata: Some(config.prm_url("mcp")),
             scope: config.required_scopes.clone(),
+            dpop: dpop_advert.clone(),
         };
         let sse_challenge = ChallengeContext {
             resource_metadata: Some(config.prm_url("sse")),
             scope: config.required_scopes.clone(),
+            dpop: dpop_advert,
         };
         let policy = |challenge: &ChallengeContext| {
             Arc::new(ToolScopePolicy {
@@ -173,6 +188,7 @@ impl AppState {
         Self {
             config: Arc::new(config),
             validator,
+            dpop,
             cookie_sessions,
             sse_sessions: Arc::default(),
             stream_slots,
@@ -243,12 +259,14 @@ fn cors(config: &ValidatedConfig) -> CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::ACCEPT,
+            HeaderName::from_static("dpop"),
             HeaderName::from_static("last-event-id"),
             HeaderName::from_static("mcp-session-id"),
             HeaderName::from_static("mcp-protocol-version"),
         ])
         .expose_headers([
             header::WWW_AUTHENTICATE,
+            HeaderName::from_static("dpop-nonce"),
             HeaderName::from_static("mcp-session-id"),
         ])
 }
@@ -292,6 +310,10 @@ fn streamable_http(state: &AppState, guard: &RouteGuard) -> Router {
         challenge: ChallengeContext {
             resource_metadata: Some(config.prm_url("mcp")),
             scope: config.required_scopes.clone(),
+            dpop: state.dpop.as_ref().map(|d| DpopAdvert {
+                algs: d.algs().to_string(),
+                required: d.required(),
+            }),
         },
     };
     let stateful = || {
@@ -316,9 +338,12 @@ fn streamable_http(state: &AppState, guard: &RouteGuard) -> Router {
             Router::new().route_service("/mcp", stack)
         };
     };
-    let auth = AuthLayer::new(validator.clone())
+    let mut auth = AuthLayer::new(validator.clone())
         .with_resource_metadata(config.prm_url("mcp"))
         .with_required_scopes(config.required_scopes.clone());
+    if let Some(dpop) = &state.dpop {
+        auth = auth.with_dpop(dpop.clone());
+    }
     let tool_scopes = ToolScopeLayer::new(state.tool_policy.clone());
     if config.raw.stateless {
         let stack = guarded.layer(auth).layer(tool_scopes).service(stateless());
@@ -352,9 +377,12 @@ fn legacy_sse(state: &AppState, guard: &RouteGuard) -> Router {
             cookie_name: config.cookie_name.clone(),
             allowed_origins: config.allowed_origins.clone().into(),
         };
-        let sse_auth = AuthLayer::new(validator.clone())
+        let mut sse_auth = AuthLayer::new(validator.clone())
             .with_resource_metadata(config.prm_url("sse"))
             .with_required_scopes(config.required_scopes.clone());
+        if let Some(dpop) = &state.dpop {
+            sse_auth = sse_auth.with_dpop(dpop.clone());
+        }
         legacy = legacy.layer(sse_auth.clone().with_cookie_sessions(cookie_auth));
         session = Router::new()
             .route("/session", post(create_session).layer(sse_auth))

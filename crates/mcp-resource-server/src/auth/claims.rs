@@ -52,6 +52,9 @@ pub struct VerifiedClaims {
     pub profile: Map<String, Value>,
     /// A short non-reversible tag of the token, for logs.
     pub token_fingerprint: String,
+    /// `cnf.jkt`: the thumbprint of the key the token is bound to (RFC 9449 §6.1), if
+    /// it is DPoP-bound.
+    pub dpop_jkt: Option<String>,
 }
 
 fn serialize_scopes<S: serde::Serializer>(
@@ -89,6 +92,7 @@ impl VerifiedClaims {
             kind: TokenKind::Jwt,
             profile: Default::default(),
             token_fingerprint: String::new(),
+            dpop_jkt: None,
         }
     }
 }

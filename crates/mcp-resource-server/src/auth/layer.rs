@@ -5,12 +5,18 @@
 //! 1. refuses credentials outside the `Authorization` header: an `access_token` query
 //!    parameter, or a form-encoded body without the header (RFC 6750 §2.2/§2.3), answer
 //!    400 `invalid_request` and the token in them is never used;
-//! 2. reads exactly one `Authorization: Bearer <token>` header (scheme case-insensitive);
+//! 2. reads exactly one `Authorization: Bearer <token>` header (scheme case-insensitive),
+//!    or, with DPoP on ([`AuthLayer::with_dpop`]), `Authorization: DPoP <token>`, whose
+//!    `DPoP` proof is checked first ([`super::dpop`]);
 //! 3. or, where enabled with [`AuthLayer::with_cookie_sessions`] and no header was sent,
 //!    the session cookie, which needs an allowed `Origin` on state-changing methods;
 //! 4. validates the token with the [`Validator`];
-//! 5. checks the layer's required scopes (403 `insufficient_scope`);
-//! 6. hands `Arc<VerifiedClaims>` and the [`AuthMethod`] to the inner service as request
+//! 5. checks the binding (RFC 9449 §7): a token with `cnf.jkt` must come with the `DPoP`
+//!    scheme and a proof signed by that key (a bound token sent as `Bearer` is a
+//!    downgrade and refused), a token without it must not; then records the proof's
+//!    `jti` so it cannot be replayed;
+//! 6. checks the layer's required scopes (403 `insufficient_scope`);
+//! 7. hands `Arc<VerifiedClaims>` and the [`AuthMethod`] to the inner service as request
 //!    extensions (see [`VerifiedClaims`] for the extractor).
 //!
 //! Refusals become responses in [`crate::error`], with a challenge naming this layer's
@@ -34,9 +40,13 @@ use mcp_auth_proto::{AccessToken, scope::Scopes, secret};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use super::{claims::VerifiedClaims, validator::Validator};
+use super::{
+    claims::VerifiedClaims,
+    dpop::{DpopError, DpopVerifier, VerifiedProof},
+    validator::Validator,
+};
 use crate::{
-    error::{ChallengeContext, Error, Refusal},
+    error::{ChallengeContext, DpopAdvert, Error, Refusal},
     session::{CookieSessions, cookie_value},
 };
 
@@ -46,6 +56,8 @@ use crate::{
 pub enum AuthMethod {
     /// `Authorization: Bearer`.
     Bearer,
+    /// `Authorization: DPoP` with a proof signed by the key the token is bound to.
+    Dpop,
     /// The session cookie issued by `POST /session`.
     Cookie {
         /// When the cookie session ends (seconds since the epoch).
@@ -88,6 +100,7 @@ struct Settings {
     missing_credentials: Refusal,
     required_scopes: Scopes,
     cookies: Option<CookieAuth>,
+    dpop: Option<Arc<DpopVerifier>>,
 }
 
 impl Settings {
@@ -113,6 +126,7 @@ impl AuthLayer {
             challenge,
             required_scopes: Scopes::default(),
             cookies: None,
+            dpop: None,
         };
         Self {
             settings: Arc::new(settings),
@@ -141,6 +155,23 @@ impl AuthLayer {
         };
         settings.set_challenge(challenge);
         settings.required_scopes = scopes;
+        self
+    }
+
+    /// Accepts DPoP-bound tokens with their proofs (RFC 9449), as `verifier` says;
+    /// challenges then name the proof algorithms.
+    #[must_use]
+    pub fn with_dpop(mut self, verifier: Arc<DpopVerifier>) -> Self {
+        let settings = Arc::make_mut(&mut self.settings);
+        let challenge = ChallengeContext {
+            dpop: Some(DpopAdvert {
+                algs: verifier.algs().to_string(),
+                required: verifier.required(),
+            }),
+            ..settings.challenge.clone()
+        };
+        settings.set_challenge(challenge);
+        settings.dpop = Some(verifier);
         self
     }
 
@@ -281,21 +312,16 @@ where
             Err(error) => AuthState::Refused {
                 response: Some(self.settings.refuse(error)),
             },
-            Ok(Decision::Validate(token)) => {
+            Ok(Decision::Validate(token, proof)) => {
                 let settings = self.settings.clone();
                 // The ready service goes into the future; a clone stays for the next call.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 AuthState::Validating {
                     future: Box::pin(async move {
-                        match settings.validate(token.secret()).await {
-                            Ok(claims) => {
-                                Self::authorized(
-                                    &settings,
-                                    &mut request,
-                                    claims,
-                                    AuthMethod::Bearer,
-                                );
+                        match settings.validate(token.secret(), proof.as_ref()).await {
+                            Ok((claims, method)) => {
+                                Self::authorized(&settings, &mut request, claims, method);
                                 let response = inner.call(request).await?;
                                 Ok(response.map(Body::new))
                             }
@@ -327,8 +353,16 @@ fn is_b64token(token: &str) -> bool {
     !body.is_empty() && body.bytes().all(|b| B64TOKEN[usize::from(b)])
 }
 
-/// The credentials of a `Bearer` `Authorization` header, their syntax unchecked.
-fn bearer_credentials(headers: &HeaderMap) -> Result<Option<&str>, Error> {
+/// The `Authorization` schemes this layer understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// The scheme and credentials of the `Authorization` header, their syntax unchecked;
+/// `DPoP` only when `dpop` is on.
+fn credentials(headers: &HeaderMap, dpop: bool) -> Result<Option<(Scheme, &str)>, Error> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -340,10 +374,14 @@ fn bearer_credentials(headers: &HeaderMap) -> Result<Option<&str>, Error> {
         .to_str()
         .map_err(|_| Error::InvalidRequest("Malformed Authorization header"))?;
     let (scheme, credentials) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if dpop && scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
         return Err(Error::MissingCredentials);
-    }
-    Ok(Some(credentials.trim_start_matches(' ')))
+    };
+    Ok(Some((scheme, credentials.trim_start_matches(' '))))
 }
 
 /// Bearer credentials must be a `b64token` (RFC 6750 §2.1).
@@ -353,6 +391,12 @@ fn check_token_syntax(token: &str) -> Result<(), Error> {
     } else {
         Err(Error::InvalidRequest("Malformed Bearer credentials"))
     }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn query_has_token(uri: &Uri) -> bool {
@@ -387,7 +431,7 @@ impl Settings {
     fn authorized_until(&self, claims: &VerifiedClaims, method: AuthMethod) -> AuthorizedUntil {
         let token_end = self.validator.accepted_until(claims);
         AuthorizedUntil(match method {
-            AuthMethod::Bearer => token_end,
+            AuthMethod::Bearer | AuthMethod::Dpop => token_end,
             // The cookie session is refused once its whole-second end is reached.
             AuthMethod::Cookie { expires_at } => UNIX_EPOCH
                 .checked_add(Duration::from_secs(expires_at))
@@ -405,17 +449,32 @@ impl Settings {
                 "Tokens are accepted only in the Authorization header",
             ));
         }
-        if let Some(token) = bearer_credentials(headers)? {
+        if let Some((scheme, token)) = credentials(headers, self.dpop.is_some())? {
+            let proof = match (scheme, &self.dpop) {
+                (Scheme::Dpop, Some(dpop)) => {
+                    check_token_syntax(token)?;
+                    let proof =
+                        dpop.verify(headers, method, uri, token, now())
+                            .map_err(|error| {
+                                tracing::info!(reason = %error, "DPoP proof refused");
+                                Error::Dpop(error)
+                            })?;
+                    Some(proof)
+                }
+                (Scheme::Bearer, Some(dpop)) if dpop.required() => {
+                    tracing::info!("refused a bearer token where DPoP is required");
+                    return Err(Error::Dpop(DpopError::Required));
+                }
+                _ => None,
+            };
             // A token in the cache is that very string, which passed every check
             // before, its syntax included; only a miss needs the syntax checked.
             if let Some(claims) = self.validator.cached(token) {
-                return Ok(Decision::Authorized(
-                    self.check_scopes(claims)?,
-                    AuthMethod::Bearer,
-                ));
+                let method = self.check_binding(&claims, proof.as_ref())?;
+                return Ok(Decision::Authorized(self.check_scopes(claims)?, method));
             }
             check_token_syntax(token)?;
-            return Ok(Decision::Validate(AccessToken::new(token)));
+            return Ok(Decision::Validate(AccessToken::new(token), proof));
         }
         if is_form(headers) {
             return Err(Error::InvalidRequest(
@@ -439,10 +498,18 @@ impl Settings {
         ))
     }
 
-    /// Verifies a bearer token that was not in the cache, then checks its scopes.
-    async fn validate(&self, token: &str) -> Result<Arc<VerifiedClaims>, Error> {
+    /// Verifies a token that was not in the cache, then checks its binding to `proof`
+    /// and its scopes.
+    async fn validate(
+        &self,
+        token: &str,
+        proof: Option<&VerifiedProof>,
+    ) -> Result<(Arc<VerifiedClaims>, AuthMethod), Error> {
         match self.validator.validate(token).await {
-            Ok(claims) => self.check_scopes(claims),
+            Ok(claims) => {
+                let method = self.check_binding(&claims, proof)?;
+                Ok((self.check_scopes(claims)?, method))
+            }
             Err(error) => {
                 tracing::info!(token = %secret::fingerprint(token), reason = %error, "bearer token refused");
                 Err(error.into())
@@ -458,9 +525,34 @@ impl Settings {
     ) -> Result<(Arc<VerifiedClaims>, AuthMethod), Error> {
         match self.decide(method, uri, headers)? {
             Decision::Authorized(claims, method) => Ok((claims, method)),
-            Decision::Validate(token) => {
-                Ok((self.validate(token.secret()).await?, AuthMethod::Bearer))
-            }
+            Decision::Validate(token, proof) => self.validate(token.secret(), proof.as_ref()).await,
+        }
+    }
+
+    /// RFC 9449 §7: a bound token only with a proof of its key, an unbound one only
+    /// without; with DPoP off, tokens are bearer tokens whatever they carry. The proof
+    /// is recorded as used once everything else about it passed.
+    fn check_binding(
+        &self,
+        claims: &VerifiedClaims,
+        proof: Option<&VerifiedProof>,
+    ) -> Result<AuthMethod, Error> {
+        let Some(dpop) = &self.dpop else {
+            return Ok(AuthMethod::Bearer);
+        };
+        let refuse = |error: DpopError| {
+            tracing::info!(subject = %claims.subject, token = %claims.token_fingerprint, reason = %error, "DPoP binding refused");
+            Err(Error::Dpop(error))
+        };
+        match (proof, &claims.dpop_jkt) {
+            (None, None) => Ok(AuthMethod::Bearer),
+            (None, Some(_)) => refuse(DpopError::Downgrade),
+            (Some(_), None) => refuse(DpopError::NotBound),
+            (Some(proof), Some(jkt)) if *jkt != proof.jkt => refuse(DpopError::KeyMismatch),
+            (Some(proof), Some(_)) => match dpop.commit(proof, now()) {
+                Ok(()) => Ok(AuthMethod::Dpop),
+                Err(error) => refuse(error),
+            },
         }
     }
 
@@ -489,8 +581,8 @@ impl Settings {
 enum Decision {
     /// Authorized without waiting.
     Authorized(Arc<VerifiedClaims>, AuthMethod),
-    /// A bearer token whose signature must be checked.
-    Validate(AccessToken),
+    /// A token whose signature must be checked, with its verified DPoP proof if any.
+    Validate(AccessToken, Option<VerifiedProof>),
 }
 
 #[cfg(test)]
@@ -501,7 +593,7 @@ mod tests {
     /// The bearer token as [`Settings::decide`] takes it from a request whose token is
     /// not in the cache.
     fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, Error> {
-        let token = bearer_credentials(headers)?;
+        let token = credentials(headers, false)?.map(|(_, token)| token);
         if let Some(token) = token {
             check_token_syntax(token)?;
         }

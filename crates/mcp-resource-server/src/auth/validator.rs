@@ -141,6 +141,7 @@ struct RawClaims {
     scp: Option<Value>,
     client_id: Option<Value>,
     azp: Option<Value>,
+    cnf: Option<Value>,
     #[serde(flatten)]
     rest: Map<String, Value>,
 }
@@ -413,6 +414,15 @@ fn build_claims(
     if kind == TokenKind::Rfc9068 && client_id.is_none() {
         return Err(ValidationError::MissingClaim("client_id"));
     }
+    let dpop_jkt = match raw.cnf {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(mut cnf)) => match cnf.remove("jkt") {
+            None => None,
+            Some(Value::String(jkt)) if !jkt.is_empty() => Some(jkt),
+            Some(_) => return Err(ValidationError::InvalidClaim("cnf")),
+        },
+        Some(_) => return Err(ValidationError::InvalidClaim("cnf")),
+    };
     let profile = raw
         .rest
         .into_iter()
@@ -429,6 +439,7 @@ fn build_claims(
         kind,
         profile,
         token_fingerprint: secret::fingerprint(token),
+        dpop_jkt,
     })
 }
 
