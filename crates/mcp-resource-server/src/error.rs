@@ -166,7 +166,10 @@ impl Error {
     fn bearer_error(&self) -> Option<BearerError> {
         match self {
             Self::InvalidRequest(_) => Some(BearerError::InvalidRequest),
-            Self::InvalidToken(_) | Self::InvalidSession => Some(BearerError::InvalidToken),
+            // A bound token sent as `Bearer` is refused under the scheme it came with.
+            Self::InvalidToken(_) | Self::InvalidSession | Self::Dpop(DpopError::Downgrade) => {
+                Some(BearerError::InvalidToken)
+            }
             Self::InsufficientScope { .. } => Some(BearerError::InsufficientScope),
             _ => None,
         }
@@ -267,6 +270,7 @@ impl Error {
         let advert = context.dpop.as_ref()?;
         let scope = self.challenge_scope(context)?;
         let error = match self {
+            Self::Dpop(DpopError::Downgrade) if !advert.required => None,
             Self::Dpop(error) => Some(error.code().to_string()),
             _ if advert.required => self.bearer_error().map(|e| e.as_str().to_string()),
             _ => None,

@@ -255,6 +255,8 @@ fn whoami(claims: &VerifiedClaims) -> Value {
         "expires_at": claims.expires_at,
         "issued_at": claims.issued_at,
         "token_kind": claims.kind,
+        // The thumbprint of the key a DPoP-bound token is bound to (a public value).
+        "dpop_jkt": claims.dpop_jkt,
         "profile": claims.profile,
     })
 }

@@ -289,6 +289,7 @@ pub async fn create_session(
             tracing::info!(
                 subject = %claims.subject,
                 token = %claims.token_fingerprint,
+                dpop_jkt = claims.dpop_jkt.as_deref().unwrap_or("none"),
                 lifetime_secs = lifetime.as_secs(),
                 "cookie session opened"
             );

@@ -77,3 +77,51 @@ async fn advertised_authorization_servers_are_configurable() {
         serde_json::json!(["http://localhost:5558"])
     );
 }
+
+#[tokio::test]
+async fn dpop_fields_follow_the_policy() {
+    use mcp_resource_server::auth::{DpopConfig, DpopPolicy};
+    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    for (policy, algs, required) in [
+        (DpopPolicy::Off, None, None),
+        (
+            DpopPolicy::Allowed,
+            Some(serde_json::json!(["ES256", "EdDSA"])),
+            None,
+        ),
+        (
+            DpopPolicy::Required,
+            Some(serde_json::json!(["ES256", "EdDSA"])),
+            Some(true),
+        ),
+    ] {
+        let issuer = auth.issuer.clone();
+        let url = start_rs(move |url| {
+            test_config(url, &issuer).with_dpop(DpopConfig {
+                policy,
+                algorithms: vec!["ES256".into(), "EdDSA".into()],
+                ..DpopConfig::default()
+            })
+        })
+        .await;
+        let prm: Value = client()
+            .get(format!("{url}/.well-known/oauth-protected-resource/mcp"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            prm.get("dpop_signing_alg_values_supported"),
+            algs.as_ref(),
+            "{policy:?}"
+        );
+        assert_eq!(
+            prm.get("dpop_bound_access_tokens_required")
+                .and_then(Value::as_bool),
+            required,
+            "{policy:?}"
+        );
+    }
+}

@@ -7,6 +7,7 @@ mod attacks;
 mod client_attacks;
 mod client_faults;
 mod cookies;
+mod dpop_attacks;
 mod faults;
 mod limits;
 mod proto_urls;
