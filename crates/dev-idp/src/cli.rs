@@ -68,6 +68,19 @@ pub struct Cli {
     #[arg(long, env = "DEV_IDP_EXTRA_SCOPES", value_delimiter = ',')]
     pub extra_scopes: Vec<String>,
 
+    /// RFC 9449 DPoP: advertise it, check token-endpoint proofs, issue DPoP-bound access
+    /// tokens and bind public clients' refresh tokens (on with --mcp-ready).
+    #[arg(long, env = "DEV_IDP_DPOP", value_parser = BoolishValueParser::new())]
+    pub dpop: bool,
+
+    /// Require a server nonce in DPoP proofs (RFC 9449 §8); implies --dpop.
+    #[arg(long, env = "DEV_IDP_DPOP_NONCE", value_parser = BoolishValueParser::new())]
+    pub dpop_nonce: bool,
+
+    /// Accept the client_credentials grant (RFC 6749 §4.4) from confidential clients.
+    #[arg(long, env = "DEV_IDP_CLIENT_CREDENTIALS", value_parser = BoolishValueParser::new())]
+    pub client_credentials: bool,
+
     /// Signing key rotation period, e.g. 6h, 10m [default: expiry.signingKeys or 6h].
     #[arg(long, env = "DEV_IDP_KEY_ROTATION", value_parser = parse_duration)]
     pub key_rotation: Option<Duration>,
@@ -100,6 +113,9 @@ impl Cli {
         features.require_s256 |= self.require_s256;
         features.openid_optional |= self.openid_optional;
         features.issuer_in_response |= self.issuer_in_response;
+        features.dpop_nonce |= self.dpop_nonce;
+        features.dpop |= self.dpop || self.dpop_nonce;
+        features.client_credentials |= self.client_credentials;
         for scope in &self.extra_scopes {
             let scope = scope.trim();
             if !scope.is_empty() && !features.extra_scopes.iter().any(|s| s == scope) {

@@ -33,6 +33,8 @@ pub(crate) enum Error {
         /// The client tried HTTP Basic authentication (answer with a Basic challenge).
         basic: bool,
     },
+    /// The token endpoint's `use_dpop_nonce` (RFC 9449 §8): 400 with a fresh nonce.
+    DpopNonce { nonce: String },
     /// The registration endpoint's JSON error.
     Registration {
         error: &'static str,
@@ -128,6 +130,19 @@ impl IntoResponse for Error {
                         header::WWW_AUTHENTICATE,
                         HeaderValue::from_static("Basic realm=\"token\""),
                     );
+                }
+                response
+            }
+            Self::DpopNonce { nonce } => {
+                tracing::info!("token request without a current DPoP nonce");
+                let body = serde_json::json!({
+                    "error": "use_dpop_nonce",
+                    "error_description": "Authorization server requires nonce in DPoP proof"
+                });
+                let mut response =
+                    no_store((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
+                if let Ok(value) = HeaderValue::from_str(&nonce) {
+                    response.headers_mut().insert("dpop-nonce", value);
                 }
                 response
             }

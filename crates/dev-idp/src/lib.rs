@@ -2,7 +2,7 @@
 //! behaves as Dex does, for running the MCP authorization flow where Docker and Dex are
 //! not available. Switches turn on what Dex lacks (RFC 8414 metadata, RFC 8707
 //! `resource` → `aud`, RFC 7591 registration, required S256, RFC 9068 access tokens with
-//! extra scopes, key rotation), so the effect of each on MCP clients can be tried.
+//! extra scopes, key rotation, RFC 9449 DPoP-bound tokens, the client credentials grant), so the effect of each on MCP clients can be tried.
 //!
 //! Start it in-process with [`DevIdp`] (or [`serve`]) on any listener; the `dev-idp`
 //! binary is [`cli::run`].
@@ -20,6 +20,7 @@ pub mod settings;
 
 mod clients;
 mod cors;
+mod dpop;
 mod endpoints;
 mod error;
 mod html;

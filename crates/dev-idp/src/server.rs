@@ -57,6 +57,7 @@ impl DevIdp {
                 store: Store::default(),
                 static_clients,
                 dummy_hash: std::sync::OnceLock::new(),
+                dpop: crate::dpop::DpopState::new(),
             }),
         })
     }

@@ -40,11 +40,20 @@ pub struct Features {
     /// Scopes accepted beyond Dex's own; when non-empty, access tokens follow RFC 9068
     /// (`typ: at+jwt`, `scope`, `client_id`, `jti`).
     pub extra_scopes: Vec<String>,
+    /// RFC 9449: advertise DPoP, check proofs at the token endpoint, issue DPoP-bound
+    /// access tokens (`cnf.jkt`, `token_type: DPoP`) and bind public clients' refresh
+    /// tokens to the proof key.
+    pub dpop: bool,
+    /// RFC 9449 §8: require a server nonce in token-endpoint proofs.
+    pub dpop_nonce: bool,
+    /// RFC 6749 §4.4: the `client_credentials` grant for confidential clients.
+    pub client_credentials: bool,
 }
 
 impl Features {
     /// Everything an MCP client expects: RFC 8414, `resource` → `aud`, registration,
-    /// S256 required, `openid` optional, `iss` in responses, scopes `mcp:tools mcp:admin`.
+    /// S256 required, `openid` optional, `iss` in responses, scopes `mcp:tools mcp:admin`,
+    /// DPoP.
     pub fn mcp_ready() -> Self {
         Self {
             rfc8414_metadata: true,
@@ -54,6 +63,9 @@ impl Features {
             openid_optional: true,
             issuer_in_response: true,
             extra_scopes: vec!["mcp:tools".into(), "mcp:admin".into()],
+            dpop: true,
+            dpop_nonce: false,
+            client_credentials: false,
         }
     }
 

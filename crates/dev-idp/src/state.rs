@@ -17,6 +17,8 @@ pub(crate) struct Idp {
     /// A bcrypt hash checked when the login name is unknown, so that both failures
     /// take the same time; made on first use.
     pub(crate) dummy_hash: OnceLock<String>,
+    /// DPoP proofs seen lately and the nonce key.
+    pub(crate) dpop: crate::dpop::DpopState,
 }
 
 impl Idp {

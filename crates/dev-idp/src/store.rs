@@ -72,6 +72,8 @@ pub(crate) struct Grant {
     pub(crate) family: String,
     pub(crate) auth_time: u64,
     pub(crate) expires_at: Instant,
+    /// The key a public client's refresh tokens are bound to (RFC 9449 §5).
+    pub(crate) dpop_jkt: Option<String>,
 }
 
 /// An issued authorization code.
@@ -246,6 +248,7 @@ mod tests {
             resources: vec![],
             family: family.into(),
             auth_time: 0,
+            dpop_jkt: None,
             expires_at: Instant::now() + Duration::from_secs(60),
         }
     }

@@ -87,6 +87,9 @@ pub(crate) struct Claims {
     pub(crate) jti: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) auth_time: Option<u64>,
+    /// `{"jkt": …}`: the key a DPoP-bound access token is bound to (RFC 9449 §6.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cnf: Option<serde_json::Value>,
 }
 
 /// Dex's subject: base64url (no padding) of the protobuf message
@@ -142,12 +145,14 @@ pub(crate) struct TokenResponse {
 }
 
 /// Signs an access token (and an ID token with `openid`, and stores a new refresh token
-/// with `offline_access`) for `grant`, restricted to `scopes` and `resources`.
+/// with `offline_access`) for `grant`, restricted to `scopes` and `resources`; with
+/// `dpop_jkt`, the access token is bound to that key (`cnf.jkt`, `token_type: DPoP`).
 pub(crate) fn issue(
     idp: &Idp,
     grant: &Grant,
     scopes: &[String],
     resources: &[String],
+    dpop_jkt: Option<&str>,
 ) -> Result<TokenResponse, Error> {
     let config = &idp.config;
     let iat = now_secs();
@@ -184,9 +189,11 @@ pub(crate) fn issue(
         scope: None,
         jti: None,
         auth_time: None,
+        cnf: None,
     };
 
     let mut access = base.clone();
+    access.cnf = dpop_jkt.map(|jkt| serde_json::json!({ "jkt": jkt }));
     if config.features.resource_audience && !resources.is_empty() {
         access.aud = Audience::from_vec(resources.to_vec());
         access.azp = Some(grant.client_id.clone());
@@ -227,15 +234,75 @@ pub(crate) fn issue(
         user = %user.email,
         scopes = %scopes.join(" "),
         refresh = refresh_token.is_some(),
+        dpop_jkt = dpop_jkt.unwrap_or("none"),
         "tokens issued"
     );
     Ok(TokenResponse {
         access_token,
-        token_type: "bearer",
+        token_type: if dpop_jkt.is_some() { "DPoP" } else { "bearer" },
         expires_in: lifetime,
         refresh_token,
         id_token,
         scope: rfc9068.then(|| scopes.join(" ")),
+    })
+}
+
+/// Signs an access token for a confidential client acting for itself (RFC 6749 §4.4):
+/// `sub` and `client_id` are the client, `aud` the requested resources (or the client),
+/// no ID token and no refresh token (RFC 6749 §4.4.3).
+pub(crate) fn issue_client_credentials(
+    idp: &Idp,
+    client_id: &str,
+    scopes: &[String],
+    resources: &[String],
+    dpop_jkt: Option<&str>,
+) -> Result<TokenResponse, Error> {
+    let config = &idp.config;
+    let iat = now_secs();
+    let lifetime = config.token_lifetime.as_secs();
+    let aud = if resources.is_empty() {
+        vec![client_id.to_owned()]
+    } else {
+        resources.to_vec()
+    };
+    let claims = Claims {
+        iss: config.issuer_str(),
+        sub: client_id.to_owned(),
+        aud: Audience::from_vec(aud),
+        exp: iat + lifetime,
+        iat,
+        azp: None,
+        nonce: None,
+        at_hash: None,
+        email: None,
+        email_verified: None,
+        groups: None,
+        name: None,
+        preferred_username: None,
+        federated_claims: None,
+        client_id: Some(client_id.to_owned()),
+        scope: Some(scopes.join(" ")),
+        jti: Some(random_token(16)),
+        auth_time: None,
+        cnf: dpop_jkt.map(|jkt| serde_json::json!({ "jkt": jkt })),
+    };
+    let access_token = idp.keys.sign("at+jwt", &claims).map_err(|e| {
+        tracing::error!(error = %e, "signing failed");
+        Error::token("server_error", "The server could not sign the token.")
+    })?;
+    tracing::info!(
+        %client_id,
+        scopes = %scopes.join(" "),
+        dpop_jkt = dpop_jkt.unwrap_or("none"),
+        "client credentials token issued"
+    );
+    Ok(TokenResponse {
+        access_token,
+        token_type: if dpop_jkt.is_some() { "DPoP" } else { "bearer" },
+        expires_in: lifetime,
+        refresh_token: None,
+        id_token: None,
+        scope: Some(scopes.join(" ")),
     })
 }
 

@@ -231,6 +231,7 @@ pub(crate) fn complete(idp: &Idp, request: AuthRequest, user: User) -> Response 
         family: random_token(16),
         auth_time: now_secs(),
         expires_at: now + config.refresh_lifetime,
+        dpop_jkt: None,
     };
     let code = idp.store.insert_code(CodeGrant {
         grant,

@@ -48,6 +48,13 @@ pub(crate) fn metadata(idp: &Idp) -> Value {
     if features.registration {
         doc["registration_endpoint"] = json!(config.endpoint("/register"));
     }
+    if features.dpop {
+        doc["dpop_signing_alg_values_supported"] = json!(crate::dpop::ALGORITHMS);
+    }
+    if features.client_credentials {
+        doc["grant_types_supported"] =
+            json!(["authorization_code", "refresh_token", "client_credentials"]);
+    }
     if features.issuer_in_response {
         doc["authorization_response_iss_parameter_supported"] = json!(true);
     }

@@ -1,5 +1,7 @@
 //! The token endpoint (`{issuer}/token`, RFC 6749 §3.2): the `authorization_code` and
-//! `refresh_token` grants, client authentication by `client_secret_basic` or
+//! `refresh_token` grants, `client_credentials` when switched on (RFC 6749 §4.4), DPoP
+//! proofs when switched on (RFC 9449 §5: bound access tokens, public clients' refresh
+//! tokens bound to the proof key), client authentication by `client_secret_basic` or
 //! `client_secret_post` (confidential clients) or none (public clients, which must not
 //! send a secret), PKCE verification, and RFC 8707 `resource` when switched on.
 
@@ -19,7 +21,7 @@ use crate::error::Error;
 use crate::params::Params;
 use crate::state::Idp;
 use crate::store::Redeemed;
-use crate::tokens::issue;
+use crate::tokens::{issue, issue_client_credentials, now_secs};
 
 /// `POST {issuer}/token`.
 pub(crate) async fn token(
@@ -49,10 +51,25 @@ pub(crate) async fn token(
         )
     })?;
     let client = authenticate(&idp, &headers, &params)?;
+    let features = &idp.config.features;
+    let jkt = if features.dpop {
+        idp.dpop.check(
+            &headers,
+            &idp.config.endpoint("/token"),
+            features.dpop_nonce,
+            now_secs(),
+        )?
+    } else {
+        None
+    };
+    let jkt = jkt.as_deref();
     let mut response = match params.get("grant_type") {
         None => Err(Error::token("invalid_request", "Missing grant_type.")),
-        Some("authorization_code") => authorization_code(&idp, &client, &params),
-        Some("refresh_token") => refresh_token(&idp, &client, &params),
+        Some("authorization_code") => authorization_code(&idp, &client, &params, jkt),
+        Some("refresh_token") => refresh_token(&idp, &client, &params, jkt),
+        Some("client_credentials") if features.client_credentials => {
+            client_credentials(&idp, &client, &params, jkt)
+        }
         Some(other) => Err(Error::token(
             "unsupported_grant_type",
             format!("Unsupported grant_type {other:?}."),
@@ -161,7 +178,12 @@ fn resources(idp: &Idp, params: &Params, authorized: &[String]) -> Result<Vec<St
     Ok(requested)
 }
 
-fn authorization_code(idp: &Idp, client: &Client, params: &Params) -> Result<Response, Error> {
+fn authorization_code(
+    idp: &Idp,
+    client: &Client,
+    params: &Params,
+    jkt: Option<&str>,
+) -> Result<Response, Error> {
     let value = params
         .get("code")
         .ok_or_else(|| Error::token("invalid_request", "Missing code."))?;
@@ -215,11 +237,20 @@ fn authorization_code(idp: &Idp, client: &Client, params: &Params) -> Result<Res
     if grant.resources.is_empty() {
         grant.resources.clone_from(&resources);
     }
+    // RFC 9449 §5: a public client's refresh tokens are bound to its proof key.
+    if client.public {
+        grant.dpop_jkt = jkt.map(str::to_owned);
+    }
     let scopes = grant.scopes.clone();
-    Ok(Json(issue(idp, &grant, &scopes, &resources)?).into_response())
+    Ok(Json(issue(idp, &grant, &scopes, &resources, jkt)?).into_response())
 }
 
-fn refresh_token(idp: &Idp, client: &Client, params: &Params) -> Result<Response, Error> {
+fn refresh_token(
+    idp: &Idp,
+    client: &Client,
+    params: &Params,
+    jkt: Option<&str>,
+) -> Result<Response, Error> {
     let value = params
         .get("refresh_token")
         .ok_or_else(|| Error::token("invalid_request", "Missing refresh_token."))?;
@@ -245,6 +276,14 @@ fn refresh_token(idp: &Idp, client: &Client, params: &Params) -> Result<Response
             "The refresh token was issued to another client.",
         ));
     }
+    if let Some(bound) = &grant.dpop_jkt
+        && jkt != Some(bound.as_str())
+    {
+        return Err(Error::token(
+            "invalid_grant",
+            "The refresh token is bound to a DPoP key; send a proof signed with it.",
+        ));
+    }
     let scopes: Vec<String> = match params.get("scope") {
         None => grant.scopes.clone(),
         Some(requested) => {
@@ -259,5 +298,40 @@ fn refresh_token(idp: &Idp, client: &Client, params: &Params) -> Result<Response
         }
     };
     let resources = resources(idp, params, &grant.resources)?;
-    Ok(Json(issue(idp, &grant, &scopes, &resources)?).into_response())
+    Ok(Json(issue(idp, &grant, &scopes, &resources, jkt)?).into_response())
+}
+
+/// RFC 6749 §4.4: a confidential client asks for a token for itself. Requested scopes
+/// must be ones this server supports (all of them when none is asked for).
+fn client_credentials(
+    idp: &Idp,
+    client: &Client,
+    params: &Params,
+    jkt: Option<&str>,
+) -> Result<Response, Error> {
+    if client.public {
+        return Err(Error::token(
+            "unauthorized_client",
+            "A public client cannot use the client_credentials grant.",
+        ));
+    }
+    let supported = idp.config.features.extra_scopes.clone();
+    let scopes: Vec<String> = match params.get("scope") {
+        None => supported,
+        Some(requested) => {
+            let requested: Vec<String> = requested.split_whitespace().map(str::to_owned).collect();
+            if let Some(unknown) = requested.iter().find(|s| !supported.contains(s)) {
+                return Err(Error::token(
+                    "invalid_scope",
+                    format!("Scope {unknown:?} is not available to clients acting for themselves."),
+                ));
+            }
+            requested
+        }
+    };
+    let resources = resources(idp, params, &[])?;
+    Ok(Json(issue_client_credentials(
+        idp, &client.id, &scopes, &resources, jkt,
+    )?)
+    .into_response())
 }

@@ -6,6 +6,7 @@ mod approval;
 mod audience;
 mod clients;
 mod discovery;
+mod dpop;
 mod files;
 mod flow;
 mod keys;
