@@ -138,6 +138,9 @@ pub fn rs_args(args: &RunArgs, topology: &Topology) -> Vec<String> {
         absolute(&args.web_dir).display().to_string(),
     ];
     if args.mcp_ready {
+        // dev-idp advertises DPoP with --mcp-ready, so clients that follow it send
+        // DPoP-bound tokens; bearer tokens stay accepted.
+        out.extend(["--dpop".into(), "allowed".into()]);
         return out;
     }
     // Dex: its client id as audience, scopes it accepts, no scope claim to require.

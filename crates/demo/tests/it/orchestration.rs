@@ -137,6 +137,11 @@ fn mcp_ready_leaves_the_resource_server_on_its_defaults() {
     );
     assert_eq!(cli.scopes_supported, ["mcp:tools", "mcp:admin"]);
     assert_eq!(cli.public_url, "http://localhost:6001");
+    assert_eq!(
+        cli.dpop,
+        mcp_resource_server::auth::DpopPolicy::Allowed,
+        "dev-idp advertises DPoP with --mcp-ready, so bound tokens are accepted"
+    );
     // The page directory is passed as an absolute path, so the child finds it from any
     // working directory.
     assert!(cli.web_dir.is_absolute(), "{}", cli.web_dir.display());
