@@ -165,6 +165,32 @@ impl SigningKey {
         header.kid = Some(self.kid.clone());
         Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
     }
+
+    /// Signs `claims` as a DPoP proof (RFC 9449 §4.2): `typ: dpop+jwt` and the public
+    /// key in `jwk`.
+    ///
+    /// # Errors
+    /// When the JWT library refuses the claims.
+    pub fn sign_dpop_proof(&self, claims: &impl Serialize) -> anyhow::Result<String> {
+        let mut jwk = self.jwk.clone();
+        if let Some(object) = jwk.as_object_mut() {
+            object.remove("kid");
+            object.remove("use");
+        }
+        let mut header = Header::new(self.alg.algorithm());
+        header.typ = Some("dpop+jwt".into());
+        header.jwk = Some(serde_json::from_value(jwk)?);
+        Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
+    }
+
+    /// The RFC 7638 thumbprint (SHA-256) of the public key: a bound token's `cnf.jkt`.
+    ///
+    /// # Errors
+    /// When the JWK cannot be read back.
+    pub fn thumbprint(&self) -> anyhow::Result<String> {
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(self.jwk.clone())?;
+        Ok(jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)?)
+    }
 }
 
 #[cfg(test)]

@@ -179,7 +179,7 @@ pub struct Cli {
     #[arg(long, env = "MCP_RS_DPOP_NONCE")]
     pub dpop_nonce: bool,
 
-    /// Most DPoP proofs remembered at once to refuse replays (about 34 bytes each).
+    /// Most DPoP proofs remembered at once to refuse replays (about 40 bytes each).
     #[arg(long, env = "MCP_RS_DPOP_REPLAY_CAPACITY", default_value_t = 1_000_000)]
     pub dpop_replay_capacity: usize,
 
