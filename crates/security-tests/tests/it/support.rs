@@ -60,6 +60,16 @@ impl Logs {
         !needle.is_empty() && buffer.windows(needle.len()).any(|w| w == needle)
     }
 
+    /// Every captured line containing `needle`.
+    pub fn lines_with(&self, needle: &str) -> Vec<String> {
+        let buffer = self.0.lock().unwrap();
+        String::from_utf8_lossy(&buffer)
+            .lines()
+            .filter(|line| line.contains(needle))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// The first captured line containing `needle`.
     pub fn line_with(&self, needle: &str) -> Option<String> {
         if !self.contains(needle) {
