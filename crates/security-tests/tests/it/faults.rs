@@ -14,10 +14,14 @@ use crate::support::{Key, Mode, SLOW_JWKS, TestAs, logs, mcp_with_token, rs_conf
 /// a fetch is caught, with room for a loaded machine.
 const QUICK: Duration = Duration::from_secs(2);
 
-/// A resource server whose JWKS fetches time out after 3 s.
+/// A resource server whose JWKS fetches time out after 3 s. Every request of
+/// [`traffic`] is an `initialize` by one of four principals, so each opens a session:
+/// the per-principal session cap is raised past what these tests open, as it is not
+/// what they measure.
 fn config(url: String, issuer: &str) -> mcp_resource_server::Config {
     rs_config(url, issuer)
         .with_token_cache_capacity(0)
+        .with_max_mcp_sessions_per_principal(1_000)
         .with_jwks_config(JwksConfig {
             min_refetch_interval: Duration::from_millis(300),
             min_ttl: Duration::ZERO,
