@@ -74,6 +74,10 @@ impl Client {
         if self.redirect_uris.iter().any(|r| r == uri) {
             return true;
         }
+        if uri == crate::endpoints::authorize::DEVICE_CALLBACK {
+            // Dex lets a public client without redirect URIs use the device flow.
+            return self.public && self.redirect_uris.is_empty();
+        }
         let Ok(url) = Url::parse(uri) else {
             return false;
         };

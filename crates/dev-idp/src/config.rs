@@ -81,6 +81,10 @@ pub struct WebConfig {
     /// Origins allowed by CORS; `*` allows any.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Request headers CORS preflights may ask for, besides `Authorization` and the
+    /// always-allowed `Accept`, `Accept-Language`, `Content-Language`, `Origin`.
+    #[serde(default)]
+    pub allowed_headers: Vec<String>,
 }
 
 /// The `oauth2` section.

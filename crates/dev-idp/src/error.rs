@@ -4,7 +4,7 @@
 //! redirect URI are known good, the user sees a page (redirecting to an unchecked URI would
 //! make this server an open redirector); after that, errors go back to the client's
 //! redirect URI (RFC 6749 §4.1.2.1). The token endpoint answers JSON (RFC 6749 §5.2), the
-//! registration endpoint RFC 7591 §3.2.2 JSON, the userinfo endpoint an RFC 6750 challenge.
+//! registration endpoint RFC 7591 §3.2.2 JSON, the userinfo endpoint Dex's `access_denied`.
 //! Descriptions are fixed sentences or echo request values, never a token or secret.
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -40,8 +40,9 @@ pub(crate) enum Error {
         error: &'static str,
         description: String,
     },
-    /// The userinfo endpoint's bearer challenge.
-    Bearer { description: String },
+    /// The userinfo endpoint's refusal, as Dex answers it: `access_denied`, 401 with a
+    /// bare `Bearer` challenge when no bearer token was sent, 403 when it is invalid.
+    Bearer { sent: bool },
     /// A failure of this server (logged with its cause, answered without it).
     Internal { context: &'static str },
 }
@@ -123,7 +124,10 @@ impl IntoResponse for Error {
                     "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
                     _ => StatusCode::BAD_REQUEST,
                 };
-                let body = serde_json::json!({"error": error, "error_description": description});
+                let mut body = serde_json::json!({"error": error});
+                if !description.is_empty() {
+                    body["error_description"] = description.into();
+                }
                 let mut response = no_store((status, axum::Json(body)).into_response());
                 if basic && status == StatusCode::UNAUTHORIZED {
                     response.headers_mut().insert(
@@ -155,22 +159,17 @@ impl IntoResponse for Error {
                 tracing::error!(context, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
             }
-            Self::Bearer { description } => {
-                let challenge = format!(
-                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                    description.replace(['"', '\\'], "'")
-                );
-                let mut response = (
-                    StatusCode::UNAUTHORIZED,
-                    axum::Json(serde_json::json!({"error": "invalid_token", "error_description": description})),
-                )
-                    .into_response();
-                if let Ok(value) = HeaderValue::from_str(&challenge) {
-                    response
-                        .headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, value);
+            Self::Bearer { sent } => {
+                let body = serde_json::json!({"error": "access_denied", "error_description": "Invalid bearer token."});
+                if sent {
+                    return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
                 }
-                response
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                    axum::Json(body),
+                )
+                    .into_response()
             }
         }
     }

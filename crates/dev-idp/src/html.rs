@@ -49,13 +49,7 @@ fn page(title: &str, body: &str) -> Response {
 }
 
 /// The login form for a pending request.
-pub(crate) fn login_page(
-    action: &str,
-    request_id: &str,
-    client: &str,
-    login: &str,
-    error: Option<&str>,
-) -> Response {
+pub(crate) fn login_page(action: &str, client: &str, login: &str, error: Option<&str>) -> Response {
     let error = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
@@ -64,7 +58,6 @@ pub(crate) fn login_page(
         &format!(
             "<h1>Log in to continue to {client}</h1>{error}\
 <form method=\"post\" action=\"{action}\">\
-<input type=\"hidden\" name=\"req\" value=\"{req}\">\
 <label for=\"login\">Email address</label>\
 <input id=\"login\" type=\"email\" name=\"login\" value=\"{login}\" autocomplete=\"username\" required autofocus>\
 <label for=\"password\">Password</label>\
@@ -73,7 +66,6 @@ pub(crate) fn login_page(
 <p class=\"muted\">Local development authorization server.</p>",
             client = escape(client),
             action = escape(action),
-            req = escape(request_id),
             login = escape(login),
         ),
     )
@@ -83,6 +75,7 @@ pub(crate) fn login_page(
 pub(crate) fn approval_page(
     action: &str,
     request_id: &str,
+    hmac: &str,
     client: &str,
     scopes: &[String],
 ) -> Response {
@@ -96,11 +89,45 @@ pub(crate) fn approval_page(
             "<h1>{client} wants access</h1><p>Scopes requested:</p><ul>{items}</ul>\
 <form method=\"post\" action=\"{action}\">\
 <input type=\"hidden\" name=\"req\" value=\"{req}\">\
+<input type=\"hidden\" name=\"hmac\" value=\"{hmac}\">\
 <button type=\"submit\" name=\"approval\" value=\"approve\">Grant access</button> \
 <button type=\"submit\" name=\"approval\" value=\"rejected\">Cancel</button></form>",
             client = escape(client),
             action = escape(action),
             req = escape(request_id),
+            hmac = escape(hmac),
+        ),
+    )
+}
+
+/// The device flow's page where the user types the code shown by the device.
+pub(crate) fn device_page(action: &str, user_code: &str, invalid: bool) -> Response {
+    let error = if invalid {
+        "<p class=\"error\" role=\"alert\">Invalid or expired user code.</p>"
+    } else {
+        ""
+    };
+    page(
+        "Enter the code",
+        &format!(
+            "<h1>Enter the code shown on your device</h1>{error}\
+<form method=\"post\" action=\"{action}\">\
+<label for=\"user_code\">User code</label>\
+<input id=\"user_code\" type=\"text\" name=\"user_code\" value=\"{code}\" autocomplete=\"off\" required autofocus>\
+<button type=\"submit\">Continue</button></form>",
+            action = escape(action),
+            code = escape(user_code),
+        ),
+    )
+}
+
+/// Shown once the device has been granted its tokens.
+pub(crate) fn device_success_page(client: &str) -> Response {
+    page(
+        "Device approved",
+        &format!(
+            "<h1>Login successful</h1><p>Return to {} on your device; it now has access.</p>",
+            escape(client)
         ),
     )
 }
@@ -131,7 +158,12 @@ mod tests {
 
     #[test]
     fn escapes_everything_echoed() {
-        let response = login_page("/dex/x", "r\"><script>", "<b>c</b>", "a'b&c", Some("<e>"));
+        let response = login_page(
+            "/dex/x?state=r\"><script>",
+            "<b>c</b>",
+            "a'b&c",
+            Some("<e>"),
+        );
         assert_eq!(response.headers()[header::X_FRAME_OPTIONS], "DENY");
         let body = response.into_body();
         let bytes = body_bytes(body);

@@ -7,7 +7,6 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::digest;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::KeyPair as _;
@@ -53,9 +52,10 @@ impl SigningKey {
         let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
         let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
         let decoding = DecodingKey::from_rsa_components(&n, &e)?;
-        // RFC 7638 thumbprint: members in lexicographic order, no whitespace.
-        let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
-        let kid = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, canonical.as_bytes()));
+        // Dex names a key by 20 random bytes in hex (40 characters).
+        let mut id = [0u8; 20];
+        aws_lc_rs::rand::fill(&mut id).map_err(|_| KeyError::Generate)?;
+        let kid = id.iter().map(|b| format!("{b:02x}")).collect();
         Ok(Self {
             kid,
             encoding,
@@ -154,13 +154,14 @@ impl KeyRing {
             .saturating_duration_since(Instant::now())
     }
 
-    /// Signs claims with the current key (RS256). `typ` is the JOSE `typ` header.
-    pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
+    /// Signs claims with the current key (RS256). `typ` is the JOSE `typ` header; Dex
+    /// sends none.
+    pub fn sign<T: Serialize>(&self, typ: Option<&str>, claims: &T) -> Result<String, KeyError> {
         self.rotate_if_due()?;
         let key = Arc::clone(&self.read().current);
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(key.kid.clone());
-        header.typ = Some(typ.to_owned());
+        header.typ = typ.map(str::to_owned);
         Ok(jsonwebtoken::encode(&header, claims, &key.encoding)?)
     }
 
@@ -221,7 +222,7 @@ mod tests {
             .as_secs()
             + 60;
         let claims = serde_json::json!({"iss": "http://i", "sub": "s", "exp": exp});
-        let old = ring.sign("JWT", &claims).unwrap();
+        let old = ring.sign(None, &claims).unwrap();
         let old_kid = ring.current_kid();
         assert_eq!(
             jsonwebtoken::decode_header(&old).unwrap().kid.as_deref(),
@@ -255,7 +256,7 @@ mod tests {
     fn tampered_tokens_fail() {
         let ring = KeyRing::new(Duration::from_secs(3600), Duration::from_secs(60)).unwrap();
         let claims = serde_json::json!({"iss": "http://i", "sub": "s", "exp": u64::MAX / 2});
-        let token = ring.sign("JWT", &claims).unwrap();
+        let token = ring.sign(None, &claims).unwrap();
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         parts[1] =
             URL_SAFE_NO_PAD.encode(br#"{"iss":"http://i","sub":"mallory","exp":9999999999}"#);

@@ -8,13 +8,18 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::clients::Client;
-use crate::endpoints::{authorize, discovery, jwks, login, register, token, userinfo};
+use crate::cors::Cors;
+use crate::endpoints::authorize::DEVICE_CALLBACK;
+use crate::endpoints::{
+    authorize, device, discovery, health, introspect, jwks, login, register, token, userinfo,
+};
 use crate::keys::{KeyError, KeyRing};
 use crate::settings::IdpConfig;
 use crate::state::Idp;
@@ -82,29 +87,47 @@ impl DevIdp {
     pub fn router(&self) -> Router {
         let idp = &self.idp;
         let features = &idp.config.features;
-        let mut router = Router::new()
+        // Dex applies CORS to these routes only.
+        let mut cors_routes = Router::new()
             .route(
                 &idp.path("/.well-known/openid-configuration"),
                 get(discovery::get),
-            )
-            .route(
-                &idp.path("/auth"),
-                get(authorize::get).post(authorize::post),
-            )
-            .route(
-                &idp.path("/auth/local/login"),
-                get(login::form).post(login::submit),
-            )
-            .route(
-                &idp.path("/approval"),
-                get(login::approval_form).post(login::approval_submit),
             )
             .route(&idp.path("/token"), post(token::token))
             .route(&idp.path("/keys"), get(jwks::get))
             .route(
                 &idp.path("/userinfo"),
                 get(userinfo::get).post(userinfo::get),
+            )
+            .route(
+                &idp.path("/token/introspect"),
+                get(introspect::wrong_method).post(introspect::post),
             );
+        let dex = &idp.config.dex.web;
+        if let Some(cors) = Cors::new(&dex.allowed_origins, &dex.allowed_headers) {
+            cors_routes = cors_routes.layer(from_fn_with_state(cors, crate::cors::layer));
+        }
+        let mut router = Router::new()
+            .route(
+                &idp.path("/auth"),
+                get(authorize::get).post(authorize::post),
+            )
+            .route(&idp.path("/auth/{connector}"), get(authorize::connector))
+            .route(
+                &idp.path("/auth/{connector}/login"),
+                get(login::form).post(login::submit),
+            )
+            .route(
+                &idp.path("/approval"),
+                get(login::approval_form).post(login::approval_submit),
+            )
+            .route(&idp.path("/device"), get(device::page))
+            .route(&idp.path("/device/code"), post(device::code))
+            .route(&idp.path("/device/auth/verify_code"), post(device::verify))
+            .route(&idp.path("/device/token"), post(device::deprecated_token))
+            .route(&idp.path(DEVICE_CALLBACK), get(device::callback))
+            .route(&idp.path("/healthz"), get(health::get))
+            .merge(cors_routes);
         if features.rfc8414_metadata {
             router = router.route(
                 &format!(
@@ -117,7 +140,7 @@ impl DevIdp {
         if features.registration {
             router = router.route(&idp.path("/register"), post(register::register));
         }
-        let mut router = router
+        router
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .layer(
                 // Paths only: query strings carry state and request ids.
@@ -125,11 +148,7 @@ impl DevIdp {
                     tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
                 }),
             )
-            .with_state(Arc::clone(idp));
-        if let Some(cors) = crate::cors::layer(&idp.config.dex.web.allowed_origins) {
-            router = router.layer(cors);
-        }
-        router
+            .with_state(Arc::clone(idp))
     }
 
     /// Serves on `listener` until the process ends.

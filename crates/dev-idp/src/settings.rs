@@ -92,8 +92,15 @@ pub struct IdpConfig {
     pub refresh_lifetime: Duration,
     /// Lifetime of a pending authorization request (Dex: `expiry.authRequests`, default 24h).
     pub auth_request_lifetime: Duration,
-    /// Lifetime of an authorization code.
+    /// Lifetime of an authorization code (Dex: 30 minutes).
     pub code_lifetime: Duration,
+    /// How long the previous secret of a rotated refresh token still works (Dex's
+    /// `expiry.refreshTokens.reuseInterval`, default 3s).
+    pub refresh_reuse_interval: Duration,
+    /// Lifetime of a device authorization request (Dex's `expiry.deviceRequests`, 5m).
+    pub device_lifetime: Duration,
+    /// Issue opaque access tokens that a resource server must introspect.
+    pub opaque_tokens: bool,
     /// Log this user in without showing the form (headless runs).
     pub auto_login: Option<String>,
 }
@@ -138,7 +145,10 @@ impl IdpConfig {
             token_lifetime,
             refresh_lifetime: Duration::from_secs(30 * 24 * 3600),
             auth_request_lifetime,
-            code_lifetime: Duration::from_secs(600),
+            code_lifetime: Duration::from_secs(30 * 60),
+            refresh_reuse_interval: Duration::from_secs(3),
+            device_lifetime: Duration::from_secs(5 * 60),
+            opaque_tokens: false,
             auto_login: None,
         })
     }

@@ -38,6 +38,14 @@ impl Idp {
                 .is_some_and(|peer| peer.trusted_peers.iter().any(|p| p == client_id))
     }
 
+    /// The claims of a valid access token of this server: a JWT it signed, or an opaque
+    /// token it issued.
+    pub(crate) fn verify_access_token(&self, token: &str) -> Option<serde_json::Value> {
+        self.keys
+            .verify::<serde_json::Value>(token, &self.config.issuer_str())
+            .or_else(|| self.store.opaque(token))
+    }
+
     /// The hash to check when the login name is unknown.
     pub(crate) fn dummy_hash(&self) -> String {
         self.dummy_hash

@@ -1,9 +1,12 @@
 //! In-memory state, as Dex's `storage: memory`: pending authorization requests,
-//! authorization codes, refresh tokens and registered clients. A restart forgets all of it.
+//! authorization codes, refresh tokens, device requests and registered clients. A restart
+//! forgets all of it.
 //!
-//! Codes and refresh tokens are single-use. Presenting a spent one again revokes every
-//! refresh token descended from the same login (RFC 9700 §2.2.2, §4.14), since one of the
-//! two parties holding it is not the legitimate client.
+//! As in Dex: a code is deleted only by a successful exchange (a failed one leaves it
+//! usable); a refresh token has a fixed id and a secret that rotates on each use, the
+//! previous secret staying valid for a short reuse interval; a user has one refresh token
+//! per client, so a new login replaces the previous one. Beyond Dex: presenting a spent
+//! code again revokes the refresh token issued for it (RFC 9700 §4.14).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -58,6 +61,10 @@ pub(crate) struct AuthRequest {
     pub(crate) expires_at: Instant,
     /// Set once the user has logged in.
     pub(crate) user: Option<User>,
+    /// `approval_prompt=force`: show the approval page even with `skipApprovalScreen`.
+    pub(crate) force_approval: bool,
+    /// Key of the HMAC that binds the approval page to this request (as Dex does).
+    pub(crate) hmac_key: String,
 }
 
 /// What a login granted to a client; carried from the code to every refresh token.
@@ -68,8 +75,6 @@ pub(crate) struct Grant {
     pub(crate) scopes: Vec<String>,
     pub(crate) nonce: Option<String>,
     pub(crate) resources: Vec<String>,
-    /// Identifies every token descended from one login.
-    pub(crate) family: String,
     pub(crate) auth_time: u64,
     pub(crate) expires_at: Instant,
     /// The key a public client's refresh tokens are bound to (RFC 9449 §5).
@@ -77,6 +82,7 @@ pub(crate) struct Grant {
 }
 
 /// An issued authorization code.
+#[derive(Clone)]
 pub(crate) struct CodeGrant {
     pub(crate) grant: Grant,
     pub(crate) redirect_uri: String,
@@ -84,35 +90,87 @@ pub(crate) struct CodeGrant {
     pub(crate) expires_at: Instant,
 }
 
-/// The result of redeeming a code or refresh token.
-pub(crate) enum Redeemed<T> {
-    Valid(T),
-    /// Spent before: the family has now been revoked.
+/// A device authorization request (RFC 8628), keyed by its user code.
+#[derive(Clone)]
+pub(crate) struct DeviceRequest {
+    pub(crate) user_code: String,
+    pub(crate) device_code: String,
+    pub(crate) client_id: String,
+    /// The secret sent with the request, checked when the user has approved.
+    pub(crate) client_secret: Option<String>,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) pkce: Option<Challenge>,
+    pub(crate) expires_at: Instant,
+    pub(crate) last_poll: Instant,
+    /// Seconds a client must wait between polls (Dex raises it by 5 on each early poll).
+    pub(crate) poll_interval: u64,
+    /// The token response, once the user has logged in and approved.
+    pub(crate) token: Option<serde_json::Value>,
+}
+
+/// A code looked up for an exchange.
+pub(crate) enum CodeLookup {
+    /// Issued and not yet exchanged (possibly expired: the caller decides).
+    Found(Box<CodeGrant>),
+    /// Exchanged before: the refresh token issued for it has now been revoked.
     Replayed,
     Unknown,
+}
+
+/// Keep expired codes this long, so that presenting one is told apart from an unknown
+/// code (Dex's garbage collection runs every five minutes).
+const EXPIRED_CODE_GRACE: Duration = Duration::from_secs(300);
+
+/// A stored refresh token: Dex's `RefreshToken` with its rotating secret.
+#[derive(Clone)]
+pub(crate) struct RefreshRecord {
+    pub(crate) grant: Grant,
+    secret: String,
+    obsolete: Option<String>,
+    last_used: Instant,
+}
+
+/// Why a refresh token was refused (Dex's `refreshhandlers.go` errors).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RefreshRefusal {
+    /// Unknown, or a spent secret outside the reuse interval (`invalid_request`).
+    Invalid,
+    /// Past its absolute lifetime (`invalid_request`).
+    Expired,
+    /// Issued to another client (`invalid_grant`); the token stays usable.
+    OtherClient,
+}
+
+/// A refresh token is `<id>.<secret>`.
+fn split_refresh(value: &str) -> Option<(&str, &str)> {
+    value.split_once('.')
 }
 
 #[derive(Default)]
 struct Inner {
     requests: HashMap<String, AuthRequest>,
     codes: HashMap<String, CodeGrant>,
-    refresh: HashMap<String, Grant>,
-    /// Spent codes and refresh tokens: family and when to forget them.
-    spent: HashMap<String, (String, Instant)>,
+    refresh: HashMap<String, RefreshRecord>,
+    /// Exchanged codes: the refresh token id issued for them and when to forget them.
+    spent_codes: HashMap<String, (Option<String>, Instant)>,
+    devices: HashMap<String, DeviceRequest>,
+    /// Opaque access tokens and their claims (with the `--opaque-tokens` switch).
+    opaque: HashMap<String, serde_json::Value>,
     clients: HashMap<String, Client>,
 }
 
 impl Inner {
     fn prune(&mut self, now: Instant) {
         self.requests.retain(|_, r| r.expires_at > now);
-        self.codes.retain(|_, c| c.expires_at > now);
-        self.refresh.retain(|_, g| g.expires_at > now);
-        self.spent.retain(|_, (_, until)| *until > now);
-    }
-
-    fn revoke_family(&mut self, family: &str) {
-        self.refresh.retain(|_, g| g.family != family);
-        self.codes.retain(|_, c| c.grant.family != family);
+        self.codes
+            .retain(|_, c| c.expires_at + EXPIRED_CODE_GRACE > now);
+        self.refresh.retain(|_, r| r.grant.expires_at > now);
+        self.spent_codes.retain(|_, (_, until)| *until > now);
+        self.devices
+            .retain(|_, d| d.expires_at + EXPIRED_CODE_GRACE > now);
+        let secs = crate::tokens::now_secs();
+        self.opaque
+            .retain(|_, c| c["exp"].as_u64().is_some_and(|exp| exp > secs));
     }
 }
 
@@ -174,48 +232,156 @@ impl Store {
         value
     }
 
-    /// Redeems a code: it is removed and remembered as spent.
-    pub(crate) fn redeem_code(&self, value: &str, keep_spent: Duration) -> Redeemed<CodeGrant> {
+    /// Looks a code up without consuming it (Dex's `GetAuthCode`).
+    pub(crate) fn code(&self, value: &str) -> CodeLookup {
+        let mut inner = self.lock();
+        inner.prune(Instant::now());
+        if let Some(code) = inner.codes.get(value) {
+            return CodeLookup::Found(Box::new(code.clone()));
+        }
+        if let Some((refresh_id, _)) = inner.spent_codes.get(value).cloned() {
+            if let Some(id) = refresh_id {
+                inner.refresh.remove(&id);
+            }
+            return CodeLookup::Replayed;
+        }
+        CodeLookup::Unknown
+    }
+
+    /// Deletes a code after a successful exchange; `false` if another exchange won the
+    /// race. Stores the refresh token for `grant` when given one, replacing the user's
+    /// previous refresh token for the same client, and returns its value.
+    pub(crate) fn consume_code(
+        &self,
+        value: &str,
+        keep_spent: Duration,
+        refresh: Option<&Grant>,
+    ) -> Option<Option<String>> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.codes.remove(value)?;
+        let issued = refresh.map(|grant| {
+            inner.refresh.retain(|_, r| {
+                r.grant.client_id != grant.client_id || r.grant.user.user_id != grant.user.user_id
+            });
+            let id = random_token(16);
+            let secret = random_token(32);
+            inner.refresh.insert(
+                id.clone(),
+                RefreshRecord {
+                    grant: grant.clone(),
+                    secret: secret.clone(),
+                    obsolete: None,
+                    last_used: now,
+                },
+            );
+            (id, secret)
+        });
+        inner.spent_codes.insert(
+            value.to_owned(),
+            (issued.as_ref().map(|(id, _)| id.clone()), now + keep_spent),
+        );
+        Some(issued.map(|(id, secret)| format!("{id}.{secret}")))
+    }
+
+    /// Checks a refresh token for `client_id` without using it up.
+    pub(crate) fn refresh(
+        &self,
+        value: &str,
+        client_id: Option<&str>,
+        reuse: Duration,
+    ) -> Result<RefreshRecord, RefreshRefusal> {
         let now = Instant::now();
         let mut inner = self.lock();
         inner.prune(now);
-        if let Some(code) = inner.codes.remove(value) {
-            inner.spent.insert(
-                value.to_owned(),
-                (code.grant.family.clone(), now + keep_spent),
-            );
-            return Redeemed::Valid(code);
+        let (id, secret) = split_refresh(value).ok_or(RefreshRefusal::Invalid)?;
+        let record = inner.refresh.get(id).ok_or(RefreshRefusal::Invalid)?;
+        if client_id.is_some_and(|c| c != record.grant.client_id) {
+            return Err(RefreshRefusal::OtherClient);
         }
-        if let Some((family, _)) = inner.spent.get(value).cloned() {
-            inner.revoke_family(&family);
-            return Redeemed::Replayed;
+        if record.secret != secret {
+            let reusable = record.obsolete.as_deref() == Some(secret)
+                && now.saturating_duration_since(record.last_used) < reuse;
+            if !reusable {
+                return Err(RefreshRefusal::Invalid);
+            }
         }
-        Redeemed::Unknown
+        if record.grant.expires_at <= now {
+            return Err(RefreshRefusal::Expired);
+        }
+        Ok(record.clone())
     }
 
-    /// Stores a refresh token and returns it.
-    pub(crate) fn insert_refresh(&self, grant: Grant) -> String {
+    /// Uses a refresh token checked by [`Store::refresh`]: a fresh secret unless the
+    /// previous one is presented within the reuse interval, in which case the current
+    /// token is returned again. Returns the token to hand out.
+    pub(crate) fn rotate_refresh(&self, value: &str, reuse: Duration) -> Option<String> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let (id, secret) = split_refresh(value)?;
+        let record = inner.refresh.get_mut(id)?;
+        let within = now.saturating_duration_since(record.last_used) < reuse;
+        if record.obsolete.as_deref() == Some(secret) && within {
+            return Some(format!("{id}.{}", record.secret));
+        }
+        if record.secret != secret {
+            return None;
+        }
+        let fresh = random_token(32);
+        record.obsolete = Some(std::mem::replace(&mut record.secret, fresh.clone()));
+        record.last_used = now;
+        Some(format!("{id}.{fresh}"))
+    }
+
+    /// Stores the claims of an opaque access token and returns the token.
+    pub(crate) fn insert_opaque(&self, claims: serde_json::Value) -> String {
         let value = random_token(32);
-        self.lock().refresh.insert(value.clone(), grant);
+        let mut inner = self.lock();
+        inner.prune(Instant::now());
+        inner.opaque.insert(value.clone(), claims);
         value
     }
 
-    /// Redeems a refresh token (rotation: it is spent by use).
-    pub(crate) fn redeem_refresh(&self, value: &str) -> Redeemed<Grant> {
-        let now = Instant::now();
+    /// The claims of an unexpired opaque access token.
+    pub(crate) fn opaque(&self, token: &str) -> Option<serde_json::Value> {
+        let secs = crate::tokens::now_secs();
+        self.lock()
+            .opaque
+            .get(token)
+            .filter(|c| c["exp"].as_u64().is_some_and(|exp| exp > secs))
+            .cloned()
+    }
+
+    /// Stores a device request (keyed by user code) and its device code.
+    pub(crate) fn insert_device(&self, device: DeviceRequest) {
         let mut inner = self.lock();
-        inner.prune(now);
-        if let Some(grant) = inner.refresh.remove(value) {
-            inner
-                .spent
-                .insert(value.to_owned(), (grant.family.clone(), grant.expires_at));
-            return Redeemed::Valid(grant);
-        }
-        if let Some((family, _)) = inner.spent.get(value).cloned() {
-            inner.revoke_family(&family);
-            return Redeemed::Replayed;
-        }
-        Redeemed::Unknown
+        inner.prune(Instant::now());
+        inner.devices.insert(device.user_code.clone(), device);
+    }
+
+    /// The device request for a user code.
+    pub(crate) fn device_by_user_code(&self, user_code: &str) -> Option<DeviceRequest> {
+        let inner = self.lock();
+        inner
+            .devices
+            .get(user_code)
+            .filter(|d| d.expires_at > Instant::now())
+            .cloned()
+    }
+
+    /// Runs `f` on the device request with this device code, if any (expired ones
+    /// included: the caller answers `expired_token`).
+    pub(crate) fn with_device<T>(
+        &self,
+        device_code: &str,
+        f: impl FnOnce(&mut DeviceRequest) -> T,
+    ) -> Option<T> {
+        let mut inner = self.lock();
+        inner
+            .devices
+            .values_mut()
+            .find(|d| d.device_code == device_code)
+            .map(f)
     }
 
     /// Adds a dynamically registered client.
@@ -233,59 +399,94 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn grant(family: &str) -> Grant {
+    fn grant(user: &str, client: &str) -> Grant {
         Grant {
-            client_id: "c".into(),
+            client_id: client.into(),
             user: User {
                 email: "a@example.com".into(),
                 username: "a".into(),
-                user_id: "1".into(),
+                user_id: user.into(),
                 preferred_username: None,
                 groups: vec![],
             },
-            scopes: vec!["openid".into()],
+            scopes: vec!["openid".into(), "offline_access".into()],
             nonce: None,
             resources: vec![],
-            family: family.into(),
             auth_time: 0,
             dpop_jkt: None,
             expires_at: Instant::now() + Duration::from_secs(60),
         }
     }
 
-    #[test]
-    fn refresh_tokens_rotate_and_replay_revokes_the_family() {
-        let store = Store::default();
-        let first = store.insert_refresh(grant("f1"));
-        let other = store.insert_refresh(grant("f2"));
-        assert!(matches!(store.redeem_refresh(&first), Redeemed::Valid(_)));
-        let second = store.insert_refresh(grant("f1"));
-        // Replaying the first one revokes its successor, not other families.
-        assert!(matches!(store.redeem_refresh(&first), Redeemed::Replayed));
-        assert!(matches!(store.redeem_refresh(&second), Redeemed::Unknown));
-        assert!(matches!(store.redeem_refresh(&other), Redeemed::Valid(_)));
-        assert!(matches!(store.redeem_refresh("nope"), Redeemed::Unknown));
-    }
-
-    #[test]
-    fn codes_are_single_use() {
-        let store = Store::default();
-        let code = store.insert_code(CodeGrant {
-            grant: grant("f"),
+    fn code(store: &Store, g: &Grant) -> String {
+        store.insert_code(CodeGrant {
+            grant: g.clone(),
             redirect_uri: "http://127.0.0.1/cb".into(),
             pkce: None,
             expires_at: Instant::now() + Duration::from_secs(60),
-        });
-        let refresh = store.insert_refresh(grant("f"));
-        assert!(matches!(
-            store.redeem_code(&code, Duration::from_secs(60)),
-            Redeemed::Valid(_)
-        ));
-        assert!(matches!(
-            store.redeem_code(&code, Duration::from_secs(60)),
-            Redeemed::Replayed
-        ));
-        assert!(matches!(store.redeem_refresh(&refresh), Redeemed::Unknown));
+        })
+    }
+
+    const REUSE: Duration = Duration::from_secs(3);
+
+    #[test]
+    fn refresh_rotates_keeps_one_per_user_and_client() {
+        let store = Store::default();
+        let g = grant("u1", "c");
+        let c1 = code(&store, &g);
+        let first = store
+            .consume_code(&c1, Duration::from_secs(60), Some(&g))
+            .unwrap()
+            .unwrap();
+        assert!(store.refresh(&first, Some("c"), REUSE).is_ok());
+        assert_eq!(
+            store.refresh(&first, Some("other"), REUSE).err(),
+            Some(RefreshRefusal::OtherClient)
+        );
+        let second = store.rotate_refresh(&first, REUSE).unwrap();
+        assert_ne!(first, second);
+        // Within the reuse interval the old secret gives the current token back.
+        assert_eq!(store.rotate_refresh(&first, REUSE).unwrap(), second);
+        assert_eq!(
+            store.refresh(&first, Some("c"), Duration::ZERO).err(),
+            Some(RefreshRefusal::Invalid)
+        );
+        // A second login of the same user and client replaces the token.
+        let c2 = code(&store, &g);
+        let third = store
+            .consume_code(&c2, Duration::from_secs(60), Some(&g))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store.refresh(&second, Some("c"), REUSE).err(),
+            Some(RefreshRefusal::Invalid)
+        );
+        assert!(store.refresh(&third, Some("c"), REUSE).is_ok());
+        assert_eq!(
+            store.refresh("nope", None, REUSE).err(),
+            Some(RefreshRefusal::Invalid)
+        );
+    }
+
+    #[test]
+    fn codes_stay_until_exchanged_and_replay_revokes_their_refresh_token() {
+        let store = Store::default();
+        let g = grant("u1", "c");
+        let c = code(&store, &g);
+        assert!(matches!(store.code(&c), CodeLookup::Found(_)));
+        assert!(matches!(store.code(&c), CodeLookup::Found(_)));
+        let refresh = store
+            .consume_code(&c, Duration::from_secs(60), Some(&g))
+            .unwrap()
+            .unwrap();
+        assert!(
+            store
+                .consume_code(&c, Duration::from_secs(60), None)
+                .is_none()
+        );
+        assert!(matches!(store.code(&c), CodeLookup::Replayed));
+        assert!(store.refresh(&refresh, None, REUSE).is_err());
+        assert!(matches!(store.code("nope"), CodeLookup::Unknown));
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub(crate) struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) at_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) c_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) email_verified: Option<bool>,
@@ -111,9 +113,9 @@ pub(crate) fn dex_subject(user_id: &str, connector_id: &str) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// OIDC `at_hash`: base64url of the left half of SHA-256 of the access token.
-fn at_hash(access_token: &str) -> String {
-    let hash = digest::digest(&digest::SHA256, access_token.as_bytes());
+/// OIDC `at_hash` / `c_hash`: base64url of the left half of SHA-256 of the value.
+fn half_hash(value: &str) -> String {
+    let hash = digest::digest(&digest::SHA256, value.as_bytes());
     URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16])
 }
 
@@ -144,15 +146,25 @@ pub(crate) struct TokenResponse {
     scope: Option<String>,
 }
 
-/// Signs an access token (and an ID token with `openid`, and stores a new refresh token
-/// with `offline_access`) for `grant`, restricted to `scopes` and `resources`; with
-/// `dpop_jkt`, the access token is bound to that key (`cnf.jkt`, `token_type: DPoP`).
+/// What a token response carries besides the access token.
+#[derive(Default)]
+pub(crate) struct Extras<'a> {
+    /// The code being exchanged (for the ID token's `c_hash`).
+    pub(crate) code: Option<&'a str>,
+    /// The refresh token to hand out.
+    pub(crate) refresh_token: Option<String>,
+    /// With DPoP, the key the access token is bound to (`cnf.jkt`, `token_type: DPoP`).
+    pub(crate) dpop_jkt: Option<&'a str>,
+}
+
+/// Signs an access token and, with `openid`, an ID token for `grant`, restricted to
+/// `scopes` and `resources`, as Dex's `newAccessToken` / `newIDToken` do.
 pub(crate) fn issue(
     idp: &Idp,
     grant: &Grant,
     scopes: &[String],
     resources: &[String],
-    dpop_jkt: Option<&str>,
+    extras: Extras<'_>,
 ) -> Result<TokenResponse, Error> {
     let config = &idp.config;
     let iat = now_secs();
@@ -172,9 +184,10 @@ pub(crate) fn issue(
         azp: dex_azp.clone(),
         nonce: grant.nonce.clone(),
         at_hash: None,
+        c_hash: None,
         email: has("email").then(|| user.email.clone()),
         email_verified: has("email").then_some(true),
-        groups: has("groups").then(|| user.groups.clone()),
+        groups: (has("groups") && !user.groups.is_empty()).then(|| user.groups.clone()),
         name: has("profile").then(|| user.username.clone()),
         preferred_username: if has("profile") {
             user.preferred_username.clone()
@@ -193,6 +206,7 @@ pub(crate) fn issue(
     };
 
     let mut access = base.clone();
+    let dpop_jkt = extras.dpop_jkt;
     access.cnf = dpop_jkt.map(|jkt| serde_json::json!({ "jkt": jkt }));
     if config.features.resource_audience && !resources.is_empty() {
         access.aud = Audience::from_vec(resources.to_vec());
@@ -205,29 +219,33 @@ pub(crate) fn issue(
         access.jti = Some(random_token(16));
         access.auth_time = Some(grant.auth_time);
         access.nonce = None;
-        "at+jwt"
+        Some("at+jwt")
     } else {
-        "JWT"
+        None
     };
     let sign_err = |e: crate::keys::KeyError| {
         tracing::error!(error = %e, "signing failed");
         Error::token("server_error", "The server could not sign the token.")
     };
-    let access_token = idp.keys.sign(typ, &access).map_err(sign_err)?;
+    let access_token = if config.opaque_tokens {
+        let claims = serde_json::to_value(&access).map_err(|e| {
+            tracing::error!(error = %e, "cannot encode claims");
+            Error::token("server_error", "")
+        })?;
+        idp.store.insert_opaque(claims)
+    } else {
+        idp.keys.sign(typ, &access).map_err(sign_err)?
+    };
 
     let id_token = if has("openid") {
-        base.at_hash = Some(at_hash(&access_token));
-        base.auth_time = Some(grant.auth_time);
-        Some(idp.keys.sign("JWT", &base).map_err(sign_err)?)
+        base.at_hash = Some(half_hash(&access_token));
+        base.c_hash = extras.code.map(half_hash);
+        Some(idp.keys.sign(None, &base).map_err(sign_err)?)
     } else {
         None
     };
 
-    let refresh_token = grant
-        .scopes
-        .iter()
-        .any(|s| s == "offline_access")
-        .then(|| idp.store.insert_refresh(grant.clone()));
+    let refresh_token = extras.refresh_token;
 
     tracing::info!(
         client_id = %grant.client_id,
@@ -274,6 +292,7 @@ pub(crate) fn issue_client_credentials(
         azp: None,
         nonce: None,
         at_hash: None,
+        c_hash: None,
         email: None,
         email_verified: None,
         groups: None,
@@ -286,7 +305,7 @@ pub(crate) fn issue_client_credentials(
         auth_time: None,
         cnf: dpop_jkt.map(|jkt| serde_json::json!({ "jkt": jkt })),
     };
-    let access_token = idp.keys.sign("at+jwt", &claims).map_err(|e| {
+    let access_token = idp.keys.sign(Some("at+jwt"), &claims).map_err(|e| {
         tracing::error!(error = %e, "signing failed");
         Error::token("server_error", "The server could not sign the token.")
     })?;

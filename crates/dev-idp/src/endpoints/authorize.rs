@@ -1,6 +1,10 @@
-//! The authorization endpoint (`{issuer}/auth`, RFC 6749 §4.1.1), validated as Dex does.
+//! The authorization endpoint (`{issuer}/auth`, RFC 6749 §4.1.1), as Dex's
+//! `handleAuthorization` and `handleConnectorLogin`: `/auth` sends the browser on to the
+//! only connector, `/auth/local`, with the same parameters (302); `/auth/local` validates
+//! the request, stores it and sends the browser to the password form at
+//! `/auth/local/login?back=&state=<request id>`.
 //!
-//! Order of checks: client and redirect URI first (failures are shown to the user, never
+//! Order of checks at `/auth/local`: client and redirect URI first (failures are shown to the user, never
 //! redirected), then everything else with errors sent to the redirect URI (§4.1.2.1):
 //! request objects, PKCE method, scopes (`openid` required unless switched off, unknown
 //! scopes refused, cross-client scopes need `trustedPeers`), response type, `resource`.
@@ -9,8 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use url::Url;
 
@@ -21,15 +25,45 @@ use crate::state::Idp;
 use crate::store::{AuthRequest, CodeGrant, Grant, User, random_token};
 use crate::tokens::{CROSS_CLIENT_PREFIX, now_secs};
 
-/// `GET {issuer}/auth`.
+/// Where the device flow's browser login returns (relative to the issuer's path).
+pub(crate) const DEVICE_CALLBACK: &str = "/device/callback";
+
+/// The name of the one connector: Dex's password database.
+pub(crate) const CONNECTOR: &str = "local";
+
+/// `GET {issuer}/auth`: on to the connector with the same parameters.
 pub(crate) async fn get(State(idp): State<Arc<Idp>>, RawQuery(query): RawQuery) -> Response {
-    let params = Params::parse(query.unwrap_or_default().as_bytes());
-    start(&idp, params).unwrap_or_else(IntoResponse::into_response)
+    to_connector(&idp, query.unwrap_or_default().as_bytes())
 }
 
 /// `POST {issuer}/auth` (form-encoded, as OIDC allows).
 pub(crate) async fn post(State(idp): State<Arc<Idp>>, body: Bytes) -> Response {
-    start(&idp, Params::parse(&body)).unwrap_or_else(IntoResponse::into_response)
+    to_connector(&idp, &body)
+}
+
+fn to_connector(idp: &Idp, raw: &[u8]) -> Response {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in url::form_urlencoded::parse(raw) {
+        if name != "connector_id" {
+            query.append_pair(&name, &value);
+        }
+    }
+    let target = format!("{}/{CONNECTOR}?{}", idp.path("/auth"), query.finish());
+    (StatusCode::FOUND, [(header::LOCATION, target)]).into_response()
+}
+
+/// `GET {issuer}/auth/{connector}`: validates and stores the request.
+pub(crate) async fn connector(
+    State(idp): State<Arc<Idp>>,
+    Path(connector): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if connector != CONNECTOR {
+        return Error::page(StatusCode::BAD_REQUEST, "Connector failed to initialize.")
+            .into_response();
+    }
+    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    start(&idp, params).unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Validates a resource indicator (RFC 8707 §2: absolute URI, no fragment).
@@ -47,21 +81,23 @@ fn start(idp: &Idp, params: Result<Params, String>) -> Result<Response, Error> {
     let client_id = params
         .get("client_id")
         .ok_or_else(|| Error::page(StatusCode::BAD_REQUEST, "No client_id provided."))?;
-    let client = idp.client(client_id).ok_or_else(|| {
-        Error::page(
-            StatusCode::BAD_REQUEST,
-            format!("Invalid client_id ({client_id:?})."),
-        )
-    })?;
-    let redirect_uri = params
-        .get("redirect_uri")
-        .ok_or_else(|| Error::page(StatusCode::BAD_REQUEST, "No redirect_uri provided."))?;
+    let client = idp
+        .client(client_id)
+        .ok_or_else(|| Error::page(StatusCode::NOT_FOUND, "Invalid client_id."))?;
+    let redirect_uri = params.get("redirect_uri").unwrap_or_default();
     if !client.allows_redirect(redirect_uri) {
         return Err(Error::page(
             StatusCode::BAD_REQUEST,
-            format!("Unregistered redirect_uri ({redirect_uri:?})."),
+            "Unregistered redirect_uri.",
         ));
     }
+    // A public client's device flow comes back to this server.
+    let device_callback = idp.path(DEVICE_CALLBACK);
+    let redirect_uri = if redirect_uri == DEVICE_CALLBACK && client.public {
+        device_callback.as_str()
+    } else {
+        redirect_uri
+    };
 
     let state = params.get("state").map(str::to_owned);
     let config = &idp.config;
@@ -152,6 +188,8 @@ fn start(idp: &Idp, params: Result<Params, String>) -> Result<Response, Error> {
         resources,
         expires_at: Instant::now() + config.auth_request_lifetime,
         user: None,
+        force_approval: params.get("approval_prompt") == Some("force"),
+        hmac_key: random_token(32),
     };
 
     if let Some(email) = &config.auto_login {
@@ -166,8 +204,8 @@ fn start(idp: &Idp, params: Result<Params, String>) -> Result<Response, Error> {
     }
 
     let id = idp.store.insert_request(request);
-    let login = format!("{}?req={id}", idp.path("/auth/local/login"));
-    Ok(Redirect::to(&login).into_response())
+    let login = format!("{}/{CONNECTOR}/login?back=&state={id}", idp.path("/auth"));
+    Ok((StatusCode::FOUND, [(header::LOCATION, login)]).into_response())
 }
 
 fn pkce_challenge(idp: &Idp, params: &Params) -> Result<Option<Challenge>, String> {
@@ -228,7 +266,6 @@ pub(crate) fn complete(idp: &Idp, request: AuthRequest, user: User) -> Response 
         scopes: request.scopes,
         nonce: request.nonce,
         resources: request.resources,
-        family: random_token(16),
         auth_time: now_secs(),
         expires_at: now + config.refresh_lifetime,
         dpop_jkt: None,
@@ -239,15 +276,19 @@ pub(crate) fn complete(idp: &Idp, request: AuthRequest, user: User) -> Response 
         pkce: request.pkce,
         expires_at: now + config.code_lifetime,
     });
-    let Ok(mut url) = Url::parse(&request.redirect_uri) else {
+    // The device flow's callback is a path on this server.
+    let parsed = if request.redirect_uri.starts_with('/') {
+        config.issuer.join(&request.redirect_uri)
+    } else {
+        Url::parse(&request.redirect_uri)
+    };
+    let Ok(mut url) = parsed else {
         return Error::page(StatusCode::BAD_REQUEST, "Invalid redirect_uri.").into_response();
     };
     {
         let mut query = url.query_pairs_mut();
         query.append_pair("code", &code);
-        if let Some(state) = &request.state {
-            query.append_pair("state", state);
-        }
+        query.append_pair("state", request.state.as_deref().unwrap_or_default());
         if config.features.issuer_in_response {
             query.append_pair("iss", &config.issuer_str());
         }

@@ -2,8 +2,10 @@
 //! only document Dex serves) and, when switched on, the same content as RFC 8414
 //! authorization server metadata at `/.well-known/oauth-authorization-server{issuer path}`.
 //!
-//! Only what is implemented is advertised: Dex's device flow, token exchange and
-//! introspection are not offered here, so they are not listed.
+//! The document is Dex's `constructDiscovery`: device authorization and introspection
+//! endpoints, the device code and token exchange grants, no `response_modes_supported`.
+//! Token exchange is answered as Dex answers it when its only connector is the password
+//! database (which cannot verify a subject token).
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
+use crate::endpoints::token::{DEVICE_CODE_GRANT, TOKEN_EXCHANGE_GRANT};
 use crate::state::Idp;
 
 /// The metadata document.
@@ -32,9 +35,15 @@ pub(crate) fn metadata(idp: &Idp) -> Value {
         "token_endpoint": config.endpoint("/token"),
         "jwks_uri": config.endpoint("/keys"),
         "userinfo_endpoint": config.endpoint("/userinfo"),
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "device_authorization_endpoint": config.endpoint("/device/code"),
+        "introspection_endpoint": config.endpoint("/token/introspect"),
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            DEVICE_CODE_GRANT,
+            TOKEN_EXCHANGE_GRANT,
+        ],
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "code_challenge_methods_supported": pkce,

@@ -1,7 +1,10 @@
 //! HTTP endpoints, one file per protocol feature.
 
 pub(crate) mod authorize;
+pub(crate) mod device;
 pub(crate) mod discovery;
+pub(crate) mod health;
+pub(crate) mod introspect;
 pub(crate) mod jwks;
 pub(crate) mod login;
 pub(crate) mod register;

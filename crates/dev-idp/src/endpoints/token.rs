@@ -1,11 +1,10 @@
 //! The token endpoint (`{issuer}/token`, RFC 6749 §3.2): the `authorization_code` and
-//! `refresh_token` grants, `client_credentials` when switched on (RFC 6749 §4.4), DPoP
-//! proofs when switched on (RFC 9449 §5: bound access tokens, public clients' refresh
-//! tokens bound to the proof key), client authentication by `client_secret_basic` or
+//! `refresh_token` grants, client authentication by `client_secret_basic` or
 //! `client_secret_post` (confidential clients) or none (public clients, which must not
 //! send a secret), PKCE verification, and RFC 8707 `resource` when switched on.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -20,8 +19,14 @@ use crate::endpoints::authorize::valid_resource;
 use crate::error::Error;
 use crate::params::Params;
 use crate::state::Idp;
-use crate::store::Redeemed;
-use crate::tokens::{issue, issue_client_credentials, now_secs};
+use crate::store::{CodeGrant, CodeLookup, RefreshRefusal};
+use crate::tokens::{Extras, TokenResponse, issue, issue_client_credentials, now_secs};
+
+/// The RFC 8628 grant type.
+pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// The RFC 8693 grant type.
+pub(crate) const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// `POST {issuer}/token`.
 pub(crate) async fn token(
@@ -50,7 +55,6 @@ pub(crate) async fn token(
             format!("Parameter `{name}` was sent more than once."),
         )
     })?;
-    let client = authenticate(&idp, &headers, &params)?;
     let features = &idp.config.features;
     let jkt = if features.dpop {
         idp.dpop.check(
@@ -63,17 +67,27 @@ pub(crate) async fn token(
         None
     };
     let jkt = jkt.as_deref();
-    let mut response = match params.get("grant_type") {
-        None => Err(Error::token("invalid_request", "Missing grant_type.")),
-        Some("authorization_code") => authorization_code(&idp, &client, &params, jkt),
-        Some("refresh_token") => refresh_token(&idp, &client, &params, jkt),
-        Some("client_credentials") if features.client_credentials => {
+    // Dex checks the grant type before the client (and the device code grant
+    // authenticates no client at all).
+    let mut response = match params.get("grant_type").unwrap_or_default() {
+        "authorization_code" => {
+            let client = authenticate(&idp, &headers, &params)?;
+            authorization_code(&idp, &client, &params, jkt)
+        }
+        "refresh_token" => {
+            let client = authenticate(&idp, &headers, &params)?;
+            refresh_token(&idp, &client, &params, jkt)
+        }
+        "client_credentials" if features.client_credentials => {
+            let client = authenticate(&idp, &headers, &params)?;
             client_credentials(&idp, &client, &params, jkt)
         }
-        Some(other) => Err(Error::token(
-            "unsupported_grant_type",
-            format!("Unsupported grant_type {other:?}."),
-        )),
+        DEVICE_CODE_GRANT => crate::endpoints::device::token(&idp, &params),
+        TOKEN_EXCHANGE_GRANT => {
+            authenticate(&idp, &headers, &params)?;
+            token_exchange(&params)
+        }
+        _ => Err(Error::token("unsupported_grant_type", "")),
     }?;
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -186,31 +200,28 @@ fn authorization_code(
 ) -> Result<Response, Error> {
     let value = params
         .get("code")
-        .ok_or_else(|| Error::token("invalid_request", "Missing code."))?;
-    let code = match idp.store.redeem_code(value, idp.config.code_lifetime * 2) {
-        Redeemed::Valid(code) => code,
-        Redeemed::Replayed => {
-            tracing::warn!(client_id = %client.id, "authorization code replayed; its tokens are revoked");
+        .ok_or_else(|| Error::token("invalid_request", "Required param: code."))?;
+    // Dex's handleAuthCode: a code that exists but is expired or belongs to another
+    // client falls into its "storage error" branch and gets 500 server_error.
+    let code = match idp.store.code(value) {
+        CodeLookup::Found(code) => *code,
+        CodeLookup::Replayed => {
+            tracing::warn!(client_id = %client.id, "authorization code replayed; its refresh token is revoked");
             return Err(Error::token(
                 "invalid_grant",
-                "The code was already used; tokens issued for it are revoked.",
+                "Invalid or expired code parameter.",
             ));
         }
-        Redeemed::Unknown => {
-            return Err(Error::token("invalid_grant", "Invalid or expired code."));
+        CodeLookup::Unknown => {
+            return Err(Error::token(
+                "invalid_grant",
+                "Invalid or expired code parameter.",
+            ));
         }
     };
-    if code.grant.client_id != client.id {
-        return Err(Error::token(
-            "invalid_grant",
-            "The code was issued to another client.",
-        ));
-    }
-    if params.get("redirect_uri") != Some(code.redirect_uri.as_str()) {
-        return Err(Error::token(
-            "invalid_grant",
-            "redirect_uri did not match URI from initial request.",
-        ));
+    if code.expires_at <= Instant::now() || code.grant.client_id != client.id {
+        tracing::info!(client_id = %client.id, "code expired or issued to another client");
+        return Err(Error::token("server_error", ""));
     }
     match (&code.pkce, params.get("code_verifier")) {
         (Some(challenge), Some(verifier)) => {
@@ -232,50 +243,72 @@ fn authorization_code(
         }
         (None, None) => {}
     }
-    let mut grant = code.grant;
-    let resources = resources(idp, params, &grant.resources)?;
-    if grant.resources.is_empty() {
-        grant.resources.clone_from(&resources);
+    if params.get("redirect_uri").unwrap_or_default() != code.redirect_uri {
+        return Err(Error::token(
+            "invalid_request",
+            "redirect_uri did not match URI from initial request.",
+        ));
     }
+    let resources = resources(idp, params, &code.grant.resources)?;
+    let mut code = code;
     // RFC 9449 §5: a public client's refresh tokens are bound to its proof key.
     if client.public {
-        grant.dpop_jkt = jkt.map(str::to_owned);
+        code.grant.dpop_jkt = jkt.map(str::to_owned);
     }
-    let scopes = grant.scopes.clone();
-    Ok(Json(issue(idp, &grant, &scopes, &resources, jkt)?).into_response())
+    Ok(Json(exchange(idp, value, code, &resources, jkt)?).into_response())
 }
 
+/// Exchanges a checked code: deletes it, stores a refresh token with `offline_access`
+/// (replacing the user's previous one for this client) and signs the tokens.
+pub(crate) fn exchange(
+    idp: &Idp,
+    value: &str,
+    code: CodeGrant,
+    resources: &[String],
+    dpop_jkt: Option<&str>,
+) -> Result<TokenResponse, Error> {
+    let mut grant = code.grant;
+    if grant.resources.is_empty() {
+        grant.resources = resources.to_vec();
+    }
+    let offline = grant.scopes.iter().any(|s| s == "offline_access");
+    let refresh_token = idp
+        .store
+        .consume_code(value, idp.config.code_lifetime, offline.then_some(&grant))
+        .ok_or_else(|| Error::token("invalid_grant", "Invalid or expired code parameter."))?;
+    let scopes = grant.scopes.clone();
+    let extras = Extras {
+        code: Some(value),
+        refresh_token,
+        dpop_jkt,
+    };
+    issue(idp, &grant, &scopes, resources, extras)
+}
+
+/// Dex's `refreshhandlers.go`: `invalid_request` for an unknown, spent or expired token,
+/// `invalid_grant` for another client's; a refused request leaves the token usable.
 fn refresh_token(
     idp: &Idp,
     client: &Client,
     params: &Params,
     jkt: Option<&str>,
 ) -> Result<Response, Error> {
+    const INVALID: &str = "Refresh token is invalid or has already been claimed by another client.";
     let value = params
         .get("refresh_token")
-        .ok_or_else(|| Error::token("invalid_request", "Missing refresh_token."))?;
-    let grant = match idp.store.redeem_refresh(value) {
-        Redeemed::Valid(grant) => grant,
-        Redeemed::Replayed => {
-            tracing::warn!(client_id = %client.id, "refresh token replayed; its family is revoked");
-            return Err(Error::token(
-                "invalid_grant",
-                "The refresh token was already used; its successors are revoked.",
-            ));
-        }
-        Redeemed::Unknown => {
-            return Err(Error::token(
-                "invalid_grant",
-                "Invalid or expired refresh token.",
-            ));
-        }
-    };
-    if grant.client_id != client.id {
-        return Err(Error::token(
-            "invalid_grant",
-            "The refresh token was issued to another client.",
-        ));
-    }
+        .ok_or_else(|| Error::token("invalid_request", "No refresh token is found in request."))?;
+    let reuse = idp.config.refresh_reuse_interval;
+    let record =
+        idp.store
+            .refresh(value, Some(&client.id), reuse)
+            .map_err(|refusal| match refusal {
+                RefreshRefusal::Invalid => Error::token("invalid_request", INVALID),
+                RefreshRefusal::Expired => {
+                    Error::token("invalid_request", "Refresh token expired.")
+                }
+                RefreshRefusal::OtherClient => Error::token("invalid_grant", INVALID),
+            })?;
+    let grant = record.grant;
     if let Some(bound) = &grant.dpop_jkt
         && jkt != Some(bound.as_str())
     {
@@ -284,25 +317,61 @@ fn refresh_token(
             "The refresh token is bound to a DPoP key; send a proof signed with it.",
         ));
     }
-    let scopes: Vec<String> = match params.get("scope") {
+    let scopes: Vec<String> = match params.get("scope").filter(|s| !s.trim().is_empty()) {
         None => grant.scopes.clone(),
         Some(requested) => {
             let requested: Vec<String> = requested.split_whitespace().map(str::to_owned).collect();
-            if let Some(extra) = requested.iter().find(|s| !grant.scopes.contains(s)) {
+            let extra: Vec<&String> = requested
+                .iter()
+                .filter(|s| !grant.scopes.contains(s))
+                .collect();
+            if !extra.is_empty() {
                 return Err(Error::token(
-                    "invalid_scope",
-                    format!("Scope {extra:?} was not originally granted."),
+                    "invalid_request",
+                    format!("Requested scopes contain unauthorized scope(s): {extra:?}."),
                 ));
             }
             requested
         }
     };
     let resources = resources(idp, params, &grant.resources)?;
-    Ok(Json(issue(idp, &grant, &scopes, &resources, jkt)?).into_response())
+    let refresh_token = idp
+        .store
+        .rotate_refresh(value, reuse)
+        .ok_or_else(|| Error::token("invalid_request", INVALID))?;
+    let extras = Extras {
+        code: None,
+        refresh_token: Some(refresh_token),
+        dpop_jkt: jkt,
+    };
+    Ok(Json(issue(idp, &grant, &scopes, &resources, extras)?).into_response())
 }
 
-/// RFC 6749 §4.4: a confidential client asks for a token for itself. Requested scopes
-/// must be ones this server supports (all of them when none is asked for).
+/// Dex's `handleTokenExchange` with only the password database as connector: it cannot
+/// vouch for a subject token, so every well-formed request names a connector that "does
+/// not exist".
+fn token_exchange(params: &Params) -> Result<Response, Error> {
+    match params.get("subject_token_type") {
+        Some(
+            "urn:ietf:params:oauth:token-type:id_token"
+            | "urn:ietf:params:oauth:token-type:access_token",
+        ) => {}
+        _ => {
+            return Err(Error::token(
+                "request_not_supported",
+                "Invalid subject_token_type.",
+            ));
+        }
+    }
+    if params.get("subject_token").is_none() {
+        return Err(Error::token("invalid_request", "Missing subject_token"));
+    }
+    Err(Error::token(
+        "invalid_request",
+        "Requested connector does not exist.",
+    ))
+}
+
 fn client_credentials(
     idp: &Idp,
     client: &Client,

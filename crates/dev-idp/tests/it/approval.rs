@@ -16,15 +16,10 @@ async fn login_to_approval(t: &crate::support::TestIdp) -> Url {
         ])
         .await;
     let form = location.unwrap();
-    let req = query(&form, "req").unwrap();
     let response = t
         .http
         .post(form.clone())
-        .form(&[
-            ("req", req.as_str()),
-            ("login", "alice@example.com"),
-            ("password", "password"),
-        ])
+        .form(&[("login", "alice@example.com"), ("password", "password")])
         .send()
         .await
         .unwrap();
@@ -50,38 +45,67 @@ async fn approval_page_grants_or_denies() {
     let html = page.text().await.unwrap();
     assert!(html.contains("<code>email</code>"), "{html}");
     let req = query(&approval, "req").unwrap();
+    let hmac = query(&approval, "hmac").unwrap();
+    assert!(html.contains(&hmac));
+    // Without the HMAC (or with another) the request id alone is not enough.
+    for forged in [vec![], vec![("hmac", "AAAA")]] {
+        let mut form = vec![("req", req.as_str()), ("approval", "approve")];
+        form.extend(forged);
+        let refused = t
+            .http
+            .post(approval.clone())
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    }
     let granted = t
         .http
         .post(approval.clone())
-        .form(&[("req", req.as_str()), ("approval", "approve")])
+        .form(&[
+            ("req", req.as_str()),
+            ("hmac", hmac.as_str()),
+            ("approval", "approve"),
+        ])
         .send()
         .await
         .unwrap();
     let back = Url::parse(granted.headers()["location"].to_str().unwrap()).unwrap();
     assert!(query(&back, "code").is_some());
     assert_eq!(query(&back, "state").as_deref(), Some("a1"));
-    // The request is finished: its id no longer works.
+    // The request is finished: its id no longer works (Dex: 500 "Database error.").
     let again = t
         .http
         .post(approval)
-        .form(&[("req", req.as_str()), ("approval", "approve")])
+        .form(&[
+            ("req", req.as_str()),
+            ("hmac", hmac.as_str()),
+            ("approval", "approve"),
+        ])
         .send()
         .await
         .unwrap();
-    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(again.status(), StatusCode::INTERNAL_SERVER_ERROR);
 
+    // Dex answers a refusal with its error page, not a redirect to the client.
     let approval = login_to_approval(&t).await;
     let req = query(&approval, "req").unwrap();
+    let hmac = query(&approval, "hmac").unwrap();
     let denied = t
         .http
         .post(approval)
-        .form(&[("req", req.as_str()), ("approval", "rejected")])
+        .form(&[
+            ("req", req.as_str()),
+            ("hmac", hmac.as_str()),
+            ("approval", "rejected"),
+        ])
         .send()
         .await
         .unwrap();
-    let back = Url::parse(denied.headers()["location"].to_str().unwrap()).unwrap();
-    assert_eq!(query(&back, "error").as_deref(), Some("access_denied"));
-    assert_eq!(query(&back, "state").as_deref(), Some("a1"));
+    assert_eq!(denied.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(denied.headers().get("location").is_none());
+    assert!(denied.text().await.unwrap().contains("Approval rejected."));
 }
 
 #[tokio::test]
@@ -89,12 +113,8 @@ async fn unknown_login_request_is_refused() {
     let t = start(|c| c).await;
     let response = t
         .http
-        .post(format!("{}/auth/local/login", t.issuer))
-        .form(&[
-            ("req", "forged"),
-            ("login", "alice@example.com"),
-            ("password", "password"),
-        ])
+        .post(format!("{}/auth/local/login?back=&state=forged", t.issuer))
+        .form(&[("login", "alice@example.com"), ("password", "password")])
         .send()
         .await
         .unwrap();
@@ -109,7 +129,7 @@ async fn unknown_login_request_is_refused() {
             ("scope", "openid"),
         ])
         .await;
-    let req = query(&location.unwrap(), "req").unwrap();
+    let req = query(&location.unwrap(), "state").unwrap();
     let skip = t
         .http
         .post(format!("{}/approval", t.issuer))
@@ -117,5 +137,5 @@ async fn unknown_login_request_is_refused() {
         .send()
         .await
         .unwrap();
-    assert_eq!(skip.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(skip.status(), StatusCode::UNAUTHORIZED);
 }

@@ -160,6 +160,8 @@ async fn static_metadata_is_complete_and_agrees_with_dex() {
         "token_endpoint",
         "jwks_uri",
         "userinfo_endpoint",
+        "device_authorization_endpoint",
+        "introspection_endpoint",
         "response_types_supported",
         "grant_types_supported",
         "code_challenge_methods_supported",

@@ -1,4 +1,5 @@
-//! Refresh tokens: only with offline_access, rotated on use, replay revokes the family.
+//! Refresh tokens: only with offline_access, rotated on use, a spent one refused (as
+//! Dex: `invalid_request`, and the newer token stays usable).
 
 use reqwest::StatusCode;
 
@@ -62,10 +63,10 @@ async fn refresh_tokens_rotate_and_replay_is_refused() {
         .await;
     assert_eq!(
         (status, wider["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_scope"))
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
     );
 
-    // r1 was spent: replaying it fails and revokes its successors.
+    // r1 was spent twice over: replaying it fails, and r3 still works.
     let (status, replay) = t
         .token(&[
             ("grant_type", "refresh_token"),
@@ -75,8 +76,16 @@ async fn refresh_tokens_rotate_and_replay_is_refused() {
         .await;
     assert_eq!(
         (status, replay["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
     );
+    let (status, fourth) = t
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &r3),
+            ("client_id", "mcp-client"),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{fourth}");
 }
 
 #[tokio::test]

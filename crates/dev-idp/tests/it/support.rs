@@ -85,46 +85,47 @@ pub fn claims(jwt: &str) -> Value {
 }
 
 impl TestIdp {
-    /// GET /auth; returns the status and the Location header.
-    pub async fn authorize(&self, params: &[(&str, &str)]) -> (StatusCode, Option<Url>) {
-        let response = self
-            .http
-            .get(format!("{}/auth", self.issuer))
-            .query(params)
-            .send()
-            .await
-            .unwrap();
-        let location = response.headers().get("location").map(|l| {
-            Url::parse(&self.base)
-                .unwrap()
-                .join(l.to_str().unwrap())
-                .unwrap()
-        });
+    /// GET `url`; returns the status and the Location header resolved against it.
+    pub async fn get_location(&self, url: Url) -> (StatusCode, Option<Url>) {
+        let response = self.http.get(url.clone()).send().await.unwrap();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| url.join(l.to_str().unwrap()).unwrap());
         (response.status(), location)
+    }
+
+    /// GET /auth, which always sends the browser on to /auth/local with the same
+    /// parameters (302), then GET that; returns its status and Location header.
+    pub async fn authorize(&self, params: &[(&str, &str)]) -> (StatusCode, Option<Url>) {
+        let mut url = Url::parse(&format!("{}/auth", self.issuer)).unwrap();
+        url.query_pairs_mut().extend_pairs(params);
+        let (status, location) = self.get_location(url).await;
+        assert_eq!(status, StatusCode::FOUND);
+        let local = location.unwrap();
+        assert_eq!(local.path(), "/dex/auth/local");
+        self.get_location(local).await
     }
 
     /// GET /auth, then the login form with the given credentials; returns the final
     /// redirect to the client.
     pub async fn login(&self, params: &[(&str, &str)], email: &str, password: &str) -> Url {
         let (status, location) = self.authorize(params).await;
-        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(status, StatusCode::FOUND);
         let form_url = location.unwrap();
         assert!(form_url.path().ends_with("/auth/local/login"), "{form_url}");
+        assert_eq!(query(&form_url, "back").as_deref(), Some(""));
         let page = self.http.get(form_url.clone()).send().await.unwrap();
         assert_eq!(page.status(), StatusCode::OK);
         assert_eq!(page.headers()["x-frame-options"], "DENY");
         let html = page.text().await.unwrap();
         assert!(html.contains("<form method=\"post\""), "{html}");
-        let req = query(&form_url, "req").unwrap();
-        assert!(html.contains(&req));
+        let state = query(&form_url, "state").unwrap();
+        assert!(html.contains(&state));
         let response = self
             .http
             .post(form_url)
-            .form(&[
-                ("req", req.as_str()),
-                ("login", email),
-                ("password", password),
-            ])
+            .form(&[("login", email), ("password", password)])
             .send()
             .await
             .unwrap();
@@ -159,7 +160,7 @@ impl TestIdp {
         ];
         params.extend_from_slice(extra);
         let (status, location) = self.authorize(&params).await;
-        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(status, StatusCode::SEE_OTHER, "{location:?}");
         let location = location.unwrap();
         let code = query(&location, "code").unwrap_or_else(|| panic!("no code in {location}"));
         (code, verifier)
