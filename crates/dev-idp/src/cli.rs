@@ -89,6 +89,11 @@ pub struct Cli {
     #[arg(long, env = "DEV_IDP_TOKEN_LIFETIME", value_parser = parse_duration)]
     pub token_lifetime: Option<Duration>,
 
+    /// Issue opaque access tokens instead of JWTs: a resource server must then ask
+    /// {issuer}/token/introspect (RFC 7662) whether a token is active.
+    #[arg(long, env = "DEV_IDP_OPAQUE_TOKENS", value_parser = BoolishValueParser::new())]
+    pub opaque_tokens: bool,
+
     /// Log this static user in without showing the login form (for headless runs).
     #[arg(long, env = "DEV_IDP_AUTO_LOGIN", value_name = "EMAIL")]
     pub auto_login: Option<String>,
@@ -130,6 +135,7 @@ impl Cli {
             anyhow::ensure!(!lifetime.is_zero(), "--token-lifetime must be positive");
             config = config.with_token_lifetime(lifetime);
         }
+        config.opaque_tokens = self.opaque_tokens;
         if let Some(email) = &self.auto_login {
             config = config.with_auto_login(email)?;
         }
@@ -206,6 +212,15 @@ mod tests {
         assert!(cli.mcp_ready);
         assert_eq!(cli.extra_scopes, ["mcp:tools", "files:read"]);
         assert_eq!(cli.key_rotation, Some(Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn opaque_tokens_reach_the_configuration() {
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dex-config.yaml");
+        let on = Cli::parse_from(["dev-idp", "--config", config, "--opaque-tokens"]);
+        assert!(on.idp_config().unwrap().opaque_tokens);
+        let off = Cli::parse_from(["dev-idp", "--config", config]);
+        assert!(!off.idp_config().unwrap().opaque_tokens);
     }
 
     #[test]

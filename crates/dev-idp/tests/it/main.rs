@@ -11,5 +11,6 @@ mod dpop;
 mod files;
 mod flow;
 mod keys;
+mod opaque;
 mod refresh;
 mod registration;
