@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: unit and integration tests, the official MCP
-# conformance suites (server and client), the headless end-to-end demo and the
-# browser test. Prints one line per stage and a closing "N passed, N failed" line.
+# conformance suites (server, client and authorization server), the headless
+# end-to-end demo and the browser test. Prints one line per stage and a closing "N passed, N failed" line.
 #
 # Needs: a Rust toolchain, Node.js and npm (the pinned peers are installed from
 # interop/package-lock.json when missing), Chromium and chromedriver for the
@@ -36,6 +36,7 @@ stage() {
 stage "cargo test" cargo test --workspace --locked
 stage "conformance: server" scripts/conformance-server.sh
 stage "conformance: client" scripts/conformance-client.sh
+stage "conformance: authorization" scripts/conformance-authorization.sh
 stage "demo --headless" cargo run --locked -q -p demo -- --headless
 stage "browser" scripts/browser-test.sh
 
