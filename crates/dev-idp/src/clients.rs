@@ -99,7 +99,9 @@ impl Client {
         if !self.public || !self.redirect_uris.is_empty() {
             return false;
         }
-        url.scheme() == "http" && is_loopback(&url)
+        // Dex's isHostLocal reads `[::1]` only with a port (net.SplitHostPort).
+        let bare_ipv6 = matches!(url.host(), Some(url::Host::Ipv6(_))) && url.port().is_none();
+        url.scheme() == "http" && is_loopback(&url) && !bare_ipv6
     }
 
     /// Constant-time comparison with the configured secret.
@@ -132,6 +134,7 @@ mod tests {
         assert!(c.allows_redirect("http://127.0.0.1:43123/callback"));
         assert!(c.allows_redirect("http://localhost:1/cb"));
         assert!(c.allows_redirect("http://[::1]:8080/"));
+        assert!(!c.allows_redirect("http://[::1]/cb"), "Dex needs the port");
         assert!(!c.allows_redirect("https://evil.example/cb"));
         assert!(!c.allows_redirect("http://127.0.0.1.evil.example/cb"));
         assert!(!c.allows_redirect("http://127.0.0.1:1/cb#frag"));

@@ -99,6 +99,8 @@ pub(crate) struct DeviceRequest {
     /// The secret sent with the request, checked when the user has approved.
     pub(crate) client_secret: Option<String>,
     pub(crate) scopes: Vec<String>,
+    /// `resource` parameters (RFC 8707), carried to the login.
+    pub(crate) resources: Vec<String>,
     pub(crate) pkce: Option<Challenge>,
     pub(crate) expires_at: Instant,
     pub(crate) last_poll: Instant,

@@ -31,6 +31,8 @@ pub enum Interaction {
     },
     /// Follow the URL over HTTP (for auto-approving authorization servers).
     Headless,
+    /// The device authorization grant (RFC 8628): print a URL and a code, poll.
+    Device,
 }
 
 /// Options of the authorization flow.
@@ -128,6 +130,20 @@ pub async fn authorize(
     scopes: &Scopes,
 ) -> Result<Authorized> {
     let as_ = &discovered.authorization_server;
+    let device = match options.interaction {
+        Interaction::Device => true,
+        Interaction::Browser { open_browser: true } => {
+            let auto = crate::device::no_browser_here() && crate::device::endpoint(as_).is_some();
+            if auto {
+                trace.step(AREA, "no browser can be opened here (no $BROWSER, no display) and the authorization server offers the device flow: using it");
+            }
+            auto
+        }
+        _ => false,
+    };
+    if device {
+        return crate::device::authorize(http, trace, cache, discovered, options, scopes).await;
+    }
     let listener = bind_listener(trace, cache, &as_.issuer, options).await?;
     let redirect_uri = listener.redirect_uri().to_owned();
     trace.step(
@@ -183,7 +199,9 @@ pub async fn authorize(
                 return Err(pending.abandon().await);
             }
         }
-        Interaction::Browser { open_browser } => {
+        // (The device flow returned above.)
+        Interaction::Browser { .. } | Interaction::Device => {
+            let open_browser = options.interaction == (Interaction::Browser { open_browser: true });
             trace.notice(format!(
                 "Open this URL in a browser to authorize (waiting up to {} s):\n\n  {url}\n",
                 options.timeout.as_secs()

@@ -184,6 +184,16 @@ pub struct Options {
     /// Print the authorization URL without opening a browser.
     #[arg(long, global = true, env = "MCP_CLIENT_NO_BROWSER")]
     pub no_browser: bool,
+    /// Log in with the device flow (RFC 8628): print a URL and a code to enter on any
+    /// device with a browser, and wait. For a remote host over SSH. Chosen by itself
+    /// when no browser can be opened and the authorization server offers it.
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_CLIENT_DEVICE",
+        conflicts_with = "headless"
+    )]
+    pub device: bool,
     /// A pre-registered client id.
     #[arg(long, global = true, env = "MCP_CLIENT_ID")]
     pub client_id: Option<String>,
@@ -534,6 +544,8 @@ fn session_options(o: &Options, server_url: Url) -> anyhow::Result<SessionOption
         authorize: AuthorizeOptions {
             interaction: if o.headless {
                 Interaction::Headless
+            } else if o.device {
+                Interaction::Device
             } else {
                 Interaction::Browser {
                     open_browser: !o.no_browser,

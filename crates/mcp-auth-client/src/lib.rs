@@ -26,6 +26,7 @@ pub mod audit;
 pub mod authorize;
 pub mod cache;
 pub mod cli;
+pub mod device;
 pub mod discovery;
 pub mod error;
 pub mod headless;

@@ -79,6 +79,31 @@ pub async fn refresh(
     request(http, trace, token_endpoint, client, form, "refresh_token").await
 }
 
+/// Polls for the tokens of a device code (RFC 8628 §3.4). `authorization_pending` and
+/// `slow_down` come back as [`ClientError::TokenEndpoint`] for the caller to wait on.
+pub async fn poll_device(
+    http: &reqwest::Client,
+    trace: &Trace,
+    token_endpoint: &Url,
+    client: &StoredClient,
+    device_code: &str,
+    resource: &str,
+) -> Result<TokenResponse> {
+    let form = vec![
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:device_code".to_owned(),
+        ),
+        ("device_code", device_code.to_owned()),
+        ("resource", resource.to_owned()),
+    ];
+    trace.detail(
+        AREA,
+        format!("POST {token_endpoint}: grant_type=device_code, resource={resource}"),
+    );
+    request(http, trace, token_endpoint, client, form, "device_code").await
+}
+
 async fn request(
     http: &reqwest::Client,
     trace: &Trace,

@@ -126,7 +126,10 @@ fn start(idp: &Idp, params: Result<Params, String>) -> Result<Response, Error> {
         ));
     }
 
-    let pkce = pkce_challenge(idp, &params).map_err(|d| refuse("invalid_request", d))?;
+    // The device flow's login carries no PKCE (the device holds its own, if any).
+    let device_login = redirect_uri == device_callback;
+    let pkce =
+        pkce_challenge(idp, &params, device_login).map_err(|d| refuse("invalid_request", d))?;
 
     let mut scopes: Vec<String> = Vec::new();
     for scope in params.get("scope").unwrap_or_default().split_whitespace() {
@@ -208,7 +211,11 @@ fn start(idp: &Idp, params: Result<Params, String>) -> Result<Response, Error> {
     Ok((StatusCode::FOUND, [(header::LOCATION, login)]).into_response())
 }
 
-fn pkce_challenge(idp: &Idp, params: &Params) -> Result<Option<Challenge>, String> {
+fn pkce_challenge(
+    idp: &Idp,
+    params: &Params,
+    device_login: bool,
+) -> Result<Option<Challenge>, String> {
     let method = match params.get("code_challenge_method") {
         None => None,
         Some(m) => Some(
@@ -217,7 +224,10 @@ fn pkce_challenge(idp: &Idp, params: &Params) -> Result<Option<Challenge>, Strin
         ),
     };
     let challenge = params.get("code_challenge");
-    if idp.config.features.require_s256 && (challenge.is_none() || method != Some(Method::S256)) {
+    if idp.config.features.require_s256
+        && !device_login
+        && (challenge.is_none() || method != Some(Method::S256))
+    {
         return Err("PKCE with code_challenge_method=S256 is required.".into());
     }
     match challenge {

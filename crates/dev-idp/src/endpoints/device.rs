@@ -94,6 +94,7 @@ pub(crate) async fn code(State(idp): State<Arc<Idp>>, body: Bytes) -> Result<Res
         client_id,
         client_secret: params.get("client_secret").map(str::to_owned),
         scopes,
+        resources: params.all("resource"),
         pkce,
         expires_at: now + lifetime,
         last_poll: now,
@@ -161,6 +162,10 @@ pub(crate) async fn verify(State(idp): State<Arc<Idp>>, body: Bytes) -> Result<R
     query.append_pair("response_type", "code");
     query.append_pair("redirect_uri", DEVICE_CALLBACK);
     query.append_pair("scope", &device.scopes.join(" "));
+    // With `--resource-audience`, the resources the device asked for (RFC 8707).
+    for resource in &device.resources {
+        query.append_pair("resource", resource);
+    }
     let target = format!("{}?{}", idp.path("/auth"), query.finish());
     Ok((StatusCode::FOUND, [(header::LOCATION, target)]).into_response())
 }
@@ -206,7 +211,8 @@ pub(crate) async fn callback(
             "Invalid client credentials.",
         ));
     }
-    let tokens = exchange(&idp, code_value, *code, &[], None).map_err(|e| {
+    let resources = code.grant.resources.clone();
+    let tokens = exchange(&idp, code_value, *code, &resources, None).map_err(|e| {
         tracing::info!(error = ?e, "device code exchange failed");
         Error::page(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -140,6 +140,11 @@ const ROWS: &[Row] = &[
         login_hops
     ),
     row!(
+        "a bare http://[::1] redirect needs a port",
+        "server/oauth2.go validateRedirectURI, isHostLocal",
+        ipv6_loopback_redirect
+    ),
+    row!(
         "an unknown client_id is a 404 page",
         "server/oauth2.go parseAuthorizationRequest",
         unknown_client
@@ -654,6 +659,25 @@ async fn login_hops() {
         .await
         .unwrap();
     assert!(!page.contains("name=\"req\""), "no hidden request field");
+}
+
+async fn ipv6_loopback_redirect() {
+    let t = start(|c| c).await;
+    for (redirect, expected) in [
+        ("http://[::1]/cb", StatusCode::BAD_REQUEST),
+        ("http://[::1]:8080/cb", StatusCode::FOUND),
+        ("http://localhost/cb", StatusCode::FOUND),
+    ] {
+        let (status, _) = t
+            .authorize(&[
+                ("client_id", "mcp-client"),
+                ("redirect_uri", redirect),
+                ("response_type", "code"),
+                ("scope", "openid"),
+            ])
+            .await;
+        assert_eq!(status, expected, "{redirect}");
+    }
 }
 
 async fn unknown_client() {

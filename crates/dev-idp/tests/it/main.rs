@@ -5,6 +5,7 @@ mod support;
 mod approval;
 mod audience;
 mod clients;
+mod device;
 mod dex;
 mod discovery;
 mod dpop;

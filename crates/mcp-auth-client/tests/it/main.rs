@@ -5,6 +5,7 @@ mod audit;
 mod cache;
 mod challenge;
 mod cli;
+mod device;
 mod failures;
 mod flow;
 mod insecure_http;

@@ -1,0 +1,183 @@
+//! The device authorization grant (RFC 8628) from the `mcp-client` binary, against
+//! dev-idp in Dex mode and the resource server set up as for Dex (audience
+//! `mcp-resource-server` by cross-client scope), all on 127.0.0.1:0. The person is this
+//! test: it reads the code the client prints, opens dev-idp's user-code page over HTTP,
+//! enters the code and logs in through the real login form.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use dev_idp::{DevIdp, DexConfig, IdpConfig};
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use url::Url;
+
+struct Servers {
+    mcp_url: String,
+    issuer: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn start() -> Servers {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dex = DexConfig::load(&root.join("dex-config.yaml")).expect("dex-config.yaml");
+    let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!(
+        "http://127.0.0.1:{}/dex",
+        idp_listener.local_addr().unwrap().port()
+    );
+    let idp = DevIdp::new(
+        IdpConfig::from_dex(dex)
+            .unwrap()
+            .with_issuer(&issuer)
+            .unwrap(),
+    )
+    .unwrap();
+    let idp_task = tokio::spawn(async move {
+        let _ = idp.serve(idp_listener).await;
+    });
+    let rs_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!(
+        "http://127.0.0.1:{}",
+        rs_listener.local_addr().unwrap().port()
+    );
+    let rs_config = mcp_resource_server::Config::new(base.clone(), issuer.clone())
+        .with_audiences(["mcp-resource-server"])
+        .with_scopes_supported(["openid", "audience:server:client_id:mcp-resource-server"])
+        .with_required_scopes(Vec::<String>::new());
+    let rs_task = tokio::spawn(async move {
+        let _ = mcp_resource_server::serve(rs_config, rs_listener).await;
+    });
+    Servers {
+        mcp_url: format!("{base}/mcp"),
+        issuer,
+        tasks: vec![idp_task, rs_task],
+    }
+}
+
+/// The person: reads the code from the client's output and approves it in "a browser".
+async fn approve(issuer: &str, user_code: &str) {
+    let http = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
+    let page = http.get(format!("{issuer}/device")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("user_code"));
+    let verify = http
+        .post(format!("{issuer}/device/auth/verify_code"))
+        .form(&[("user_code", user_code)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verify.status(), StatusCode::FOUND);
+    let mut next = Url::parse(issuer)
+        .unwrap()
+        .join(verify.headers()["location"].to_str().unwrap())
+        .unwrap();
+    while !next.path().ends_with("/auth/local/login") {
+        let r = http.get(next.clone()).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND, "{next}");
+        next = next
+            .join(r.headers()["location"].to_str().unwrap())
+            .unwrap();
+    }
+    let logged_in = http
+        .post(next)
+        .form(&[("login", "alice@example.com"), ("password", "password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logged_in.status(), StatusCode::SEE_OTHER);
+    let callback = logged_in.headers()["location"].to_str().unwrap().to_owned();
+    let done = http.get(callback).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+}
+
+/// Runs `mcp-client` with `args` and no display, approving the code it prints; returns
+/// its exit status and everything it wrote to stderr.
+async fn run_client(servers: &Servers, args: &[&str]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-client"))
+        .args([
+            "--cache-dir",
+            dir.path().to_str().unwrap(),
+            "--client-id",
+            "mcp-client",
+        ])
+        .args([
+            "--allow-audience",
+            &format!("{}=mcp-resource-server", servers.mcp_url),
+        ])
+        .args(args)
+        .arg(&servers.mcp_url)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("BROWSER")
+        .env_remove("MCP_CLIENT_HEADLESS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let mut approved = false;
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push_str(&line);
+            seen.push('\n');
+            let code = line.trim();
+            if !approved && code.len() == 9 && code.as_bytes()[4] == b'-' {
+                approve(&servers.issuer, code).await;
+                approved = true;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("client finished");
+    let status = child.wait().await.unwrap();
+    (status.success() && approved, seen)
+}
+
+#[tokio::test]
+async fn device_flag_logs_in_with_a_user_code() {
+    let servers = start().await;
+    let (ok, out) = run_client(&servers, &["--device", "tools"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("device authorization grant (RFC 8628)"),
+        "{out}"
+    );
+    assert!(out.contains("over SSH"), "{out}");
+    assert!(out.contains(&format!("{}/device", servers.issuer)), "{out}");
+    assert!(
+        !out.contains("eyJ"),
+        "a token leaked into the output:\n{out}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_display_the_device_flow_is_chosen() {
+    let servers = start().await;
+    let (ok, out) = run_client(
+        &servers,
+        &["call", "calculator", "operation=add", "a=2", "b=3"],
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert!(out.contains("no browser can be opened here"), "{out}");
+    assert!(!out.contains("Open this URL in a browser"), "{out}");
+}
