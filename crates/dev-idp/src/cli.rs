@@ -5,11 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Parser;
 use clap::builder::BoolishValueParser;
 
-use crate::config::DexConfig;
+use crate::config::{ConfigError, DexConfig};
 use crate::duration::parse_duration;
 use crate::server::DevIdp;
 use crate::settings::{Features, IdpConfig};
@@ -172,14 +171,41 @@ async fn shutdown_signal() {
     }
 }
 
+/// An error and its causes as one line, each cause once: a cause whose text its
+/// predecessor already contains is left out.
+pub fn one_sentence(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = cli
-        .idp_config()
-        .with_context(|| format!("configuration {}", cli.config.display()))?;
+    let config = cli.idp_config().map_err(|e| {
+        // A read error names the file already.
+        if matches!(
+            e.downcast_ref::<ConfigError>(),
+            Some(ConfigError::Read { .. })
+        ) {
+            e
+        } else {
+            e.context(cli.config.display().to_string())
+        }
+    })?;
     let addr = cli.listen_addr(&config);
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen on {addr} (choose another address with --listen or DEV_IDP_LISTEN)")
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {addr} ({e}); choose another address with --listen or DEV_IDP_LISTEN"
+        )
     })?;
     let idp = DevIdp::new(config)?;
     let config = idp.config();
@@ -221,6 +247,20 @@ mod tests {
         assert!(on.idp_config().unwrap().opaque_tokens);
         let off = Cli::parse_from(["dev-idp", "--config", config]);
         assert!(!off.idp_config().unwrap().opaque_tokens);
+    }
+
+    #[test]
+    fn errors_read_as_one_sentence_with_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let error = anyhow::Error::new(ConfigError::Read {
+            path: "x.yaml".into(),
+            source: io,
+        })
+        .context("starting");
+        assert_eq!(
+            one_sentence(&error),
+            "starting: cannot read x.yaml: no such file"
+        );
     }
 
     #[test]

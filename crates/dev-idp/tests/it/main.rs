@@ -9,6 +9,7 @@ mod device;
 mod dex;
 mod discovery;
 mod dpop;
+mod errors;
 mod files;
 mod flow;
 mod keys;
