@@ -28,19 +28,10 @@ async fn visit(http: &reqwest::Client, url: &str) -> bool {
         if response.status() == StatusCode::OK && next.path().ends_with("/auth/local/login") {
             let html = response.text().await.unwrap();
             assert!(html.contains("name=\"password\""), "{html}");
-            let req = next
-                .query_pairs()
-                .find(|(k, _)| k == "req")
-                .unwrap()
-                .1
-                .into_owned();
+            // The form posts back to its own URL (Dex's /auth/local/login?back=&state=).
             let posted = http
                 .post(next.clone())
-                .form(&[
-                    ("req", req.as_str()),
-                    ("login", "alice@example.com"),
-                    ("password", "password"),
-                ])
+                .form(&[("login", "alice@example.com"), ("password", "password")])
                 .send()
                 .await
                 .unwrap();
