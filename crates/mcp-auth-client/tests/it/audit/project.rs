@@ -139,12 +139,13 @@ async fn mcp_ready_stateful_and_stateless() {
                 AsIssParameter,
                 LoginIss,
                 TokenAudience,
+                DpopAdvertised,
             ],
             Pass,
         );
         // What it still lacks: CIMD, CORS on its metadata (only for configured
-        // origins), DPoP.
-        expect_all(&report, &[AsRegistration, AsCors, DpopAdvertised], Warn);
+        // origins).
+        expect_all(&report, &[AsRegistration, AsCors], Warn);
         let seen = &report.check(ScopeInsufficient).unwrap().seen;
         assert!(
             seen.contains("insufficient_scope") && seen.contains("mcp:admin"),
