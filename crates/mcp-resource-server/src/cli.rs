@@ -183,6 +183,11 @@ pub struct Cli {
     #[arg(long, env = "MCP_RS_DPOP_REPLAY_CAPACITY", default_value_t = 1_000_000)]
     pub dpop_replay_capacity: usize,
 
+    /// Also serve the MCP conformance suite's fixture tools, prompts and resources
+    /// (`test_simple_text`, `test://static-text`, ...) beside the demo tools.
+    #[arg(long, env = "MCP_RS_CONFORMANCE_FIXTURES")]
+    pub conformance_fixtures: bool,
+
     /// DANGER: turn authorization off. Only for the MCP conformance suite's server scenarios.
     #[arg(long, env = "MCP_RS_NO_AUTH")]
     pub no_auth: bool,
@@ -225,6 +230,7 @@ impl Cli {
         config.leeway = Duration::from_secs(self.leeway);
         config.jwks.min_refetch_interval = Duration::from_secs(self.jwks_min_refetch);
         config.no_auth = self.no_auth;
+        config.conformance_fixtures = self.conformance_fixtures;
         config.max_streams_per_principal = self.max_streams_per_principal;
         config.max_streams = self.max_streams;
         config.max_mcp_sessions_per_principal = self.max_mcp_sessions_per_principal;

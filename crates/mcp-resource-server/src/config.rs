@@ -127,6 +127,9 @@ pub struct Config {
     pub stateless: bool,
     /// Turn authorization off entirely (conformance testing only).
     pub no_auth: bool,
+    /// Also serve the MCP conformance suite's fixture tools, prompts and resources
+    /// (see [`crate::fixtures`]); the demo tools are unchanged.
+    pub conformance_fixtures: bool,
     /// Human-readable name in the PRM.
     pub resource_name: String,
     /// Clock leeway for `exp` and `nbf`.
@@ -192,6 +195,7 @@ impl Default for Config {
             cookie: CookieConfig::default(),
             stateless: false,
             no_auth: false,
+            conformance_fixtures: false,
             resource_name: "MCP OAuth demo resource server".into(),
             leeway: Duration::from_secs(30),
             max_token_bytes: 16 * 1024,
@@ -308,6 +312,13 @@ impl Config {
     #[must_use]
     pub fn with_no_auth(mut self, no_auth: bool) -> Self {
         self.no_auth = no_auth;
+        self
+    }
+
+    /// Serves the conformance suite's fixtures beside the demo tools.
+    #[must_use]
+    pub fn with_conformance_fixtures(mut self, on: bool) -> Self {
+        self.conformance_fixtures = on;
         self
     }
 

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod fixtures;
 pub mod host;
 pub mod mcp;
 pub mod mcp_session;

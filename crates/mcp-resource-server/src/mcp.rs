@@ -6,6 +6,9 @@
 //! - `whoami`: the verified claims of the caller, never the token.
 //! - `admin_status`: needs an extra scope (`mcp:admin` by default).
 //!
+//! With `--conformance-fixtures` it also serves the conformance suite's fixture tools,
+//! prompts and resources ([`crate::fixtures`]).
+//!
 //! The HTTP layers already answered 403 to a `tools/call` lacking scopes; the handler
 //! checks again from the claims rmcp passes along (the `http::request::Parts` in the
 //! request context's extensions), so the rule holds for any transport.
@@ -20,17 +23,22 @@ use mcp_auth_proto::scope::Scopes;
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-        Tool,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
+        CompleteResult, ContentBlock, GetPromptRequestParams, GetPromptResponse, Implementation,
+        JsonObject, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+        ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+        ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
 };
 use serde_json::{Value, json};
 
-use crate::auth::{
-    claims::VerifiedClaims,
-    tool_scope::{may_call, scopes_needed},
+use crate::{
+    auth::{
+        claims::VerifiedClaims,
+        tool_scope::{may_call, scopes_needed},
+    },
+    fixtures::{self, Fixtures},
 };
 
 /// Scope rules the handler enforces (mirrors [`crate::auth::ToolScopePolicy`]).
@@ -49,6 +57,7 @@ pub struct ToolAccess {
 pub struct McpServer {
     access: Arc<ToolAccess>,
     started: Instant,
+    fixtures: Option<Fixtures>,
 }
 
 impl McpServer {
@@ -57,7 +66,43 @@ impl McpServer {
         Self {
             access,
             started: Instant::now(),
+            fixtures: None,
         }
+    }
+
+    /// Also serves the conformance suite's fixtures.
+    #[must_use]
+    pub fn with_fixtures(mut self, fixtures: Option<Fixtures>) -> Self {
+        self.fixtures = fixtures;
+        self
+    }
+
+    /// The demo tools followed by the fixture tools, built once.
+    fn tools_with_fixtures() -> &'static [Tool] {
+        static TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(|| {
+            let mut tools = McpServer::tools().to_vec();
+            tools.extend_from_slice(fixtures::tools());
+            tools
+        });
+        &TOOLS
+    }
+
+    fn listed_tools(&self) -> &'static [Tool] {
+        if self.fixtures.is_some() {
+            Self::tools_with_fixtures()
+        } else {
+            Self::tools()
+        }
+    }
+
+    fn fixtures(&self) -> Result<&Fixtures, McpError> {
+        self.fixtures.as_ref().ok_or_else(|| {
+            McpError::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                "method not found",
+                None,
+            )
+        })
     }
 
     /// The tools this server offers, built once: rmcp looks a tool up on every
@@ -263,7 +308,17 @@ fn whoami(claims: &VerifiedClaims) -> Value {
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = if self.fixtures.is_some() {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .enable_completions()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new(
                 "mcp-resource-server",
                 env!("CARGO_PKG_VERSION"),
@@ -279,11 +334,13 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(Self::tools().to_vec()))
+        Ok(ListToolsResult::with_all_items(
+            self.listed_tools().to_vec(),
+        ))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        Self::tools().iter().find(|t| t.name == name).cloned()
+        self.listed_tools().iter().find(|t| t.name == name).cloned()
     }
 
     async fn call_tool(
@@ -293,9 +350,67 @@ impl ServerHandler for McpServer {
     ) -> Result<CallToolResponse, McpError> {
         let claims = Self::claims(&context);
         self.check_scope(&request.name, claims.as_deref())?;
+        if let Some(fixtures) = &self.fixtures
+            && fixtures::has_tool(&request.name)
+        {
+            return fixtures.call_tool(request, &context).await;
+        }
         let args = request.arguments.unwrap_or_default();
         self.call(&request.name, &args, claims.as_deref())
             .map(CallToolResponse::from)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        self.fixtures()?;
+        Fixtures::list_prompts()
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        self.fixtures()?.get_prompt(&request)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        self.fixtures()?;
+        Fixtures::list_resources()
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        self.fixtures()?;
+        Fixtures::list_resource_templates()
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        self.fixtures()?;
+        Fixtures::read_resource(&request)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        self.fixtures()?;
+        Fixtures::complete(&request)
     }
 }
 

@@ -53,6 +53,7 @@ use crate::{
     config::{Config, ConfigError, ValidatedConfig},
     connection::{AcceptBackoff, Activity, Tracked, idle_watch},
     error::{ChallengeContext, DpopAdvert},
+    fixtures::Fixtures,
     host::{HostCheck, HostLayer, HostService},
     mcp::{McpServer, ToolAccess},
     mcp_session::{McpSessions, OwnedSessionManager, SessionBinding, bind_sessions},
@@ -101,6 +102,7 @@ pub struct AppState {
     /// Stops streams and sessions at shutdown.
     pub shutdown: CancellationToken,
     access: Arc<ToolAccess>,
+    fixtures: Option<Fixtures>,
 }
 
 impl AppState {
@@ -185,6 +187,7 @@ impl AppState {
             config.raw.cookie.max_per_principal,
             config.raw.cookie.max_sessions,
         ));
+        let fixtures = config.raw.conformance_fixtures.then(Fixtures::new);
         Self {
             config: Arc::new(config),
             validator,
@@ -198,12 +201,13 @@ impl AppState {
             sse_challenge,
             shutdown: CancellationToken::new(),
             access,
+            fixtures,
         }
     }
 
     /// A fresh MCP handler.
     pub fn mcp_handler(&self) -> McpServer {
-        McpServer::new(self.access.clone())
+        McpServer::new(self.access.clone()).with_fixtures(self.fixtures.clone())
     }
 }
 

@@ -368,3 +368,162 @@ async fn the_standalone_stream_lives_through_the_leeway() {
         started.elapsed()
     );
 }
+
+/// A 2026-07-28 request (standard headers, request metadata) to `/mcp`, with the given
+/// `Mcp-Method` header.
+async fn post_2026(
+    url: &str,
+    token: Option<&str>,
+    mcp_method: &str,
+    body: serde_json::Value,
+) -> (u16, String, serde_json::Value) {
+    let mut request = client()
+        .post(format!("{url}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", mcp_method)
+        .json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let challenge = crate::fixture::www_authenticate(&response);
+    let body = response.json().await.unwrap_or(serde_json::Value::Null);
+    (status, challenge, body)
+}
+
+fn list_tools_2026() -> serde_json::Value {
+    json!({
+        "jsonrpc": "2.0", "id": 7, "method": "tools/list",
+        "params": {"_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}
+        }}
+    })
+}
+
+/// Standard headers (SEP-2243) are checked after authorization: without a token a
+/// request whose `Mcp-Method` contradicts its body still gets the 401 challenge; with
+/// one, the mismatch is a 400 `-32020` (header mismatch), and matching headers pass.
+#[tokio::test]
+async fn standard_headers_are_validated_after_authorization() {
+    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer.clone();
+    let url = start_rs(move |url| test_config(url, &issuer).with_stateless(true)).await;
+    let token = TestKey::rsa1().sign(
+        &auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"),
+        None,
+    );
+
+    let (status, challenge, _) = post_2026(&url, None, "tools/call", list_tools_2026()).await;
+    assert_eq!(status, 401, "the challenge comes first");
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    assert!(challenge.contains("resource_metadata="), "{challenge}");
+
+    let (status, _, body) = post_2026(&url, Some(&token), "tools/call", list_tools_2026()).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], -32020, "{body}");
+
+    let (status, _, body) = post_2026(&url, Some(&token), "tools/list", list_tools_2026()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["tools"][0]["name"], "calculator", "{body}");
+}
+
+/// `--conformance-fixtures` adds the suite's fixtures beside the demo tools, and a
+/// multi round-trip tool refuses a `requestState` that was altered.
+#[tokio::test]
+async fn conformance_fixtures_are_served_only_when_switched_on() {
+    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer.clone();
+    let url = start_rs(move |url| {
+        test_config(url, &issuer)
+            .with_stateless(true)
+            .with_no_auth(true)
+            .with_conformance_fixtures(true)
+    })
+    .await;
+    let (status, _, body) = post_2026(&url, None, "tools/list", list_tools_2026()).await;
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<&str> = body["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &names[..4],
+        ["calculator", "weather", "whoami", "admin_status"]
+    );
+    assert!(names.contains(&"test_input_required_result_tampered_state"));
+
+    let meta = list_tools_2026()["params"]["_meta"].clone();
+    let call = |state: Option<&str>| {
+        let mut params = json!({"name": "test_input_required_result_tampered_state", "arguments": {}, "_meta": meta});
+        if let Some(state) = state {
+            params["requestState"] = json!(state);
+            params["inputResponses"] =
+                json!({"confirm": {"action": "accept", "content": {"ok": true}}});
+        }
+        json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": params})
+    };
+    let post = |body| {
+        let url = url.clone();
+        async move {
+            client()
+                .post(format!("{url}/mcp"))
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "tools/call")
+                .header("mcp-name", "test_input_required_result_tampered_state")
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let first = post(call(None)).await;
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    let state = first["result"]["requestState"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = post(call(Some(&state))).await;
+    assert!(
+        done["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("state-ok"),
+        "{done}"
+    );
+    // Alter the first character of the tag (every bit of it counts).
+    let mut tampered = state.clone();
+    let at = tampered.find('.').unwrap() + 1;
+    let swap = if tampered[at..].starts_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    tampered.replace_range(at..=at, swap);
+    let refused = post(call(Some(&tampered))).await;
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+
+    // Without the switch, none of them.
+    let issuer = auth.issuer.clone();
+    let plain = start_rs(move |url| {
+        test_config(url, &issuer)
+            .with_stateless(true)
+            .with_no_auth(true)
+    })
+    .await;
+    let (_, _, body) = post_2026(&plain, None, "tools/list", list_tools_2026()).await;
+    assert_eq!(
+        body["result"]["tools"].as_array().unwrap().len(),
+        4,
+        "{body}"
+    );
+}
