@@ -35,6 +35,7 @@ stage() {
 
 stage "cargo test" cargo test --workspace --locked
 stage "conformance: server" scripts/conformance-server.sh
+stage "conformance: server 0.2.0-alpha.12" scripts/conformance-server.sh --release 0.2.0-alpha.12
 stage "conformance: client" scripts/conformance-client.sh
 stage "conformance: authorization" scripts/conformance-authorization.sh
 stage "demo --headless" cargo run --locked -q -p demo -- --headless
