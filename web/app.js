@@ -23,7 +23,7 @@ import {
   readAuthorizationResponse,
   resourceMatches,
 } from './oauth.js';
-import { LegacySseClient, RpcError } from './mcp-sse.js';
+import { LegacySseClient, PROTOCOL_VERSION, RpcError } from './mcp-sse.js';
 
 const PENDING_KEY = 'mcp-browser.pending-sign-in';
 const CLIENT_INFO = { name: 'mcp-browser-page', version: '0.1.0' };
@@ -74,6 +74,16 @@ function setState(state, text) {
   $('sign-in').hidden = state === 'signed-in' || state === 'working';
   $('sign-out').hidden = state !== 'signed-in';
   $('sign-in').disabled = state === 'working';
+}
+
+/** Says on screen which MCP revision the server agreed to over this transport. */
+function showRevision(negotiated) {
+  const version = typeof negotiated === 'string' && negotiated ? negotiated : 'unknown';
+  $('revision').dataset.revision = version;
+  $('revision-version').textContent = version;
+  $('revision-agreed').textContent = version === PROTOCOL_VERSION
+    ? ' (the server agreed)'
+    : ` (this page asked for ${PROTOCOL_VERSION})`;
 }
 
 // ---------------------------------------------------------------------------------
@@ -448,6 +458,7 @@ async function connect(how, opened = null) {
   step = trace.step('MCP handshake: initialize');
   const init = await client.initialize(CLIENT_INFO);
   const server = init.serverInfo || {};
+  showRevision(init.protocolVersion);
   step.ok({
     kv: [
       ['protocolVersion', init.protocolVersion],

@@ -419,6 +419,12 @@ async function main() {
     }
     const status = await page.textContent('#status-text');
     if (!status.startsWith('Signed in')) fail(`the header says ${JSON.stringify(status)}`);
+    const revision = await page.getAttribute('#revision', 'data-revision');
+    const revisionText = await page.textContent('#revision');
+    if (revision !== '2024-11-05') fail(`the server agreed to revision ${JSON.stringify(revision)} over the legacy transport`);
+    if (!revisionText.includes('MCP revision 2024-11-05') || !revisionText.includes('2026-07-28')) {
+      fail(`the page does not say which revision it speaks: ${JSON.stringify(revisionText)}`);
+    }
     const failedSteps = await page.$$('#steps > li[data-status="failed"], #steps > li[data-status="running"]');
     if (failedSteps.length) fail(`a step failed or never finished:\n${await pageSteps()}`);
     return `${tools.length} tools: ${tools.join(', ')}`;
