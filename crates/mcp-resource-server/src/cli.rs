@@ -6,13 +6,14 @@ use std::{net::SocketAddr, time::Duration};
 use clap::Parser;
 
 use crate::auth::{DpopConfig, DpopPolicy};
+use mcp_auth_proto::secret::ClientSecret;
 
 use crate::config::{
     Config, ConfigError, CookieConfig, DEFAULT_COOKIE_SESSIONS,
     DEFAULT_COOKIE_SESSIONS_PER_PRINCIPAL, DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_ISSUER,
     DEFAULT_LISTEN, DEFAULT_MAX_MCP_SESSIONS, DEFAULT_MAX_MCP_SESSIONS_PER_PRINCIPAL,
     DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_PRINCIPAL, DEFAULT_MCP_SESSION_IDLE_SECS,
-    DEFAULT_PUBLIC_URL,
+    DEFAULT_PUBLIC_URL, IntrospectionSettings,
 };
 
 /// MCP server that is only an OAuth 2.0 resource server: it validates access tokens
@@ -182,6 +183,46 @@ pub struct Cli {
     /// Most DPoP proofs remembered at once to refuse replays (about 40 bytes each).
     #[arg(long, env = "MCP_RS_DPOP_REPLAY_CAPACITY", default_value_t = 1_000_000)]
     pub dpop_replay_capacity: usize,
+    /// RFC 7662 introspection endpoint: verify every bearer token (opaque or JWT) by
+    /// asking the authorization server instead of checking it as a JWT.
+    #[arg(long, env = "MCP_RS_INTROSPECTION_ENDPOINT")]
+    pub introspection_endpoint: Option<String>,
+
+    /// Client id this server authenticates with at the introspection endpoint.
+    #[arg(
+        long,
+        env = "MCP_RS_INTROSPECTION_CLIENT_ID",
+        requires = "introspection_endpoint"
+    )]
+    pub introspection_client_id: Option<String>,
+
+    /// Client secret for the introspection endpoint (prefer the environment variable:
+    /// command lines are visible to other users).
+    #[arg(
+        long,
+        env = "MCP_RS_INTROSPECTION_CLIENT_SECRET",
+        hide_env_values = true,
+        requires = "introspection_endpoint"
+    )]
+    pub introspection_client_secret: Option<String>,
+
+    /// Longest an active introspection answer is reused, in seconds (also never past
+    /// the token's `exp`); a revoked token is refused within this time.
+    #[arg(long, env = "MCP_RS_INTROSPECTION_CACHE_CEILING", default_value_t = 60)]
+    pub introspection_cache_ceiling: u64,
+
+    /// Most introspection answers kept in the cache.
+    #[arg(
+        long,
+        env = "MCP_RS_INTROSPECTION_CACHE_CAPACITY",
+        default_value_t = 10_000
+    )]
+    pub introspection_cache_capacity: usize,
+
+    /// Longest one introspection exchange may take, in milliseconds; past it the
+    /// request is answered 503.
+    #[arg(long, env = "MCP_RS_INTROSPECTION_TIMEOUT_MS", default_value_t = 3000)]
+    pub introspection_timeout_ms: u64,
 
     /// Also serve the MCP conformance suite's fixture tools, prompts and resources
     /// (`test_simple_text`, `test://static-text`, ...) beside the demo tools.
@@ -231,6 +272,17 @@ impl Cli {
         config.jwks.min_refetch_interval = Duration::from_secs(self.jwks_min_refetch);
         config.no_auth = self.no_auth;
         config.conformance_fixtures = self.conformance_fixtures;
+        config.introspection = self.introspection_endpoint.as_ref().map(|endpoint| {
+            let mut settings = IntrospectionSettings::new(
+                endpoint.clone(),
+                self.introspection_client_id.clone().unwrap_or_default(),
+                ClientSecret::new(self.introspection_client_secret.clone().unwrap_or_default()),
+            );
+            settings.cache_ceiling = Duration::from_secs(self.introspection_cache_ceiling);
+            settings.cache_capacity = self.introspection_cache_capacity;
+            settings.timeout = Duration::from_millis(self.introspection_timeout_ms);
+            settings
+        });
         config.max_streams_per_principal = self.max_streams_per_principal;
         config.max_streams = self.max_streams;
         config.max_mcp_sessions_per_principal = self.max_mcp_sessions_per_principal;
@@ -346,6 +398,53 @@ mod tests {
             "dpop-algs"
         );
         assert!(Cli::try_parse_from(["resource-server", "--dpop", "sometimes"]).is_err());
+    }
+
+    #[test]
+    fn introspection_flags() {
+        let cli = Cli::parse_from([
+            "resource-server",
+            "--introspection-endpoint",
+            "http://127.0.0.1:5556/dex/token/introspect",
+            "--introspection-client-id",
+            "mcp-resource-server",
+            "--introspection-client-secret",
+            "s3cret",
+            "--introspection-cache-ceiling",
+            "5",
+        ]);
+        let config = cli.to_config().unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "the secret is redacted: {shown}");
+        let validated = config.validate().unwrap();
+        assert_eq!(
+            validated.introspection_endpoint.unwrap().path(),
+            "/dex/token/introspect"
+        );
+        let settings = validated.raw.introspection.unwrap();
+        assert_eq!(settings.cache_ceiling, Duration::from_secs(5));
+        assert_eq!(settings.timeout, Duration::from_millis(3000));
+
+        let no_secret = Cli::parse_from([
+            "resource-server",
+            "--introspection-endpoint",
+            "http://127.0.0.1:5556/dex/token/introspect",
+            "--introspection-client-id",
+            "mcp-resource-server",
+        ]);
+        assert_eq!(
+            no_secret
+                .to_config()
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .setting,
+            "introspection-client-secret"
+        );
+        assert!(
+            Cli::try_parse_from(["resource-server", "--introspection-client-id", "x"]).is_err(),
+            "credentials without an endpoint are refused"
+        );
     }
 
     #[test]

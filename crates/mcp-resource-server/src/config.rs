@@ -8,7 +8,7 @@
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
-use mcp_auth_proto::{scope::Scopes, wellknown};
+use mcp_auth_proto::{scope::Scopes, secret::ClientSecret, wellknown};
 use url::Url;
 
 use crate::auth::{DpopConfig, DpopPolicy, dpop::proof_algorithm};
@@ -127,6 +127,9 @@ pub struct Config {
     pub stateless: bool,
     /// Turn authorization off entirely (conformance testing only).
     pub no_auth: bool,
+    /// Verify tokens by RFC 7662 introspection instead of as JWTs (see
+    /// [`crate::auth::introspection`]).
+    pub introspection: Option<IntrospectionSettings>,
     /// Also serve the MCP conformance suite's fixture tools, prompts and resources
     /// (see [`crate::fixtures`]); the demo tools are unchanged.
     pub conformance_fixtures: bool,
@@ -195,6 +198,7 @@ impl Default for Config {
             cookie: CookieConfig::default(),
             stateless: false,
             no_auth: false,
+            introspection: None,
             conformance_fixtures: false,
             resource_name: "MCP OAuth demo resource server".into(),
             leeway: Duration::from_secs(30),
@@ -312,6 +316,13 @@ impl Config {
     #[must_use]
     pub fn with_no_auth(mut self, no_auth: bool) -> Self {
         self.no_auth = no_auth;
+        self
+    }
+
+    /// Verifies tokens by introspection at `settings.endpoint`.
+    #[must_use]
+    pub fn with_introspection(mut self, settings: IntrospectionSettings) -> Self {
+        self.introspection = Some(settings);
         self
     }
 
@@ -436,6 +447,10 @@ impl Config {
         for server in &self.authorization_servers {
             parse_http_url("authorization-server", server)?;
         }
+        let introspection_endpoint = match &self.introspection {
+            None => None,
+            Some(settings) => Some(settings.check()?),
+        };
         check_tokens("scopes-supported", &self.scopes_supported)?;
         check_tokens("required-scopes", &self.required_scopes)?;
         for (tool, scopes) in &self.tool_scopes {
@@ -619,6 +634,7 @@ impl Config {
             issuer: self.issuer.clone(),
             issuer_url: issuer,
             jwks_uri,
+            introspection_endpoint,
             audiences,
             authorization_servers,
             scopes_supported: Scopes::parse(&self.scopes_supported.join(" ")),
@@ -634,6 +650,71 @@ impl Config {
     }
 }
 
+/// Token introspection settings ([RFC 7662](https://www.rfc-editor.org/rfc/rfc7662)).
+#[derive(Debug, Clone)]
+pub struct IntrospectionSettings {
+    /// The authorization server's introspection endpoint.
+    pub endpoint: String,
+    /// This resource server's client id there.
+    pub client_id: String,
+    /// Its client secret (`Debug` shows `[redacted]`).
+    pub client_secret: ClientSecret,
+    /// Longest an active answer is reused; a revocation is seen within it.
+    pub cache_ceiling: Duration,
+    /// Most cached answers.
+    pub cache_capacity: usize,
+    /// Longest one introspection exchange may take; past it the request gets 503.
+    pub timeout: Duration,
+}
+
+impl IntrospectionSettings {
+    /// Settings for `endpoint` with client credentials and the default cache and
+    /// timeout.
+    pub fn new(
+        endpoint: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: ClientSecret,
+    ) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            client_id: client_id.into(),
+            client_secret,
+            cache_ceiling: crate::auth::introspection::DEFAULT_CACHE_CEILING,
+            cache_capacity: crate::auth::introspection::DEFAULT_CACHE_CAPACITY,
+            timeout: crate::auth::introspection::DEFAULT_TIMEOUT,
+        }
+    }
+
+    fn check(&self) -> Result<Url, ConfigError> {
+        let endpoint = parse_http_url("introspection-endpoint", &self.endpoint)?;
+        if self.client_id.trim().is_empty() {
+            return Err(ConfigError::new(
+                "introspection-client-id",
+                "needed with --introspection-endpoint",
+            ));
+        }
+        if self.client_secret.secret().is_empty() {
+            return Err(ConfigError::new(
+                "introspection-client-secret",
+                "needed with --introspection-endpoint",
+            ));
+        }
+        if self.timeout.is_zero() || self.timeout > Duration::from_secs(60) {
+            return Err(ConfigError::new(
+                "introspection-timeout-ms",
+                "between 1 ms and 60 s",
+            ));
+        }
+        if self.cache_ceiling > Duration::from_secs(3600) {
+            return Err(ConfigError::new(
+                "introspection-cache-ceiling",
+                "at most 3600 seconds",
+            ));
+        }
+        Ok(endpoint)
+    }
+}
+
 /// A configuration whose settings were checked and whose defaults were resolved.
 #[derive(Debug, Clone)]
 pub struct ValidatedConfig {
@@ -645,6 +726,8 @@ pub struct ValidatedConfig {
     pub issuer_url: Url,
     /// Configured JWKS URI, if any.
     pub jwks_uri: Option<Url>,
+    /// The introspection endpoint, when tokens are introspected.
+    pub introspection_endpoint: Option<Url>,
     /// Accepted audiences.
     pub audiences: Vec<String>,
     /// Advertised authorization servers.

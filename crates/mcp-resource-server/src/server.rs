@@ -47,8 +47,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     auth::{
-        AuthLayer, CookieAuth, DpopVerifier, JwksCache, JwksSource, ToolScopePolicy, Validator,
-        ValidatorConfig, stream_expiry::end_streams_at_expiry, tool_scope::ToolScopeLayer,
+        AuthLayer, CookieAuth, DpopVerifier, IntrospectionConfig, Introspector, JwksCache,
+        JwksSource, ToolScopePolicy, Validator, ValidatorConfig, VerifyToken,
+        stream_expiry::end_streams_at_expiry, tool_scope::ToolScopeLayer,
     },
     config::{Config, ConfigError, ValidatedConfig},
     connection::{AcceptBackoff, Activity, Tracked, idle_watch},
@@ -81,10 +82,13 @@ pub enum ServeError {
 pub struct AppState {
     /// The configuration.
     pub config: Arc<ValidatedConfig>,
-    /// The token validator (`None` with authorization off).
+    /// The JWT validator (`None` with authorization off or with introspection).
     pub validator: Option<Arc<Validator>>,
     /// DPoP proof checks and their replay cache (`None` when DPoP is off).
     pub dpop: Option<Arc<DpopVerifier>>,
+    /// What the authorization layers verify tokens with: the JWT validator, or the
+    /// introspection client (`None` with authorization off).
+    pub verifier: Option<Arc<dyn VerifyToken>>,
     /// Cookie sessions.
     pub cookie_sessions: Arc<CookieSessions>,
     /// Legacy SSE sessions.
@@ -119,7 +123,24 @@ impl AppState {
                 config.allowed_hosts.push(literal);
             }
         }
-        let validator = (!config.raw.no_auth).then(|| {
+        let introspector = match (&config.raw.introspection, &config.introspection_endpoint) {
+            (Some(settings), Some(endpoint)) if !config.raw.no_auth => {
+                Some(Arc::new(Introspector::new(IntrospectionConfig {
+                    endpoint: endpoint.clone(),
+                    client_id: settings.client_id.clone(),
+                    client_secret: settings.client_secret.clone(),
+                    issuer: config.issuer.clone(),
+                    audiences: config.audiences.clone(),
+                    leeway: config.raw.leeway,
+                    cache_ceiling: settings.cache_ceiling,
+                    cache_capacity: settings.cache_capacity,
+                    timeout: settings.timeout,
+                    max_token_bytes: config.raw.max_token_bytes,
+                })))
+            }
+            _ => None,
+        };
+        let validator = (!config.raw.no_auth && introspector.is_none()).then(|| {
             let source = match &config.jwks_uri {
                 Some(uri) => JwksSource::Uri(uri.clone()),
                 None => JwksSource::Discover {
@@ -150,6 +171,11 @@ impl AppState {
             algs: d.algs().to_string(),
             required: d.required(),
         });
+        let verifier: Option<Arc<dyn VerifyToken>> = match (&introspector, &validator) {
+            (Some(introspector), _) => Some(introspector.clone()),
+            (None, Some(validator)) => Some(validator.clone()),
+            (None, None) => None,
+        };
         let mcp_challenge = ChallengeContext {
             resource_metadata: Some(config.prm_url("mcp")),
             scope: config.required_scopes.clone(),
@@ -192,6 +218,7 @@ impl AppState {
             config: Arc::new(config),
             validator,
             dpop,
+            verifier,
             cookie_sessions,
             sse_sessions: Arc::default(),
             stream_slots,
@@ -332,7 +359,7 @@ fn streamable_http(state: &AppState, guard: &RouteGuard) -> Router {
     let guarded = ServiceBuilder::new()
         .layer(guard.cors.clone())
         .layer(guard.origin.clone());
-    let Some(validator) = &state.validator else {
+    let Some(validator) = &state.verifier else {
         return if config.raw.stateless {
             Router::new().route_service("/mcp", guarded.service(stateless()))
         } else {
@@ -342,7 +369,7 @@ fn streamable_http(state: &AppState, guard: &RouteGuard) -> Router {
             Router::new().route_service("/mcp", stack)
         };
     };
-    let mut auth = AuthLayer::new(validator.clone())
+    let mut auth = AuthLayer::with_verifier(validator.clone())
         .with_resource_metadata(config.prm_url("mcp"))
         .with_required_scopes(config.required_scopes.clone());
     if let Some(dpop) = &state.dpop {
@@ -375,13 +402,13 @@ fn legacy_sse(state: &AppState, guard: &RouteGuard) -> Router {
         .route("/sse", get(open_stream))
         .route("/messages", post(post_message));
     let mut session = Router::<AppState>::new();
-    if let Some(validator) = &state.validator {
+    if let Some(validator) = &state.verifier {
         let cookie_auth = CookieAuth {
             sessions: state.cookie_sessions.clone(),
             cookie_name: config.cookie_name.clone(),
             allowed_origins: config.allowed_origins.clone().into(),
         };
-        let mut sse_auth = AuthLayer::new(validator.clone())
+        let mut sse_auth = AuthLayer::with_verifier(validator.clone())
             .with_resource_metadata(config.prm_url("sse"))
             .with_required_scopes(config.required_scopes.clone());
         if let Some(dpop) = &state.dpop {
@@ -413,7 +440,7 @@ pub fn app(state: AppState) -> App {
         hosts: config.allowed_hosts.clone(),
         origins: config.allowed_origins.clone(),
     });
-    if state.validator.is_none() {
+    if state.verifier.is_none() {
         tracing::warn!("AUTHORIZATION IS OFF (--no-auth): every request is served without a token");
     }
     let guard = RouteGuard {

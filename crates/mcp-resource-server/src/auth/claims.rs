@@ -26,6 +26,9 @@ pub enum TokenKind {
     Rfc9068,
     /// A plain JWT (Dex-shaped: an ID-token-like JWT, no `scope` claim).
     Jwt,
+    /// A token (opaque or not) the authorization server vouched for by introspection
+    /// (RFC 7662).
+    Introspected,
 }
 
 /// Claims of a verified access token. Holds no token, only what was read from it.

@@ -10,7 +10,7 @@
 //!    `DPoP` proof is checked first ([`super::dpop`]);
 //! 3. or, where enabled with [`AuthLayer::with_cookie_sessions`] and no header was sent,
 //!    the session cookie, which needs an allowed `Origin` on state-changing methods;
-//! 4. validates the token with the [`Validator`];
+//! 4. verifies the token with its [`VerifyToken`] (JWT validation or introspection);
 //! 5. checks the binding (RFC 9449 §7): a token with `cnf.jkt` must come with the `DPoP`
 //!    scheme and a proof signed by that key (a bound token sent as `Bearer` is a
 //!    downgrade and refused), a token without it must not; then records the proof's
@@ -43,7 +43,7 @@ use tower::{Layer, Service};
 use super::{
     claims::VerifiedClaims,
     dpop::{DpopError, DpopVerifier, VerifiedProof},
-    validator::Validator,
+    verify::VerifyToken,
 };
 use crate::{
     error::{ChallengeContext, DpopAdvert, Error, Refusal},
@@ -94,7 +94,7 @@ pub struct CookieAuth {
 
 #[derive(Debug, Clone)]
 struct Settings {
-    validator: Arc<Validator>,
+    validator: Arc<dyn VerifyToken>,
     challenge: ChallengeContext,
     /// The answer to a request without credentials, rendered from `challenge`.
     missing_credentials: Refusal,
@@ -117,8 +117,14 @@ pub struct AuthLayer {
 }
 
 impl AuthLayer {
-    /// A layer validating tokens with `validator`; no scope required, no cookies.
-    pub fn new(validator: Arc<Validator>) -> Self {
+    /// A layer verifying tokens with `validator` (a [`super::Validator`] for JWTs, an
+    /// [`super::Introspector`] for introspection); no scope required, no cookies.
+    pub fn new<V: VerifyToken + 'static>(validator: Arc<V>) -> Self {
+        Self::with_verifier(validator)
+    }
+
+    /// [`AuthLayer::new`] for a verifier already behind `dyn`.
+    pub fn with_verifier(validator: Arc<dyn VerifyToken>) -> Self {
         let challenge = ChallengeContext::default();
         let settings = Settings {
             validator,
@@ -505,7 +511,7 @@ impl Settings {
         token: &str,
         proof: Option<&VerifiedProof>,
     ) -> Result<(Arc<VerifiedClaims>, AuthMethod), Error> {
-        match self.validator.validate(token).await {
+        match self.validator.verify(token).await {
             Ok(claims) => {
                 let method = self.check_binding(&claims, proof)?;
                 Ok((self.check_scopes(claims)?, method))

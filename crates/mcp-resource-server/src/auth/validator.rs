@@ -82,12 +82,22 @@ pub enum ValidationError {
     /// A claim has the wrong shape.
     #[error("invalid claim `{0}`")]
     InvalidClaim(&'static str),
+    /// The authorization server says the token is not active (RFC 7662 `active: false`).
+    #[error("the token is not active")]
+    Inactive,
+    /// The token cannot be checked right now (the introspection endpoint is down, slow
+    /// or answered an error).
+    #[error("cannot check the token: {0}")]
+    Unavailable(&'static str),
 }
 
 impl ValidationError {
     /// True when the token may be fine but keys could not be obtained (answer 503, not 401).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Key(JwksError::Unavailable(_)))
+        matches!(
+            self,
+            Self::Key(JwksError::Unavailable(_)) | Self::Unavailable(_)
+        )
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod connections;
 mod fixture;
+mod introspection;
 mod layer;
 mod logs;
 mod mcp_http;

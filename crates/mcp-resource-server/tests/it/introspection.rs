@@ -1,0 +1,269 @@
+//! Token introspection (RFC 7662) against a real introspection endpoint on 127.0.0.1:
+//! opaque tokens accepted and cached, `active: false` and a wrong `aud` refused with
+//! 401, revocation seen once the cache ceiling passes, and an endpoint that is down,
+//! slow or refusing the server's credentials answered 503 without hanging.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Form, Json, Router,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use mcp_auth_proto::secret::ClientSecret;
+use mcp_resource_server::config::IntrospectionSettings;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::fixture::{call, now, rpc, start_rs, test_config};
+
+const CLIENT_ID: &str = "mcp-resource-server";
+const CLIENT_SECRET: &str = "introspection-secret";
+
+#[derive(Clone, Default)]
+struct EndpointState {
+    answers: Arc<Mutex<HashMap<String, Value>>>,
+    calls: Arc<AtomicUsize>,
+    delay: Arc<Mutex<Duration>>,
+}
+
+/// A small RFC 7662 endpoint: client_secret_basic, a table of answers, `active: false`
+/// for anything else.
+struct Endpoint {
+    url: String,
+    issuer: String,
+    state: EndpointState,
+}
+
+async fn introspect(
+    State(state): State<EndpointState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    state.calls.fetch_add(1, Ordering::SeqCst);
+    let delay = *state.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let expected = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+    );
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some(&expected)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    if form.get("token_type_hint").map(String::as_str) != Some("access_token") {
+        return (StatusCode::BAD_REQUEST, "token_type_hint expected").into_response();
+    }
+    let answer = form
+        .get("token")
+        .and_then(|token| state.answers.lock().unwrap().get(token).cloned())
+        .unwrap_or_else(|| json!({"active": false}));
+    Json(answer).into_response()
+}
+
+impl Endpoint {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = EndpointState::default();
+        let app = Router::new()
+            .route("/dex/token/introspect", post(introspect))
+            .with_state(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            url: format!("{base}/dex/token/introspect"),
+            issuer: format!("{base}/dex"),
+            state,
+        }
+    }
+
+    /// Registers `token` as active for `aud`, Dex-shaped (`token_use`, `ext`).
+    fn issue(&self, token: &str, aud: &str, scope: &str) {
+        self.state.answers.lock().unwrap().insert(
+            token.to_string(),
+            json!({
+                "active": true, "sub": "alice", "aud": aud, "iss": self.issuer,
+                "exp": now() + 300, "iat": now(), "nbf": now(), "scope": scope,
+                "client_id": "mcp-client", "token_type": "Bearer", "token_use": "access_token",
+                "ext": {"email": "alice@example.com"}
+            }),
+        );
+    }
+
+    fn revoke(&self, token: &str) {
+        self.state.answers.lock().unwrap().remove(token);
+    }
+
+    fn calls(&self) -> usize {
+        self.state.calls.load(Ordering::SeqCst)
+    }
+}
+
+fn settings(endpoint: &str, secret: &str) -> IntrospectionSettings {
+    let mut settings = IntrospectionSettings::new(endpoint, CLIENT_ID, ClientSecret::new(secret));
+    settings.timeout = Duration::from_millis(500);
+    settings
+}
+
+async fn server(issuer: &str, settings: IntrospectionSettings) -> String {
+    let issuer = issuer.to_string();
+    start_rs(move |url| test_config(url, &issuer).with_introspection(settings)).await
+}
+
+fn list() -> Value {
+    json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+}
+
+#[tokio::test]
+async fn an_opaque_token_is_introspected_once_then_cached() {
+    let endpoint = Endpoint::start().await;
+    let url = server(&endpoint.issuer, settings(&endpoint.url, CLIENT_SECRET)).await;
+    let token = "opaque-token-0123456789abcdef";
+    endpoint.issue(token, &format!("{url}/mcp"), "mcp:tools");
+
+    let init = rpc(&url, Some(token), None, crate::fixture::initialize()).await;
+    assert_eq!(init.status, 200, "{:?}", init.body);
+    let session = init.session.unwrap();
+    let whoami = rpc(
+        &url,
+        Some(token),
+        Some(&session),
+        call(3, "whoami", json!({})),
+    )
+    .await;
+    let claims = &whoami.body.unwrap()["result"]["structuredContent"];
+    assert_eq!(claims["subject"], "alice");
+    assert_eq!(claims["token_kind"], "introspected");
+    assert_eq!(claims["profile"]["email"], "alice@example.com");
+    assert_eq!(endpoint.calls(), 1, "later requests use the cached answer");
+
+    // Scopes come from the answer: admin_status needs mcp:admin.
+    let admin = rpc(
+        &url,
+        Some(token),
+        Some(&session),
+        call(4, "admin_status", json!({})),
+    )
+    .await;
+    assert_eq!(admin.status, 403);
+    assert!(admin.www_authenticate.contains("insufficient_scope"));
+}
+
+#[tokio::test]
+async fn inactive_wrong_audience_and_refresh_tokens_get_401_invalid_token() {
+    let endpoint = Endpoint::start().await;
+    let url = server(&endpoint.issuer, settings(&endpoint.url, CLIENT_SECRET)).await;
+
+    let unknown = rpc(&url, Some("never-issued-token"), None, list()).await;
+    assert_eq!(unknown.status, 401);
+    assert!(unknown.www_authenticate.contains("error=\"invalid_token\""));
+    assert!(unknown.www_authenticate.contains("resource_metadata="));
+
+    endpoint.issue(
+        "for-another-resource",
+        "https://other.example/mcp",
+        "mcp:tools",
+    );
+    let other = rpc(&url, Some("for-another-resource"), None, list()).await;
+    assert_eq!(other.status, 401);
+    assert!(
+        other
+            .www_authenticate
+            .contains("not issued for this resource"),
+        "{}",
+        other.www_authenticate
+    );
+
+    endpoint.issue("a-refresh-token", &format!("{url}/mcp"), "mcp:tools");
+    endpoint
+        .state
+        .answers
+        .lock()
+        .unwrap()
+        .get_mut("a-refresh-token")
+        .unwrap()["token_use"] = json!("refresh_token");
+    let refresh = rpc(&url, Some("a-refresh-token"), None, list()).await;
+    assert_eq!(
+        refresh.status, 401,
+        "Dex says refresh tokens are active too"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_once_the_cache_ceiling_passes() {
+    let endpoint = Endpoint::start().await;
+    let mut settings = settings(&endpoint.url, CLIENT_SECRET);
+    settings.cache_ceiling = Duration::from_secs(1);
+    let url = server(&endpoint.issuer, settings).await;
+    let token = "soon-revoked-token";
+    endpoint.issue(token, &format!("{url}/mcp"), "mcp:tools");
+    let init = rpc(&url, Some(token), None, crate::fixture::initialize()).await;
+    assert_eq!(init.status, 200);
+    endpoint.revoke(token);
+    let cached = rpc(&url, Some(token), None, crate::fixture::initialize()).await;
+    assert_eq!(
+        cached.status, 200,
+        "within the ceiling the cached answer holds"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let refused = rpc(&url, Some(token), None, crate::fixture::initialize()).await;
+    assert_eq!(
+        refused.status, 401,
+        "past the ceiling the revocation is seen"
+    );
+    assert_eq!(endpoint.calls(), 2);
+}
+
+#[tokio::test]
+async fn an_endpoint_that_is_down_slow_or_refusing_us_means_503_in_bounded_time() {
+    // Down: a port nothing listens on.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed_url = format!("http://{}/introspect", closed.local_addr().unwrap());
+    drop(closed);
+    let endpoint = Endpoint::start().await;
+    let url = server(&endpoint.issuer, settings(&closed_url, CLIENT_SECRET)).await;
+    let started = Instant::now();
+    let down = rpc(&url, Some("any-token"), None, list()).await;
+    assert_eq!(down.status, 503);
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // Slow: the endpoint takes 5 s, the timeout is 500 ms.
+    let url = server(&endpoint.issuer, settings(&endpoint.url, CLIENT_SECRET)).await;
+    endpoint.issue("slow-token", &format!("{url}/mcp"), "mcp:tools");
+    *endpoint.state.delay.lock().unwrap() = Duration::from_secs(5);
+    let started = Instant::now();
+    let slow = rpc(&url, Some("slow-token"), None, list()).await;
+    assert_eq!(slow.status, 503);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    *endpoint.state.delay.lock().unwrap() = Duration::ZERO;
+
+    // Our own credentials refused by the endpoint: a server-side fault, not the token's.
+    let url = server(&endpoint.issuer, settings(&endpoint.url, "wrong-secret")).await;
+    endpoint.issue("good-token", &format!("{url}/mcp"), "mcp:tools");
+    let refused = rpc(&url, Some("good-token"), None, list()).await;
+    assert_eq!(refused.status, 503);
+    assert!(refused.www_authenticate.is_empty());
+}
