@@ -9,6 +9,7 @@ mod client_faults;
 mod cookies;
 mod dpop_attacks;
 mod faults;
+mod introspection;
 mod limits;
 mod proto_urls;
 mod sessions;
