@@ -297,6 +297,7 @@ async fn register(
         grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
         response_types: vec!["code".to_owned()],
         client_name: Some(config.client_name.clone()),
+        application_type: Some(application_type(redirect_uri).to_owned()),
         software_id: Some("mcp-auth-client".to_owned()),
         software_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
         ..ClientMetadata::default()
@@ -371,6 +372,28 @@ async fn register(
     Ok(client)
 }
 
+/// The OpenID Connect `application_type` for a redirect URI: `native` for a loopback
+/// redirect (a program on the user's machine, as this client is), `web` for one served
+/// from elsewhere. MCP 2026-07-28 (client registration) asks for it: an OIDC server
+/// would default to `web` and may then refuse a loopback redirect.
+fn application_type(redirect_uri: &str) -> &'static str {
+    match url::Url::parse(redirect_uri) {
+        // An https redirect on a host that is not loopback: a web application's.
+        Ok(u) if u.scheme() == "https" && !is_loopback_host(&u) => "web",
+        // http on loopback (the only http redirect OAuth 2.1 allows) or a private scheme.
+        _ => "native",
+    }
+}
+
+fn is_loopback_host(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// The method for a client with a secret: basic when the AS lists it (or lists nothing,
 /// RFC 8414's default), else post.
 fn secret_method(as_: &AuthorizationServer) -> TokenAuthMethod {
@@ -381,5 +404,23 @@ fn secret_method(as_: &AuthorizationServer) -> TokenAuthMethod {
         TokenAuthMethod::ClientSecretPost
     } else {
         TokenAuthMethod::ClientSecretBasic
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::application_type;
+
+    #[test]
+    fn application_type_follows_the_redirect() {
+        assert_eq!(
+            application_type("http://127.0.0.1:53682/callback"),
+            "native"
+        );
+        assert_eq!(application_type("http://localhost:8080/cb"), "native");
+        assert_eq!(application_type("http://[::1]:9/cb"), "native");
+        assert_eq!(application_type("com.example.app:/oauth"), "native");
+        assert_eq!(application_type("https://127.0.0.1/cb"), "native");
+        assert_eq!(application_type("https://app.example.com/cb"), "web");
     }
 }

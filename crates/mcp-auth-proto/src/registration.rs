@@ -22,6 +22,10 @@ pub struct ClientMetadata {
     pub client_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_uri: Option<String>,
+    /// `native` or `web` (OpenID Connect Dynamic Client Registration 1.0 §2); MCP
+    /// 2026-07-28 asks clients to send it, and an OIDC server defaults it to `web`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<String>,
     /// Space-separated scopes the client may request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,

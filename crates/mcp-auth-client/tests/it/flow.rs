@@ -22,6 +22,11 @@ async fn authorizes_lists_and_calls_then_reuses_the_cache() {
     // One registration, one authorization with the challenge's scope + offline_access,
     // PKCE S256 and resource, one code exchange with the same resource.
     assert_eq!(mock.count("register"), 1, "{log:?}");
+    // A loopback redirect: a native application (OIDC registration, MCP 2026-07-28).
+    assert!(
+        log.contains(&"register application_type=native".to_owned()),
+        "{log:?}"
+    );
     let resource = mock.mcp_url();
     assert!(
         log.contains(&format!(

@@ -143,7 +143,7 @@ pub struct Mock {
     pub base: String,
     pub issued: Arc<Mutex<Issued>>,
     /// One line per notable request: `authorize scope=...`, `token grant=... resource=...`,
-    /// `mcp <method> <status>`, `register`.
+    /// `mcp <method> <status>`, `register application_type=...`.
     pub log: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -278,7 +278,13 @@ async fn as_metadata(State(s): State<AppState>) -> Response {
 }
 
 async fn register(State(s): State<AppState>, axum::Json(body): axum::Json<Value>) -> Response {
-    push(&s.log, "register".into());
+    push(
+        &s.log,
+        format!(
+            "register application_type={}",
+            body["application_type"].as_str().unwrap_or("(none)")
+        ),
+    );
     let mut out = body.clone();
     out["client_id"] = json!("dyn-client-1");
     if s.config.oversized == Some(Oversized::Registration) {
