@@ -38,7 +38,8 @@ use crate::authorize::{self, AuthorizeOptions};
 use crate::cache::{Cache, TokenSet, now};
 use crate::discovery::{self, Discovered};
 use crate::error::{ClientError, Result};
-use crate::mcp::jsonrpc::{self, LATEST_PROTOCOL_VERSION};
+use crate::mcp::jsonrpc::{self, LATEST_PROTOCOL_VERSION, RpcError};
+use crate::mcp::modern::{self, ParamHeader};
 use crate::mcp::sse::{LegacySse, SseAuth};
 use crate::mcp::streamable::Streamable;
 use crate::mcp::{Outcome, RpcResult};
@@ -89,8 +90,38 @@ enum Transport {
 }
 
 enum Op<'a> {
-    Message { msg: &'a Value, id: Option<u64> },
+    Message {
+        msg: &'a Value,
+        headers: &'a [(String, String)],
+        id: Option<u64>,
+    },
     OpenSse,
+}
+
+/// Which era of the protocol the server speaks (basic/versioning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Era {
+    /// Not known yet.
+    Unknown,
+    /// Per-request metadata, no handshake (2026-07-28): the version of every request.
+    Modern(&'static str),
+    /// The `initialize` handshake (2025-11-25 and earlier).
+    Legacy,
+}
+
+/// The methods whose result may be an `InputRequiredResult` (SEP-2322).
+const MULTI_ROUND_METHODS: &[&str] = &["tools/call", "prompts/get", "resources/read"];
+
+/// At most this many rounds of one multi-round request.
+const MAX_INPUT_ROUNDS: usize = 8;
+
+/// What the modern wire knows of a listed tool.
+#[derive(Debug, Clone)]
+enum ToolHeaders {
+    /// Its `x-mcp-header` designations.
+    Valid(Vec<ParamHeader>),
+    /// Left out of the list: why.
+    Invalid(String),
 }
 
 /// An MCP session with authorization handled.
@@ -107,6 +138,8 @@ pub struct Session {
     next_id: u64,
     server_info: Option<Value>,
     authorizations_total: u32,
+    era: Era,
+    tools: std::collections::HashMap<String, ToolHeaders>,
 }
 
 impl std::fmt::Debug for Session {
@@ -175,6 +208,8 @@ impl Session {
             next_id: 1,
             server_info: None,
             authorizations_total: 0,
+            era: Era::Unknown,
+            tools: std::collections::HashMap::new(),
         })
     }
 
@@ -184,10 +219,27 @@ impl Session {
         self.tokens.as_ref()
     }
 
-    /// The server's `initialize` result.
+    /// The server's `server/discover` (2026-07-28) or `initialize` result.
     #[must_use]
     pub fn server_info(&self) -> Option<&Value> {
         self.server_info.as_ref()
+    }
+
+    /// The protocol version in use, once connected: the 2026-07-28 wire's, or the one
+    /// `initialize` negotiated.
+    #[must_use]
+    pub fn protocol_version(&self) -> Option<&str> {
+        match self.era {
+            Era::Modern(v) => Some(v),
+            Era::Legacy => Some(
+                self.server_info
+                    .as_ref()
+                    .and_then(|i| i.get("protocolVersion"))
+                    .and_then(Value::as_str)
+                    .unwrap_or(LATEST_PROTOCOL_VERSION),
+            ),
+            Era::Unknown => None,
+        }
     }
 
     /// How many authorizations this session started in all (its budget is
@@ -207,51 +259,164 @@ impl Session {
         }
     }
 
-    /// Chooses the transport and initializes the MCP session.
+    /// Chooses the transport and the protocol era, and initializes the MCP session.
+    ///
+    /// On Streamable HTTP the client first speaks the 2026-07-28 wire (`server/discover`
+    /// with per-request metadata). A modern answer, or a modern error such as
+    /// `UnsupportedProtocolVersionError` (retried with a version from its list), keeps
+    /// it there; anything else (a 4xx without a modern error, a JSON-RPC error of a
+    /// legacy server) means a legacy server: `initialize`, and with
+    /// [`TransportChoice::Auto`] the legacy HTTP+SSE transport after that.
     pub async fn connect(&mut self) -> Result<()> {
         let url = self.options.server_url.clone();
-        match self.options.transport {
-            TransportChoice::Streamable => {
-                self.transport = Some(Transport::Streamable(Streamable::new(
-                    self.mcp_http.clone(),
-                    url,
-                )));
-                self.initialize().await
-            }
-            TransportChoice::Sse => {
-                self.with_auth(Op::OpenSse).await?;
-                self.initialize().await
-            }
-            TransportChoice::Auto => {
-                self.transport = Some(Transport::Streamable(Streamable::new(
-                    self.mcp_http.clone(),
-                    url,
-                )));
-                match self.initialize().await {
-                    Err(ClientError::HttpStatus { status, detail, .. })
-                        if (400..500).contains(&status) =>
-                    {
-                        self.trace.step(
-                            "mcp",
-                            format!(
-                                "POST initialize -> {status}: not Streamable HTTP; trying the legacy HTTP+SSE transport (GET, expecting an endpoint event)"
-                            ),
-                        );
-                        self.transport = None;
-                        match self.with_auth(Op::OpenSse).await {
-                            Err(ClientError::HttpStatus { status: get, .. }) => {
-                                return Err(ClientError::Transport(format!(
-                                    "{} speaks neither transport: POST initialize answered {status}{detail}, and GET answered {get} without an SSE stream",
-                                    self.options.server_url
-                                )));
-                            }
-                            other => other?,
-                        };
-                        self.initialize().await
+        if self.options.transport == TransportChoice::Sse {
+            self.era = Era::Legacy;
+            self.with_auth(Op::OpenSse).await?;
+            return self.initialize().await;
+        }
+        self.transport = Some(Transport::Streamable(Streamable::new(
+            self.mcp_http.clone(),
+            url,
+        )));
+        if self.discover().await? {
+            return Ok(());
+        }
+        self.era = Era::Legacy;
+        if let Some(Transport::Streamable(s)) = &mut self.transport {
+            s.set_modern(false);
+        }
+        if self.options.transport == TransportChoice::Streamable {
+            return self.initialize().await;
+        }
+        match self.initialize().await {
+            Err(ClientError::HttpStatus { status, detail, .. }) if (400..500).contains(&status) => {
+                self.trace.step(
+                    "mcp",
+                    format!(
+                        "POST initialize -> {status}: not Streamable HTTP; trying the legacy HTTP+SSE transport (GET, expecting an endpoint event)"
+                    ),
+                );
+                self.transport = None;
+                match self.with_auth(Op::OpenSse).await {
+                    Err(ClientError::HttpStatus { status: get, .. }) => {
+                        return Err(ClientError::Transport(format!(
+                            "{} speaks neither transport: POST initialize answered {status}{detail}, and GET answered {get} without an SSE stream",
+                            self.options.server_url
+                        )));
                     }
-                    other => other,
-                }
+                    other => other?,
+                };
+                self.initialize().await
             }
+            other => other,
+        }
+    }
+
+    /// The 2026-07-28 probe: `server/discover` on the modern wire. True if the server
+    /// speaks it (the session stays modern), false if it is a legacy server.
+    async fn discover(&mut self) -> Result<bool> {
+        let version = modern::MODERN_PROTOCOL_VERSIONS[0];
+        self.era = Era::Modern(version);
+        if let Some(Transport::Streamable(s)) = &mut self.transport {
+            s.set_modern(true);
+        }
+        self.trace.step(
+            "mcp",
+            format!(
+                "speaking protocol {version} (per-request metadata, no handshake): server/discover"
+            ),
+        );
+        let legacy = |this: &mut Self, why: String| {
+            this.trace.step(
+                "mcp",
+                format!("{why}: a server of an earlier revision; falling back to initialize"),
+            );
+            Ok(false)
+        };
+        match self.rpc("server/discover", None, &[]).await {
+            Ok(Ok(result)) => {
+                let name = result
+                    .pointer("/_meta/io.modelcontextprotocol~1serverInfo/name")
+                    .or_else(|| result.pointer("/serverInfo/name"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_owned();
+                let supported: Vec<String> = result
+                    .get("supportedVersions")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if let Era::Modern(current) = self.era
+                    && !supported.is_empty()
+                    && !supported.iter().any(|v| v == current)
+                {
+                    match modern::choose_modern(&supported) {
+                        Some(v) => self.era = Era::Modern(v),
+                        None => {
+                            return legacy(
+                                self,
+                                format!("server/discover lists only {}", supported.join(", ")),
+                            );
+                        }
+                    }
+                }
+                self.trace.step(
+                    "mcp",
+                    format!(
+                        "server {name} speaks {}; protocol {} on every request",
+                        if supported.is_empty() {
+                            "(no supportedVersions listed)".to_owned()
+                        } else {
+                            supported.join(", ")
+                        },
+                        self.protocol_version().unwrap_or("?")
+                    ),
+                );
+                self.server_info = Some(result);
+                Ok(true)
+            }
+            Ok(Err(e)) if e.code == modern::UNSUPPORTED_PROTOCOL_VERSION => {
+                let supported = modern::supported_versions(e.data.as_ref());
+                if supported
+                    .iter()
+                    .any(|v| modern::LEGACY_PROTOCOL_VERSIONS.contains(&v.as_str()))
+                {
+                    return legacy(
+                        self,
+                        format!("the server supports {}", supported.join(", ")),
+                    );
+                }
+                Err(ClientError::Transport(format!(
+                    "{} supports no protocol version this client speaks ({}; this client: {}, {})",
+                    self.options.server_url,
+                    supported.join(", "),
+                    modern::MODERN_PROTOCOL_VERSIONS.join(", "),
+                    modern::LEGACY_PROTOCOL_VERSIONS.join(", ")
+                )))
+            }
+            Ok(Err(e)) if modern::is_modern_error(e.code) => Err(ClientError::JsonRpc {
+                method: "server/discover".to_owned(),
+                code: e.code,
+                message: e.message,
+            }),
+            Ok(Err(e)) => legacy(
+                self,
+                format!("server/discover -> error {}: {}", e.code, e.message),
+            ),
+            Err(ClientError::HttpStatus { status, .. }) if (400..500).contains(&status) => legacy(
+                self,
+                format!("server/discover -> HTTP {status} without a 2026-07-28 error"),
+            ),
+            Err(ClientError::InvalidResponse { reason, .. }) => legacy(
+                self,
+                format!("server/discover -> not a JSON-RPC reply ({reason})"),
+            ),
+            Err(e) => Err(e),
         }
     }
 
@@ -282,6 +447,7 @@ impl Session {
         if let Some(Transport::Streamable(s)) = &mut self.transport {
             s.set_protocol_version(&version);
         }
+        self.era = Era::Legacy;
         self.server_info = Some(result);
         self.notify("notifications/initialized", None).await
     }
@@ -298,7 +464,9 @@ impl Session {
         }
     }
 
-    /// Every tool of the server (following `nextCursor`).
+    /// Every tool of the server (following `nextCursor`). On the 2026-07-28 wire a tool
+    /// whose `x-mcp-header` designations break the rules is left out (with a warning in
+    /// the trace): one malformed definition does not hide the others.
     pub async fn list_tools(&mut self) -> Result<Vec<Value>> {
         let mut tools = Vec::new();
         let mut cursor: Option<String> = None;
@@ -313,37 +481,220 @@ impl Session {
                 _ => break,
             }
         }
-        Ok(tools)
+        if !matches!(self.era, Era::Modern(_)) {
+            return Ok(tools);
+        }
+        self.tools.clear();
+        let mut valid = Vec::with_capacity(tools.len());
+        for tool in tools {
+            let name = tool
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            match modern::param_headers(&tool) {
+                Ok(designations) => {
+                    self.tools.insert(name, ToolHeaders::Valid(designations));
+                    valid.push(tool);
+                }
+                Err(reason) => {
+                    self.trace.step(
+                        "mcp",
+                        format!("warning: leaving out the tool {name:?}: {reason}"),
+                    );
+                    self.tools.insert(name, ToolHeaders::Invalid(reason));
+                }
+            }
+        }
+        Ok(valid)
     }
 
-    /// Calls a tool; returns the `CallToolResult`.
+    /// Calls a tool; returns the `CallToolResult`. On the 2026-07-28 wire the
+    /// arguments its `inputSchema` marks with `x-mcp-header` are mirrored into
+    /// `Mcp-Param-*` headers (the tools are listed first if they were not), and a tool
+    /// left out for a malformed definition is not called.
     pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Result<Value> {
-        self.request(
-            "tools/call",
-            Some(json!({"name": name, "arguments": arguments})),
-        )
-        .await
+        let params = json!({"name": name, "arguments": arguments});
+        if !matches!(self.era, Era::Modern(_)) {
+            return self.request("tools/call", Some(params)).await;
+        }
+        let mut relisted = false;
+        if !self.tools.contains_key(name) {
+            self.list_tools().await?;
+            relisted = true;
+        }
+        loop {
+            let headers = match self.tools.get(name) {
+                Some(ToolHeaders::Valid(d)) => modern::call_param_headers(d, &arguments)
+                    .map_err(|e| ClientError::Config(format!("tool {name}: {e}")))?,
+                Some(ToolHeaders::Invalid(reason)) => {
+                    return Err(ClientError::Config(format!(
+                        "the server's definition of the tool {name} is invalid ({reason}): it is not called"
+                    )));
+                }
+                None => Vec::new(),
+            };
+            match self
+                .request_with("tools/call", Some(params.clone()), &headers)
+                .await
+            {
+                // The server's idea of the tool's headers differs: list again, retry once.
+                Err(ClientError::JsonRpc { code, .. })
+                    if code == modern::HEADER_MISMATCH && !relisted =>
+                {
+                    self.trace.step(
+                        "mcp",
+                        "the server refused the call's headers (HeaderMismatch): listing the tools again",
+                    );
+                    relisted = true;
+                    self.list_tools().await?;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Sends a request and returns its result.
     pub async fn request(&mut self, method: &str, params: Option<Value>) -> Result<Value> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let msg = jsonrpc::request(id, method, params);
-        let reply = self
-            .with_auth(Op::Message {
-                msg: &msg,
-                id: Some(id),
-            })
-            .await?;
-        match reply {
-            Some(Ok(v)) => Ok(v),
-            Some(Err(e)) => Err(ClientError::JsonRpc {
-                method: method.to_owned(),
-                code: e.code,
-                message: e.message,
-            }),
-            None => Err(ClientError::Transport(format!("no response to {method}"))),
+        self.request_with(method, params, &[]).await
+    }
+
+    /// Sends a request with extra headers and returns its result, going through the
+    /// rounds of a multi-round request (SEP-2322) on the 2026-07-28 wire: an
+    /// `input_required` result is answered and the request sent again (a new id, the
+    /// answers in `inputResponses`, the server's `requestState` exactly as it came and
+    /// only if it came).
+    async fn request_with(
+        &mut self,
+        method: &str,
+        params: Option<Value>,
+        headers: &[(String, String)],
+    ) -> Result<Value> {
+        let multi_round =
+            matches!(self.era, Era::Modern(_)) && MULTI_ROUND_METHODS.contains(&method);
+        let mut round_params = params.clone();
+        for round in 0..=MAX_INPUT_ROUNDS {
+            let result = match self.rpc(method, round_params.clone(), headers).await? {
+                Ok(v) => v,
+                Err(e) => {
+                    return Err(ClientError::JsonRpc {
+                        method: method.to_owned(),
+                        code: e.code,
+                        message: e.message,
+                    });
+                }
+            };
+            // A result without resultType is complete.
+            if !multi_round
+                || result.get("resultType").and_then(Value::as_str) != Some("input_required")
+            {
+                return Ok(result);
+            }
+            if round == MAX_INPUT_ROUNDS {
+                break;
+            }
+            let responses = self.answer_input_requests(method, result.get("inputRequests"))?;
+            let mut next = params.clone().unwrap_or_else(|| json!({}));
+            next["inputResponses"] = responses;
+            if let Some(state) = result.get("requestState") {
+                next["requestState"] = state.clone();
+            }
+            round_params = Some(next);
+        }
+        Err(ClientError::Transport(format!(
+            "{method}: the server still asked for input after {MAX_INPUT_ROUNDS} rounds"
+        )))
+    }
+
+    /// Answers the server's `inputRequests`. This client declares no capabilities, so
+    /// a server should ask for nothing; if it does, an elicitation is declined, roots
+    /// are none, and sampling is refused.
+    fn answer_input_requests(&self, method: &str, requests: Option<&Value>) -> Result<Value> {
+        let mut responses = serde_json::Map::new();
+        if let Some(Value::Object(requests)) = requests {
+            for (key, req) in requests {
+                let kind = req.get("method").and_then(Value::as_str).unwrap_or("?");
+                let answer = match kind {
+                    "elicitation/create" => {
+                        let message = req
+                            .pointer("/params/message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("");
+                        self.trace.step(
+                            "mcp",
+                            format!("{method}: the server asks for input ({key}: {message:?}): declined, this client does not take input"),
+                        );
+                        json!({"action": "decline"})
+                    }
+                    "roots/list" => {
+                        self.trace.step(
+                            "mcp",
+                            format!("{method}: the server asks for roots ({key}): none"),
+                        );
+                        json!({"roots": []})
+                    }
+                    other => {
+                        return Err(ClientError::Transport(format!(
+                            "{method}: the server asks for {other}, which this client does not offer"
+                        )));
+                    }
+                };
+                responses.insert(key.clone(), answer);
+            }
+        }
+        Ok(Value::Object(responses))
+    }
+
+    /// One JSON-RPC request (a fresh id), on the wire of the session's era; an
+    /// `UnsupportedProtocolVersionError` is retried once with a version from its list.
+    async fn rpc(
+        &mut self,
+        method: &str,
+        params: Option<Value>,
+        extra: &[(String, String)],
+    ) -> Result<std::result::Result<Value, RpcError>> {
+        let mut version_retried = false;
+        loop {
+            let id = self.next_id;
+            self.next_id += 1;
+            let mut msg = jsonrpc::request(id, method, params.clone());
+            let mut headers = Vec::new();
+            if let Era::Modern(version) = self.era {
+                modern::add_request_meta(&mut msg, version);
+                headers.push(("MCP-Protocol-Version".to_owned(), version.to_owned()));
+                headers.extend(modern::standard_headers(&msg));
+                headers.extend(extra.iter().cloned());
+            }
+            let reply = self
+                .with_auth(Op::Message {
+                    msg: &msg,
+                    headers: &headers,
+                    id: Some(id),
+                })
+                .await?;
+            match reply {
+                Some(Err(e))
+                    if e.code == modern::UNSUPPORTED_PROTOCOL_VERSION
+                        && matches!(self.era, Era::Modern(_))
+                        && !version_retried =>
+                {
+                    let supported = modern::supported_versions(e.data.as_ref());
+                    let Some(v) = modern::choose_modern(&supported) else {
+                        return Ok(Err(e));
+                    };
+                    self.trace.step(
+                        "mcp",
+                        format!(
+                            "{method}: the server refused the protocol version; it supports {}: retrying with {v}",
+                            supported.join(", ")
+                        ),
+                    );
+                    self.era = Era::Modern(v);
+                    version_retried = true;
+                }
+                Some(r) => return Ok(r),
+                None => return Err(ClientError::Transport(format!("no response to {method}"))),
+            }
         }
     }
 
@@ -352,6 +703,7 @@ impl Session {
         let msg = jsonrpc::notification(method, params);
         self.with_auth(Op::Message {
             msg: &msg,
+            headers: &[],
             id: None,
         })
         .await?;
@@ -361,8 +713,10 @@ impl Session {
     async fn attempt(&mut self, op: &Op<'_>) -> Result<Outcome<Option<RpcResult>>> {
         let token = self.tokens.as_ref().map(|t| &t.access_token);
         match op {
-            Op::Message { msg, id } => match &mut self.transport {
-                Some(Transport::Streamable(s)) => s.send(&self.trace, msg, *id, token).await,
+            Op::Message { msg, headers, id } => match &mut self.transport {
+                Some(Transport::Streamable(s)) => {
+                    s.send(&self.trace, msg, headers, *id, token).await
+                }
                 Some(Transport::Sse(s)) => s.send(&self.trace, msg, *id, token).await,
                 None => Err(ClientError::Transport("not connected".to_owned())),
             },
@@ -456,6 +810,12 @@ impl Session {
                     )
                 },
             );
+            if !insufficient_scope {
+                // The token was refused outright: the server's PRM may name another
+                // authorization server now (SEP-2352), so discover again; credentials
+                // stay bound to the issuer that gave them.
+                self.discovered = None;
+            }
             self.authorize(challenge.as_ref()).await?;
             refreshed = true;
             self.renew_transport_credentials().await?;

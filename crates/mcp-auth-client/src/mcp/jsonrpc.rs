@@ -36,6 +36,9 @@ pub struct RpcError {
     pub code: i64,
     /// The message.
     pub message: String,
+    /// The error's `data`, if any (an `UnsupportedProtocolVersionError` lists the
+    /// server's versions there).
+    pub data: Option<Value>,
 }
 
 /// What an incoming message is.
@@ -84,6 +87,7 @@ pub fn classify(msg: &Value) -> Incoming {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_owned(),
+                data: err.get("data").cloned(),
             }),
         };
     }
@@ -120,7 +124,8 @@ mod tests {
             ),
             Some(Err(RpcError {
                 code: -32601,
-                message: "no".into()
+                message: "no".into(),
+                data: None,
             }))
         );
         assert_eq!(

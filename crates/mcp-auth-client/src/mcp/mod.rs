@@ -9,6 +9,7 @@
 
 pub mod event_stream;
 pub mod jsonrpc;
+pub mod modern;
 pub mod sse;
 pub mod streamable;
 

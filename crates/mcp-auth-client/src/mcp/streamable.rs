@@ -30,6 +30,7 @@ pub struct Streamable {
     url: Url,
     session_id: Option<String>,
     protocol_version: Option<String>,
+    modern: bool,
 }
 
 impl Streamable {
@@ -41,12 +42,23 @@ impl Streamable {
             url,
             session_id: None,
             protocol_version: None,
+            modern: false,
         }
     }
 
     /// Sets the negotiated protocol version (sent as `MCP-Protocol-Version`).
     pub fn set_protocol_version(&mut self, version: &str) {
         self.protocol_version = Some(version.to_owned());
+    }
+
+    /// Speaks the 2026-07-28 wire: every request carries `version` in its own
+    /// `MCP-Protocol-Version` header (given per message), and a 4xx whose body is a
+    /// JSON-RPC error is that error, not a transport failure.
+    pub fn set_modern(&mut self, modern: bool) {
+        self.modern = modern;
+        if modern {
+            self.protocol_version = None;
+        }
     }
 
     /// The session id the server assigned, if any.
@@ -90,11 +102,13 @@ impl Streamable {
         }
     }
 
-    /// Sends one message. For a request (`id: Some`), waits for its response.
+    /// Sends one message with `headers` besides the transport's own (the modern
+    /// wire's request headers). For a request (`id: Some`), waits for its response.
     pub async fn send(
         &mut self,
         trace: &Trace,
         message: &Value,
+        headers: &[(String, String)],
         id: Option<u64>,
         token: Option<&AccessToken>,
     ) -> Result<Outcome<Option<RpcResult>>> {
@@ -116,6 +130,9 @@ impl Streamable {
         }
         if let Some(v) = &self.protocol_version {
             req = req.header("MCP-Protocol-Version", v);
+        }
+        for (name, value) in headers {
+            req = req.header(name.as_str(), value.as_str());
         }
         if let Some(t) = token {
             req = req.bearer_auth(t.secret());
@@ -151,6 +168,18 @@ impl Streamable {
             let body = read_body(resp, self.url.as_str(), limits::ERROR_BODY)
                 .await
                 .unwrap_or_default();
+            // A modern server states what it refused as a JSON-RPC error; a legacy one's
+            // 4xx is kept as such (the session falls back on it).
+            if (400..500).contains(&status)
+                && let Some(err) = rpc_error_body(&body)
+                && (self.modern || super::modern::is_modern_error(err.code))
+            {
+                trace.detail(
+                    AREA,
+                    format!("error response: {}", String::from_utf8_lossy(&body)),
+                );
+                return Ok(Outcome::Ok(Some(Err(err))));
+            }
             return Err(ClientError::HttpStatus {
                 url: self.url.to_string(),
                 status,
@@ -234,4 +263,19 @@ impl Streamable {
                 })
         }
     }
+}
+
+/// The JSON-RPC error of an error response body, if it is one.
+fn rpc_error_body(body: &[u8]) -> Option<super::jsonrpc::RpcError> {
+    let msg: Value = serde_json::from_slice(body).ok()?;
+    let err = msg.get("error")?;
+    Some(super::jsonrpc::RpcError {
+        code: err.get("code")?.as_i64()?,
+        message: err
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        data: err.get("data").cloned(),
+    })
 }
