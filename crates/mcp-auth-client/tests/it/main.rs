@@ -11,6 +11,7 @@ mod flow;
 mod insecure_http;
 mod limits;
 mod loopback;
+mod negotiation;
 mod preregistered;
 mod project;
 mod sse;

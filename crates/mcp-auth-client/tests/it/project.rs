@@ -13,8 +13,8 @@ use url::Url;
 
 use crate::support::{assert_no_secrets, options, session, text};
 
-struct Servers {
-    mcp_base: String,
+pub(crate) struct Servers {
+    pub(crate) mcp_base: String,
     issuer: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -27,7 +27,7 @@ impl Drop for Servers {
     }
 }
 
-async fn start() -> Servers {
+pub(crate) async fn start() -> Servers {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dex = DexConfig::load(&root.join("dex-config.yaml")).expect("dex-config.yaml");
     let user = dex.static_passwords[0].email.clone();
