@@ -34,7 +34,8 @@
 #                       (default: requirements extensions)
 #   (0.1 and 0.2 are accepted as short names.) Per-scenario results (checks.json,
 #   stdout.txt, stderr.txt) are kept under $CONFORMANCE_OUT (default
-#   out/conformance-client)/<release>/.
+#   out/conformance-client)/<release>/, the summary lines in summary-<release>.txt
+#   there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -259,6 +260,9 @@ done
 echo
 echo "== conformance client summary"
 printf '%s\n' "${summary[@]}"
+# The totals, kept for scripts/test.sh to print at its end.
+mkdir -p "$out_root"
+printf 'client %s\n' "${summary[@]}" >"$out_root/summary-$(IFS=+; echo "${releases[*]}").txt"
 if [ -s "$exits" ]; then
     echo "client exit codes other than 0:"
     sort "$exits" | uniq -c | while read -r count scenario rc; do

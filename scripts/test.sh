@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: unit and integration tests, the official MCP
 # conformance suites (server, client and authorization server), the headless
-# end-to-end demo and the browser test. Prints one line per stage and a closing "N passed, N failed" line.
+# end-to-end demo and the browser test. Prints one line per stage, the client
+# conformance totals, and a closing "N passed, N failed" line.
 #
 # Needs: a Rust toolchain, Node.js and npm (the pinned peers are installed from
 # interop/package-lock.json when missing), Chromium and chromedriver for the
@@ -36,12 +37,19 @@ stage() {
 stage "cargo test" cargo test --workspace --locked
 stage "conformance: server" scripts/conformance-server.sh
 stage "conformance: server 0.2.0-alpha.12" scripts/conformance-server.sh --release 0.2.0-alpha.12
+rm -f out/conformance-client/summary-*.txt
 stage "conformance: client" scripts/conformance-client.sh
+stage "conformance: client 0.2.0-alpha.12 requirements" \
+    scripts/conformance-client.sh --release 0.2.0-alpha.12 requirements
 stage "conformance: authorization" scripts/conformance-authorization.sh
 stage "demo --headless" cargo run --locked -q -p demo -- --headless
 stage "browser" scripts/browser-test.sh
 
 echo
+if compgen -G "out/conformance-client/summary-*.txt" >/dev/null; then
+    echo "conformance totals:"
+    sed 's/^/  /' out/conformance-client/summary-*.txt
+fi
 if ((failed)); then
     echo "failed stages: ${failures[*]}"
 fi
