@@ -351,8 +351,15 @@ impl Session {
                             .collect()
                     })
                     .unwrap_or_default();
+                // A DiscoverResult must list its versions: a reply without them (a
+                // server answering any method with an empty result) is no modern answer.
+                if supported.is_empty() {
+                    return legacy(
+                        self,
+                        "server/discover answered without supportedVersions".to_owned(),
+                    );
+                }
                 if let Era::Modern(current) = self.era
-                    && !supported.is_empty()
                     && !supported.iter().any(|v| v == current)
                 {
                     match modern::choose_modern(&supported) {
@@ -369,11 +376,7 @@ impl Session {
                     "mcp",
                     format!(
                         "server {name} speaks {}; protocol {} on every request",
-                        if supported.is_empty() {
-                            "(no supportedVersions listed)".to_owned()
-                        } else {
-                            supported.join(", ")
-                        },
+                        supported.join(", "),
                         self.protocol_version().unwrap_or("?")
                     ),
                 );
