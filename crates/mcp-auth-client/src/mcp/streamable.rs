@@ -58,6 +58,7 @@ impl Streamable {
         self.modern = modern;
         if modern {
             self.protocol_version = None;
+            self.session_id = None;
         }
     }
 
@@ -186,10 +187,12 @@ impl Streamable {
                 detail: crate::http::body_summary(&body),
             });
         }
+        // Sessions are not part of the 2026-07-28 wire: an Mcp-Session-Id is ignored there.
         if let Some(sid) = resp
             .headers()
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
+            && !self.modern
             && self.session_id.as_deref() != Some(sid)
         {
             trace.step(

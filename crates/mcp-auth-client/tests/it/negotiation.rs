@@ -26,6 +26,7 @@ struct Seen {
     header_version: Option<String>,
     mcp_method: Option<String>,
     mcp_name: Option<String>,
+    session_id: Option<String>,
     params_headers: Vec<(String, String)>,
     params: Value,
 }
@@ -58,6 +59,7 @@ fn record(log: &Log, headers: &HeaderMap, msg: &Value) -> Seen {
         header_version: h("mcp-protocol-version"),
         mcp_method: h("mcp-method"),
         mcp_name: h("mcp-name"),
+        session_id: h("mcp-session-id"),
         params_headers,
         params: msg["params"].clone(),
     };
@@ -105,7 +107,15 @@ fn decode(v: &str) -> String {
 /// A server of the 2026-07-28 revision only, validating as its transport page asks:
 /// the version header equals `_meta`, `Mcp-Method` and `Mcp-Name` equal the body. It
 /// refuses the very first request's version once (listing an unknown version first).
-async fn modern_mcp(State(log): State<Log>, headers: HeaderMap, body: String) -> Response {
+/// Every reply carries an `Mcp-Session-Id`, which a 2026-07-28 client must ignore.
+async fn modern_mcp(state: State<Log>, headers: HeaderMap, body: String) -> Response {
+    let mut r = modern_reply(state, headers, body).await;
+    r.headers_mut()
+        .insert("mcp-session-id", "not-in-this-revision".parse().unwrap());
+    r
+}
+
+async fn modern_reply(State(log): State<Log>, headers: HeaderMap, body: String) -> Response {
     let msg: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let first = log.all().is_empty();
     let seen = record(&log, &headers, &msg);
@@ -314,6 +324,7 @@ async fn speaks_2026_07_28_to_a_modern_server() {
     assert_eq!(all[1].method, "server/discover");
     for c in &all {
         assert_eq!(c.header_version.as_deref(), Some("2026-07-28"));
+        assert_eq!(c.session_id, None, "{c:?}");
         assert_eq!(
             c.params["_meta"]["io.modelcontextprotocol/clientInfo"]["name"],
             "mcp-client"
