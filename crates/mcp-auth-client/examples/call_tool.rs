@@ -39,6 +39,9 @@ async fn main() -> anyhow::Result<()> {
                 client_id: Some("mcp-client".into()),
                 ..ClientConfig::default()
             },
+            grant: Default::default(),
+            dpop: Default::default(),
+            dpop_alg: Default::default(),
         },
         extra_scopes: Scopes::default(),
         // Dex's tokens name its client `mcp-resource-server`, not the server's URL: allow

@@ -46,6 +46,12 @@ pub struct AuthorizeOptions {
     pub timeout: Duration,
     /// The client identity configuration.
     pub client: ClientConfig,
+    /// How tokens are obtained: the authorization code flow, or a grant without a person.
+    pub grant: crate::grants::Grant,
+    /// When tokens are DPoP-bound.
+    pub dpop: crate::dpop::DpopPolicy,
+    /// The DPoP proof algorithm preferred.
+    pub dpop_alg: crate::dpop::DpopAlg,
 }
 
 /// The outcome of a successful authorization.
@@ -60,6 +66,8 @@ pub struct Authorized {
     /// The `iss` parameter of the authorization response (RFC 9207), when it carried one
     /// (already compared with the issuer by the loopback listener).
     pub callback_issuer: Option<String>,
+    /// The DPoP key the tokens are bound to, if they are.
+    pub dpop: Option<std::sync::Arc<crate::dpop::DpopKey>>,
 }
 
 /// The scopes to request, as the MCP specification says ("Scope Selection Strategy"):
@@ -151,6 +159,7 @@ pub async fn authorize(
         format!("listening for the redirect on {redirect_uri} (loopback only)"),
     );
     let client = client_identity(http, trace, cache, as_, &options.client, &redirect_uri).await?;
+    let dpop = crate::grants::dpop_key(trace, cache, options, as_, &client)?;
 
     let (challenge, verifier) = pkce::new_pair();
     let state = pkce::new_state();
@@ -238,10 +247,16 @@ pub async fn authorize(
             }
         ),
     );
+    let endpoint = token::Endpoint {
+        url: &as_.token_endpoint,
+        issuer: &as_.issuer,
+        dpop: dpop.as_deref(),
+        client_key: options.client.client_key.as_deref(),
+    };
     let tokens = token::exchange_code(
         http,
         trace,
-        &as_.token_endpoint,
+        &endpoint,
         &client,
         &callback.code,
         verifier,
@@ -254,6 +269,7 @@ pub async fn authorize(
         client,
         requested_scope: (!scopes.is_empty()).then(|| scopes.clone()),
         callback_issuer: callback.iss,
+        dpop,
     })
 }
 

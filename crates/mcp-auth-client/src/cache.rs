@@ -6,7 +6,9 @@
 //!   server and client (the key hashes are FNV-1a, stable across builds);
 //! - `client-<as>.json`: one dynamic registration per authorization server, reused;
 //! - `binding-<client>.json`: the authorization server a pre-registered client id is
-//!   bound to (see `registration.rs`).
+//!   bound to (see `registration.rs`);
+//! - `dpop-<as+client>.json`: the DPoP key pair of a client at an authorization server
+//!   (see `dpop.rs`).
 //!
 //! # Security
 //! The directory is created `0700` and every file `0600` (on Unix). Files are written to a
@@ -247,6 +249,26 @@ impl Cache {
         Ok(out)
     }
 
+    /// Writes another owner-only JSON file into the cache directory (a DPoP key).
+    pub(crate) fn write_private_json<T: Serialize>(
+        &self,
+        name: &str,
+        value: &T,
+    ) -> Result<Option<PathBuf>> {
+        self.write_json(name, value)
+    }
+
+    /// Reads a file written by [`Cache::write_private_json`]; `None` if absent or unreadable.
+    pub(crate) fn read_private_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>> {
+        match &self.dir {
+            Some(dir) => read_json(&dir.join(name)),
+            None => Ok(None),
+        }
+    }
+
     fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<Option<PathBuf>> {
         let Some(dir) = &self.dir else {
             return Ok(None);
@@ -348,7 +370,7 @@ pub fn now() -> u64 {
 }
 
 /// 64-bit FNV-1a: a stable, dependency-free hash for file names.
-fn fnv1a(s: &str) -> u64 {
+pub(crate) fn fnv1a(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in s.bytes() {
         h ^= u64::from(b);

@@ -25,6 +25,8 @@ use crate::audience::{AllowedAudience, AudiencePolicy};
 use crate::audit::{AuditOptions, LoginOptions};
 use crate::authorize::{AuthorizeOptions, Interaction};
 use crate::cache::Cache;
+use crate::dpop::{DpopAlg, DpopPolicy};
+use crate::grants::Grant;
 use crate::mcp::sse::SseAuth;
 use crate::registration::{ClientConfig, TokenAuthMethod};
 use crate::session::{Session, SessionOptions, TransportChoice};
@@ -171,6 +173,26 @@ pub enum AuthMethodArg {
     ClientSecretPost,
 }
 
+/// When to use DPoP (`--dpop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DpopArg {
+    /// When the authorization server advertises dpop_signing_alg_values_supported.
+    Auto,
+    /// Always: refuse an authorization server that does not support DPoP.
+    Always,
+    /// Never: Bearer tokens only.
+    Never,
+}
+
+/// The DPoP proof algorithm (`--dpop-alg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DpopAlgArg {
+    /// ECDSA P-256 with SHA-256.
+    Es256,
+    /// Ed25519.
+    Eddsa,
+}
+
 /// Options of every command; each can also be set by its environment variable.
 #[derive(Debug, Args)]
 pub struct Options {
@@ -244,6 +266,13 @@ pub struct Options {
     /// Extra scopes to request (space or comma separated; repeatable).
     #[arg(long = "scope", global = true, env = "MCP_CLIENT_SCOPE")]
     pub scopes: Vec<String>,
+    /// DPoP-bound tokens (RFC 9449): auto uses them when the authorization server
+    /// advertises dpop_signing_alg_values_supported; always refuses a server that does not.
+    #[arg(long, global = true, env = "MCP_CLIENT_DPOP", value_enum, default_value_t = DpopArg::Auto)]
+    pub dpop: DpopArg,
+    /// The DPoP proof algorithm (the other one is used when the server lists only that).
+    #[arg(long, global = true, env = "MCP_CLIENT_DPOP_ALG", value_enum, default_value_t = DpopAlgArg::Es256)]
+    pub dpop_alg: DpopAlgArg,
     /// The MCP transport.
     #[arg(long, global = true, env = "MCP_CLIENT_TRANSPORT", value_enum, default_value_t = TransportArg::Auto)]
     pub transport: TransportArg,
@@ -564,6 +593,17 @@ fn session_options(o: &Options, server_url: Url) -> anyhow::Result<SessionOption
                 client_metadata_url: o.client_metadata_url.clone().filter(|s| !s.is_empty()),
                 auth_method,
                 client_name: o.client_name.clone(),
+                client_key: None,
+            },
+            grant: Grant::AuthorizationCode,
+            dpop: match o.dpop {
+                DpopArg::Auto => DpopPolicy::Auto,
+                DpopArg::Always => DpopPolicy::Always,
+                DpopArg::Never => DpopPolicy::Never,
+            },
+            dpop_alg: match o.dpop_alg {
+                DpopAlgArg::Es256 => DpopAlg::Es256,
+                DpopAlgArg::Eddsa => DpopAlg::EdDsa,
             },
         },
         extra_scopes: extra,

@@ -109,6 +109,7 @@ pub async fn authorize(
         "http://127.0.0.1/callback",
     )
     .await?;
+    let dpop = crate::grants::dpop_key(trace, cache, options, as_, &client)?;
 
     let mut form = vec![("client_id", client.client_id.clone())];
     if let Some(secret) = &client.client_secret {
@@ -170,10 +171,16 @@ pub async fn authorize(
     let deadline = Instant::now() + expires;
     loop {
         tokio::time::sleep(Duration::from_secs(interval)).await;
+        let endpoint = token::Endpoint {
+            url: &as_.token_endpoint,
+            issuer: &as_.issuer,
+            dpop: dpop.as_deref(),
+            client_key: options.client.client_key.as_deref(),
+        };
         match token::poll_device(
             http,
             trace,
-            &as_.token_endpoint,
+            &endpoint,
             &client,
             &device.device_code,
             &discovered.resource,
@@ -187,6 +194,7 @@ pub async fn authorize(
                     client,
                     requested_scope: (!scopes.is_empty()).then(|| scopes.clone()),
                     callback_issuer: None,
+                    dpop,
                 });
             }
             Err(ClientError::TokenEndpoint { error, .. }) if error == "authorization_pending" => {

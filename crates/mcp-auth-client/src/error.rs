@@ -247,6 +247,9 @@ pub enum ClientError {
         /// The error message.
         message: String,
     },
+    /// DPoP cannot be used as configured (RFC 9449).
+    #[error("DPoP: {0}")]
+    Dpop(String),
     /// A transport-level problem of the MCP session.
     #[error("MCP transport: {0}")]
     Transport(String),

@@ -10,8 +10,10 @@
 //! 3. [`authorize`]: the authorization code flow with PKCE S256 ([`pkce`]), `state`,
 //!    `resource` (RFC 8707) and `iss` (RFC 9207), through the system browser and the
 //!    [`loopback`] listener, or [`headless`]ly;
-//! 4. [`token`]: code exchange and refresh; [`audience`]: which tokens may go to which
-//!    server; [`cache`]: tokens on disk, owner-only;
+//! 4. [`token`]: code exchange and refresh; [`grants`]: the grants without a person;
+//!    [`dpop`]: DPoP-bound tokens (RFC 9449) and [`credential`]: how a token goes on a
+//!    request; [`audience`]: which tokens may go to which server; [`cache`]: tokens
+//!    (and DPoP keys) on disk, owner-only;
 //! 5. [`session`]: MCP over Streamable HTTP or legacy SSE ([`mcp`]), with refresh on
 //!    401 and step-up on 403 `insufficient_scope`;
 //! 6. [`trace`]: the readable account of all of the above.
@@ -26,9 +28,12 @@ pub mod audit;
 pub mod authorize;
 pub mod cache;
 pub mod cli;
+pub mod credential;
 pub mod device;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
+pub mod grants;
 pub mod headless;
 pub mod http;
 pub mod loopback;

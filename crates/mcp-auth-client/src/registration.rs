@@ -42,6 +42,8 @@ pub enum TokenAuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A JWT assertion signed with the client's private key (RFC 7523 §2.2).
+    PrivateKeyJwt,
 }
 
 impl TokenAuthMethod {
@@ -52,6 +54,7 @@ impl TokenAuthMethod {
             TokenAuthMethod::None => "none",
             TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
             TokenAuthMethod::ClientSecretPost => "client_secret_post",
+            TokenAuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -62,6 +65,7 @@ impl TokenAuthMethod {
             "none" => Some(TokenAuthMethod::None),
             "client_secret_basic" => Some(TokenAuthMethod::ClientSecretBasic),
             "client_secret_post" => Some(TokenAuthMethod::ClientSecretPost),
+            "private_key_jwt" => Some(TokenAuthMethod::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -122,6 +126,9 @@ pub struct ClientConfig {
     pub auth_method: Option<TokenAuthMethod>,
     /// The `client_name` sent in dynamic registration.
     pub client_name: String,
+    /// The private key of a pre-registered client that authenticates with
+    /// `private_key_jwt`.
+    pub client_key: Option<std::sync::Arc<crate::grants::assertion::ClientKey>>,
 }
 
 /// The identity to use with `as_`, given the redirect URI that will be used.
@@ -146,7 +153,9 @@ pub async fn client_identity(
             &as_.issuer,
         )?;
         let auth_method = config.auth_method.unwrap_or_else(|| {
-            if config.client_secret.is_some() {
+            if config.client_key.is_some() {
+                TokenAuthMethod::PrivateKeyJwt
+            } else if config.client_secret.is_some() {
                 secret_method(as_)
             } else {
                 TokenAuthMethod::None
@@ -156,7 +165,10 @@ pub async fn client_identity(
             AREA,
             format!(
                 "using the pre-registered client id {id} ({})",
-                if config.client_secret.is_some() {
+                if auth_method == TokenAuthMethod::PrivateKeyJwt {
+                    "confidential, authenticates with a JWT signed by its key (private_key_jwt)"
+                        .to_owned()
+                } else if config.client_secret.is_some() {
                     format!("confidential, secret sent by {}", auth_method.as_str())
                 } else {
                     "public".to_owned()

@@ -36,13 +36,15 @@ use url::Url;
 use crate::audience::{AudiencePolicy, CROSS_CLIENT_SCOPE_PREFIX, TokenAudience};
 use crate::authorize::{self, AuthorizeOptions};
 use crate::cache::{Cache, TokenSet, now};
+use crate::credential::Credential;
 use crate::discovery::{self, Discovered};
+use crate::dpop::DpopKey;
 use crate::error::{ClientError, Result};
 use crate::mcp::jsonrpc::{self, LATEST_PROTOCOL_VERSION, RpcError};
 use crate::mcp::modern::{self, ParamHeader};
 use crate::mcp::sse::{LegacySse, SseAuth};
 use crate::mcp::streamable::Streamable;
-use crate::mcp::{Outcome, RpcResult};
+use crate::mcp::{Outcome, RpcResult, is_use_dpop_nonce};
 use crate::token;
 use crate::trace::{Trace, describe_token};
 
@@ -133,6 +135,8 @@ pub struct Session {
     mcp_http: reqwest::Client,
     server_key: String,
     tokens: Option<TokenSet>,
+    /// The key the tokens are bound to, when they are DPoP-bound.
+    dpop: Option<std::sync::Arc<DpopKey>>,
     discovered: Option<Discovered>,
     transport: Option<Transport>,
     next_id: u64,
@@ -173,6 +177,31 @@ impl Session {
             trace.step("cache", format!("not using the cached tokens: {e}"));
             tokens = None;
         }
+        let mut dpop = None;
+        if let Some(t) = &tokens
+            && is_dpop(t)
+        {
+            match DpopKey::load(&cache, &t.issuer, &t.client.client_id)? {
+                Some(k) => {
+                    trace.step(
+                        "cache",
+                        format!(
+                            "the cached access token is DPoP-bound; the key ({}, jkt {}) is in the cache too",
+                            k.alg().as_str(),
+                            k.thumbprint()
+                        ),
+                    );
+                    dpop = Some(std::sync::Arc::new(k));
+                }
+                None => {
+                    trace.step(
+                        "cache",
+                        "not using the cached tokens: they are DPoP-bound and their key is gone",
+                    );
+                    tokens = None;
+                }
+            }
+        }
         if let Some(t) = &tokens {
             trace.step(
                 "cache",
@@ -203,6 +232,7 @@ impl Session {
             mcp_http: crate::http::mcp_client(),
             server_key,
             tokens,
+            dpop,
             discovered: None,
             transport: None,
             next_id: 1,
@@ -459,9 +489,9 @@ impl Session {
     /// the server (DELETE, as the transport specification asks); a legacy SSE stream is
     /// closed. Failures are traced, not returned: there is nothing left to do about them.
     pub async fn close(&mut self) {
-        let token = self.tokens.as_ref().map(|t| &t.access_token);
+        let token = self.credential();
         match self.transport.take() {
-            Some(Transport::Streamable(mut s)) => s.terminate(&self.trace, token).await,
+            Some(Transport::Streamable(mut s)) => s.terminate(&self.trace, token.as_ref()).await,
             Some(Transport::Sse(s)) => drop(s),
             None => {}
         }
@@ -713,8 +743,19 @@ impl Session {
         Ok(())
     }
 
+    /// How the current access token goes on a request: Bearer, or DPoP with its key.
+    fn credential(&self) -> Option<Credential> {
+        self.tokens.as_ref().map(|t| {
+            Credential::new(
+                t.access_token.clone(),
+                if is_dpop(t) { self.dpop.clone() } else { None },
+            )
+        })
+    }
+
     async fn attempt(&mut self, op: &Op<'_>) -> Result<Outcome<Option<RpcResult>>> {
-        let token = self.tokens.as_ref().map(|t| &t.access_token);
+        let credential = self.credential();
+        let token = credential.as_ref();
         match op {
             Op::Message { msg, headers, id } => match &mut self.transport {
                 Some(Transport::Streamable(s)) => {
@@ -747,6 +788,7 @@ impl Session {
 
     async fn with_auth(&mut self, op: Op<'_>) -> Result<Option<RpcResult>> {
         let mut refreshed = false;
+        let mut nonce_retried = false;
         if self.tokens.as_ref().is_some_and(|t| {
             t.refresh_token.is_some() && t.expires_within(self.options.refresh_margin_secs)
         }) {
@@ -759,6 +801,20 @@ impl Session {
                 Outcome::Ok(v) => return Ok(v),
                 Outcome::Refused { status, challenge } => (status, challenge),
             };
+            // RFC 9449 §9: the resource asks for a nonce (it sent one in DPoP-Nonce, which
+            // the credential kept): one retry with a new proof carrying it.
+            if status == 401
+                && !nonce_retried
+                && is_use_dpop_nonce(challenge.as_ref())
+                && self.tokens.as_ref().is_some_and(is_dpop)
+            {
+                nonce_retried = true;
+                self.trace.step(
+                    AREA,
+                    "the server asks for a DPoP nonce (use_dpop_nonce): one retry with a new proof carrying it",
+                );
+                continue;
+            }
             let insufficient_scope = status == 403
                 && challenge
                     .as_ref()
@@ -826,9 +882,9 @@ impl Session {
     }
 
     async fn renew_transport_credentials(&mut self) -> Result<()> {
-        if let (Some(Transport::Sse(s)), Some(t)) = (&mut self.transport, &self.tokens)
-            && let Outcome::Refused { status, .. } =
-                s.renew_credentials(&self.trace, &t.access_token).await?
+        let credential = self.credential();
+        if let (Some(Transport::Sse(s)), Some(t)) = (&mut self.transport, &credential)
+            && let Outcome::Refused { status, .. } = s.renew_credentials(&self.trace, t).await?
         {
             return Err(ClientError::HttpStatus {
                 url: self.options.server_url.to_string(),
@@ -881,7 +937,7 @@ impl Session {
                 ),
             );
         }
-        let authorized = authorize::authorize(
+        let authorized = crate::grants::obtain(
             &self.oauth_http,
             &self.trace,
             &self.cache,
@@ -891,6 +947,7 @@ impl Session {
         )
         .await?;
         let t = authorized.tokens;
+        self.dpop = authorized.dpop.clone();
         let set = TokenSet {
             server: self.server_key.clone(),
             resource: discovered.resource.clone(),
@@ -927,6 +984,17 @@ impl Session {
         };
         let Ok(endpoint) = Url::parse(&current.token_endpoint) else {
             return false;
+        };
+        let dpop = if is_dpop(&current) {
+            self.dpop.clone()
+        } else {
+            None
+        };
+        let endpoint = token::Endpoint {
+            url: &endpoint,
+            issuer: &current.issuer,
+            dpop: dpop.as_deref(),
+            client_key: self.options.authorize.client.client_key.as_deref(),
         };
         match token::refresh(
             &self.oauth_http,
@@ -1048,4 +1116,9 @@ fn check_transport_security(options: &SessionOptions, trace: &Trace) -> Result<(
         )));
     }
     Ok(())
+}
+
+/// Whether the tokens are DPoP-bound (`token_type: DPoP`).
+fn is_dpop(t: &TokenSet) -> bool {
+    t.token_type.eq_ignore_ascii_case("dpop")
 }

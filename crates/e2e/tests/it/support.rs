@@ -168,6 +168,9 @@ impl ProjectClient {
                     client_name: "mcp-client (e2e)".into(),
                     ..ClientConfig::default()
                 },
+                grant: Default::default(),
+                dpop: Default::default(),
+                dpop_alg: Default::default(),
             },
             extra_scopes: Scopes::default(),
             audiences: AudiencePolicy::new(),

@@ -14,6 +14,7 @@ pub mod sse;
 pub mod streamable;
 
 use mcp_auth_proto::BearerChallenge;
+use mcp_auth_proto::challenge::parse_www_authenticate;
 use reqwest::header::HeaderMap;
 
 use crate::trace::Trace;
@@ -30,7 +31,9 @@ pub enum Outcome<T> {
     Refused {
         /// 401 or 403.
         status: u16,
-        /// The parsed `WWW-Authenticate: Bearer` challenge, if any.
+        /// The parsed `WWW-Authenticate: Bearer` challenge, if any, else the parameters
+        /// of a `DPoP` challenge (RFC 9449 §7.1: the same `error`, `scope`,
+        /// `resource_metadata`).
         challenge: Option<BearerChallenge>,
     },
 }
@@ -49,11 +52,14 @@ pub(crate) fn auth_refusal<T>(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    let challenge = BearerChallenge::find(values.iter().copied());
+    let (challenge, scheme) = match BearerChallenge::find(values.iter().copied()) {
+        Some(c) => (Some(c), "Bearer"),
+        None => (dpop_challenge(values.iter().copied()), "DPoP"),
+    };
     match &challenge {
         Some(c) => trace.step(
             "auth",
-            format!("{status} challenge: {}", describe_challenge(c)),
+            format!("{status} challenge: {}", describe_challenge(scheme, c)),
         ),
         None if values.is_empty() => {
             trace.step(
@@ -61,12 +67,33 @@ pub(crate) fn auth_refusal<T>(
                 format!("{status} without a WWW-Authenticate header"),
             );
         }
-        None => trace.step("auth", format!("{status} without a Bearer challenge")),
+        None => trace.step(
+            "auth",
+            format!("{status} without a Bearer or DPoP challenge"),
+        ),
     }
     Some(Outcome::Refused { status, challenge })
 }
 
-fn describe_challenge(c: &BearerChallenge) -> String {
+/// The first `DPoP` challenge, read with the Bearer challenge's parameters.
+fn dpop_challenge<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<BearerChallenge> {
+    let mut c = values
+        .into_iter()
+        .filter_map(|v| parse_www_authenticate(v).ok())
+        .flatten()
+        .find(|c| c.scheme.eq_ignore_ascii_case("dpop"))?;
+    "Bearer".clone_into(&mut c.scheme);
+    BearerChallenge::from_challenge(&c)
+}
+
+/// Whether a challenge asks for a DPoP nonce (RFC 9449 §9).
+pub(crate) fn is_use_dpop_nonce(challenge: Option<&BearerChallenge>) -> bool {
+    challenge
+        .and_then(|c| c.error.as_ref())
+        .is_some_and(|e| crate::dpop::is_use_nonce(e.as_str()))
+}
+
+fn describe_challenge(scheme: &str, c: &BearerChallenge) -> String {
     let mut parts = Vec::new();
     if let Some(e) = &c.error {
         parts.push(format!("error={}", e.as_str()));
@@ -81,8 +108,8 @@ fn describe_challenge(c: &BearerChallenge) -> String {
         parts.push(format!("error_description=\"{d}\""));
     }
     if parts.is_empty() {
-        "Bearer (no parameters)".to_owned()
+        format!("{scheme} (no parameters)")
     } else {
-        format!("Bearer {}", parts.join(", "))
+        format!("{scheme} {}", parts.join(", "))
     }
 }

@@ -17,7 +17,6 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use mcp_auth_proto::AccessToken;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use url::Url;
@@ -25,6 +24,7 @@ use url::Url;
 use super::event_stream::EventParser;
 use super::jsonrpc::{Incoming, classify, find_response};
 use super::{Outcome, RpcResult, auth_refusal};
+use crate::credential::Credential;
 use crate::error::{ClientError, Result};
 use crate::http::{limits, read_body};
 use crate::trace::Trace;
@@ -71,7 +71,7 @@ impl LegacySse {
         trace: &Trace,
         url: &Url,
         auth: &SseAuth,
-        token: Option<&AccessToken>,
+        token: Option<&Credential>,
     ) -> Result<Outcome<LegacySse>> {
         let origin = url.origin().ascii_serialization();
         if let (SseAuth::Cookie { session_url }, Some(t)) = (auth, token)
@@ -85,16 +85,19 @@ impl LegacySse {
             .header(reqwest::header::ACCEPT, "text/event-stream");
         let by = match (auth, token) {
             (SseAuth::Bearer, Some(t)) => {
-                req = req.bearer_auth(t.secret());
-                " (Bearer)"
+                req = t.apply(trace, req, "GET", url)?;
+                format!(" ({})", t.scheme())
             }
-            (SseAuth::Cookie { .. }, Some(_)) => " (session cookie)",
-            _ => "",
+            (SseAuth::Cookie { .. }, Some(_)) => " (session cookie)".to_owned(),
+            _ => String::new(),
         };
         let resp = req
             .send()
             .await
             .map_err(|e| ClientError::unreachable(url.as_str(), &e))?;
+        if let Some(t) = token {
+            t.note_nonce(url, resp.headers());
+        }
         let status = resp.status().as_u16();
         let ctype = resp
             .headers()
@@ -215,7 +218,7 @@ impl LegacySse {
     pub async fn renew_credentials(
         &mut self,
         trace: &Trace,
-        token: &AccessToken,
+        token: &Credential,
     ) -> Result<Outcome<()>> {
         match &self.auth {
             SseAuth::Bearer => Ok(Outcome::Ok(())),
@@ -231,7 +234,7 @@ impl LegacySse {
         trace: &Trace,
         message: &Value,
         id: Option<u64>,
-        token: Option<&AccessToken>,
+        token: Option<&Credential>,
     ) -> Result<Outcome<Option<RpcResult>>> {
         let method = message
             .get("method")
@@ -241,19 +244,22 @@ impl LegacySse {
         let mut req = self.http.post(self.endpoint.clone()).json(message);
         let by = match (&self.auth, token) {
             (SseAuth::Bearer, Some(t)) => {
-                req = req.bearer_auth(t.secret());
-                " (Bearer)"
+                req = t.apply(trace, req, "POST", &self.endpoint)?;
+                format!(" ({})", t.scheme())
             }
             (SseAuth::Cookie { .. }, _) => {
                 req = req.header(reqwest::header::ORIGIN, &self.origin);
-                " (session cookie)"
+                " (session cookie)".to_owned()
             }
-            _ => "",
+            _ => String::new(),
         };
         let resp = req
             .send()
             .await
             .map_err(|e| ClientError::unreachable(self.endpoint.as_str(), &e))?;
+        if let Some(t) = token {
+            t.note_nonce(&self.endpoint, resp.headers());
+        }
         let status = resp.status().as_u16();
         trace.step(
             AREA,
@@ -317,21 +323,24 @@ async fn session_cookie(
     trace: &Trace,
     session_url: &Url,
     origin: &str,
-    token: &AccessToken,
+    token: &Credential,
 ) -> Result<Outcome<()>> {
-    let resp = http
+    let req = http
         .post(session_url.clone())
-        .bearer_auth(token.secret())
-        .header(reqwest::header::ORIGIN, origin)
+        .header(reqwest::header::ORIGIN, origin);
+    let resp = token
+        .apply(trace, req, "POST", session_url)?
         .send()
         .await
         .map_err(|e| ClientError::unreachable(session_url.as_str(), &e))?;
+    token.note_nonce(session_url, resp.headers());
     let status = resp.status().as_u16();
     let got_cookie = resp.headers().contains_key(reqwest::header::SET_COOKIE);
     trace.step(
         AREA,
         format!(
-            "POST {session_url} (Bearer) -> {status}{}",
+            "POST {session_url} ({}) -> {status}{}",
+            token.scheme(),
             if got_cookie {
                 ": session cookie set (HttpOnly, kept in this client's cookie jar)"
             } else {

@@ -10,13 +10,13 @@
 //! [`limits::MESSAGE`], a reply stream as a whole by [`limits::REPLY_STREAM`].
 
 use futures::StreamExt;
-use mcp_auth_proto::AccessToken;
 use serde_json::Value;
 use url::Url;
 
 use super::event_stream::EventParser;
 use super::jsonrpc::{Incoming, classify, find_response};
 use super::{Outcome, RpcResult, auth_refusal};
+use crate::credential::Credential;
 use crate::error::{ClientError, Result};
 use crate::http::{Limit, limits, read_body};
 use crate::trace::Trace;
@@ -69,7 +69,7 @@ impl Streamable {
     }
 
     /// Deletes the session on the server, if it assigned one.
-    pub async fn terminate(&mut self, trace: &Trace, token: Option<&AccessToken>) {
+    pub async fn terminate(&mut self, trace: &Trace, token: Option<&Credential>) {
         let Some(sid) = self.session_id.take() else {
             return;
         };
@@ -81,7 +81,16 @@ impl Streamable {
             req = req.header("MCP-Protocol-Version", v);
         }
         if let Some(t) = token {
-            req = req.bearer_auth(t.secret());
+            match t.apply(trace, req, "DELETE", &self.url) {
+                Ok(r) => req = r,
+                Err(e) => {
+                    trace.step(
+                        AREA,
+                        format!("DELETE {} (end of session) not sent: {e}", self.url),
+                    );
+                    return;
+                }
+            }
         }
         match req.send().await {
             Ok(resp) => trace.step(
@@ -111,7 +120,7 @@ impl Streamable {
         message: &Value,
         headers: &[(String, String)],
         id: Option<u64>,
-        token: Option<&AccessToken>,
+        token: Option<&Credential>,
     ) -> Result<Outcome<Option<RpcResult>>> {
         let method = message
             .get("method")
@@ -136,7 +145,7 @@ impl Streamable {
             req = req.header(name.as_str(), value.as_str());
         }
         if let Some(t) = token {
-            req = req.bearer_auth(t.secret());
+            req = t.apply(trace, req, "POST", &self.url)?;
         }
         let resp = req
             .send()
@@ -154,7 +163,9 @@ impl Streamable {
             format!(
                 "POST {} {method}{} -> {status}{}",
                 self.url,
-                if token.is_some() { " (Bearer)" } else { "" },
+                token
+                    .map(|t| format!(" ({})", t.scheme()))
+                    .unwrap_or_default(),
                 if ctype.is_empty() {
                     String::new()
                 } else {
@@ -162,6 +173,9 @@ impl Streamable {
                 }
             ),
         );
+        if let Some(t) = token {
+            t.note_nonce(&self.url, resp.headers());
+        }
         if let Some(refusal) = auth_refusal(trace, status, resp.headers()) {
             return Ok(refusal);
         }

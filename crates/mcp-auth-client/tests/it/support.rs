@@ -578,6 +578,9 @@ pub fn options(server_url: &str) -> SessionOptions {
                 client_name: "mcp-client tests".into(),
                 ..ClientConfig::default()
             },
+            grant: Default::default(),
+            dpop: Default::default(),
+            dpop_alg: Default::default(),
         },
         extra_scopes: Scopes::default(),
         audiences: AudiencePolicy::new(),

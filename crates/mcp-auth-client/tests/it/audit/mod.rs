@@ -30,6 +30,9 @@ pub fn login(client: ClientConfig, tool: Option<&str>) -> LoginOptions {
                 client_name: "mcp-client audit tests".into(),
                 ..client
             },
+            grant: Default::default(),
+            dpop: Default::default(),
+            dpop_alg: Default::default(),
         },
         extra_scopes: Scopes::default(),
         step_up_tool: tool.map(|t| (t.to_owned(), json!({}))),
