@@ -19,7 +19,13 @@
 #   port chosen when the scenario starts, so no --client-issuer is given: the client
 #   binds the credentials to the first issuer it uses them with (the mock's, in the
 #   scenario's fresh cache) and would send them nowhere else,
-# - keeps a token cache per scenario in a temporary directory, and
+# - keeps a token cache per scenario in a temporary directory,
+# - for the authorization extension scenarios, passes the context's keys and tokens
+#   (written to owner-only files) with mcp-client's ordinary flags: --grant
+#   client-credentials (with --client-secret, or --client-key and --client-key-alg),
+#   --grant jwt-bearer --assertion-file, and --grant id-jag --id-token-file
+#   --idp-token-endpoint --idp-client-id; DPoP needs no flag (the mock authorization
+#   server advertises it), and
 # - for 0.2.0-alpha.12, does what the scenarios without authorization ask of a client
 #   (call a named tool with given arguments) with mcp-client's ordinary commands;
 #   every other scenario runs `mcp-client check`.
@@ -121,6 +127,32 @@ if [ -n "\${MCP_CONFORMANCE_CONTEXT:-}" ]; then
 fi
 export MCP_CLIENT_CACHE_DIR="$work/cache/\${CONFORMANCE_RELEASE:-0.1.16}/\$scenario"
 client=("\$bin" --headless --client-metadata-url https://conformance-test.local/client-metadata.json)
+
+# The authorization extension scenarios: what the context gives goes through the flags
+# a user would pass (secrets and keys in owner-only files, never on the command line).
+secret_file() { # writes a context field to an owner-only file, prints its path
+    local f="\$MCP_CLIENT_CACHE_DIR.\$1"
+    mkdir -p "\$(dirname "\$f")"
+    (umask 077 && context "\$1" >"\$f")
+    echo "\$f"
+}
+case "\$scenario" in
+    auth/client-credentials-basic)
+        client+=(--grant client-credentials)
+        ;;
+    auth/client-credentials-jwt)
+        client+=(--grant client-credentials --client-key "\$(secret_file private_key_pem)"
+            --client-key-alg "\$(context signing_algorithm)")
+        ;;
+    auth/enterprise-managed-authorization)
+        client+=(--grant id-jag --id-token-file "\$(secret_file idp_id_token)"
+            --idp-token-endpoint "\$(context idp_token_endpoint)"
+            --idp-client-id "\$(context idp_client_id)")
+        ;;
+    auth/wif-jwt-bearer)
+        client+=(--grant jwt-bearer --assertion-file "\$(secret_file valid_jwt)")
+        ;;
+esac
 
 run() {
     if [ "\${CONFORMANCE_RELEASE:-0.1.16}" = 0.1.16 ]; then

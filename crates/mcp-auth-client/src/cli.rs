@@ -26,7 +26,8 @@ use crate::audit::{AuditOptions, LoginOptions};
 use crate::authorize::{AuthorizeOptions, Interaction};
 use crate::cache::Cache;
 use crate::dpop::{DpopAlg, DpopPolicy};
-use crate::grants::Grant;
+use crate::grants::assertion::ClientKey;
+use crate::grants::{Grant, IdJagConfig};
 use crate::mcp::sse::SseAuth;
 use crate::registration::{ClientConfig, TokenAuthMethod};
 use crate::session::{Session, SessionOptions, TransportChoice};
@@ -171,6 +172,22 @@ pub enum AuthMethodArg {
     ClientSecretBasic,
     /// In the form body.
     ClientSecretPost,
+    /// A JWT assertion signed with --client-key (RFC 7523).
+    PrivateKeyJwt,
+}
+
+/// How tokens are obtained (`--grant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GrantArg {
+    /// A person logs in: the authorization code flow with PKCE.
+    AuthorizationCode,
+    /// The client acts for itself (--client-id with --client-secret or --client-key).
+    ClientCredentials,
+    /// A workload's JWT as the grant (--assertion-file, RFC 7523).
+    JwtBearer,
+    /// Enterprise-managed authorization: the ID token from --id-token-file is exchanged at
+    /// --idp-token-endpoint for an ID-JAG, then used as a JWT bearer grant.
+    IdJag,
 }
 
 /// When to use DPoP (`--dpop`).
@@ -191,6 +208,63 @@ pub enum DpopAlgArg {
     Es256,
     /// Ed25519.
     Eddsa,
+}
+
+/// How the client obtains tokens, and the credentials of the grants without a person.
+#[derive(Debug, Args)]
+pub struct GrantOptions {
+    /// A PEM private key of the pre-registered client: it authenticates with signed JWT
+    /// assertions (private_key_jwt) instead of a secret.
+    #[arg(long, global = true, env = "MCP_CLIENT_KEY", value_name = "PEM_FILE")]
+    pub client_key: Option<PathBuf>,
+    /// The signing algorithm of --client-key (ES256, ES384, RS256, PS256, EdDSA, ...).
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_CLIENT_KEY_ALG",
+        value_name = "ALG",
+        default_value = "ES256"
+    )]
+    pub client_key_alg: String,
+    /// How the client obtains tokens: a person logs in (authorization-code), or a grant
+    /// without a person.
+    #[arg(long, global = true, env = "MCP_CLIENT_GRANT", value_enum, default_value_t = GrantArg::AuthorizationCode)]
+    pub grant: GrantArg,
+    /// With --grant jwt-bearer: the file holding the workload's JWT (read at each use).
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_CLIENT_ASSERTION_FILE",
+        value_name = "FILE"
+    )]
+    pub assertion_file: Option<PathBuf>,
+    /// With --grant id-jag: the file holding the user's ID token from the identity provider.
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_CLIENT_ID_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    pub id_token_file: Option<PathBuf>,
+    /// With --grant id-jag: the identity provider's token endpoint (token exchange).
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_CLIENT_IDP_TOKEN_ENDPOINT",
+        value_name = "URL"
+    )]
+    pub idp_token_endpoint: Option<String>,
+    /// With --grant id-jag: this client's id at the identity provider.
+    #[arg(long, global = true, env = "MCP_CLIENT_IDP_CLIENT_ID")]
+    pub idp_client_id: Option<String>,
+    /// With --grant id-jag: this client's secret at the identity provider, if any.
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_CLIENT_IDP_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub idp_client_secret: Option<String>,
 }
 
 /// Options of every command; each can also be set by its environment variable.
@@ -231,6 +305,9 @@ pub struct Options {
     /// supports it.
     #[arg(long, global = true, env = "MCP_CLIENT_METADATA_URL")]
     pub client_metadata_url: Option<String>,
+    /// The grants without a person and their credentials.
+    #[command(flatten)]
+    pub grant: Box<GrantOptions>,
     /// How to authenticate at the token endpoint.
     #[arg(long, global = true, env = "MCP_CLIENT_TOKEN_AUTH_METHOD", value_enum, default_value_t = AuthMethodArg::Auto)]
     pub token_auth_method: AuthMethodArg,
@@ -544,7 +621,26 @@ fn session_options(o: &Options, server_url: Url) -> anyhow::Result<SessionOption
         AuthMethodArg::None => Some(TokenAuthMethod::None),
         AuthMethodArg::ClientSecretBasic => Some(TokenAuthMethod::ClientSecretBasic),
         AuthMethodArg::ClientSecretPost => Some(TokenAuthMethod::ClientSecretPost),
+        AuthMethodArg::PrivateKeyJwt => Some(TokenAuthMethod::PrivateKeyJwt),
     };
+    let client_key = match &o.grant.client_key {
+        Some(path) => {
+            if o.client_id.is_none() {
+                anyhow::bail!(
+                    "--client-key needs --client-id (it is the key of a pre-registered client)"
+                );
+            }
+            Some(std::sync::Arc::new(ClientKey::from_pem_file(
+                path,
+                &o.grant.client_key_alg,
+            )?))
+        }
+        None if auth_method == Some(TokenAuthMethod::PrivateKeyJwt) => {
+            anyhow::bail!("--token-auth-method private-key-jwt needs --client-key")
+        }
+        None => None,
+    };
+    let grant = grant(o)?;
     if let Some(u) = o.client_metadata_url.as_deref().filter(|u| !u.is_empty()) {
         let ok = Url::parse(u).is_ok_and(|u| u.scheme() == "https" && u.path() != "/");
         if !ok {
@@ -593,9 +689,9 @@ fn session_options(o: &Options, server_url: Url) -> anyhow::Result<SessionOption
                 client_metadata_url: o.client_metadata_url.clone().filter(|s| !s.is_empty()),
                 auth_method,
                 client_name: o.client_name.clone(),
-                client_key: None,
+                client_key,
             },
-            grant: Grant::AuthorizationCode,
+            grant,
             dpop: match o.dpop {
                 DpopArg::Auto => DpopPolicy::Auto,
                 DpopArg::Always => DpopPolicy::Always,
@@ -616,6 +712,68 @@ fn session_options(o: &Options, server_url: Url) -> anyhow::Result<SessionOption
         allow_insecure_http: o.allow_insecure_http,
         refresh_margin_secs: 60,
     })
+}
+
+/// The grant of `--grant` with the flags it needs.
+fn grant(o: &Options) -> anyhow::Result<Grant> {
+    let g = &o.grant;
+    let need = |what: &str| anyhow::anyhow!("--grant {} needs {what}", grant_name(g.grant));
+    if g.grant != GrantArg::AuthorizationCode && o.client_id.is_none() {
+        return Err(need("--client-id (a pre-registered client)"));
+    }
+    Ok(match g.grant {
+        GrantArg::AuthorizationCode => Grant::AuthorizationCode,
+        GrantArg::ClientCredentials => {
+            if o.client_secret.is_none() && g.client_key.is_none() {
+                return Err(need("--client-secret or --client-key"));
+            }
+            Grant::ClientCredentials
+        }
+        GrantArg::JwtBearer => Grant::JwtBearer {
+            assertion_file: g
+                .assertion_file
+                .clone()
+                .ok_or_else(|| need("--assertion-file"))?,
+        },
+        GrantArg::IdJag => {
+            let endpoint = g
+                .idp_token_endpoint
+                .as_deref()
+                .ok_or_else(|| need("--idp-token-endpoint"))?;
+            let endpoint =
+                parse_url(endpoint).map_err(|e| anyhow::anyhow!("--idp-token-endpoint: {e}"))?;
+            if !mcp_auth_proto::wellknown::is_loopback_or_https(&endpoint) {
+                anyhow::bail!(
+                    "--idp-token-endpoint {endpoint} is plain http off loopback: the ID token would cross the network in clear text"
+                );
+            }
+            Grant::IdJag(IdJagConfig {
+                idp_token_endpoint: endpoint,
+                idp_client_id: g
+                    .idp_client_id
+                    .clone()
+                    .ok_or_else(|| need("--idp-client-id"))?,
+                idp_client_secret: g
+                    .idp_client_secret
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .map(ClientSecret::new),
+                id_token_file: g
+                    .id_token_file
+                    .clone()
+                    .ok_or_else(|| need("--id-token-file"))?,
+            })
+        }
+    })
+}
+
+fn grant_name(g: GrantArg) -> &'static str {
+    match g {
+        GrantArg::AuthorizationCode => "authorization-code",
+        GrantArg::ClientCredentials => "client-credentials",
+        GrantArg::JwtBearer => "jwt-bearer",
+        GrantArg::IdJag => "id-jag",
+    }
 }
 
 fn required_args(tool: &Value) -> Vec<String> {

@@ -1,24 +1,46 @@
 //! How the client obtains tokens once discovery has found the authorization server.
 //!
-//! - [`Grant::AuthorizationCode`]: a person logs in (`authorize.rs`), the default.
+//! - [`Grant::AuthorizationCode`]: a person logs in (`authorize.rs`), the default;
+//! - [`Grant::ClientCredentials`]: the client acts for itself, no person involved
+//!   (RFC 6749 §4.4, the MCP client credentials extension, SEP-1046), authenticating with
+//!   its secret or a JWT signed by its key ([`client_credentials`]);
+//! - [`Grant::JwtBearer`]: a workload presents a JWT its platform issued (workload
+//!   identity federation, SEP-1933) as an RFC 7523 §2.1 authorization grant
+//!   ([`jwt_bearer`]);
+//! - [`Grant::IdJag`]: enterprise-managed authorization (SEP-990): the user's ID token
+//!   is exchanged at the enterprise identity provider for an Identity Assertion JWT
+//!   Authorization Grant (RFC 8693 token exchange), which the MCP authorization server
+//!   accepts as a JWT bearer grant ([`id_jag`]).
+//!
+//! The grants without a person need a pre-registered client (`--client-id`); none of
+//! them is retried after the authorization server refuses it.
 //!
 //! Whatever the grant, tokens are DPoP-bound when [`dpop_key`] says so, and the client
 //! authenticates at the token endpoint as configured (`none`, a secret, or
 //! `private_key_jwt` with [`assertion::ClientKey`]).
 
 pub mod assertion;
+pub mod client_credentials;
+pub mod id_jag;
+pub mod jwt_bearer;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mcp_auth_proto::Scopes;
+use mcp_auth_proto::{ClientSecret, Scopes, TokenResponse};
+use url::Url;
 
 use crate::authorize::{self, AuthorizeOptions, Authorized};
 use crate::cache::Cache;
 use crate::discovery::{AuthorizationServer, Discovered};
 use crate::dpop::{self, DpopKey};
-use crate::error::Result;
-use crate::registration::StoredClient;
+use crate::error::{ClientError, Result};
+use crate::registration::{StoredClient, client_identity};
+use crate::token::{self, Endpoint};
 use crate::trace::Trace;
+
+/// The `grant_type` of the JWT bearer grant (RFC 7523 §2.1).
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// How tokens are obtained (`--grant`).
 #[derive(Debug, Clone, Default)]
@@ -26,6 +48,42 @@ pub enum Grant {
     /// The authorization code flow with PKCE: a person logs in.
     #[default]
     AuthorizationCode,
+    /// The client credentials grant.
+    ClientCredentials,
+    /// The JWT bearer grant with an assertion read from a file at each use (workload
+    /// tokens are short-lived and rotated by their platform).
+    JwtBearer {
+        /// The file holding the JWT.
+        assertion_file: PathBuf,
+    },
+    /// Enterprise-managed authorization with an ID-JAG.
+    IdJag(IdJagConfig),
+}
+
+impl Grant {
+    /// The name used in the trace and on the command line.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Grant::AuthorizationCode => "authorization-code",
+            Grant::ClientCredentials => "client-credentials",
+            Grant::JwtBearer { .. } => "jwt-bearer",
+            Grant::IdJag(_) => "id-jag",
+        }
+    }
+}
+
+/// Where and how to get an ID-JAG from the enterprise identity provider.
+#[derive(Debug, Clone)]
+pub struct IdJagConfig {
+    /// The identity provider's token endpoint.
+    pub idp_token_endpoint: Url,
+    /// This client's id at the identity provider.
+    pub idp_client_id: String,
+    /// Its secret there, if it is a confidential client (sent by HTTP Basic).
+    pub idp_client_secret: Option<ClientSecret>,
+    /// The file holding the user's ID token from the identity provider.
+    pub id_token_file: PathBuf,
 }
 
 /// Obtains tokens for `discovered` with the configured grant.
@@ -37,11 +95,123 @@ pub async fn obtain(
     options: &AuthorizeOptions,
     scopes: &Scopes,
 ) -> Result<Authorized> {
-    match &options.grant {
-        Grant::AuthorizationCode => {
-            authorize::authorize(http, trace, cache, discovered, options, scopes).await
-        }
+    if let Grant::AuthorizationCode = &options.grant {
+        return authorize::authorize(http, trace, cache, discovered, options, scopes).await;
     }
+    let as_ = &discovered.authorization_server;
+    if options.client.client_id.is_none() {
+        return Err(ClientError::Config(format!(
+            "the {} grant needs a pre-registered client: --client-id",
+            options.grant.name()
+        )));
+    }
+    // A pre-registered client: no redirect URI is involved.
+    let client = client_identity(http, trace, cache, as_, &options.client, "").await?;
+    let dpop = dpop_key(trace, cache, options, as_, &client)?;
+    let endpoint = Endpoint {
+        url: &as_.token_endpoint,
+        issuer: &as_.issuer,
+        dpop: dpop.as_deref(),
+        client_key: options.client.client_key.as_deref(),
+    };
+    let tokens = match &options.grant {
+        Grant::AuthorizationCode => unreachable!("handled above"),
+        Grant::ClientCredentials => {
+            client_credentials::request(http, trace, &endpoint, as_, &client, discovered, scopes)
+                .await?
+        }
+        Grant::JwtBearer { assertion_file } => {
+            let assertion = read_jwt_file(assertion_file, "--assertion-file")?;
+            trace.step(
+                "grant",
+                format!(
+                    "workload identity: the JWT in {} is the authorization grant (RFC 7523 §2.1)",
+                    assertion_file.display()
+                ),
+            );
+            jwt_bearer::request(
+                http, trace, &endpoint, as_, &client, discovered, scopes, &assertion,
+            )
+            .await?
+        }
+        Grant::IdJag(config) => {
+            let id_jag = id_jag::exchange(http, trace, config, as_, discovered, scopes).await?;
+            trace.step(
+                "grant",
+                format!(
+                    "hop 2 of 2: the ID-JAG goes to the MCP authorization server {} as a JWT bearer grant",
+                    as_.issuer
+                ),
+            );
+            jwt_bearer::request(
+                http, trace, &endpoint, as_, &client, discovered, scopes, &id_jag,
+            )
+            .await?
+        }
+    };
+    Ok(Authorized {
+        tokens,
+        client,
+        requested_scope: (!scopes.is_empty()).then(|| scopes.clone()),
+        callback_issuer: None,
+        dpop,
+    })
+}
+
+/// Reads a JWT from a file (at most 64 KiB, surrounding whitespace ignored).
+pub(crate) fn read_jwt_file(path: &Path, flag: &str) -> Result<String> {
+    let bad = |why: &str| ClientError::Config(format!("{flag} {}: {why}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| bad(&e.to_string()))?;
+    if meta.len() > 64 * 1024 {
+        return Err(bad("larger than 64 KiB, not a JWT"));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| bad(&e.to_string()))?;
+    let jwt = text.trim();
+    if jwt.split('.').count() != 3 || jwt.contains(char::is_whitespace) {
+        return Err(bad("does not hold a JWT (three dot-separated parts)"));
+    }
+    Ok(jwt.to_owned())
+}
+
+/// Traces when the authorization server's metadata does not list `grant`.
+pub(crate) fn note_grant_support(trace: &Trace, as_: &AuthorizationServer, grant: &str) {
+    if !as_.metadata.supports_grant_type(grant) {
+        trace.step(
+            "grant",
+            format!(
+                "the authorization server {} does not list {grant} in grant_types_supported; trying it anyway",
+                as_.issuer
+            ),
+        );
+    }
+}
+
+/// The form of a grant for `discovered`: `resource` (RFC 8707) and `scope` when some.
+pub(crate) fn base_form(
+    grant_type: &str,
+    discovered: &Discovered,
+    scopes: &Scopes,
+) -> Vec<(&'static str, String)> {
+    let mut form = vec![
+        ("grant_type", grant_type.to_owned()),
+        ("resource", discovered.resource.clone()),
+    ];
+    if !scopes.is_empty() {
+        form.push(("scope", scopes.to_string()));
+    }
+    form
+}
+
+/// A token request for the resource; the trace names the grant.
+pub(crate) async fn request_tokens(
+    http: &reqwest::Client,
+    trace: &Trace,
+    endpoint: &Endpoint<'_>,
+    client: &StoredClient,
+    form: Vec<(&'static str, String)>,
+    grant: &'static str,
+) -> Result<TokenResponse> {
+    token::request(http, trace, endpoint, client, form, grant).await
 }
 
 /// The DPoP key of `client` at `as_`, when tokens are to be DPoP-bound there (the policy

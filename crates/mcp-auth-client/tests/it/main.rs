@@ -6,6 +6,7 @@ mod cache;
 mod challenge;
 mod cli;
 mod device;
+mod extensions;
 mod failures;
 mod flow;
 mod insecure_http;
