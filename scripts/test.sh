@@ -41,6 +41,7 @@ rm -f out/conformance-client/summary-*.txt
 stage "conformance: client" scripts/conformance-client.sh
 stage "conformance: client 0.2.0-alpha.12 requirements" \
     scripts/conformance-client.sh --release 0.2.0-alpha.12 requirements
+stage "conformance: client extensions (0.2.0-alpha.12)" scripts/conformance-client.sh --release 0.2.0-alpha.12 extensions
 stage "conformance: authorization" scripts/conformance-authorization.sh
 stage "demo --headless" cargo run --locked -q -p demo -- --headless
 stage "browser" scripts/browser-test.sh
