@@ -15,6 +15,7 @@
 //!
 //! Sessions the server opens are deleted at the end.
 
+use crate::dpop::DpopPolicy;
 use base64::Engine;
 use mcp_auth_proto::{BearerError, Scopes};
 use reqwest::Method;
@@ -82,12 +83,25 @@ pub(super) async fn run(
     );
     let as_ = &discovered.authorization_server;
     let advertised = as_.metadata.authorization_response_iss_parameter_supported;
+    // The audit's requests present the token as Bearer: it logs in for a Bearer token.
+    let mut options = login.authorize.clone();
+    options.dpop = DpopPolicy::Never;
+    if as_
+        .metadata
+        .extra
+        .contains_key("dpop_signing_alg_values_supported")
+    {
+        trace.step(
+            "audit",
+            "logging in for a Bearer token (the audit's checks send it as Bearer, not DPoP)",
+        );
+    }
     let authorized = match authorize::authorize(
         &oauth,
         trace,
         cache,
         &discovered,
-        &login.authorize,
+        &options,
         &scopes,
     )
     .await

@@ -33,6 +33,9 @@ struct Inner {
     advertise_dpop: bool,
     require_nonce: bool,
     client_public_pem: Vec<u8>,
+    /// Issue short-lived DPoP-bound tokens with a refresh token bound to the same key.
+    refresh: bool,
+    refresh_tokens: HashMap<String, String>,
     /// The thumbprint each issued token is bound to.
     bound: HashMap<String, String>,
     jtis: HashSet<String>,
@@ -197,10 +200,26 @@ async fn token(
         )
             .into_response();
     }
+    if grant == "refresh_token" {
+        let rt = f.get("refresh_token").cloned().unwrap_or_default();
+        if inner.refresh_tokens.get(&rt) != Some(&jkt) {
+            inner.log.push("refresh with another key".into());
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+        }
+        inner.log.push("refresh DPoP ok".into());
+    }
     inner.issued += 1;
     let access = format!("dpop-bound-{}", inner.issued);
-    inner.bound.insert(access.clone(), jkt);
+    inner.bound.insert(access.clone(), jkt.clone());
     inner.log.push("token issued DPoP".into());
+    if inner.refresh {
+        let rt = format!("rt-{}", inner.issued);
+        inner.refresh_tokens.insert(rt.clone(), jkt);
+        return axum::Json(json!({
+            "access_token": access, "token_type": "DPoP", "expires_in": 1, "refresh_token": rt
+        }))
+        .into_response();
+    }
     axum::Json(json!({"access_token": access, "token_type": "DPoP", "expires_in": 3600}))
         .into_response()
 }
@@ -454,4 +473,34 @@ async fn jwt_bearer_sends_the_assertion_and_a_refusal_is_not_retried() {
     let (mut s, _) = session(run(jwt), tempfile::tempdir().unwrap().path());
     let err = s.connect().await.unwrap_err();
     assert!(err.to_string().contains("--assertion-file"), "{err}");
+}
+
+#[tokio::test]
+async fn eddsa_proofs_and_a_refresh_proven_with_the_same_key() {
+    let lab = Lab::start(true, false, Vec::new()).await;
+    lab.inner.lock().unwrap().refresh = true;
+    let dir = tempfile::tempdir().unwrap();
+    let jwt = dir.path().join("workload.jwt");
+    std::fs::write(&jwt, "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ3In0.c2ln").unwrap();
+    let mut o = options(&format!("{}/mcp", lab.base));
+    o.authorize.grant = Grant::JwtBearer {
+        assertion_file: jwt,
+    };
+    o.authorize.client.client_id = Some(CLIENT_ID.into());
+    o.authorize.dpop_alg = mcp_auth_client::dpop::DpopAlg::EdDsa;
+    let cache = tempfile::tempdir().unwrap();
+    let (mut s, buf) = session(o, cache.path());
+    s.connect().await.unwrap();
+    s.list_tools().await.unwrap();
+    s.close().await;
+    let log = lab.log();
+    // The token expires within the refresh margin: every later operation refreshes first,
+    // each refresh proven with the key the refresh token is bound to.
+    assert!(lab.count("refresh DPoP ok") >= 1, "{log:?}");
+    assert_eq!(lab.count("refresh with another key"), 0, "{log:?}");
+    assert!(lab.count("mcp tools/list DPoP ok") == 1, "{log:?}");
+    assert!(!log.iter().any(|l| l.contains("bad")), "{log:?}");
+    let trace = text(&buf);
+    assert!(trace.contains("EdDSA"), "{trace}");
+    assert!(!trace.contains("rt-1"), "no refresh token in the trace");
 }
