@@ -159,7 +159,7 @@ pub async fn authorize(
         format!("listening for the redirect on {redirect_uri} (loopback only)"),
     );
     let client = client_identity(http, trace, cache, as_, &options.client, &redirect_uri).await?;
-    let dpop = crate::grants::dpop_key(trace, cache, options, as_, &client)?;
+    let dpop = crate::grants::dpop_key(trace, cache, options, discovered, &client)?;
 
     let (challenge, verifier) = pkce::new_pair();
     let state = pkce::new_state();

@@ -66,6 +66,10 @@ pub struct Discovered {
     pub prm: Option<ProtectedResourceMetadata>,
     /// The authorization server.
     pub authorization_server: AuthorizationServer,
+    /// Whether the resource accepts DPoP-bound tokens: its metadata lists
+    /// `dpop_signing_alg_values_supported` or requires them (RFC 9728 §2), or its 401
+    /// challenge offered the `DPoP` scheme (RFC 9449 §7.1; the session sets this).
+    pub resource_offers_dpop: bool,
 }
 
 /// Runs the whole discovery for `server_url`, given the challenge of its 401 (if any).
@@ -96,10 +100,18 @@ pub async fn discover(
                 );
             }
             let authorization_server = discover_authorization_server(http, trace, &issuer).await?;
+            let resource_offers_dpop = prm
+                .extra
+                .get("dpop_signing_alg_values_supported")
+                .and_then(serde_json::Value::as_array)
+                .is_some_and(|a| !a.is_empty())
+                || prm.extra.get("dpop_bound_access_tokens_required")
+                    == Some(&serde_json::Value::Bool(true));
             Ok(Discovered {
                 resource: prm.resource.clone(),
                 prm: Some(prm),
                 authorization_server,
+                resource_offers_dpop,
             })
         }
         None => {
@@ -112,6 +124,7 @@ pub async fn discover(
                 resource: canonical,
                 prm: None,
                 authorization_server,
+                resource_offers_dpop: false,
             })
         }
     }

@@ -88,11 +88,14 @@ impl DpopAlg {
 ///
 /// `preferred` is taken when the server lists it, else the other one this client
 /// supports; `Always` with a server that lists neither is an error naming the server.
+/// `Auto` binds tokens only when the resource says it accepts them
+/// (`resource_offers_dpop`): a DPoP-bound token is useless at a Bearer-only server.
 pub fn choose(
     trace: &Trace,
     policy: DpopPolicy,
     preferred: DpopAlg,
     metadata: &AuthorizationServerMetadata,
+    resource_offers_dpop: bool,
 ) -> Result<Option<DpopAlg>> {
     if policy == DpopPolicy::Never {
         return Ok(None);
@@ -111,6 +114,16 @@ pub fn choose(
         .into_iter()
         .find(|a| advertised.contains(&a.as_str()));
     match (chosen, policy) {
+        (Some(_), DpopPolicy::Auto) if !resource_offers_dpop => {
+            trace.step(
+                AREA,
+                format!(
+                    "the authorization server {} supports DPoP, but the MCP server does not say it accepts DPoP-bound tokens (no DPoP challenge, no dpop_signing_alg_values_supported in its metadata): Bearer tokens (--dpop always binds them anyway)",
+                    metadata.issuer
+                ),
+            );
+            Ok(None)
+        }
         (Some(alg), _) => {
             trace.step(
                 AREA,
@@ -586,28 +599,32 @@ mod tests {
     fn choice_follows_the_metadata_and_the_policy() {
         let trace = Trace::silent();
         let mut md = AuthorizationServerMetadata::new("https://as");
-        assert_eq!(
-            choose(&trace, DpopPolicy::Auto, DpopAlg::Es256, &md).unwrap(),
-            None
-        );
-        assert!(choose(&trace, DpopPolicy::Always, DpopAlg::Es256, &md).is_err());
+        let choose = |p, a, md: &AuthorizationServerMetadata| choose(&trace, p, a, md, true);
+        assert_eq!(choose(DpopPolicy::Auto, DpopAlg::Es256, &md).unwrap(), None);
+        assert!(choose(DpopPolicy::Always, DpopAlg::Es256, &md).is_err());
         md.extra
             .insert("dpop_signing_alg_values_supported".into(), json!(["EdDSA"]));
         assert_eq!(
-            choose(&trace, DpopPolicy::Auto, DpopAlg::Es256, &md).unwrap(),
+            choose(DpopPolicy::Auto, DpopAlg::Es256, &md).unwrap(),
+            Some(DpopAlg::EdDsa)
+        );
+        // A resource that does not say it accepts DPoP gets Bearer tokens, unless forced.
+        assert_eq!(
+            super::choose(&trace, DpopPolicy::Auto, DpopAlg::Es256, &md, false).unwrap(),
+            None
+        );
+        assert_eq!(
+            super::choose(&trace, DpopPolicy::Always, DpopAlg::Es256, &md, false).unwrap(),
             Some(DpopAlg::EdDsa)
         );
         assert_eq!(
-            choose(&trace, DpopPolicy::Never, DpopAlg::Es256, &md).unwrap(),
+            choose(DpopPolicy::Never, DpopAlg::Es256, &md).unwrap(),
             None
         );
         md.extra
             .insert("dpop_signing_alg_values_supported".into(), json!(["PS256"]));
-        assert_eq!(
-            choose(&trace, DpopPolicy::Auto, DpopAlg::Es256, &md).unwrap(),
-            None
-        );
-        let err = choose(&trace, DpopPolicy::Always, DpopAlg::Es256, &md).unwrap_err();
+        assert_eq!(choose(DpopPolicy::Auto, DpopAlg::Es256, &md).unwrap(), None);
+        let err = choose(DpopPolicy::Always, DpopAlg::Es256, &md).unwrap_err();
         assert!(err.to_string().contains("PS256"));
     }
 }

@@ -138,6 +138,8 @@ pub struct Session {
     /// The key the tokens are bound to, when they are DPoP-bound.
     dpop: Option<std::sync::Arc<DpopKey>>,
     discovered: Option<Discovered>,
+    /// Whether the server offered the DPoP scheme in a challenge.
+    resource_offers_dpop: bool,
     transport: Option<Transport>,
     next_id: u64,
     server_info: Option<Value>,
@@ -234,6 +236,7 @@ impl Session {
             tokens,
             dpop,
             discovered: None,
+            resource_offers_dpop: false,
             transport: None,
             next_id: 1,
             server_info: None,
@@ -778,9 +781,15 @@ impl Session {
                         self.transport = Some(Transport::Sse(sse));
                         Ok(Outcome::Ok(None))
                     }
-                    Outcome::Refused { status, challenge } => {
-                        Ok(Outcome::Refused { status, challenge })
-                    }
+                    Outcome::Refused {
+                        status,
+                        challenge,
+                        dpop_offered,
+                    } => Ok(Outcome::Refused {
+                        status,
+                        challenge,
+                        dpop_offered,
+                    }),
                 }
             }
         }
@@ -799,7 +808,14 @@ impl Session {
         loop {
             let (status, challenge) = match self.attempt(&op).await? {
                 Outcome::Ok(v) => return Ok(v),
-                Outcome::Refused { status, challenge } => (status, challenge),
+                Outcome::Refused {
+                    status,
+                    challenge,
+                    dpop_offered,
+                } => {
+                    self.resource_offers_dpop |= dpop_offered;
+                    (status, challenge)
+                }
             };
             // RFC 9449 §9: the resource asks for a nonce (it sent one in DPoP-Nonce, which
             // the credential kept): one retry with a new proof carrying it.
@@ -896,7 +912,7 @@ impl Session {
     }
 
     async fn authorize(&mut self, challenge: Option<&BearerChallenge>) -> Result<()> {
-        let discovered = match &self.discovered {
+        let mut discovered = match &self.discovered {
             Some(d) => d.clone(),
             None => {
                 let d = discovery::discover(
@@ -937,6 +953,7 @@ impl Session {
                 ),
             );
         }
+        discovered.resource_offers_dpop |= self.resource_offers_dpop;
         let authorized = crate::grants::obtain(
             &self.oauth_http,
             &self.trace,

@@ -107,7 +107,7 @@ pub async fn obtain(
     }
     // A pre-registered client: no redirect URI is involved.
     let client = client_identity(http, trace, cache, as_, &options.client, "").await?;
-    let dpop = dpop_key(trace, cache, options, as_, &client)?;
+    let dpop = dpop_key(trace, cache, options, discovered, &client)?;
     let endpoint = Endpoint {
         url: &as_.token_endpoint,
         issuer: &as_.issuer,
@@ -214,16 +214,24 @@ pub(crate) async fn request_tokens(
     token::request(http, trace, endpoint, client, form, grant).await
 }
 
-/// The DPoP key of `client` at `as_`, when tokens are to be DPoP-bound there (the policy
-/// and what the server advertises decide; see [`dpop::choose`]).
+/// The DPoP key of `client` at the authorization server of `discovered`, when tokens are
+/// to be DPoP-bound there (the policy and what the servers advertise decide; see
+/// [`dpop::choose`]).
 pub fn dpop_key(
     trace: &Trace,
     cache: &Cache,
     options: &AuthorizeOptions,
-    as_: &AuthorizationServer,
+    discovered: &Discovered,
     client: &StoredClient,
 ) -> Result<Option<Arc<DpopKey>>> {
-    match dpop::choose(trace, options.dpop, options.dpop_alg, &as_.metadata)? {
+    let as_ = &discovered.authorization_server;
+    match dpop::choose(
+        trace,
+        options.dpop,
+        options.dpop_alg,
+        &as_.metadata,
+        discovered.resource_offers_dpop,
+    )? {
         Some(alg) => Ok(Some(DpopKey::for_client(
             trace,
             cache,

@@ -35,6 +35,9 @@ pub enum Outcome<T> {
         /// of a `DPoP` challenge (RFC 9449 §7.1: the same `error`, `scope`,
         /// `resource_metadata`).
         challenge: Option<BearerChallenge>,
+        /// Whether the server offered the `DPoP` scheme among its challenges (RFC 9449
+        /// §7.1): it accepts DPoP-bound tokens.
+        dpop_offered: bool,
     },
 }
 
@@ -52,6 +55,11 @@ pub(crate) fn auth_refusal<T>(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
+    let dpop_offered = values
+        .iter()
+        .filter_map(|v| parse_www_authenticate(v).ok())
+        .flatten()
+        .any(|c| c.scheme.eq_ignore_ascii_case("dpop"));
     let (challenge, scheme) = match BearerChallenge::find(values.iter().copied()) {
         Some(c) => (Some(c), "Bearer"),
         None => (dpop_challenge(values.iter().copied()), "DPoP"),
@@ -72,7 +80,11 @@ pub(crate) fn auth_refusal<T>(
             format!("{status} without a Bearer or DPoP challenge"),
         ),
     }
-    Some(Outcome::Refused { status, challenge })
+    Some(Outcome::Refused {
+        status,
+        challenge,
+        dpop_offered,
+    })
 }
 
 /// The first `DPoP` challenge, read with the Bearer challenge's parameters.

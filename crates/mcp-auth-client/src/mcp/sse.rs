@@ -75,10 +75,17 @@ impl LegacySse {
     ) -> Result<Outcome<LegacySse>> {
         let origin = url.origin().ascii_serialization();
         if let (SseAuth::Cookie { session_url }, Some(t)) = (auth, token)
-            && let Outcome::Refused { status, challenge } =
-                session_cookie(http, trace, session_url, &origin, t).await?
+            && let Outcome::Refused {
+                status,
+                challenge,
+                dpop_offered,
+            } = session_cookie(http, trace, session_url, &origin, t).await?
         {
-            return Ok(Outcome::Refused { status, challenge });
+            return Ok(Outcome::Refused {
+                status,
+                challenge,
+                dpop_offered,
+            });
         }
         let mut req = http
             .get(url.clone())

@@ -35,6 +35,8 @@ struct Inner {
     client_public_pem: Vec<u8>,
     /// Issue short-lived DPoP-bound tokens with a refresh token bound to the same key.
     refresh: bool,
+    /// The MCP endpoint challenges with Bearer only (it does not accept DPoP).
+    bearer_only: bool,
     refresh_tokens: HashMap<String, String>,
     /// The thumbprint each issued token is bound to.
     bound: HashMap<String, String>,
@@ -231,11 +233,16 @@ async fn mcp(State(lab): State<Lab>, headers: HeaderMap, body: String) -> Respon
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     else {
+        let scheme = if inner.bearer_only {
+            "Bearer"
+        } else {
+            "DPoP algs=\"ES256\","
+        };
         return (
             StatusCode::UNAUTHORIZED,
             [(
                 header::WWW_AUTHENTICATE,
-                format!("DPoP algs=\"ES256\", resource_metadata=\"{prm}\""),
+                format!("{scheme} resource_metadata=\"{prm}\""),
             )],
         )
             .into_response();
@@ -503,4 +510,33 @@ async fn eddsa_proofs_and_a_refresh_proven_with_the_same_key() {
     let trace = text(&buf);
     assert!(trace.contains("EdDSA"), "{trace}");
     assert!(!trace.contains("rt-1"), "no refresh token in the trace");
+}
+
+#[tokio::test]
+async fn a_bearer_only_resource_gets_bearer_tokens_unless_dpop_is_forced() {
+    let lab = Lab::start(true, false, Vec::new()).await;
+    lab.inner.lock().unwrap().bearer_only = true;
+    let dir = tempfile::tempdir().unwrap();
+    let jwt = dir.path().join("workload.jwt");
+    std::fs::write(&jwt, "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ3In0.c2ln").unwrap();
+    let mut o = options(&format!("{}/mcp", lab.base));
+    o.authorize.grant = Grant::JwtBearer {
+        assertion_file: jwt,
+    };
+    o.authorize.client.client_id = Some(CLIENT_ID.into());
+    let cache = tempfile::tempdir().unwrap();
+    let (mut s, buf) = session(o.clone(), cache.path());
+    s.connect().await.unwrap();
+    s.close().await;
+    assert_eq!(lab.count("mcp initialize Bearer"), 1, "{:?}", lab.log());
+    assert_eq!(lab.count("token issued DPoP"), 0, "{:?}", lab.log());
+    assert!(text(&buf).contains("does not say it accepts DPoP-bound tokens"));
+
+    o.authorize.dpop = DpopPolicy::Always;
+    let cache = tempfile::tempdir().unwrap();
+    let (mut s, _) = session(o, cache.path());
+    s.connect().await.unwrap();
+    s.close().await;
+    assert_eq!(lab.count("token issued DPoP"), 1, "{:?}", lab.log());
+    assert_eq!(lab.count("mcp initialize DPoP ok"), 1, "{:?}", lab.log());
 }
