@@ -109,7 +109,7 @@ pub async fn authorize(
         "http://127.0.0.1/callback",
     )
     .await?;
-    let dpop = crate::grants::dpop_key(trace, cache, options, as_, &client)?;
+    let dpop = crate::grants::dpop_key(trace, cache, options, discovered, &client)?;
 
     let mut form = vec![("client_id", client.client_id.clone())];
     if let Some(secret) = &client.client_secret {
