@@ -193,7 +193,8 @@ pub enum GrantArg {
 /// When to use DPoP (`--dpop`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DpopArg {
-    /// When the authorization server advertises dpop_signing_alg_values_supported.
+    /// When the authorization server advertises dpop_signing_alg_values_supported and
+    /// the MCP server accepts DPoP (a DPoP challenge, or its metadata says so).
     Auto,
     /// Always: refuse an authorization server that does not support DPoP.
     Always,
@@ -344,7 +345,8 @@ pub struct Options {
     #[arg(long = "scope", global = true, env = "MCP_CLIENT_SCOPE")]
     pub scopes: Vec<String>,
     /// DPoP-bound tokens (RFC 9449): auto uses them when the authorization server
-    /// advertises dpop_signing_alg_values_supported; always refuses a server that does not.
+    /// advertises dpop_signing_alg_values_supported and the MCP server accepts them;
+    /// always binds them regardless and refuses an authorization server that cannot.
     #[arg(long, global = true, env = "MCP_CLIENT_DPOP", value_enum, default_value_t = DpopArg::Auto)]
     pub dpop: DpopArg,
     /// The DPoP proof algorithm (the other one is used when the server lists only that).

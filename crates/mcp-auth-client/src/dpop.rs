@@ -1,7 +1,7 @@
 //! DPoP: proof of possession for access tokens (RFC 9449, the MCP profile SEP-1932).
 //!
-//! When the authorization server advertises `dpop_signing_alg_values_supported` (or
-//! `--dpop always` asks for it), the client holds a key pair per (client, issuer) and
+//! When the authorization server advertises `dpop_signing_alg_values_supported` and the
+//! MCP server accepts DPoP (or `--dpop always` asks for it), the client holds a key pair per (client, issuer) and
 //! sends a proof, a JWT signed with the private key, with every token request and every
 //! request to the MCP server:
 //!
@@ -52,7 +52,8 @@ pub const NONCE_HEADER: &str = "dpop-nonce";
 /// When to use DPoP (`--dpop`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DpopPolicy {
-    /// When the authorization server advertises `dpop_signing_alg_values_supported`.
+    /// When the authorization server advertises `dpop_signing_alg_values_supported` and
+    /// the resource accepts DPoP-bound tokens.
     #[default]
     Auto,
     /// Always; an authorization server that does not advertise DPoP is refused.
