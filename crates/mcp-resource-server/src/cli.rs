@@ -229,6 +229,12 @@ pub struct Cli {
     #[arg(long, env = "MCP_RS_CONFORMANCE_FIXTURES")]
     pub conformance_fixtures: bool,
 
+    /// Redis shared by several instances behind a load balancer (`redis://host:port`):
+    /// cookie sessions, legacy SSE routing and stream limits then hold across instances.
+    /// Without it every piece of state stays in this process.
+    #[arg(long, env = "MCP_RS_REDIS_URL")]
+    pub redis_url: Option<String>,
+
     /// DANGER: turn authorization off. Only for the MCP conformance suite's server scenarios.
     #[arg(long, env = "MCP_RS_NO_AUTH")]
     pub no_auth: bool,
@@ -298,6 +304,7 @@ impl Cli {
             nonce: self.dpop_nonce,
             replay_capacity: self.dpop_replay_capacity,
         };
+        config.redis_url = self.redis_url.clone().filter(|s| !s.trim().is_empty());
         Ok(config)
     }
 }

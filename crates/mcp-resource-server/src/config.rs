@@ -167,6 +167,9 @@ pub struct Config {
     pub mcp_session_idle_timeout: Duration,
     /// DPoP-bound tokens (RFC 9449).
     pub dpop: DpopConfig,
+    /// Redis shared by every instance behind a load balancer (`redis://host:port[/db]`);
+    /// `None` keeps every piece of state in this process.
+    pub redis_url: Option<String>,
 }
 
 /// Default of [`Config::idle_timeout`] and [`Config::header_read_timeout`], in seconds.
@@ -215,6 +218,7 @@ impl Default for Config {
             max_mcp_sessions: DEFAULT_MAX_MCP_SESSIONS,
             mcp_session_idle_timeout: Duration::from_secs(DEFAULT_MCP_SESSION_IDLE_SECS),
             dpop: DpopConfig::default(),
+            redis_url: None,
         }
     }
 }
@@ -612,6 +616,18 @@ impl Config {
         let mut allowed_hosts = vec![format!("{host}:{port}")];
         if public_url.port().is_none() {
             allowed_hosts.push(host.clone());
+        }
+        if let Some(redis_url) = &self.redis_url {
+            let url = Url::parse(redis_url)
+                .map_err(|e| ConfigError::new("redis-url", format!("not a URL: {e}")))?;
+            if !matches!(url.scheme(), "redis" | "rediss") {
+                return Err(ConfigError::new(
+                    "redis-url",
+                    "must be redis://host:port[/db] or rediss://…",
+                ));
+            }
+            redis::Client::open(redis_url.as_str())
+                .map_err(|e| ConfigError::new("redis-url", format!("refused: {:?}", e.kind())))?;
         }
         let tool_scopes = self
             .tool_scopes

@@ -120,6 +120,9 @@ pub enum Error {
     /// The cookie-session store holds as many sessions as it allows (503).
     #[error("cookie session store full")]
     CookieStoreFull,
+    /// The state shared by the instances (Redis) cannot be reached (503, `Retry-After`).
+    #[error("shared state unavailable: {0}")]
+    StoreUnavailable(String),
     /// A failure of this server (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -149,7 +152,8 @@ impl Error {
             | Self::Busy
             | Self::StreamCapacity { .. }
             | Self::SessionCapacity { .. }
-            | Self::CookieStoreFull => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::CookieStoreFull
+            | Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooManyStreams { .. } | Self::TooManySessions { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -208,6 +212,7 @@ impl Error {
             }
             Self::SessionCapacity { .. } => "The server cannot open more MCP sessions right now",
             Self::CookieStoreFull => "The server cannot open more browser sessions right now",
+            Self::StoreUnavailable(_) => "Session state is unavailable right now; retry shortly",
             Self::Internal(_) => "Internal error",
         }
     }
@@ -225,7 +230,9 @@ impl Error {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::BadRequest(_) => "bad_request",
-            Self::Busy | Self::StreamCapacity { .. } => "temporarily_unavailable",
+            Self::Busy | Self::StreamCapacity { .. } | Self::StoreUnavailable(_) => {
+                "temporarily_unavailable"
+            }
             Self::TooManyStreams { .. } => "too_many_streams",
             Self::TooManySessions { .. } => "too_many_sessions",
             Self::SessionCapacity { .. } | Self::CookieStoreFull => "temporarily_unavailable",
@@ -351,6 +358,7 @@ impl Error {
                     | Self::TooManySessions { .. }
                     | Self::SessionCapacity { .. }
                     | Self::CookieStoreFull
+                    | Self::StoreUnavailable(_)
             ),
             no_store: matches!(
                 self,

@@ -14,8 +14,10 @@
 pub mod auth;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod cookie_store;
 pub mod error;
 pub mod fixtures;
 pub mod host;

@@ -51,8 +51,10 @@ use crate::{
         JwksSource, ToolScopePolicy, Validator, ValidatorConfig, VerifyToken,
         stream_expiry::end_streams_at_expiry, tool_scope::ToolScopeLayer,
     },
+    cluster::Cluster,
     config::{Config, ConfigError, ValidatedConfig},
     connection::{AcceptBackoff, Activity, Tracked, idle_watch},
+    cookie_store::CookieStore,
     error::{ChallengeContext, DpopAdvert},
     fixtures::Fixtures,
     host::{HostCheck, HostLayer, HostService},
@@ -90,7 +92,9 @@ pub struct AppState {
     /// introspection client (`None` with authorization off).
     pub verifier: Option<Arc<dyn VerifyToken>>,
     /// Cookie sessions.
-    pub cookie_sessions: Arc<CookieSessions>,
+    pub cookie_sessions: Arc<CookieStore>,
+    /// State shared with other instances (`--redis-url`), if any.
+    pub cluster: Option<Arc<Cluster>>,
     /// Legacy SSE sessions.
     pub sse_sessions: Arc<SseSessions>,
     /// Open event streams, overall and per principal.
@@ -209,10 +213,10 @@ impl AppState {
             config.raw.max_mcp_sessions_per_principal,
             config.raw.max_mcp_sessions,
         ));
-        let cookie_sessions = Arc::new(CookieSessions::new(
+        let cookie_sessions = Arc::new(CookieStore::Local(CookieSessions::new(
             config.raw.cookie.max_per_principal,
             config.raw.cookie.max_sessions,
-        ));
+        )));
         let fixtures = config.raw.conformance_fixtures.then(Fixtures::new);
         Self {
             config: Arc::new(config),
@@ -220,6 +224,7 @@ impl AppState {
             dpop,
             verifier,
             cookie_sessions,
+            cluster: None,
             sse_sessions: Arc::default(),
             stream_slots,
             mcp_sessions,
@@ -230,6 +235,26 @@ impl AppState {
             access,
             fixtures,
         }
+    }
+
+    /// Keeps the session state in Redis at `url`, shared with the other instances
+    /// (connecting lazily: Redis may come later), and starts the tasks that watch Redis
+    /// and receive the other instances' messages. Call it before serving.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for a URL the Redis client refuses.
+    pub fn share_state(&mut self, url: &str) -> Result<(), ConfigError> {
+        let cluster =
+            Arc::new(Cluster::new(url).map_err(|e| ConfigError::new("redis-url", e.to_string()))?);
+        cluster.spawn_tasks(self.sse_sessions.clone(), self.shutdown.clone());
+        let cookie = &self.config.raw.cookie;
+        self.cookie_sessions = Arc::new(CookieStore::Shared {
+            cluster: cluster.clone(),
+            per_principal: cookie.max_per_principal.max(1),
+            capacity: cookie.max_sessions.max(1),
+        });
+        self.cluster = Some(cluster);
+        Ok(())
     }
 
     /// A fresh MCP handler.
@@ -497,7 +522,10 @@ pub async fn serve_with_shutdown(
         )
         .into());
     }
-    let state = AppState::new(validated, Some(local));
+    let mut state = AppState::new(validated, Some(local));
+    if let Some(url) = state.config.raw.redis_url.clone() {
+        state.share_state(&url)?;
+    }
     if let Some(validator) = &state.validator {
         let jwks = validator.jwks().clone();
         tokio::spawn(async move { jwks.prefetch().await });
@@ -529,6 +557,7 @@ pub async fn serve_with_shutdown(
         issuer = %state.config.issuer,
         audiences = ?state.config.audiences,
         stateless = state.config.raw.stateless,
+        instance = state.cluster.as_ref().map(|c| c.instance()),
         "resource server listening"
     );
     let app = ServiceBuilder::new()

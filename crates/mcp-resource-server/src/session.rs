@@ -279,12 +279,18 @@ pub async fn create_session(
     let cookie = &state.config.raw.cookie;
     let name = &state.config.cookie_name;
     // A new sign-in (a step-up, say) replaces the session this browser held.
-    if let Some(previous) = cookie_value(&headers, name)
-        && state.cookie_sessions.remove(previous)
-    {
-        tracing::info!("previous cookie session replaced");
+    if let Some(previous) = cookie_value(&headers, name) {
+        match state.cookie_sessions.remove(previous).await {
+            Ok(true) => tracing::info!("previous cookie session replaced"),
+            Ok(false) => {}
+            Err(error) => return error.into_response(),
+        }
     }
-    match state.cookie_sessions.issue(claims.clone(), cookie.max_age) {
+    match state
+        .cookie_sessions
+        .issue(claims.clone(), cookie.max_age)
+        .await
+    {
         Ok((id, lifetime)) => {
             tracing::info!(
                 subject = %claims.subject,
@@ -311,8 +317,11 @@ pub async fn create_session(
 pub async fn delete_session(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let name = &state.config.cookie_name;
     if let Some(id) = cookie_value(&headers, name) {
-        if state.cookie_sessions.remove(id) {
-            tracing::info!("cookie session ended");
+        // With shared state this also ends the streams other instances hold.
+        match state.cookie_sessions.remove(id).await {
+            Ok(true) => tracing::info!("cookie session ended"),
+            Ok(false) => {}
+            Err(error) => return error.into_response(),
         }
         // Streams opened with the cookie end with it, and free their slots.
         let ended = state.sse_sessions.end_cookie_streams(id);

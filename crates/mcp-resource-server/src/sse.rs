@@ -48,6 +48,7 @@ use crate::{
         AuthMethod, AuthorizedUntil,
         claims::{Principal, VerifiedClaims},
     },
+    cluster::{Cluster, relay::StreamOwner},
     error::Error,
     mcp::McpServer,
     origin::cookie_stream_allowed,
@@ -226,6 +227,58 @@ impl SseSessions {
         ended
     }
 
+    /// Ends the streams opened with the cookie session whose key hash is `hash` (as
+    /// announced by another instance); returns how many.
+    pub fn end_cookie_streams_hashed(&self, hash: &str) -> usize {
+        let sessions = self.lock();
+        let mut ended = 0;
+        for session in sessions.values() {
+            if session
+                .cookie
+                .as_deref()
+                .is_some_and(|cookie| crate::cluster::sha256_hex(cookie) == hash)
+            {
+                session.cancel.cancel();
+                ended += 1;
+            }
+        }
+        ended
+    }
+
+    /// Hands a message forwarded by another instance to session `id`, if `claims`'
+    /// principal opened it; false when it did not or the session is gone. A session
+    /// whose queue is full is ended rather than made to drop the message silently.
+    pub(crate) fn deliver_forwarded(
+        &self,
+        id: &str,
+        claims: Option<Arc<VerifiedClaims>>,
+        mut message: ClientJsonRpcMessage,
+    ) -> bool {
+        let principal = principal_of(claims.as_ref());
+        let Some(sender) = self.sender_for(id, &principal) else {
+            return false;
+        };
+        let (mut parts, ()) = axum::http::Request::post("/messages")
+            .body(())
+            .expect("static request parts")
+            .into_parts();
+        if let Some(claims) = claims {
+            parts.extensions.insert(claims);
+        }
+        attach_parts(&mut message, parts);
+        match sender.try_send(Box::new(message)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!("forwarded message for a full session; the session is ended");
+                if let Some(session) = self.lock().get(id) {
+                    session.cancel.cancel();
+                }
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
     fn sender_for(
         &self,
         id: &str,
@@ -244,6 +297,8 @@ impl SseSessions {
 /// is dropped.
 struct SessionGuard {
     sessions: Arc<SseSessions>,
+    /// The shared state holding the stream's record, if any.
+    cluster: Option<Arc<Cluster>>,
     id: String,
     cancel: CancellationToken,
     _slot: StreamSlot,
@@ -253,6 +308,10 @@ impl Drop for SessionGuard {
     fn drop(&mut self) {
         self.sessions.lock().remove(&self.id);
         self.cancel.cancel();
+        if let Some(cluster) = self.cluster.take() {
+            let id = std::mem::take(&mut self.id);
+            tokio::spawn(async move { cluster.forget_stream(&id).await });
+        }
         tracing::debug!("legacy SSE session closed");
     }
 }
@@ -287,14 +346,20 @@ pub async fn open_stream(
         }
         _ => None,
     };
-    let owner = claims.as_ref().map_or_else(
-        || Principal {
-            issuer: String::new(),
-            subject: "anonymous".into(),
-        },
-        |c| c.principal(),
-    );
+    let owner = principal_of(claims.as_ref());
     let id = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>());
+    // The stream ends with the token (or the cookie session, if earlier). With
+    // authorization off there is no token to expire; the stream lives until closed.
+    let lifetime = until.map_or(Duration::from_secs(u64::from(u32::MAX)), |Extension(u)| {
+        u.remaining()
+    });
+    // With shared state, other instances learn where the stream is before its id is
+    // handed out.
+    if let Some(cluster) = &state.cluster
+        && let Err(error) = cluster.register_stream(&id, &owner, lifetime).await
+    {
+        return error.into_response_with(Some(&state.sse_challenge));
+    }
     let (started, outbound) = oneshot::channel();
     // Ends with the session, and with the server.
     let cancel = state.shutdown.child_token();
@@ -312,15 +377,11 @@ pub async fn open_stream(
     );
     let guard = SessionGuard {
         sessions: state.sse_sessions.clone(),
+        cluster: state.cluster.clone(),
         id: id.clone(),
         cancel: cancel.clone(),
         _slot: slot,
     };
-    // The stream ends with the token (or the cookie session, if earlier). With
-    // authorization off there is no token to expire; the stream lives until closed.
-    let lifetime = until.map_or(Duration::from_secs(u64::from(u32::MAX)), |Extension(u)| {
-        u.remaining()
-    });
     if let Some(claims) = &claims {
         tracing::info!(subject = %claims.subject, token = %claims.token_fingerprint, lifetime_secs = lifetime.as_secs(), "legacy SSE session opened");
     }
@@ -408,19 +469,26 @@ pub async fn post_message(
         return fail(Error::UnsupportedMediaType);
     }
     let claims = request.extensions().get::<Arc<VerifiedClaims>>().cloned();
-    let principal = claims.as_ref().map_or_else(
-        || Principal {
-            issuer: String::new(),
-            subject: "anonymous".into(),
+    let principal = principal_of(claims.as_ref());
+    let route = match state.sse_sessions.sender_for(&query.session_id, &principal) {
+        Some(sender) => Route::Here(sender),
+        None => match &state.cluster {
+            Some(cluster) => match cluster.stream_owner(&query.session_id).await {
+                Ok(Some(owner)) if owner.principal == principal => {
+                    Route::Elsewhere(cluster.clone(), owner)
+                }
+                Ok(_) => Route::Unknown,
+                Err(error) => return fail(error),
+            },
+            None => Route::Unknown,
         },
-        |c| c.principal(),
-    );
-    let Some(sender) = state.sse_sessions.sender_for(&query.session_id, &principal) else {
+    };
+    if matches!(route, Route::Unknown) {
         if let Some(claims) = &claims {
             tracing::info!(subject = %claims.subject, "POST to an unknown session or one opened by another principal");
         }
         return fail(Error::SessionNotFound);
-    };
+    }
     let (parts, body) = request.into_parts();
     let bytes = match state.tool_policy.read_body(body).await {
         Ok(bytes) => bytes,
@@ -435,7 +503,64 @@ pub async fn post_message(
         Ok(message) => message,
         Err(_) => return fail(Error::BadRequest("body is not a JSON-RPC message")),
     };
-    match &mut message {
+    let sender = match route {
+        Route::Here(sender) => sender,
+        Route::Elsewhere(cluster, owner) => {
+            let Ok(json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                return fail(Error::BadRequest("body is not a JSON-RPC message"));
+            };
+            return match cluster
+                .forward(&owner, &query.session_id, claims.as_deref(), json)
+                .await
+            {
+                Ok(true) => accepted(),
+                Ok(false) => fail(Error::SessionNotFound),
+                Err(error) => fail(error),
+            };
+        }
+        Route::Unknown => return fail(Error::SessionNotFound),
+    };
+    attach_parts(&mut message, parts);
+    // A client that does not read its stream fills both queues; it gets 503, and the
+    // server holds no more than the queues' depth for it.
+    match tokio::time::timeout(SEND_TIMEOUT, sender.send(Box::new(message))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return fail(Error::SessionNotFound),
+        Err(_) => return fail(Error::Busy),
+    }
+    accepted()
+}
+
+/// Where a posted message goes.
+enum Route {
+    /// A session of this instance.
+    Here(mpsc::Sender<Box<ClientJsonRpcMessage>>),
+    /// A session another instance holds.
+    Elsewhere(Arc<Cluster>, StreamOwner),
+    /// No session of the poster's.
+    Unknown,
+}
+
+fn accepted() -> Response {
+    let mut response = StatusCode::ACCEPTED.into_response();
+    *response.body_mut() = Body::from("Accepted");
+    response
+}
+
+/// The principal of `claims`, or the anonymous one with authorization off.
+fn principal_of(claims: Option<&Arc<VerifiedClaims>>) -> Principal {
+    claims.map_or_else(
+        || Principal {
+            issuer: String::new(),
+            subject: "anonymous".into(),
+        },
+        |c| c.principal(),
+    )
+}
+
+/// Gives the handler the request head (and the verified claims in it).
+fn attach_parts(message: &mut ClientJsonRpcMessage, parts: axum::http::request::Parts) {
+    match message {
         ClientJsonRpcMessage::Request(request) => {
             request.request.extensions_mut().insert(parts);
         }
@@ -444,14 +569,4 @@ pub async fn post_message(
         }
         _ => {}
     }
-    // A client that does not read its stream fills both queues; it gets 503, and the
-    // server holds no more than the queues' depth for it.
-    match tokio::time::timeout(SEND_TIMEOUT, sender.send(Box::new(message))).await {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => return fail(Error::SessionNotFound),
-        Err(_) => return fail(Error::Busy),
-    }
-    let mut response = StatusCode::ACCEPTED.into_response();
-    *response.body_mut() = Body::from("Accepted");
-    response
 }

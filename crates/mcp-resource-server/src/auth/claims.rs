@@ -14,11 +14,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use mcp_auth_proto::scope::Scopes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The kind of access token that was verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum TokenKind {
@@ -32,7 +32,10 @@ pub enum TokenKind {
 }
 
 /// Claims of a verified access token. Holds no token, only what was read from it.
-#[derive(Debug, Clone, Serialize)]
+///
+/// They deserialise too, so that instances sharing state (`--redis-url`) can hand a
+/// cookie session's or a forwarded message's principal to one another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VerifiedClaims {
     /// `iss`.
     pub issuer: String,
@@ -45,7 +48,10 @@ pub struct VerifiedClaims {
     /// `iat`, if present.
     pub issued_at: Option<u64>,
     /// Scopes from `scope` (RFC 9068) or `scp`; empty for Dex-shaped tokens.
-    #[serde(serialize_with = "serialize_scopes")]
+    #[serde(
+        serialize_with = "serialize_scopes",
+        deserialize_with = "deserialize_scopes"
+    )]
     pub scopes: Scopes,
     /// `client_id` (RFC 9068) or `azp` (OIDC).
     pub client_id: Option<String>,
@@ -58,6 +64,13 @@ pub struct VerifiedClaims {
     /// `cnf.jkt`: the thumbprint of the key the token is bound to (RFC 9449 §6.1), if
     /// it is DPoP-bound.
     pub dpop_jkt: Option<String>,
+}
+
+fn deserialize_scopes<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Scopes, D::Error> {
+    let scopes = Vec::<String>::deserialize(deserializer)?;
+    Ok(scopes.into_iter().collect())
 }
 
 fn serialize_scopes<S: serde::Serializer>(
@@ -101,7 +114,7 @@ impl VerifiedClaims {
 }
 
 /// Who a request is from: `(iss, sub)`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Principal {
     /// `iss`.
     pub issuer: String,

@@ -46,8 +46,10 @@ use super::{
     verify::VerifyToken,
 };
 use crate::{
+    cluster::Cluster,
+    cookie_store::{CookieStore, Lookup},
     error::{ChallengeContext, DpopAdvert, Error, Refusal},
-    session::{CookieSessions, cookie_value},
+    session::cookie_value,
 };
 
 /// How a request was authenticated.
@@ -85,7 +87,7 @@ impl AuthorizedUntil {
 #[derive(Debug, Clone)]
 pub struct CookieAuth {
     /// Where sessions live.
-    pub sessions: Arc<CookieSessions>,
+    pub sessions: Arc<CookieStore>,
     /// Cookie name.
     pub cookie_name: String,
     /// Origins allowed to use the cookie (serialised `scheme://host[:port]`).
@@ -336,6 +338,23 @@ where
                     }),
                 }
             }
+            Ok(Decision::LookUpCookie(cluster, id)) => {
+                let settings = self.settings.clone();
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                AuthState::Validating {
+                    future: Box::pin(async move {
+                        match settings.shared_cookie(&cluster, &id).await {
+                            Ok((claims, method)) => {
+                                Self::authorized(&settings, &mut request, claims, method);
+                                let response = inner.call(request).await?;
+                                Ok(response.map(Body::new))
+                            }
+                            Err(error) => Ok(settings.refuse(error)),
+                        }
+                    }),
+                }
+            }
         };
         AuthFuture { state }
     }
@@ -497,7 +516,12 @@ impl Settings {
             tracing::info!("refused a cookie-authenticated request without an allowed Origin");
             return Err(Error::OriginNotAllowed);
         }
-        let (claims, expires_at) = cookies.sessions.get(id).ok_or(Error::InvalidSession)?;
+        let (claims, expires_at) = match cookies.sessions.lookup(id) {
+            Lookup::Ready(found) => found.ok_or(Error::InvalidSession)?,
+            Lookup::Shared(cluster) => {
+                return Ok(Decision::LookUpCookie(cluster, id.to_string()));
+            }
+        };
         Ok(Decision::Authorized(
             self.check_scopes(claims)?,
             AuthMethod::Cookie { expires_at },
@@ -532,6 +556,7 @@ impl Settings {
         match self.decide(method, uri, headers)? {
             Decision::Authorized(claims, method) => Ok((claims, method)),
             Decision::Validate(token, proof) => self.validate(token.secret(), proof.as_ref()).await,
+            Decision::LookUpCookie(cluster, id) => self.shared_cookie(&cluster, &id).await,
         }
     }
 
@@ -562,6 +587,19 @@ impl Settings {
         }
     }
 
+    /// Looks a cookie session up in the shared store, then checks its scopes.
+    async fn shared_cookie(
+        &self,
+        cluster: &Cluster,
+        id: &str,
+    ) -> Result<(Arc<VerifiedClaims>, AuthMethod), Error> {
+        let (claims, expires_at) = cluster.get_cookie(id).await?.ok_or(Error::InvalidSession)?;
+        Ok((
+            self.check_scopes(claims)?,
+            AuthMethod::Cookie { expires_at },
+        ))
+    }
+
     fn check_scopes(&self, claims: Arc<VerifiedClaims>) -> Result<Arc<VerifiedClaims>, Error> {
         if claims.has_scopes(&self.required_scopes) {
             Ok(claims)
@@ -589,6 +627,8 @@ enum Decision {
     Authorized(Arc<VerifiedClaims>, AuthMethod),
     /// A token whose signature must be checked, with its verified DPoP proof if any.
     Validate(AccessToken, Option<VerifiedProof>),
+    /// A session cookie to look up in the shared store.
+    LookUpCookie(Arc<Cluster>, String),
 }
 
 #[cfg(test)]

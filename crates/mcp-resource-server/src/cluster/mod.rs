@@ -1,0 +1,256 @@
+//! State shared by several instances behind a load balancer, through Redis
+//! (`--redis-url`).
+//!
+//! Without a Redis URL none of this exists and every piece of state stays in the
+//! process, as before. With one:
+//!
+//! | state | where | how |
+//! |---|---|---|
+//! | cookie sessions (`POST /session`) | `mcp:cookie:<SHA-256 of the cookie>` | JSON claims, the session's end as the key's expiry ([`cookies`]) |
+//! | cookie-session caps | `mcp:cookies-of:<SHA-256 of the principal>`, `mcp:cookies` | sorted sets of session hashes: a principal's by opening time (its oldest ends past `--cookie-max-per-principal`), all by end (`503` past `--cookie-max-sessions`) ([`cookies`]) |
+//! | ended cookie sessions | channel `mcp:cookie-ended` | every instance ends the event streams opened with the cookie |
+//! | legacy SSE sessions | `mcp:sse:<session id>` | owner instance and principal; messages go over the owner's channel `mcp:instance:<id>` ([`relay`]) |
+//!
+//! The JWKS and the cache of verified tokens stay per instance: they are derived from
+//! public data (the authorization server's keys) and rebuilt on demand, so sharing
+//! them would only add a network hop to every request.
+//!
+//! # Client
+//! The [`redis`] crate (the most used Rust client, maintained by the Redis project)
+//! with its tokio [`ConnectionManager`], which multiplexes one connection and
+//! reconnects by itself. A task PINGs Redis twice a second; while Redis is away, every
+//! request needing shared state is answered `503` with `Retry-After` at once instead of
+//! waiting for a timeout, and the instance goes on serving everything else.
+//!
+//! # What can be lost
+//! A message answered `202 Accepted` was published to, and received by, the instance
+//! holding its stream. It is lost only if that instance dies before its handler reads
+//! it, or if that session's queue is full; both end the stream, so the client sees
+//! that its session is gone and reconnects. A POST is never answered 202 when no
+//! instance received its message.
+
+pub mod cookies;
+pub mod relay;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use futures::StreamExt;
+use redis::{
+    Client,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{error::Error, sse::SseSessions};
+
+/// Channel on which ended cookie sessions are announced (payload: the key hash).
+const COOKIE_ENDED: &str = "mcp:cookie-ended";
+/// How often Redis is PINGed.
+const PING_INTERVAL: Duration = Duration::from_millis(500);
+/// Longest wait for one Redis reply or connection.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A connection to the Redis shared by the instances, and this instance's identity.
+pub struct Cluster {
+    client: Client,
+    conn: ConnectionManager,
+    instance: String,
+    up: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: it is not printed.
+        f.debug_struct("Cluster")
+            .field("instance", &self.instance)
+            .field("up", &self.up.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hex SHA-256 of `value`: how a cookie is named in Redis (never the raw value).
+pub fn sha256_hex(value: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
+    digest.as_ref().iter().fold(String::new(), |mut out, b| {
+        use std::fmt::Write;
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+impl Cluster {
+    /// A client for `url`; connects lazily (the instance starts while Redis is away).
+    ///
+    /// # Errors
+    /// [`Error::Internal`] for a URL the client does not accept.
+    pub fn new(url: &str) -> Result<Self, Error> {
+        let client = Client::open(url)
+            .map_err(|e| Error::Internal(format!("redis URL refused: {:?}", e.kind())))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|e| Error::Internal(format!("redis client: {:?}", e.kind())))?;
+        Ok(Self {
+            client,
+            conn,
+            instance: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>()),
+            up: Arc::new(AtomicBool::new(true)),
+        })
+    }
+
+    /// This instance's id (random per process).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Whether the last PING was answered.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// A connection for one operation, or 503 while Redis is known to be away.
+    fn conn(&self) -> Result<ConnectionManager, Error> {
+        if self.is_up() {
+            Ok(self.conn.clone())
+        } else {
+            Err(Error::StoreUnavailable("redis is not answering".into()))
+        }
+    }
+
+    /// Starts the PING task and the subscriber delivering other instances' messages to
+    /// `sse` (forwarded posts, ended cookie sessions); both stop with `shutdown`.
+    pub fn spawn_tasks(self: &Arc<Self>, sse: Arc<SseSessions>, shutdown: CancellationToken) {
+        let this = self.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move { this.watch(stop).await });
+        let this = self.clone();
+        tokio::spawn(async move { this.subscribe(sse, shutdown).await });
+    }
+
+    async fn watch(&self, shutdown: CancellationToken) {
+        let mut conn = self.conn.clone();
+        loop {
+            let ping = tokio::time::timeout(
+                REDIS_TIMEOUT,
+                redis::cmd("PING").query_async::<String>(&mut conn),
+            )
+            .await;
+            let up = matches!(ping, Ok(Ok(_)));
+            if self.up.swap(up, Ordering::Relaxed) != up {
+                if up {
+                    tracing::info!("redis is back: shared state available again");
+                } else {
+                    tracing::warn!("redis is not answering: requests needing shared state get 503");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(PING_INTERVAL) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Subscribes to this instance's channel and to the ended cookie sessions,
+    /// resubscribing whenever the connection drops.
+    async fn subscribe(&self, sse: Arc<SseSessions>, shutdown: CancellationToken) {
+        let own = relay::instance_channel(&self.instance);
+        loop {
+            let connected = async {
+                let mut pubsub = self.client.get_async_pubsub().await?;
+                pubsub.subscribe(&[own.as_str(), COOKIE_ENDED]).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            match tokio::time::timeout(REDIS_TIMEOUT * 2, connected).await {
+                Ok(Ok(pubsub)) => {
+                    tracing::debug!("subscribed to the instance channels");
+                    let mut messages = pubsub.into_on_message();
+                    loop {
+                        let message = tokio::select! {
+                            message = messages.next() => message,
+                            () = shutdown.cancelled() => return,
+                        };
+                        let Some(message) = message else { break };
+                        let payload = message.get_payload_bytes();
+                        if message.get_channel_name() == COOKIE_ENDED {
+                            let hash = String::from_utf8_lossy(payload);
+                            let ended = sse.end_cookie_streams_hashed(&hash);
+                            if ended > 0 {
+                                tracing::info!(
+                                    streams = ended,
+                                    "event streams of a cookie session ended elsewhere closed"
+                                );
+                            }
+                        } else {
+                            relay::deliver(&sse, payload);
+                        }
+                    }
+                    tracing::warn!("redis subscription lost; resubscribing");
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(kind = ?error.kind(), "cannot subscribe to redis yet");
+                }
+                Err(_) => tracing::debug!("redis subscription timed out"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(PING_INTERVAL) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Announces that the cookie session whose key hash is `hash` ended.
+    ///
+    /// # Errors
+    /// [`Error::StoreUnavailable`] when Redis cannot be reached.
+    pub async fn announce_cookie_ended(&self, hash: &str) -> Result<(), Error> {
+        let mut conn = self.conn()?;
+        redis::cmd("PUBLISH")
+            .arg(COOKIE_ENDED)
+            .arg(hash)
+            .query_async::<usize>(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// A Redis failure, as the 503 it is answered with.
+pub(crate) fn unavailable(error: redis::RedisError) -> Error {
+    Error::StoreUnavailable(format!("redis: {:?}", error.kind()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_is_hex_of_the_digest() {
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_url() {
+        // Building the lazy client needs no server, but it needs a runtime.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        let cluster = Cluster::new("redis://:hunter2@127.0.0.1:1/0").unwrap();
+        let text = format!("{cluster:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+}

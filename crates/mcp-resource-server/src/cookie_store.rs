@@ -1,0 +1,130 @@
+//! Where cookie sessions live: in this process ([`CookieSessions`]) or, with
+//! `--redis-url`, in Redis shared by every instance ([`crate::cluster::cookies`]).
+//!
+//! The in-process store answers without waiting, so the authorization layer keeps its
+//! fast path; the shared one is looked up asynchronously.
+//!
+//! Both honour the same caps (`--cookie-max-per-principal`, `--cookie-max-sessions`):
+//! past a principal's cap its oldest session ends, past the overall cap a new session is
+//! refused with [`Error::CookieStoreFull`] (503). In Redis the caps hold across every
+//! instance (see [`crate::cluster::cookies`]); expired sessions there vanish with their
+//! key's expiry, so [`CookieStore::purge_expired`] has nothing to do for it.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
+use crate::{
+    auth::claims::VerifiedClaims, cluster::Cluster, error::Error, session::CookieSessions,
+};
+
+/// A cookie session store.
+#[derive(Debug)]
+pub enum CookieStore {
+    /// In this process.
+    Local(CookieSessions),
+    /// In Redis, with the same caps counted over every instance.
+    Shared {
+        /// The connection to Redis.
+        cluster: Arc<Cluster>,
+        /// Most sessions of one principal; past it, its oldest ends.
+        per_principal: usize,
+        /// Most sessions overall; past it, [`Error::CookieStoreFull`].
+        capacity: usize,
+    },
+}
+
+impl Default for CookieStore {
+    fn default() -> Self {
+        Self::Local(CookieSessions::default())
+    }
+}
+
+/// The answer of [`CookieStore::lookup`].
+pub enum Lookup {
+    /// Known at once: the session's claims and end, or none.
+    Ready(Option<(Arc<VerifiedClaims>, u64)>),
+    /// To be asked of Redis ([`Cluster::get_cookie`]).
+    Shared(Arc<Cluster>),
+}
+
+impl CookieStore {
+    /// The session `id` if the answer is at hand, else where to ask.
+    pub fn lookup(&self, id: &str) -> Lookup {
+        match self {
+            Self::Local(sessions) => Lookup::Ready(sessions.get(id)),
+            Self::Shared { cluster, .. } => Lookup::Shared(cluster.clone()),
+        }
+    }
+
+    /// The claims of the live session `id` and its end (seconds since the epoch).
+    ///
+    /// # Errors
+    /// [`Error::StoreUnavailable`] when the shared store cannot be reached.
+    pub async fn get(&self, id: &str) -> Result<Option<(Arc<VerifiedClaims>, u64)>, Error> {
+        match self.lookup(id) {
+            Lookup::Ready(found) => Ok(found),
+            Lookup::Shared(cluster) => cluster.get_cookie(id).await,
+        }
+    }
+
+    /// Opens a session for `claims`, at most `max_age` long; returns the id and lifetime.
+    ///
+    /// When the principal already holds the most sessions allowed, its oldest ends (on
+    /// every instance, with the shared store).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSession`] when the token has (almost) expired,
+    /// [`Error::CookieStoreFull`] when the store holds as many sessions as it may, or
+    /// [`Error::StoreUnavailable`] when the shared store cannot be reached.
+    pub async fn issue(
+        &self,
+        claims: Arc<VerifiedClaims>,
+        max_age: Duration,
+    ) -> Result<(String, Duration), Error> {
+        match self {
+            Self::Local(sessions) => sessions.issue(claims, max_age),
+            Self::Shared {
+                cluster,
+                per_principal,
+                capacity,
+            } => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let lifetime = claims.expires_at.saturating_sub(now).min(max_age.as_secs());
+                if lifetime == 0 {
+                    return Err(Error::InvalidSession);
+                }
+                let id = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+                cluster
+                    .put_cookie(&id, &claims, now + lifetime, *per_principal, *capacity)
+                    .await?;
+                Ok((id, Duration::from_secs(lifetime)))
+            }
+        }
+    }
+
+    /// Ends a session (on every instance, with the shared store); true if it existed.
+    ///
+    /// # Errors
+    /// [`Error::StoreUnavailable`] when the shared store cannot be reached.
+    pub async fn remove(&self, id: &str) -> Result<bool, Error> {
+        match self {
+            Self::Local(sessions) => Ok(sessions.remove(id)),
+            Self::Shared { cluster, .. } => cluster.remove_cookie(id).await,
+        }
+    }
+
+    /// Removes the in-process sessions whose end has come; returns how many. Redis
+    /// removes the shared ones itself (each key expires at the session's end).
+    pub fn purge_expired(&self) -> usize {
+        match self {
+            Self::Local(sessions) => sessions.purge_expired(),
+            Self::Shared { .. } => 0,
+        }
+    }
+}
