@@ -1,6 +1,7 @@
 //! Integration tests of the resource server: real sockets on 127.0.0.1, a test
 //! authorization server serving OIDC metadata and a JWKS, tokens signed at test time.
 
+mod cluster;
 mod connections;
 mod fixture;
 mod introspection;

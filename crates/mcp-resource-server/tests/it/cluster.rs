@@ -1,0 +1,660 @@
+//! Scale-out: three `resource-server` processes sharing a `redis-server`, behind nginx
+//! balancing round-robin without affinity, each on loopback ports of its own.
+//!
+//! `redis-server` and `nginx` come from Debian's packages of those names. When they are
+//! not on PATH these tests say so and pass, unless `MCP_RS_REQUIRE_CLUSTER_TOOLS` is set
+//! (CI sets it), in which case they fail.
+
+use std::{
+    net::TcpListener as StdListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+use crate::fixture::{SseReader, TestAs, TestKey, call, client, initialize};
+
+/// Whether `program` is on PATH (or in /usr/sbin, where Debian puts nginx).
+fn find(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// The tools, or `None` (and a note) when a test must be skipped.
+fn tools() -> Option<(PathBuf, PathBuf)> {
+    match (find("redis-server"), find("nginx")) {
+        (Some(redis), Some(nginx)) => Some((redis, nginx)),
+        _ => {
+            assert!(
+                std::env::var_os("MCP_RS_REQUIRE_CLUSTER_TOOLS").is_none(),
+                "redis-server and nginx are required (Debian packages redis-server, nginx)"
+            );
+            eprintln!("skipped: redis-server or nginx not on PATH");
+            None
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "mcp-rs-{tag}-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now())
+}
+
+/// A process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `redis-server` of the test's own: no persistence, loopback only.
+pub struct Redis {
+    pub port: u16,
+    program: PathBuf,
+    dir: PathBuf,
+    process: Option<Proc>,
+}
+
+impl Redis {
+    pub fn start(program: PathBuf) -> Self {
+        let mut redis = Self {
+            port: free_port(),
+            program,
+            dir: temp_dir("redis"),
+            process: None,
+        };
+        redis.run();
+        redis
+    }
+
+    fn run(&mut self) {
+        let child = Command::new(&self.program)
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.process = Some(Proc(child));
+        wait_for_port(self.port, "redis-server");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        self.process = None;
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.run();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.process = None;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// nginx balancing round-robin over `upstreams`, without affinity; streams unbuffered.
+pub struct Nginx {
+    pub port: u16,
+    dir: PathBuf,
+    _process: Proc,
+}
+
+/// nginx's configuration for `upstreams`, listening on `port`, files under `dir`.
+pub fn nginx_conf(port: u16, upstreams: &[u16], dir: &std::path::Path) -> String {
+    let servers: String = upstreams
+        .iter()
+        .map(|p| format!("        server 127.0.0.1:{p} max_fails=0;\n"))
+        .collect();
+    let dir = dir.display();
+    format!(
+        "daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream mcp {{
+{servers}        keepalive 32;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://mcp;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Host $http_host;
+            proxy_buffering off;
+            proxy_read_timeout 1h;
+            proxy_next_upstream error timeout;
+        }}
+    }}
+}}
+"
+    )
+}
+
+impl Nginx {
+    pub fn start(program: &std::path::Path, upstreams: &[u16]) -> Self {
+        let port = free_port();
+        let dir = temp_dir("nginx");
+        let conf = dir.join("nginx.conf");
+        std::fs::write(&conf, nginx_conf(port, upstreams, &dir)).unwrap();
+        let child = Command::new(program)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let process = Proc(child);
+        wait_for_port(port, "nginx");
+        Self {
+            port,
+            dir,
+            _process: process,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One `resource-server` process.
+pub struct Instance {
+    pub port: u16,
+    process: Option<Proc>,
+}
+
+impl Instance {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the process (SIGKILL: no graceful shutdown).
+    pub fn kill(&mut self) {
+        self.process = None;
+    }
+}
+
+fn start_instance(port: u16, public_url: &str, auth: &TestAs, redis: Option<&str>) -> Instance {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_resource-server"));
+    command
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--public-url", public_url])
+        .args(["--issuer", &auth.issuer])
+        .args(["--jwks-uri", &auth.jwks_uri])
+        .args(["--web-dir", "/nonexistent"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(redis) = redis {
+        command.args(["--redis-url", redis]);
+    }
+    let child = command.spawn().unwrap();
+    let process = Proc(child);
+    wait_for_port(port, "resource-server");
+    Instance {
+        port,
+        process: Some(process),
+    }
+}
+
+/// Redis, three instances and nginx in front of them.
+pub struct Cluster {
+    pub auth: TestAs,
+    pub redis: Redis,
+    pub instances: Vec<Instance>,
+    pub nginx: Nginx,
+}
+
+impl Cluster {
+    pub async fn start() -> Option<Self> {
+        let (redis_program, nginx_program) = tools()?;
+        let auth = TestAs::start(&[TestKey::rsa1()]).await;
+        let redis = Redis::start(redis_program);
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let nginx = Nginx::start(&nginx_program, &ports);
+        let public = nginx.url();
+        let instances = ports
+            .iter()
+            .map(|&port| start_instance(port, &public, &auth, Some(&redis.url())))
+            .collect();
+        Some(Self {
+            auth,
+            redis,
+            instances,
+            nginx,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        self.nginx.url()
+    }
+
+    /// A token for `sub` whose audience is the balancer's `path` resource.
+    pub fn token(&self, sub: &str, path: &str) -> String {
+        TestKey::rsa1().sign(
+            &self
+                .auth
+                .claims(sub, &format!("{}{path}", self.url()), "mcp:tools"),
+            None,
+        )
+    }
+
+    pub fn instance_url(&self, i: usize) -> String {
+        self.instances[i].url()
+    }
+}
+
+/// Opens a legacy SSE stream at `base` (an instance or the balancer) with `auth`
+/// headers; returns the reader and the `/messages` endpoint.
+async fn open_sse(base: &str, headers: &[(&str, &str)]) -> (SseReader, String) {
+    let mut request = client()
+        .get(format!("{base}/sse"))
+        .header("accept", "text/event-stream");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut reader = SseReader::new(response);
+    let endpoint = reader.next().await.unwrap();
+    assert_eq!(endpoint.event, "endpoint");
+    (reader, endpoint.data)
+}
+
+async fn post_json(
+    base: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> reqwest::Response {
+    let mut request = client().post(format!("{base}{path}")).json(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_sse_stream_on_one_instance_posts_through_the_others() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let token = cluster.token("alice", "/sse");
+    let auth = bearer(&token);
+    let a = cluster.instance_url(0);
+    // The stream is opened on A directly; the posts go to B and C directly.
+    let (mut reader, endpoint) = open_sse(&a, &[("authorization", &auth)]).await;
+    let b = cluster.instance_url(1);
+    let c = cluster.instance_url(2);
+    let response = post_json(&b, &endpoint, &[("authorization", &auth)], &initialize()).await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(reader.message().await["id"], 1);
+    let initialized = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
+    let response = post_json(&c, &endpoint, &[("authorization", &auth)], &initialized).await;
+    assert_eq!(response.status(), 202);
+    // Several calls, alternately through B and C: replies arrive in order on A.
+    for id in 2..12u64 {
+        let via = if id % 2 == 0 { &b } else { &c };
+        let body = call(id, "calculator", json!({"operation":"add","a":id,"b":1}));
+        let response = post_json(via, &endpoint, &[("authorization", &auth)], &body).await;
+        assert_eq!(response.status(), 202);
+    }
+    for id in 2..12u64 {
+        let reply = reader.message().await;
+        assert_eq!(reply["id"], id);
+        assert_eq!(
+            reply["result"]["structuredContent"]["result"],
+            (id + 1) as f64
+        );
+    }
+    // Another principal's post through B is answered as for an unknown session.
+    let mallory = bearer(&cluster.token("mallory", "/sse"));
+    let response = post_json(
+        &b,
+        &endpoint,
+        &[("authorization", &mallory)],
+        &call(20, "whoami", json!({})),
+    )
+    .await;
+    assert_eq!(response.status(), 404);
+    // The tool scope rules apply on the forwarding instance too.
+    let response = post_json(
+        &c,
+        &endpoint,
+        &[("authorization", &auth)],
+        &call(21, "admin_status", json!({})),
+    )
+    .await;
+    assert_eq!(response.status(), 403);
+    // An unknown session is 404 everywhere.
+    let response = post_json(
+        &b,
+        "/messages?sessionId=nope",
+        &[("authorization", &auth)],
+        &initialize(),
+    )
+    .await;
+    assert_eq!(response.status(), 404);
+    // Through the balancer, round-robin: every post lands somewhere and is delivered.
+    let lb = cluster.url();
+    for id in 30..36u64 {
+        let body = call(id, "whoami", json!({}));
+        let response = post_json(&lb, &endpoint, &[("authorization", &auth)], &body).await;
+        assert_eq!(response.status(), 202);
+        let reply = reader.message().await;
+        assert_eq!(reply["id"], id);
+        assert_eq!(reply["result"]["structuredContent"]["subject"], "alice");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_issued_by_one_instance_is_honoured_by_another_and_revoked_through_a_third() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let lb = cluster.url();
+    let token = cluster.token("alice", "/sse");
+    let (a, b, c) = (
+        cluster.instance_url(0),
+        cluster.instance_url(1),
+        cluster.instance_url(2),
+    );
+    let response = post_json(
+        &a,
+        "/session",
+        &[("authorization", &bearer(&token))],
+        &json!({}),
+    )
+    .await;
+    assert_eq!(response.status(), 204);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let value = cookie.split_once('=').unwrap().1.to_string();
+    // Redis holds the session under the cookie's hash, never the cookie itself.
+    let keys = redis_cli(cluster.redis.port, &["--scan", "--pattern", "mcp:cookie:*"]);
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+    assert!(!keys.contains(&value));
+    let ttl: u64 = redis_cli(cluster.redis.port, &["TTL", keys.trim()])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=300).contains(&ttl),
+        "the key expires with the session ({ttl})"
+    );
+
+    // C honours the cookie: a stream opened there, posts through the balancer.
+    let origin = lb.as_str();
+    let (mut reader, endpoint) = open_sse(&c, &[("cookie", &cookie)]).await;
+    let headers = [("cookie", cookie.as_str()), ("origin", origin)];
+    let response = post_json(&lb, &endpoint, &headers, &initialize()).await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(reader.message().await["id"], 1);
+    let response = post_json(&lb, &endpoint, &headers, &call(2, "whoami", json!({}))).await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(
+        reader.message().await["result"]["structuredContent"]["subject"],
+        "alice"
+    );
+
+    // B ends the session: the stream on C closes within a second, and the cookie is
+    // refused everywhere.
+    let started = Instant::now();
+    let response = client()
+        .delete(format!("{b}/session"))
+        .header("cookie", &cookie)
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let end = tokio::time::timeout(Duration::from_secs(1), async {
+        while reader.next().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "the stream on C ended within a second");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    for base in [&a, &b, &c] {
+        let response = post_json(base, &endpoint, &headers, &call(3, "whoami", json!({}))).await;
+        assert_eq!(response.status(), 401, "{base}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_stateless_keeps_working_stateful_gets_503_then_recovers() {
+    let Some(mut cluster) = Cluster::start().await else {
+        return;
+    };
+    let lb = cluster.url();
+    let token = cluster.token("alice", "/sse");
+    let mcp_token = cluster.token("alice", "/mcp");
+    let auth = bearer(&token);
+    let response = post_json(&lb, "/session", &[("authorization", &auth)], &json!({})).await;
+    assert_eq!(response.status(), 204);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+
+    cluster.redis.stop();
+    // Give the instances' watchers time to notice.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Stateful: 503 with a retry hint, quickly, on every instance.
+    for i in 0..3 {
+        let started = Instant::now();
+        let response = client()
+            .get(format!("{}/sse", cluster.instance_url(i)))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503);
+        assert!(response.headers().contains_key("retry-after"));
+        assert!(started.elapsed() < Duration::from_millis(500));
+        let response = post_json(
+            &cluster.instance_url(i),
+            "/session",
+            &[("authorization", &auth)],
+            &json!({}),
+        )
+        .await;
+        assert_eq!(response.status(), 503);
+    }
+    // A bearer-authenticated MCP request needing no shared state still works.
+    let response = client()
+        .post(format!("{lb}/mcp"))
+        .bearer_auth(&mcp_token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = client()
+        .get(format!("{lb}/.well-known/oauth-protected-resource/mcp"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Redis back (empty: it keeps nothing on disk): no instance was restarted, and
+    // stateful requests work again within a few seconds.
+    cluster.redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = post_json(&lb, "/session", &[("authorization", &auth)], &json!({})).await;
+        if response.status() == 204 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stateful requests recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every instance recovered, its subscription included: a stream on A gets posts from B.
+    let a = cluster.instance_url(0);
+    let b = cluster.instance_url(1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (mut reader, endpoint) = open_sse(&a, &[("authorization", &auth)]).await;
+        let response = post_json(&b, &endpoint, &[("authorization", &auth)], &initialize()).await;
+        if response.status() == 202 {
+            assert_eq!(reader.message().await["id"], 1);
+            break;
+        }
+        assert!(Instant::now() < deadline, "forwarding recovers");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The session cookie issued before the restart was lost with Redis' memory
+    // (it keeps nothing on disk here): it is refused, not honoured half-way.
+    let response = client()
+        .get(format!("{a}/sse"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    for instance in &mut cluster.instances {
+        assert!(
+            instance
+                .process
+                .as_mut()
+                .unwrap()
+                .0
+                .try_wait()
+                .unwrap()
+                .is_none(),
+            "no instance exited"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_instance_ends_its_streams_and_the_client_goes_on_through_the_balancer() {
+    let Some(mut cluster) = Cluster::start().await else {
+        return;
+    };
+    let token = cluster.token("alice", "/sse");
+    let auth = bearer(&token);
+    let a = cluster.instance_url(0);
+    let (mut reader, endpoint) = open_sse(&a, &[("authorization", &auth)]).await;
+    let lb = cluster.url();
+    let response = post_json(&lb, &endpoint, &[("authorization", &auth)], &initialize()).await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(reader.message().await["id"], 1);
+    cluster.instances[0].kill();
+    // The stream ends.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while reader.next().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream of the killed instance ended");
+    // A post for the dead stream is not accepted: no instance received it.
+    let response = post_json(
+        &cluster.instance_url(1),
+        &endpoint,
+        &[("authorization", &auth)],
+        &call(2, "whoami", json!({})),
+    )
+    .await;
+    assert_eq!(response.status(), 404);
+    // The client reconnects through the balancer (nginx skips the dead instance) and
+    // goes on.
+    for _ in 0..3 {
+        let (mut reader, endpoint) = open_sse(&lb, &[("authorization", &auth)]).await;
+        let response = post_json(&lb, &endpoint, &[("authorization", &auth)], &initialize()).await;
+        assert_eq!(response.status(), 202);
+        assert_eq!(reader.message().await["id"], 1);
+    }
+}
+
+/// Runs `redis-cli` against the test's Redis.
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli (package redis-tools) is installed with redis-server");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn nginx_configuration_balances_without_affinity() {
+    let conf = nginx_conf(8080, &[1, 2, 3], std::path::Path::new("/tmp/x"));
+    assert_eq!(conf.matches("server 127.0.0.1:").count(), 3);
+    assert!(!conf.contains("ip_hash") && !conf.contains("sticky") && !conf.contains("hash "));
+    assert!(conf.contains("proxy_buffering off"));
+}
