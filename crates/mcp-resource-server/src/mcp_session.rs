@@ -18,6 +18,16 @@
 //! created. One principal's sessions therefore never take the places of another's
 //! beyond the overall limit, and sessions idle out after rmcp's `keep_alive`
 //! ([`crate::config::Config::mcp_session_idle_timeout`]).
+//!
+//! With shared state (`--redis-url`) the owner is also kept in Redis and checked there
+//! on every request, so that a session created on one instance is served, and a
+//! session ended on one instance is refused, by all of them
+//! ([`crate::cluster::mcp_sessions`]). A request for a session this instance does not
+//! hold reserves a place for the session's owner as an `initialize` does (429/503 past
+//! the limits), and [`OwnedSessionManager::restore_session`] records the copy rmcp
+//! re-creates from Redis with that owner; without shared state no place is reserved
+//! for such a request and nothing is restored. The limits count the sessions each
+//! instance holds (its own and re-created copies), not the whole cluster's.
 
 use std::{
     cell::RefCell,
@@ -41,6 +51,7 @@ use rmcp::{
 
 use crate::{
     auth::claims::{Principal, VerifiedClaims},
+    cluster::Cluster,
     error::{ChallengeContext, Error},
 };
 
@@ -126,6 +137,11 @@ impl McpSessions {
             .owners
             .get(id)
             .is_some_and(|owner| owner.as_ref() == principal)
+    }
+
+    /// Whether `id` is a live session held by this instance.
+    pub fn holds(&self, id: &str) -> bool {
+        self.lock().owners.contains_key(id)
     }
 
     /// Forgets session `id`, freeing its place.
@@ -274,10 +290,23 @@ impl<M: SessionManager> SessionManager for OwnedSessionManager<M> {
 
     async fn restore_session(
         &self,
-        _id: SessionId,
+        id: SessionId,
     ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
-        // A restored session would have no recorded owner.
-        Ok(RestoreOutcome::NotSupported)
+        // Only a request whose owner `bind_sessions` checked in the shared store
+        // carries a reservation for the owner; without one the copy would have no
+        // recorded owner, so it is not made.
+        let Some(reservation) = RESERVATION
+            .try_with(|cell| cell.borrow_mut().take())
+            .ok()
+            .flatten()
+        else {
+            return Ok(RestoreOutcome::NotSupported);
+        };
+        let outcome = self.inner.restore_session(id.clone()).await?;
+        if let RestoreOutcome::Restored(_) = &outcome {
+            reservation.bind(id);
+        }
+        Ok(outcome)
     }
 
     fn event_store(&self) -> Option<Arc<dyn EventStore>> {
@@ -292,6 +321,8 @@ pub struct SessionBinding {
     pub sessions: Arc<McpSessions>,
     /// Refusals carry this challenge.
     pub challenge: ChallengeContext,
+    /// State shared with other instances (`--redis-url`), if any.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Middleware enforcing session ownership and the session limits (after the
@@ -305,6 +336,9 @@ pub async fn bind_sessions(
         .extensions()
         .get::<Arc<VerifiedClaims>>()
         .map(|claims| claims.principal());
+    if let Some(cluster) = &binding.cluster {
+        return bind_shared(cluster, &binding, principal, request, next).await;
+    }
     match request.headers().get(HEADER) {
         Some(id) => {
             let owned = id
@@ -338,6 +372,92 @@ pub async fn bind_sessions(
         }
         None => next.run(request).await,
     }
+}
+
+/// Reserves a place for a session of `principal`; a refusal is logged.
+fn reserve(binding: &SessionBinding, principal: Option<&Principal>) -> Result<Reservation, Error> {
+    binding
+        .sessions
+        .reserve(principal.cloned())
+        .inspect_err(|error| {
+            tracing::info!(
+                subject = principal.map(|p| p.subject.as_str()),
+                %error,
+                "new MCP session refused"
+            );
+        })
+}
+
+/// [`bind_sessions`] with the owners also in Redis.
+async fn bind_shared(
+    cluster: &Cluster,
+    binding: &SessionBinding,
+    principal: Option<Principal>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let fail = |error: Error| error.into_response_with(Some(&binding.challenge));
+    let session = request
+        .headers()
+        .get(HEADER)
+        .map(|v| v.to_str().map(str::to_string));
+    let Some(id) = session else {
+        if request.method() != Method::POST {
+            return next.run(request).await;
+        }
+        // A new session: refused up front while Redis is away, as it could not be
+        // recorded for the other instances.
+        if !cluster.is_up() {
+            return fail(Error::StoreUnavailable("redis is not answering".into()));
+        }
+        let reservation = match reserve(binding, principal.as_ref()) {
+            Ok(reservation) => reservation,
+            Err(error) => return fail(error),
+        };
+        let response = RESERVATION
+            .scope(RefCell::new(Some(reservation)), next.run(request))
+            .await;
+        if let Some(id) = response.headers().get(HEADER).and_then(|v| v.to_str().ok())
+            && let Err(error) = cluster.set_session_owner(id, principal.as_ref()).await
+        {
+            return fail(error);
+        }
+        return response;
+    };
+    let Ok(id) = id else {
+        return fail(Error::SessionNotFound);
+    };
+    match cluster.session_owner(&id).await {
+        Ok(Some(owner)) if owner == principal => {}
+        Ok(_) => {
+            tracing::info!(
+                subject = principal.as_ref().map(|p| p.subject.as_str()),
+                "request for an unknown session or another principal's session"
+            );
+            return fail(Error::SessionNotFound);
+        }
+        Err(error) => return fail(error),
+    }
+    let is_delete = request.method() == Method::DELETE;
+    let response = if binding.sessions.holds(&id) {
+        next.run(request).await
+    } else {
+        // rmcp re-creates the session here from Redis; its place is reserved first.
+        let reservation = match reserve(binding, principal.as_ref()) {
+            Ok(reservation) => reservation,
+            Err(error) => return fail(error),
+        };
+        RESERVATION
+            .scope(RefCell::new(Some(reservation)), next.run(request))
+            .await
+    };
+    if is_delete
+        && response.status().is_success()
+        && let Err(error) = cluster.end_session(&id).await
+    {
+        tracing::warn!(%error, "session ended here but not announced; it expires elsewhere");
+    }
+    response
 }
 
 #[cfg(test)]

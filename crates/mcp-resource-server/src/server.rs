@@ -51,7 +51,7 @@ use crate::{
         JwksSource, ToolScopePolicy, Validator, ValidatorConfig, VerifyToken,
         stream_expiry::end_streams_at_expiry, tool_scope::ToolScopeLayer,
     },
-    cluster::Cluster,
+    cluster::{Cluster, mcp_sessions::RedisSessionStore},
     config::{Config, ConfigError, ValidatedConfig},
     connection::{AcceptBackoff, Activity, Tracked, idle_watch},
     cookie_store::CookieStore,
@@ -363,6 +363,7 @@ fn streamable_http(state: &AppState, guard: &RouteGuard) -> Router {
     };
     let binding = SessionBinding {
         sessions: state.mcp_sessions.clone(),
+        cluster: state.cluster.clone(),
         challenge: ChallengeContext {
             resource_metadata: Some(config.prm_url("mcp")),
             scope: config.required_scopes.clone(),
@@ -375,10 +376,18 @@ fn streamable_http(state: &AppState, guard: &RouteGuard) -> Router {
     let stateful = || {
         let mut local = LocalSessionManager::default();
         local.session_config.keep_alive = Some(config.raw.mcp_session_idle_timeout);
+        let sessions = Arc::new(OwnedSessionManager::new(local, state.mcp_sessions.clone()));
+        let mut rmcp_config = rmcp_config.clone();
+        // With shared state, a session is re-created on whichever instance a request
+        // for it lands (crate::cluster::mcp_sessions).
+        if let Some(cluster) = &state.cluster {
+            cluster.follow_mcp_sessions(sessions.clone());
+            rmcp_config.session_store = Some(Arc::new(RedisSessionStore(cluster.clone())));
+        }
         McpEndpoint(Arc::new(StreamableHttpService::new(
             factory.clone(),
-            Arc::new(OwnedSessionManager::new(local, state.mcp_sessions.clone())),
-            rmcp_config.clone(),
+            sessions,
+            rmcp_config,
         )))
     };
     let guarded = ServiceBuilder::new()

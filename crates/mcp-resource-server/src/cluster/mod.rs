@@ -9,6 +9,8 @@
 //! | cookie sessions (`POST /session`) | `mcp:cookie:<SHA-256 of the cookie>` | JSON claims, the session's end as the key's expiry ([`cookies`]) |
 //! | cookie-session caps | `mcp:cookies-of:<SHA-256 of the principal>`, `mcp:cookies` | sorted sets of session hashes: a principal's by opening time (its oldest ends past `--cookie-max-per-principal`), all by end (`503` past `--cookie-max-sessions`) ([`cookies`]) |
 //! | ended cookie sessions | channel `mcp:cookie-ended` | every instance ends the event streams opened with the cookie |
+//! | Streamable HTTP sessions | `mcp:session:<id>`, `mcp:session-owner:<id>` | the `initialize` parameters and the owner; re-created on any instance ([`mcp_sessions`]) |
+//! | ended Streamable HTTP sessions | channel `mcp:session-ended` | every instance drops its copy |
 //! | legacy SSE sessions | `mcp:sse:<session id>` | owner instance and principal; messages go over the owner's channel `mcp:instance:<id>` ([`relay`]) |
 //!
 //! The JWKS and the cache of verified tokens stay per instance: they are derived from
@@ -30,11 +32,12 @@
 //! instance received its message.
 
 pub mod cookies;
+pub mod mcp_sessions;
 pub mod relay;
 
 use std::{
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -46,9 +49,12 @@ use redis::{
     Client,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
+use rmcp::transport::streamable_http_server::session::{
+    SessionManager, local::LocalSessionManager,
+};
 use tokio_util::sync::CancellationToken;
 
-use crate::{error::Error, sse::SseSessions};
+use crate::{error::Error, mcp_session::OwnedSessionManager, sse::SseSessions};
 
 /// Channel on which ended cookie sessions are announced (payload: the key hash).
 const COOKIE_ENDED: &str = "mcp:cookie-ended";
@@ -63,6 +69,8 @@ pub struct Cluster {
     conn: ConnectionManager,
     instance: String,
     up: Arc<AtomicBool>,
+    /// This instance's Streamable HTTP sessions, closed when another instance ends one.
+    mcp_sessions: OnceLock<Arc<OwnedSessionManager<LocalSessionManager>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -105,12 +113,19 @@ impl Cluster {
             conn,
             instance: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>()),
             up: Arc::new(AtomicBool::new(true)),
+            mcp_sessions: OnceLock::new(),
         })
     }
 
     /// This instance's id (random per process).
     pub fn instance(&self) -> &str {
         &self.instance
+    }
+
+    /// Makes `sessions` (this instance's Streamable HTTP sessions) follow the ends
+    /// announced by other instances.
+    pub fn follow_mcp_sessions(&self, sessions: Arc<OwnedSessionManager<LocalSessionManager>>) {
+        let _ = self.mcp_sessions.set(sessions);
     }
 
     /// Whether the last PING was answered.
@@ -167,7 +182,9 @@ impl Cluster {
         loop {
             let connected = async {
                 let mut pubsub = self.client.get_async_pubsub().await?;
-                pubsub.subscribe(&[own.as_str(), COOKIE_ENDED]).await?;
+                pubsub
+                    .subscribe(&[own.as_str(), COOKIE_ENDED, mcp_sessions::SESSION_ENDED])
+                    .await?;
                 Ok::<_, redis::RedisError>(pubsub)
             };
             match tokio::time::timeout(REDIS_TIMEOUT * 2, connected).await {
@@ -181,7 +198,16 @@ impl Cluster {
                         };
                         let Some(message) = message else { break };
                         let payload = message.get_payload_bytes();
-                        if message.get_channel_name() == COOKIE_ENDED {
+                        let channel = message.get_channel_name();
+                        if channel == mcp_sessions::SESSION_ENDED {
+                            let id = String::from_utf8_lossy(payload).into_owned();
+                            if let Some(sessions) = self.mcp_sessions.get() {
+                                let sessions = sessions.clone();
+                                tokio::spawn(async move {
+                                    let _ = sessions.close_session(&id.into()).await;
+                                });
+                            }
+                        } else if channel == COOKIE_ENDED {
                             let hash = String::from_utf8_lossy(payload);
                             let ended = sse.end_cookie_streams_hashed(&hash);
                             if ended > 0 {

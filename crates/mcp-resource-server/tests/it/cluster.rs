@@ -14,7 +14,9 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::fixture::{SseReader, TestAs, TestKey, call, client, initialize};
+use crate::fixture::{
+    SseReader, TestAs, TestKey, call, client, initialize, open_mcp_session, rpc, standalone_stream,
+};
 
 /// Whether `program` is on PATH (or in /usr/sbin, where Debian puts nginx).
 fn find(program: &str) -> Option<PathBuf> {
@@ -237,7 +239,13 @@ impl Instance {
     }
 }
 
-fn start_instance(port: u16, public_url: &str, auth: &TestAs, redis: Option<&str>) -> Instance {
+fn start_instance(
+    port: u16,
+    public_url: &str,
+    auth: &TestAs,
+    redis: Option<&str>,
+    extra: &[&str],
+) -> Instance {
     let mut command = Command::new(env!("CARGO_BIN_EXE_resource-server"));
     command
         .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -251,6 +259,7 @@ fn start_instance(port: u16, public_url: &str, auth: &TestAs, redis: Option<&str
     if let Some(redis) = redis {
         command.args(["--redis-url", redis]);
     }
+    command.args(extra);
     let child = command.spawn().unwrap();
     let process = Proc(child);
     wait_for_port(port, "resource-server");
@@ -278,7 +287,7 @@ impl Cluster {
         let public = nginx.url();
         let instances = ports
             .iter()
-            .map(|&port| start_instance(port, &public, &auth, Some(&redis.url())))
+            .map(|&port| start_instance(port, &public, &auth, Some(&redis.url()), &[]))
             .collect();
         Some(Self {
             auth,
@@ -511,6 +520,13 @@ async fn redis_restart_stateless_keeps_working_stateful_gets_503_then_recovers()
         .unwrap()
         .to_string();
 
+    let stateless = start_instance(
+        free_port(),
+        &lb,
+        &cluster.auth,
+        Some(&cluster.redis.url()),
+        &["--stateless"],
+    );
     cluster.redis.stop();
     // Give the instances' watchers time to notice.
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -535,16 +551,26 @@ async fn redis_restart_stateless_keeps_working_stateful_gets_503_then_recovers()
         .await;
         assert_eq!(response.status(), 503);
     }
-    // A bearer-authenticated MCP request needing no shared state still works.
-    let response = client()
-        .post(format!("{lb}/mcp"))
-        .bearer_auth(&mcp_token)
-        .header("accept", "application/json, text/event-stream")
-        .json(&initialize())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    // A new Streamable HTTP session cannot be recorded: 503 with a retry hint.
+    let reply = rpc(&lb, Some(&mcp_token), None, initialize()).await;
+    assert_eq!(reply.status, 503);
+    // Stateless requests keep working: an instance in stateless mode configured with
+    // the same Redis serves tool calls, and every instance serves its metadata and
+    // refuses bad tokens as usual.
+    let reply = rpc(
+        &stateless.url(),
+        Some(&mcp_token),
+        None,
+        call(1, "whoami", json!({})),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.body.unwrap()["result"]["structuredContent"]["subject"],
+        "alice"
+    );
+    let reply = rpc(&lb, Some("not-a-token"), None, initialize()).await;
+    assert_eq!(reply.status, 401);
     let response = client()
         .get(format!("{lb}/.well-known/oauth-protected-resource/mcp"))
         .send()
@@ -638,6 +664,93 @@ async fn killed_instance_ends_its_streams_and_the_client_goes_on_through_the_bal
         let response = post_json(&lb, &endpoint, &[("authorization", &auth)], &initialize()).await;
         assert_eq!(response.status(), 202);
         assert_eq!(reader.message().await["id"], 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamable_http_session_created_on_one_instance_is_served_by_the_others() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let token = cluster.token("alice", "/mcp");
+    let (a, b, c) = (
+        cluster.instance_url(0),
+        cluster.instance_url(1),
+        cluster.instance_url(2),
+    );
+    // initialize on A (and notifications/initialized on A).
+    let session = open_mcp_session(&a, &token).await;
+    // Calls on B and C, and round-robin through the balancer.
+    for (id, base) in [(2, &b), (3, &c), (4, &b)] {
+        let reply = rpc(
+            base,
+            Some(&token),
+            Some(&session),
+            call(
+                id,
+                "calculator",
+                json!({"operation":"multiply","a":id,"b":10}),
+            ),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{base}");
+        let body = reply.body.unwrap();
+        assert_eq!(body["id"], id);
+        assert_eq!(
+            body["result"]["structuredContent"]["result"],
+            (id * 10) as f64
+        );
+    }
+    let lb = cluster.url();
+    for id in 10..16u64 {
+        let reply = rpc(
+            &lb,
+            Some(&token),
+            Some(&session),
+            call(id, "whoami", json!({})),
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.body.unwrap()["result"]["structuredContent"]["subject"],
+            "alice"
+        );
+    }
+    // The standalone event stream opens on C too.
+    let stream = standalone_stream(&c, &token, &session).await;
+    assert_eq!(stream.status(), 200);
+    drop(stream);
+    // Another principal is refused on every instance, as for an unknown session.
+    let mallory = cluster.token("mallory", "/mcp");
+    for base in [&a, &b, &c] {
+        let reply = rpc(
+            base,
+            Some(&mallory),
+            Some(&session),
+            call(20, "whoami", json!({})),
+        )
+        .await;
+        assert_eq!(reply.status, 404, "{base}");
+    }
+    // DELETE on B ends the session everywhere, A (where it was created) included.
+    let response = client()
+        .delete(format!("{b}/mcp"))
+        .bearer_auth(&token)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    for base in [&a, &b, &c] {
+        let reply = rpc(
+            base,
+            Some(&token),
+            Some(&session),
+            call(21, "whoami", json!({})),
+        )
+        .await;
+        assert_eq!(reply.status, 404, "{base}");
     }
 }
 
