@@ -253,6 +253,13 @@ impl AppState {
             per_principal: cookie.max_per_principal.max(1),
             capacity: cookie.max_sessions.max(1),
         });
+        self.stream_slots = Arc::new(
+            StreamSlots::new(
+                self.config.raw.max_streams_per_principal,
+                self.config.raw.max_streams,
+            )
+            .shared(cluster.clone()),
+        );
         self.cluster = Some(cluster);
         Ok(())
     }

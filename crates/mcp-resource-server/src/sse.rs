@@ -335,7 +335,8 @@ pub async fn open_stream(
     }
     let slot = match state
         .stream_slots
-        .acquire(claims.as_ref().map(|c| c.principal()))
+        .acquire_anywhere(claims.as_ref().map(|c| c.principal()))
+        .await
     {
         Ok(slot) => slot,
         Err(error) => return error.into_response_with(Some(&state.sse_challenge)),

@@ -11,6 +11,10 @@
 //! [`StreamSlot`] for as long as its body lives, so the slot is released however the
 //! stream ends: token expiry, client disconnect, `DELETE /session`, shutdown.
 //!
+//! With shared state (`--redis-url`) the per-principal limit counts the streams of every
+//! instance ([`crate::cluster::leases`]); the overall limit stays per instance, as it
+//! protects this process.
+//!
 //! [`Config::max_streams_per_principal`]: crate::config::Config::max_streams_per_principal
 //! [`Config::max_streams`]: crate::config::Config::max_streams
 
@@ -30,6 +34,7 @@ use futures::StreamExt;
 
 use crate::{
     auth::{VerifiedClaims, claims::Principal, stream_expiry::is_event_stream},
+    cluster::{Cluster, leases::Lease},
     error::Error,
 };
 
@@ -45,6 +50,7 @@ pub struct StreamSlots {
     per_principal: usize,
     total: usize,
     counts: Mutex<Counts>,
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl StreamSlots {
@@ -54,7 +60,32 @@ impl StreamSlots {
             per_principal,
             total,
             counts: Mutex::default(),
+            cluster: None,
         }
+    }
+
+    /// Counts each principal's streams over every instance sharing `cluster`.
+    #[must_use]
+    pub fn shared(mut self, cluster: Arc<Cluster>) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    /// [`StreamSlots::acquire`], then, with shared state, a cluster-wide lease for the
+    /// principal.
+    ///
+    /// # Errors
+    /// As [`StreamSlots::acquire`]; [`Error::TooManyStreams`] past the cluster-wide
+    /// limit; [`Error::StoreUnavailable`] when Redis cannot be reached.
+    pub async fn acquire_anywhere(
+        self: &Arc<Self>,
+        principal: Option<Principal>,
+    ) -> Result<StreamSlot, Error> {
+        let mut slot = self.acquire(principal)?;
+        if let (Some(cluster), Some(principal)) = (&self.cluster, &slot.principal) {
+            slot.lease = Some(cluster.lease_stream(principal, self.per_principal).await?);
+        }
+        Ok(slot)
     }
 
     fn lock(&self) -> MutexGuard<'_, Counts> {
@@ -86,6 +117,7 @@ impl StreamSlots {
         Ok(StreamSlot {
             slots: self.clone(),
             principal,
+            lease: None,
         })
     }
 
@@ -109,6 +141,8 @@ impl StreamSlots {
 pub struct StreamSlot {
     slots: Arc<StreamSlots>,
     principal: Option<Principal>,
+    /// The cluster-wide lease, with shared state.
+    lease: Option<Lease>,
 }
 
 impl Drop for StreamSlot {
@@ -149,7 +183,7 @@ pub async fn limit_streams(
         .extensions()
         .get::<Arc<VerifiedClaims>>()
         .map(|claims| claims.principal());
-    let slot = match slots.acquire(principal) {
+    let slot = match slots.acquire_anywhere(principal).await {
         Ok(slot) => slot,
         Err(error) => return error.into_response(),
     };

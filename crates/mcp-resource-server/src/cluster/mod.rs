@@ -11,6 +11,7 @@
 //! | ended cookie sessions | channel `mcp:cookie-ended` | every instance ends the event streams opened with the cookie |
 //! | Streamable HTTP sessions | `mcp:session:<id>`, `mcp:session-owner:<id>` | the `initialize` parameters and the owner; re-created on any instance ([`mcp_sessions`]) |
 //! | ended Streamable HTTP sessions | channel `mcp:session-ended` | every instance drops its copy |
+//! | stream limits per principal | `mcp:streams:<SHA-256 of the principal>` | a sorted set of leases scored by expiry ([`leases`]) |
 //! | legacy SSE sessions | `mcp:sse:<session id>` | owner instance and principal; messages go over the owner's channel `mcp:instance:<id>` ([`relay`]) |
 //!
 //! The JWKS and the cache of verified tokens stay per instance: they are derived from
@@ -32,6 +33,7 @@
 //! instance received its message.
 
 pub mod cookies;
+pub mod leases;
 pub mod mcp_sessions;
 pub mod relay;
 
@@ -71,6 +73,8 @@ pub struct Cluster {
     up: Arc<AtomicBool>,
     /// This instance's Streamable HTTP sessions, closed when another instance ends one.
     mcp_sessions: OnceLock<Arc<OwnedSessionManager<LocalSessionManager>>>,
+    /// Stream leases this instance holds (renewed by the watcher).
+    leases: leases::HeldLeases,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -114,6 +118,7 @@ impl Cluster {
             instance: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>()),
             up: Arc::new(AtomicBool::new(true)),
             mcp_sessions: OnceLock::new(),
+            leases: leases::HeldLeases::default(),
         })
     }
 
@@ -154,6 +159,7 @@ impl Cluster {
 
     async fn watch(&self, shutdown: CancellationToken) {
         let mut conn = self.conn.clone();
+        let mut renewed = tokio::time::Instant::now();
         loop {
             let ping = tokio::time::timeout(
                 REDIS_TIMEOUT,
@@ -167,6 +173,10 @@ impl Cluster {
                 } else {
                     tracing::warn!("redis is not answering: requests needing shared state get 503");
                 }
+            }
+            if up && renewed.elapsed() >= leases::RENEW_EVERY {
+                self.renew_leases().await;
+                renewed = tokio::time::Instant::now();
             }
             tokio::select! {
                 () = tokio::time::sleep(PING_INTERVAL) => {}

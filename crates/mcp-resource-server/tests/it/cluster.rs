@@ -279,6 +279,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start() -> Option<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Three instances started with `extra` flags.
+    pub async fn start_with(extra: &[&str]) -> Option<Self> {
         let (redis_program, nginx_program) = tools()?;
         let auth = TestAs::start(&[TestKey::rsa1()]).await;
         let redis = Redis::start(redis_program);
@@ -287,7 +292,7 @@ impl Cluster {
         let public = nginx.url();
         let instances = ports
             .iter()
-            .map(|&port| start_instance(port, &public, &auth, Some(&redis.url()), &[]))
+            .map(|&port| start_instance(port, &public, &auth, Some(&redis.url()), extra))
             .collect();
         Some(Self {
             auth,
@@ -873,6 +878,47 @@ async fn typescript_sdk_client_goes_on_through_the_balancer_when_an_instance_die
     assert_eq!(result["ok"], true, "{result}");
     assert_eq!(result["same_session"], true);
     assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_principal_stream_limit_counts_every_instance() {
+    let Some(cluster) = Cluster::start_with(&["--max-streams-per-principal", "2"]).await else {
+        return;
+    };
+    let auth = bearer(&cluster.token("alice", "/sse"));
+    let (first, _) = open_sse(&cluster.instance_url(0), &[("authorization", &auth)]).await;
+    let (_second, _) = open_sse(&cluster.instance_url(1), &[("authorization", &auth)]).await;
+    // A third, on the instance holding none of them: 429.
+    let response = client()
+        .get(format!("{}/sse", cluster.instance_url(2)))
+        .bearer_auth(cluster.token("alice", "/sse"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    // Another principal is not affected.
+    let bob = bearer(&cluster.token("bob", "/sse"));
+    let _bob = open_sse(&cluster.instance_url(2), &[("authorization", &bob)]).await;
+    // Closing one frees a place for alice anywhere.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let response = client()
+            .get(format!("{}/sse", cluster.instance_url(2)))
+            .bearer_auth(cluster.token("alice", "/sse"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            break;
+        }
+        assert_eq!(response.status(), 429);
+        assert!(
+            Instant::now() < deadline,
+            "the closed stream's lease was given back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Runs `redis-cli` against the test's Redis.
