@@ -1,4 +1,4 @@
-//! docker-compose.yml, dex-config.yaml and static-metadata/ must agree with each other,
+//! docker-compose.yml, dex-config.yaml, nginx-scale.conf and static-metadata/ must agree with each other,
 //! with dev-idp's Dex mode, and with the resource server's defaults (issuer
 //! http://localhost:5556/dex, port 3001, browser callback under http://localhost:3001).
 //! Docker cannot run in CI, so these checks are what keeps the files honest.
@@ -184,5 +184,86 @@ async fn static_metadata_is_complete_and_agrees_with_dex() {
         meta.token_endpoint_auth_methods_supported
             .iter()
             .any(|m| m == "none")
+    );
+}
+
+/// The `scale` profile: Redis, nginx and three resource servers that share the Redis,
+/// behind an nginx that balances round-robin over exactly those three.
+#[test]
+fn compose_scale_profile_shares_redis_behind_nginx() {
+    let compose = compose();
+    let services = &compose["services"];
+    let in_scale = |name: &str| strings(&services[name]["profiles"]).contains(&"scale".into());
+    for name in ["redis", "nginx", "rs1", "rs2", "rs3"] {
+        assert!(in_scale(name), "{name} is in the scale profile");
+    }
+    for name in ["dex", "static-metadata"] {
+        assert!(
+            services[name].get("profiles").is_none(),
+            "{name} runs in every profile"
+        );
+    }
+    let redis = &services["redis"];
+    assert!(redis["image"].as_str().unwrap().starts_with("redis:7"));
+    let mut listen_ports = Vec::new();
+    for name in ["rs1", "rs2", "rs3"] {
+        let env = &services[name]["environment"];
+        let var = |key: &str| env[key].as_str().unwrap_or_else(|| panic!("{name}: {key}"));
+        assert_eq!(var("MCP_RS_REDIS_URL"), "redis://redis:6379", "{name}");
+        assert_eq!(var("MCP_RS_ISSUER"), ISSUER, "{name}");
+        assert_eq!(var("MCP_RS_PUBLIC_URL"), RS_ORIGIN, "{name}");
+        let listen = var("MCP_RS_LISTEN");
+        assert!(
+            listen.starts_with("0.0.0.0:"),
+            "{name} listens on the network"
+        );
+        listen_ports.push(listen.rsplit(':').next().unwrap().parse::<u16>().unwrap());
+    }
+    let nginx = &services["nginx"];
+    let conf_path = strings(&nginx["volumes"])
+        .into_iter()
+        .find_map(|v| v.split(':').next().map(str::to_owned))
+        .unwrap();
+    let conf = std::fs::read_to_string(repo_file(conf_path.trim_start_matches("./"))).unwrap();
+    let upstream_block = conf
+        .split("upstream mcp {")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .expect("an upstream block");
+    let upstreams: Vec<&str> = upstream_block
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("server "))
+        .map(|s| s.trim_end_matches(';'))
+        .collect();
+    assert_eq!(
+        upstreams,
+        ["rs1", "rs2", "rs3"]
+            .iter()
+            .zip(&listen_ports)
+            .map(|(n, p)| format!("{n}:{p}"))
+            .collect::<Vec<_>>(),
+        "nginx balances over exactly the three resource servers"
+    );
+    for affinity in ["ip_hash", "sticky", "hash "] {
+        assert!(!conf.contains(affinity), "no session affinity ({affinity})");
+    }
+    assert!(
+        conf.contains("proxy_buffering off"),
+        "event streams unbuffered"
+    );
+    let listen: u16 = conf
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("listen "))
+        .unwrap()
+        .trim_end_matches(';')
+        .parse()
+        .unwrap();
+    let public_port = Url::parse(RS_ORIGIN).unwrap().port().unwrap();
+    assert!(
+        strings(&nginx["ports"])
+            .iter()
+            .map(|p| port_mapping(p))
+            .any(|m| m == (public_port, listen)),
+        "nginx is reached at the resource servers' public URL"
     );
 }
