@@ -113,6 +113,12 @@ pub struct RunArgs {
     #[arg(long, env = "DEMO_RS_PORT", default_value_t = 3001)]
     pub rs_port: u16,
 
+    /// Resource servers to run. Past one, they share their sessions through a
+    /// `redis-server` and sit behind an `nginx` balancing round-robin on --rs-port
+    /// (both found on PATH: Debian packages `redis-server` and `nginx`).
+    #[arg(long, env = "DEMO_INSTANCES", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub instances: u16,
+
     /// Dex configuration file [default: ./dex-config.yaml, else the repository's].
     #[arg(long, env = "DEMO_CONFIG", default_value_os_t = repo_default("dex-config.yaml"))]
     pub config: PathBuf,

@@ -6,5 +6,6 @@
 pub mod children;
 pub mod cli;
 pub mod orchestrate;
+pub mod scale;
 pub mod signals;
 pub mod static_server;

@@ -329,10 +329,22 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
             )
             .await?;
     }
-    children.spawn("rs", &exe, &rs_args(args, &topology))?;
-    children
-        .wait_ready("resource server", loopback(args.rs_port), READY_TIMEOUT)
+    if args.instances > 1 {
+        crate::scale::start(
+            children,
+            &exe,
+            &rs_args(args, &topology),
+            args.instances,
+            args.rs_port,
+            work,
+        )
         .await?;
+    } else {
+        children.spawn("rs", &exe, &rs_args(args, &topology))?;
+        children
+            .wait_ready("resource server", loopback(args.rs_port), READY_TIMEOUT)
+            .await?;
+    }
 
     eprintln!();
     eprintln!("== Authorization server: {}", topology.issuer);
@@ -410,6 +422,9 @@ async fn serve_until_interrupted(args: &RunArgs, children: &mut Children) {
 /// The default `demo` run.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     check_ports(&args)?;
+    if args.instances > 1 {
+        crate::scale::find_tools()?;
+    }
     anyhow::ensure!(
         args.config.is_file() || args.external_idp,
         "configuration {} not found (set --config)",
