@@ -19,7 +19,7 @@ use crate::fixture::{
 };
 
 /// Whether `program` is on PATH (or in /usr/sbin, where Debian puts nginx).
-fn find(program: &str) -> Option<PathBuf> {
+pub fn find(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
@@ -42,7 +42,7 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -237,6 +237,18 @@ impl Instance {
     pub fn kill(&mut self) {
         self.process = None;
     }
+}
+
+/// One resource server behind the balancer at `public_url`, `--redis-url redis` if
+/// given, plus `extra` flags.
+pub fn start_instance_public(
+    port: u16,
+    public_url: &str,
+    auth: &TestAs,
+    redis: Option<&str>,
+    extra: &[&str],
+) -> Instance {
+    start_instance(port, public_url, auth, redis, extra)
 }
 
 fn start_instance(
@@ -922,7 +934,7 @@ async fn per_principal_stream_limit_counts_every_instance() {
 }
 
 /// Runs `redis-cli` against the test's Redis.
-fn redis_cli(port: u16, args: &[&str]) -> String {
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
     let output = Command::new("redis-cli")
         .args(["-p", &port.to_string()])
         .args(args)

@@ -2,6 +2,7 @@
 //! authorization server serving OIDC metadata and a JWKS, tokens signed at test time.
 
 mod cluster;
+mod cluster_measure;
 mod connections;
 mod fixture;
 mod introspection;
