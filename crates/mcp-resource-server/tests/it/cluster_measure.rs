@@ -75,7 +75,16 @@ async fn sse_round_trips(cluster: &Cluster, cross: bool, calls: usize) -> Vec<f6
     all
 }
 
-fn wrk(url: &str, headers: &[(&str, String)], body: &str, seconds: u64) -> (f64, String) {
+/// wrk at `url`; with `sessions`, each request names the next of them in turn (rmcp
+/// handles one session's requests one at a time, so one session for every connection
+/// would measure that queue rather than the servers).
+fn wrk(
+    url: &str,
+    headers: &[(&str, String)],
+    sessions: &[String],
+    body: &str,
+    seconds: u64,
+) -> (f64, String) {
     let dir = std::env::temp_dir().join(format!("mcp-rs-wrk-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let script = dir.join("post.lua");
@@ -83,6 +92,13 @@ fn wrk(url: &str, headers: &[(&str, String)], body: &str, seconds: u64) -> (f64,
     lua.push_str(&format!("wrk.body = {body:?}\n"));
     for (name, value) in headers {
         lua.push_str(&format!("wrk.headers[{name:?}] = {value:?}\n"));
+    }
+    if !sessions.is_empty() {
+        let list: Vec<String> = sessions.iter().map(|s| format!("{s:?}")).collect();
+        lua.push_str(&format!(
+            "sessions = {{{}}}\nnext_session = 0\nrequest = function()\n  next_session = next_session % #sessions + 1\n  wrk.headers[\"Mcp-Session-Id\"] = sessions[next_session]\n  return wrk.format()\nend\n",
+            list.join(", ")
+        ));
     }
     lua.push_str(
         "done = function(summary, latency, requests)\n  io.write(string.format(\"ERRORS %d %d\\n\", summary.errors.status, summary.requests))\nend\n",
@@ -158,15 +174,19 @@ async fn scale_out_figures() {
     // Stateful tools/call through nginx, with Redis.
     let lb = cluster.url();
     let token = cluster.token("alice", "/mcp");
-    let init = rpc(&lb, Some(&token), None, initialize()).await;
-    let session = init.session.unwrap();
-    rpc(
-        &lb,
-        Some(&token),
-        Some(&session),
-        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
-    )
-    .await;
+    let mut sessions = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let init = rpc(&lb, Some(&token), None, initialize()).await;
+        let session = init.session.unwrap();
+        rpc(
+            &lb,
+            Some(&token),
+            Some(&session),
+            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+        )
+        .await;
+        sessions.push(session);
+    }
     let body = call(7, "calculator", json!({"operation":"add","a":2,"b":3})).to_string();
     let common = vec![
         ("Authorization", format!("Bearer {token}")),
@@ -174,11 +194,15 @@ async fn scale_out_figures() {
         ("Accept", "application/json, text/event-stream".to_string()),
         ("Mcp-Protocol-Version", "2025-06-18".to_string()),
     ];
-    let mut stateful_headers = common.clone();
-    stateful_headers.push(("Mcp-Session-Id", session.clone()));
+    let stateful_headers = common.clone();
     let calls_before = redis_calls(cluster.redis.port);
-    let (stateful_rps, stateful_text) =
-        wrk(&format!("{lb}/mcp"), &stateful_headers, &body, seconds);
+    let (stateful_rps, stateful_text) = wrk(
+        &format!("{lb}/mcp"),
+        &stateful_headers,
+        &sessions,
+        &body,
+        seconds,
+    );
     let calls_after = redis_calls(cluster.redis.port);
     let requests: f64 = stateful_text
         .lines()
@@ -214,6 +238,7 @@ async fn scale_out_figures() {
     let (stateless_rps, stateless_text) = wrk(
         &format!("{}/mcp", nginx.url()),
         &stateless_headers,
+        &[],
         &body,
         seconds,
     );
