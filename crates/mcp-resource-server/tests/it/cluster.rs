@@ -518,6 +518,166 @@ async fn cookie_issued_by_one_instance_is_honoured_by_another_and_revoked_throug
     }
 }
 
+/// `POST /session` at `base` with `token`: the status and the `name=value` cookie.
+async fn open_cookie(base: &str, token: &str) -> (u16, Option<String>) {
+    let response = post_json(
+        base,
+        "/session",
+        &[("authorization", &bearer(token))],
+        &json!({}),
+    )
+    .await;
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string());
+    (response.status().as_u16(), cookie)
+}
+
+/// The status of `GET /sse` at `base` with `cookie` (the stream, if any, is dropped).
+async fn sse_status(base: &str, cookie: &str) -> u16 {
+    client()
+        .get(format!("{base}/sse"))
+        .header("accept", "text/event-stream")
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_session_caps_count_every_instance() {
+    let Some(cluster) = Cluster::start_with(&[
+        "--cookie-max-per-principal",
+        "2",
+        "--cookie-max-sessions",
+        "3",
+    ])
+    .await
+    else {
+        return;
+    };
+    let urls: Vec<String> = (0..3).map(|i| cluster.instance_url(i)).collect();
+    // Alice opens one session on each instance: past her cap of two, her oldest (opened
+    // on A) ends on every instance; the two others live.
+    let alice = cluster.token("alice", "/sse");
+    let mut cookies = Vec::new();
+    for base in &urls {
+        let (status, cookie) = open_cookie(base, &alice).await;
+        assert_eq!(status, 204, "{base}");
+        cookies.push(cookie.unwrap());
+    }
+    for base in &urls {
+        assert_eq!(
+            sse_status(base, &cookies[0]).await,
+            401,
+            "oldest ended: {base}"
+        );
+        assert_eq!(sse_status(base, &cookies[1]).await, 200, "{base}");
+        assert_eq!(sse_status(base, &cookies[2]).await, 200, "{base}");
+    }
+    let keys = redis_cli(cluster.redis.port, &["--scan", "--pattern", "mcp:cookie:*"]);
+    assert_eq!(keys.lines().count(), 2, "{keys}");
+    // Bob's session fills the overall cap of three: Carol is refused on every instance,
+    // 503 with a retry hint, not 500.
+    let (status, _) = open_cookie(&urls[1], &cluster.token("bob", "/sse")).await;
+    assert_eq!(status, 204);
+    let carol = cluster.token("carol", "/sse");
+    for base in &urls {
+        let response = post_json(
+            base,
+            "/session",
+            &[("authorization", &bearer(&carol))],
+            &json!({}),
+        )
+        .await;
+        assert_eq!(response.status(), 503, "{base}");
+        assert!(response.headers().contains_key("retry-after"), "{base}");
+    }
+    // Ending one of Alice's sessions on C frees a place for Carol on A.
+    let response = client()
+        .delete(format!("{}/session", urls[2]))
+        .header("cookie", &cookies[1])
+        .header("origin", cluster.url())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let (status, carol_cookie) = open_cookie(&urls[0], &carol).await;
+    assert_eq!(status, 204);
+    assert_eq!(sse_status(&urls[1], &carol_cookie.unwrap()).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamable_http_sessions_recreated_from_redis_count_against_the_limits() {
+    let Some(cluster) = Cluster::start_with(&["--max-mcp-sessions-per-principal", "1"]).await
+    else {
+        return;
+    };
+    let token = cluster.token("alice", "/mcp");
+    let (a, b, c) = (
+        cluster.instance_url(0),
+        cluster.instance_url(1),
+        cluster.instance_url(2),
+    );
+    let first = open_mcp_session(&a, &token).await;
+    // B re-creates Alice's session, recorded with her as owner and counted as hers:
+    // a new session of hers on B is past her limit there.
+    let reply = rpc(&b, Some(&token), Some(&first), call(2, "whoami", json!({}))).await;
+    assert_eq!(reply.status, 200);
+    let reply = rpc(&b, Some(&token), None, initialize()).await;
+    assert_eq!(reply.status, 429, "B holds Alice's re-created session");
+    // C holds none of hers: a second session opens there, and then C cannot re-create
+    // the first one for her.
+    let second = open_mcp_session(&c, &token).await;
+    let reply = rpc(&c, Some(&token), Some(&first), call(3, "whoami", json!({}))).await;
+    assert_eq!(reply.status, 429, "C is at Alice's limit");
+    // Another principal cannot use the re-created copy on B.
+    let mallory = cluster.token("mallory", "/mcp");
+    let reply = rpc(
+        &b,
+        Some(&mallory),
+        Some(&first),
+        call(4, "whoami", json!({})),
+    )
+    .await;
+    assert_eq!(reply.status, 404);
+    // Ending the first session on A closes B's copy and frees its place there.
+    let response = client()
+        .delete(format!("{a}/mcp"))
+        .bearer_auth(&token)
+        .header("mcp-session-id", &first)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let reply = rpc(&b, Some(&token), None, initialize()).await;
+        if reply.status == 200 {
+            break;
+        }
+        assert_eq!(reply.status, 429);
+        assert!(
+            Instant::now() < deadline,
+            "B's copy was not closed within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The ended session freed its place on A too: A re-creates the second one.
+    let reply = rpc(
+        &a,
+        Some(&token),
+        Some(&second),
+        call(5, "whoami", json!({})),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_stateless_keeps_working_stateful_gets_503_then_recovers() {
     let Some(mut cluster) = Cluster::start().await else {
