@@ -1,49 +1,48 @@
 //! Logs never contain a token, whatever the client does with it.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
-
 use serde_json::json;
-use tracing_subscriber::fmt::MakeWriter;
 
-use crate::fixture::{TestAs, TestKey, call, client, initialize, rpc, start_rs, test_config};
+use crate::fixture::{TestAs, TestKey, call, client, initialize, rpc};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-// Single-threaded runtime: the thread-local subscriber sees the server's tasks too.
-#[tokio::test(flavor = "current_thread")]
+/// Runs the real binary with every log level on and its output in a file: a
+/// subscriber scoped to a test thread would share tracing's global callsite state with
+/// the tests running beside it, and miss events now and then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_reaches_the_logs() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
     let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
-    let url = start_rs(move |url| test_config(url, &issuer)).await;
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let log_path =
+        std::env::temp_dir().join(format!("mcp-rs-logs-{}-{port}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_resource-server"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--public-url",
+            &url,
+        ])
+        .args(["--issuer", &auth.issuer])
+        .env("RUST_LOG", "trace")
+        .env("NO_COLOR", "1")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        let prm = format!("{url}/.well-known/oauth-protected-resource/mcp");
+        if client().get(prm).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "the server did not start");
     let aud = format!("{url}/mcp");
     let good = TestKey::rsa1().sign(&auth.claims("alice", &aud, "mcp:tools"), None);
     let foreign =
@@ -86,7 +85,9 @@ async fn no_token_reaches_the_logs() {
         .unwrap();
     assert_eq!(form.status(), 400);
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    child.kill().await.unwrap();
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
     assert!(
         logs.contains("bearer token refused"),
         "the refusals were logged"
