@@ -403,10 +403,37 @@ pub struct Options {
     /// Print results as JSON.
     #[arg(long, global = true, env = "MCP_CLIENT_JSON")]
     pub json: bool,
+    /// Write a Mermaid sequence diagram of the HTTP exchanges that really happened to
+    /// FILE (written also when the command fails; tokens appear as fingerprints only).
+    #[arg(long, global = true, env = "MCP_CLIENT_DIAGRAM", value_name = "FILE")]
+    pub diagram: Option<PathBuf>,
 }
 
 /// Runs a command. Errors are returned for the caller to print as one sentence.
+///
+/// With `--diagram FILE`, every request the command sends is recorded and the diagram
+/// written when it ends, whatever the outcome.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let Some(path) = cli.options.diagram.clone() else {
+        return run_command(cli).await;
+    };
+    let quiet = cli.options.quiet;
+    let recorder = crate::diagram::Recorder::new();
+    let result = crate::diagram::record(recorder.clone(), run_command(cli)).await;
+    if let Err(e) = std::fs::write(&path, recorder.render()) {
+        anyhow::bail!("cannot write the diagram to {}: {e}", path.display());
+    }
+    if !quiet {
+        eprintln!(
+            "[diagram] {} HTTP exchange(s) drawn in {} (Mermaid sequenceDiagram)",
+            recorder.len(),
+            path.display()
+        );
+    }
+    result
+}
+
+async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
     let o = &cli.options;
     let trace = Trace::stderr(if o.quiet {
         Verbosity::Quiet

@@ -9,6 +9,7 @@
 use url::Url;
 
 use crate::error::{ClientError, Result};
+use crate::http::RecordedSend as _;
 use crate::trace::Trace;
 
 const AREA: &str = "headless";
@@ -23,7 +24,7 @@ pub async fn follow(trace: &Trace, authorization_url: &Url, redirect_uri: &str) 
     for _ in 0..MAX_HOPS {
         let resp = http
             .get(url.clone())
-            .send()
+            .send_recorded()
             .await
             .map_err(|e| ClientError::unreachable(url.as_str(), &e))?;
         let status = resp.status();
@@ -72,7 +73,7 @@ pub async fn follow(trace: &Trace, authorization_url: &Url, redirect_uri: &str) 
             // listener itself, so the status here does not matter.
             let _ = crate::http::oauth_client()
                 .get(next.clone())
-                .send()
+                .send_recorded()
                 .await
                 .map_err(|e| ClientError::unreachable(without_query(&next), &e))?;
             return Ok(());

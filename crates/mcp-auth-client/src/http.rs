@@ -9,6 +9,9 @@
 //! - [`mcp_client`]: the MCP transport's client, with a cookie jar for the legacy SSE
 //!   session cookie, no overall timeout (SSE streams are long-lived).
 //!
+//! Every request goes out through [`RecordedSend::send_recorded`], the one place where
+//! `--diagram` sees it (see `diagram.rs`).
+//!
 //! # Security
 //! Every response body the client reads goes through `read_body`, which stops at the
 //! [`Limit`] of its kind (see [`limits`]) and answers [`ClientError::BodyTooLarge`]
@@ -120,6 +123,50 @@ pub(crate) async fn read_body(
     Ok(body)
 }
 
+/// Sending a request so that `--diagram` draws it (see `diagram.rs`); the same as
+/// `send` when nothing is being recorded.
+pub(crate) trait RecordedSend {
+    /// Sends the request and, while recording, notes it and its response.
+    fn send_recorded(self) -> impl Future<Output = reqwest::Result<reqwest::Response>> + Send;
+}
+
+impl RecordedSend for reqwest::RequestBuilder {
+    async fn send_recorded(self) -> reqwest::Result<reqwest::Response> {
+        let (client, req) = self.build_split();
+        let req = req?;
+        let Some(pending) = crate::diagram::request(&req) else {
+            return client.execute(req).await;
+        };
+        let resp = client.execute(req).await?;
+        pending.response(&resp);
+        if !pending.wants_body(&resp) {
+            return Ok(resp);
+        }
+        // A token response: read it (within its limit) to draw its tokens' fingerprints,
+        // then hand the same response on.
+        use reqwest::ResponseBuilderExt as _;
+        let mut builder = http::Response::builder()
+            .status(resp.status())
+            .version(resp.version())
+            .url(resp.url().clone());
+        if let Some(headers) = builder.headers_mut() {
+            headers.extend(resp.headers().clone());
+        }
+        let url = resp.url().to_string();
+        // Its length is announced and within the limit, so only a connection lost
+        // mid-body fails here: the caller then gets an empty body, which it reports as
+        // a response that is not a token response.
+        let body = read_body(resp, &url, limits::TOKEN)
+            .await
+            .unwrap_or_default();
+        pending.tokens(&body);
+        Ok(builder
+            .body(body)
+            .map(reqwest::Response::from)
+            .expect("parts taken from a valid response"))
+    }
+}
+
 /// The client for discovery, registration and token requests.
 #[must_use]
 pub fn oauth_client() -> reqwest::Client {
@@ -176,7 +223,7 @@ pub(crate) async fn get_json(http: &reqwest::Client, url: &url::Url) -> Result<F
     let resp = http
         .get(url.clone())
         .header(reqwest::header::ACCEPT, "application/json")
-        .send()
+        .send_recorded()
         .await
         .map_err(|e| ClientError::unreachable(url.as_str(), &e))?;
     let status = resp.status().as_u16();

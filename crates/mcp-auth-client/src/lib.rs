@@ -30,6 +30,7 @@ pub mod cache;
 pub mod cli;
 pub mod credential;
 pub mod device;
+pub mod diagram;
 pub mod discovery;
 pub mod dpop;
 pub mod error;

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::cache::{Cache, ClientBinding, now};
 use crate::discovery::AuthorizationServer;
 use crate::error::{ClientError, Result};
-use crate::http::{body_summary, limits, read_body};
+use crate::http::{RecordedSend as _, body_summary, limits, read_body};
 use crate::trace::Trace;
 
 const AREA: &str = "client";
@@ -325,7 +325,7 @@ async fn register(
         .post(endpoint.clone())
         .header(reqwest::header::ACCEPT, "application/json")
         .json(&request)
-        .send()
+        .send_recorded()
         .await
         .map_err(|e| ClientError::unreachable(endpoint.as_str(), &e))?;
     let status = resp.status().as_u16();

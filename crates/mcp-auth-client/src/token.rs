@@ -19,7 +19,7 @@ use url::form_urlencoded::byte_serialize;
 use crate::dpop::{self, DpopKey};
 use crate::error::{ClientError, Result};
 use crate::grants::assertion::{CLIENT_ASSERTION_TYPE, ClientKey};
-use crate::http::{body_summary, limits, read_body};
+use crate::http::{RecordedSend as _, body_summary, limits, read_body};
 use crate::pkce::PkceCodeVerifier;
 use crate::registration::{StoredClient, TokenAuthMethod};
 use crate::trace::{Trace, describe_token, jwt_claims};
@@ -259,7 +259,7 @@ pub(crate) async fn post(
         }
         let resp = req
             .form(&form)
-            .send()
+            .send_recorded()
             .await
             .map_err(|e| ClientError::unreachable(url.as_str(), &e))?;
         let status = resp.status().as_u16();

@@ -9,6 +9,7 @@ use reqwest::redirect::Policy;
 use url::Url;
 
 use crate::error::ClientError;
+use crate::http::RecordedSend as _;
 
 /// A foreign origin for CORS and `Origin` checks (`.invalid` is reserved, RFC 2606).
 pub(crate) const FOREIGN_ORIGIN: &str = "https://mcp-audit.invalid";
@@ -127,7 +128,7 @@ impl Probe {
         req: reqwest::RequestBuilder,
         read_body: bool,
     ) -> Result<Reply, ClientError> {
-        let mut resp = req.send().await.map_err(|e| {
+        let mut resp = req.send_recorded().await.map_err(|e| {
             let url = e.url().map(Url::to_string).unwrap_or_default();
             ClientError::unreachable(url, &e)
         })?;

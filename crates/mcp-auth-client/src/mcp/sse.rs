@@ -26,7 +26,7 @@ use super::jsonrpc::{Incoming, classify, find_response};
 use super::{Outcome, RpcResult, auth_refusal};
 use crate::credential::Credential;
 use crate::error::{ClientError, Result};
-use crate::http::{limits, read_body};
+use crate::http::{RecordedSend as _, limits, read_body};
 use crate::trace::Trace;
 
 const AREA: &str = "sse";
@@ -99,7 +99,7 @@ impl LegacySse {
             _ => String::new(),
         };
         let resp = req
-            .send()
+            .send_recorded()
             .await
             .map_err(|e| ClientError::unreachable(url.as_str(), &e))?;
         if let Some(t) = token {
@@ -261,7 +261,7 @@ impl LegacySse {
             _ => String::new(),
         };
         let resp = req
-            .send()
+            .send_recorded()
             .await
             .map_err(|e| ClientError::unreachable(self.endpoint.as_str(), &e))?;
         if let Some(t) = token {
@@ -337,7 +337,7 @@ async fn session_cookie(
         .header(reqwest::header::ORIGIN, origin);
     let resp = token
         .apply(trace, req, "POST", session_url)?
-        .send()
+        .send_recorded()
         .await
         .map_err(|e| ClientError::unreachable(session_url.as_str(), &e))?;
     token.note_nonce(session_url, resp.headers());

@@ -18,7 +18,7 @@ use super::jsonrpc::{Incoming, classify, find_response};
 use super::{Outcome, RpcResult, auth_refusal};
 use crate::credential::Credential;
 use crate::error::{ClientError, Result};
-use crate::http::{Limit, limits, read_body};
+use crate::http::{Limit, RecordedSend as _, limits, read_body};
 use crate::trace::Trace;
 
 const AREA: &str = "mcp";
@@ -92,7 +92,7 @@ impl Streamable {
                 }
             }
         }
-        match req.send().await {
+        match req.send_recorded().await {
             Ok(resp) => trace.step(
                 AREA,
                 format!(
@@ -148,7 +148,7 @@ impl Streamable {
             req = t.apply(trace, req, "POST", &self.url)?;
         }
         let resp = req
-            .send()
+            .send_recorded()
             .await
             .map_err(|e| ClientError::unreachable(self.url.as_str(), &e))?;
         let status = resp.status().as_u16();
