@@ -215,14 +215,26 @@ pub async fn authorize(
                 "Open this URL in a browser to authorize (waiting up to {} s):\n\n  {url}\n",
                 options.timeout.as_secs()
             ));
-            if open_browser {
-                match open_in_browser(url.as_str()) {
-                    Ok(how) => trace.step(AREA, format!("opened the browser ({how})")),
-                    Err(e) => trace.step(
-                        AREA,
-                        format!("could not open a browser ({e}); open the URL above by hand"),
-                    ),
+            crate::diagram::browser_opened(&url);
+            let opened = if open_browser {
+                match open_in_browser(&browser_program(), url.as_str()).await {
+                    Ok(how) => {
+                        trace.step(AREA, how);
+                        true
+                    }
+                    Err(e) => {
+                        trace.step(
+                            AREA,
+                            format!("could not open a browser ({e}); open the URL above by hand"),
+                        );
+                        false
+                    }
                 }
+            } else {
+                false
+            };
+            if !opened || !has_display() {
+                trace.notice(NO_BROWSER_HINT);
             }
         }
     }
@@ -247,6 +259,9 @@ pub async fn authorize(
             }
         ),
     );
+    if matches!(options.interaction, Interaction::Browser { .. }) {
+        crate::diagram::callback_received(callback.iss.is_some());
+    }
     let endpoint = token::Endpoint {
         url: &as_.token_endpoint,
         issuer: &as_.issuer,
@@ -306,21 +321,81 @@ async fn bind_listener(
     CallbackListener::bind(0).await.map_err(|e| bind_err(0, e))
 }
 
-/// Opens `url` with `$BROWSER`, else the platform's opener. Returns what was run.
-fn open_in_browser(url: &str) -> std::io::Result<String> {
-    use std::process::{Command, Stdio};
-    let program = match std::env::var("BROWSER") {
+/// Said at once when no browser can be opened here, rather than after the wait.
+pub const NO_BROWSER_HINT: &str = "No browser on this machine? Open the URL on one that can reach the loopback address above, or run with --headless: mcp-client then follows the redirects itself, which works with authorization servers that approve without a person (the demo's dev-idp with --headless or --auto-login, test servers, CI).";
+
+/// Whether a graphical browser can be shown: always on macOS and Windows, and on other
+/// systems when `DISPLAY` or `WAYLAND_DISPLAY` is set, or `$BROWSER` names a program
+/// (which may be a text browser).
+#[must_use]
+pub fn has_display() -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    cfg!(target_os = "macos")
+        || cfg!(windows)
+        || set("DISPLAY")
+        || set("WAYLAND_DISPLAY")
+        || set("BROWSER")
+}
+
+/// `$BROWSER`, else the platform's opener.
+fn browser_program() -> String {
+    match std::env::var("BROWSER") {
         Ok(b) if !b.trim().is_empty() => b,
         _ if cfg!(target_os = "macos") => "open".to_owned(),
         _ if cfg!(windows) => "explorer".to_owned(),
         _ => "xdg-open".to_owned(),
-    };
-    let mut child = Command::new(&program)
+    }
+}
+
+/// How long an opener may take to say it failed; openers that hand the URL to a running
+/// browser return at once, a browser started directly keeps running.
+const OPENER_WAIT: Duration = Duration::from_secs(3);
+
+/// Runs `program url` and says what happened. An opener that exits non-zero (`xdg-open`
+/// with no browser installed exits 3) did not open anything: that is an error, not
+/// "opened the browser". One still running after [`OPENER_WAIT`] is taken as the browser.
+async fn open_in_browser(program: &str, url: &str) -> std::result::Result<String, String> {
+    use std::process::Stdio;
+    let mut child = tokio::process::Command::new(program)
         .arg(url)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()?;
-    std::thread::spawn(move || child.wait());
-    Ok(program)
+        .spawn()
+        .map_err(|e| format!("{program}: {e}"))?;
+    match tokio::time::timeout(OPENER_WAIT, child.wait()).await {
+        Ok(Ok(status)) if status.success() => Ok(format!("opened the browser ({program})")),
+        Ok(Ok(status)) => Err(match status.code() {
+            Some(code) => format!("{program} exited with code {code}"),
+            None => format!("{program} was stopped by a signal"),
+        }),
+        Ok(Err(e)) => Err(format!("{program}: {e}")),
+        Err(_) => {
+            tokio::spawn(async move { child.wait().await });
+            Ok(format!("started the browser ({program}, still running)"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_opener_that_fails_is_not_an_opened_browser() {
+        let e = open_in_browser("false", "http://127.0.0.1:1/")
+            .await
+            .unwrap_err();
+        assert_eq!(e, "false exited with code 1");
+        let e = open_in_browser("/nonexistent/opener", "http://127.0.0.1:1/")
+            .await
+            .unwrap_err();
+        assert!(e.starts_with("/nonexistent/opener: "), "{e}");
+        assert_eq!(
+            open_in_browser("true", "http://127.0.0.1:1/")
+                .await
+                .unwrap(),
+            "opened the browser (true)"
+        );
+    }
 }

@@ -147,3 +147,71 @@ async fn check_has_one_authorization_budget_for_all_its_steps() {
     // One to connect, one per tool (echo, admin and 4 more): 7.
     assert_eq!(mock.count("authorize"), 7, "{:?}", mock.log());
 }
+
+#[tokio::test]
+async fn diagram_draws_what_ran_also_when_the_command_fails() {
+    let mock = Mock::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let url = mock.mcp_url();
+    let file = dir.path().join("flow.mmd");
+    let f = file.to_str().unwrap();
+    let code = mcp_client(&[
+        "--headless",
+        "-q",
+        "--cache-dir",
+        d,
+        "--diagram",
+        f,
+        "tools",
+        &url,
+    ])
+    .await
+    .unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    let drawn = std::fs::read_to_string(&file).unwrap();
+    crate::support::assert_no_secrets(&drawn);
+    assert!(drawn.starts_with("sequenceDiagram\n"), "{drawn}");
+    assert!(
+        drawn.contains("participant B as browser (--headless"),
+        "{drawn}"
+    );
+    for expected in [
+        "C->>RS: POST /mcp (initialize, no token)",
+        "RS-->>C: 401 (WWW-Authenticate Bearer resource_metadata",
+        "code_challenge_method=S256",
+        "B->>C: GET /callback (code, state",
+        "(grant_type=authorization_code",
+        "tools/list, Bearer ",
+    ] {
+        assert!(drawn.contains(expected), "{expected:?} not in\n{drawn}");
+    }
+    // Each exchange drawn once, in the order it happened: the 401 before the token.
+    let first_401 = drawn.find("401").unwrap();
+    let token = drawn.find("grant_type=authorization_code").unwrap();
+    assert!(first_401 < token);
+    let authorizations = drawn.matches("code_challenge_method=S256").count();
+    assert_eq!(authorizations, mock.count("authorize"), "{drawn}");
+
+    // Without --headless and with no browser, the login never comes: the command fails,
+    // and the diagram of what did happen is still written, the browser's part included.
+    let other = tempfile::tempdir().unwrap();
+    let file = other.path().join("refused.mmd");
+    let result = mcp_client(&[
+        "--no-browser",
+        "-q",
+        "--no-cache",
+        "--auth-timeout",
+        "1",
+        "--diagram",
+        file.to_str().unwrap(),
+        "tools",
+        &url,
+    ])
+    .await;
+    assert!(result.is_err(), "no login, no tools");
+    let drawn = std::fs::read_to_string(&file).unwrap();
+    assert!(drawn.contains("participant B as browser\n"), "{drawn}");
+    assert!(drawn.contains("B->>AS: GET "), "{drawn}");
+    assert!(!drawn.contains("/callback"), "no callback came: {drawn}");
+}
