@@ -249,6 +249,9 @@ pub(crate) fn body_summary(body: &[u8]) -> String {
         return format!(": {err}");
     }
     let text = String::from_utf8_lossy(body);
+    if let Some(summary) = html_summary(&text) {
+        return format!(": {summary}");
+    }
     let text: String = text.chars().filter(|c| !c.is_control()).take(160).collect();
     if text.trim().is_empty() {
         String::new()
@@ -257,9 +260,56 @@ pub(crate) fn body_summary(body: &[u8]) -> String {
     }
 }
 
+/// An HTML page in one phrase (`an HTML page titled "Welcome", 5120 bytes`), or `None`
+/// if `text` is not one: a web site or a login page where an MCP or OAuth endpoint was
+/// expected, which quoting raw would bury the message.
+fn html_summary(text: &str) -> Option<String> {
+    let head: String = text.trim_start().chars().take(512).collect();
+    let lower = head.to_ascii_lowercase();
+    if !(lower.starts_with("<!doctype html")
+        || lower.starts_with("<html")
+        || lower.starts_with("<head"))
+    {
+        return None;
+    }
+    let lower_all = text.to_ascii_lowercase();
+    let title = lower_all.find("<title").and_then(|start| {
+        let open_end = start + lower_all[start..].find('>')? + 1;
+        let close = open_end + lower_all[open_end..].find("</title")?;
+        let t: String = text
+            .get(open_end..close)?
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        (!t.is_empty()).then(|| t.chars().take(80).collect::<String>())
+    });
+    Some(format!(
+        "an HTML page{}, {} bytes (a web page, not an MCP or OAuth response: is the URL right?)",
+        title
+            .map(|t| format!(" titled \"{t}\""))
+            .unwrap_or_default(),
+        text.len()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_is_summarised_not_quoted() {
+        let page = "<!DOCTYPE html>\n<html><head><title>\n  Example   Domain </title><style>body{}</style></head><body><p>secret-ish text</p></body></html>";
+        let s = body_summary(page.as_bytes());
+        assert_eq!(
+            s,
+            format!(
+                ": an HTML page titled \"Example Domain\", {} bytes (a web page, not an MCP or OAuth response: is the URL right?)",
+                page.len()
+            )
+        );
+        assert!(body_summary(b"<html><body>x</body></html>").starts_with(": an HTML page, "));
+        assert_eq!(body_summary(b"plain words"), ": plain words");
+    }
 
     #[test]
     fn limits_read_as_people_write_them() {
