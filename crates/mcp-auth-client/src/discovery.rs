@@ -442,7 +442,9 @@ fn note_content_type(trace: &Trace, content_type: Option<&str>) {
     {
         trace.step(
             AREA,
-            format!("(served as {ct}, not JSON; read as JSON anyway)"),
+            format!(
+                "(served as {ct}, not application/json: static file servers such as busybox httpd label files by extension, and a .well-known name has none; the body parses as JSON, which is what counts)"
+            ),
         );
     }
 }

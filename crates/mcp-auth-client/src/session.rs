@@ -875,12 +875,22 @@ impl Session {
                 AREA,
                 if insufficient_scope {
                     format!(
-                        "step-up: the token lacks scope; authorizing again (authorization {n} of at most {} in this session)",
-                        self.options.max_authorizations
+                        "step-up: the token is valid but lacks a scope this call needs; asking for a new token with that scope ({})",
+                        if n == 1 {
+                            format!(
+                                "the first login of this mcp-client run, which allows {}, --max-authorizations",
+                                self.options.max_authorizations
+                            )
+                        } else {
+                            format!(
+                                "login {n} of at most {} in this run, --max-authorizations",
+                                self.options.max_authorizations
+                            )
+                        }
                     )
                 } else {
                     format!(
-                        "authorization needed (authorization {n} of at most {} in this session)",
+                        "authorization needed (login {n} of at most {} in this run, --max-authorizations)",
                         self.options.max_authorizations
                     )
                 },
@@ -1090,6 +1100,23 @@ impl Session {
                 }
             },
         );
+        if let Some(iss) = crate::trace::decode_jwt(set.access_token.secret())
+            .and_then(|(_, claims)| {
+                claims
+                    .get("iss")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
+            .filter(|iss| iss.trim_end_matches('/') != set.issuer.trim_end_matches('/'))
+        {
+            self.trace.step(
+                AREA,
+                format!(
+                    "the token's iss is {iss}, not {}, the issuer of the metadata the client used: that metadata describes {iss}'s endpoints under its own name (a static metadata document served next to Dex); the resource server checks iss against the issuer it trusts",
+                    set.issuer
+                ),
+            );
+        }
         let saved = self.cache.save_tokens(&set);
         let description = describe_token(set.access_token.secret());
         let server = set.server.clone();
