@@ -1,5 +1,7 @@
 //! `resource-server`: parses the command line, installs logging, runs the server.
 
+use std::io::IsTerminal as _;
+
 use clap::Parser;
 use mcp_resource_server::cli::{Cli, run};
 use tracing_subscriber::EnvFilter;
@@ -18,6 +20,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
+        // Colours only on a terminal: a log redirected to a file stays plain text.
+        .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_env_filter(
             // rmcp logs every message at INFO; its warnings are enough by default.
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn")),
