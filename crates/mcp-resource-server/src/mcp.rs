@@ -291,7 +291,7 @@ fn weather(args: &JsonObject) -> CallToolResult {
 }
 
 fn whoami(claims: &VerifiedClaims) -> Value {
-    json!({
+    let mut value = json!({
         "issuer": claims.issuer,
         "subject": claims.subject,
         "audience": claims.audience,
@@ -303,7 +303,15 @@ fn whoami(claims: &VerifiedClaims) -> Value {
         // The thumbprint of the key a DPoP-bound token is bound to (a public value).
         "dpop_jkt": claims.dpop_jkt,
         "profile": claims.profile,
-    })
+    });
+    if claims.scopes.iter().next().is_none() {
+        // An empty list looks like a bug to a newcomer: with Dex it is expected.
+        value["scopes_note"] = json!(
+            "the token carries no scope (or scp) claim: Dex puts none in its tokens, so no tool \
+             that needs a scope can be called with them"
+        );
+    }
+    value
 }
 
 impl ServerHandler for McpServer {

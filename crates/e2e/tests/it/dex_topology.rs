@@ -180,6 +180,12 @@ async fn dex_topology(discovery: Discovery) -> Outcome {
         whoami.contains("mcp-resource-server") && whoami.contains(DEX_CLIENT_ID),
         || format!("whoami should show aud mcp-resource-server and azp {DEX_CLIENT_ID}: {whoami}"),
     )?;
+    scenario.check(
+        CLIENT,
+        "tools/call whoami explains the empty scope list",
+        whoami.contains("Dex puts none in its tokens"),
+        || format!("whoami should say why scopes is empty: {whoami}"),
+    )?;
     let tokens = client.session.tokens();
     scenario.check(
         CLIENT,

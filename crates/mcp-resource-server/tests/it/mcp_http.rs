@@ -87,6 +87,12 @@ async fn full_session_with_tools_scopes_and_step_up() {
     let body = whoami.body.unwrap();
     assert_eq!(body["result"]["structuredContent"]["subject"], "alice");
     assert_eq!(body["result"]["structuredContent"]["token_kind"], "rfc9068");
+    assert!(
+        body["result"]["structuredContent"]
+            .get("scopes_note")
+            .is_none(),
+        "a token with scopes needs no note: {body}"
+    );
     assert!(!body.to_string().contains(&token));
 
     // admin_status needs mcp:admin: an HTTP 403 with the full scope set, before rmcp.
