@@ -13,7 +13,7 @@ use crate::config::{
     DEFAULT_COOKIE_SESSIONS_PER_PRINCIPAL, DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_ISSUER,
     DEFAULT_LISTEN, DEFAULT_MAX_MCP_SESSIONS, DEFAULT_MAX_MCP_SESSIONS_PER_PRINCIPAL,
     DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_PRINCIPAL, DEFAULT_MCP_SESSION_IDLE_SECS,
-    DEFAULT_PUBLIC_URL, IntrospectionSettings,
+    IntrospectionSettings,
 };
 
 /// MCP server that is only an OAuth 2.0 resource server: it validates access tokens
@@ -25,9 +25,11 @@ pub struct Cli {
     #[arg(long, env = "MCP_RS_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
-    /// Public base URL clients use to reach this server (origin only, no path).
-    #[arg(long, env = "MCP_RS_PUBLIC_URL", default_value = DEFAULT_PUBLIC_URL)]
-    pub public_url: String,
+    /// Public base URL clients use to reach this server (origin only, no path)
+    /// [default: derived from --listen: http://localhost:<port> for a loopback or
+    /// unspecified address, else http://<address>].
+    #[arg(long, env = "MCP_RS_PUBLIC_URL")]
+    pub public_url: Option<String>,
 
     /// Expected `iss` of access tokens (exact match).
     #[arg(long, env = "MCP_RS_ISSUER", default_value = DEFAULT_ISSUER)]
@@ -241,12 +243,26 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// `--public-url`, or the one `--listen` implies (see the flag).
+    #[must_use]
+    pub fn public_url(&self) -> String {
+        if let Some(url) = self.public_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            return url.to_owned();
+        }
+        let ip = self.listen.ip();
+        if ip.is_loopback() || ip.is_unspecified() {
+            format!("http://localhost:{}", self.listen.port())
+        } else {
+            format!("http://{}", self.listen)
+        }
+    }
+
     /// The configuration these flags describe (not validated yet).
     ///
     /// # Errors
     /// A [`ConfigError`] for a malformed `--tool-scope`.
     pub fn to_config(&self) -> Result<Config, ConfigError> {
-        let mut config = Config::new(self.public_url.clone(), self.issuer.clone());
+        let mut config = Config::new(self.public_url(), self.issuer.clone());
         config.listen = self.listen;
         config.jwks_uri = self.jwks_uri.clone().filter(|s| !s.trim().is_empty());
         config.audiences = non_empty(&self.audiences);
@@ -324,6 +340,17 @@ fn non_empty(values: &[String]) -> Vec<String> {
 /// A one-line error naming the wrong setting, or a socket failure.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.to_config()?;
+    if cli
+        .public_url
+        .as_deref()
+        .is_none_or(|u| u.trim().is_empty())
+    {
+        tracing::info!(
+            "public URL {} (derived from --listen {}; set --public-url if clients reach this server under another name)",
+            config.public_url,
+            cli.listen
+        );
+    }
     // Validate before binding, so a wrong setting is reported as such.
     config.validate()?;
     if config.no_auth {
@@ -347,6 +374,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_url_follows_listen_unless_given() {
+        let cli = |args: &[&str]| {
+            Cli::parse_from(std::iter::once("resource-server").chain(args.iter().copied()))
+        };
+        assert_eq!(cli(&[]).public_url(), "http://localhost:3001");
+        assert_eq!(
+            cli(&["--listen", "127.0.0.1:7104"]).public_url(),
+            "http://localhost:7104"
+        );
+        assert_eq!(
+            cli(&["--listen", "0.0.0.0:7104"]).public_url(),
+            "http://localhost:7104"
+        );
+        assert_eq!(
+            cli(&["--listen", "10.1.2.3:80"]).public_url(),
+            "http://10.1.2.3:80"
+        );
+        assert_eq!(
+            cli(&[
+                "--listen",
+                "127.0.0.1:7104",
+                "--public-url",
+                "https://mcp.example"
+            ])
+            .public_url(),
+            "https://mcp.example"
+        );
+        assert_eq!(
+            cli(&["--listen", "127.0.0.1:7104"])
+                .to_config()
+                .unwrap()
+                .public_url,
+            "http://localhost:7104"
+        );
+    }
     use clap::CommandFactory;
 
     #[test]

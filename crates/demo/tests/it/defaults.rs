@@ -17,7 +17,7 @@ fn resource_server_defaults_match_the_dex_files() {
         "the resource server trusts Dex's issuer by default"
     );
     assert_eq!(rs.listen.port(), 3001);
-    let public = url::Url::parse(&rs.public_url).unwrap();
+    let public = url::Url::parse(&rs.public_url()).unwrap();
     let origin = public.origin().ascii_serialization();
     assert_eq!(origin, "http://localhost:3001");
     assert!(

@@ -136,7 +136,7 @@ fn mcp_ready_leaves_the_resource_server_on_its_defaults() {
         "canonical resource URIs by default"
     );
     assert_eq!(cli.scopes_supported, ["mcp:tools", "mcp:admin"]);
-    assert_eq!(cli.public_url, "http://localhost:6001");
+    assert_eq!(cli.public_url.as_deref(), Some("http://localhost:6001"));
     assert_eq!(
         cli.dpop,
         mcp_resource_server::auth::DpopPolicy::Allowed,
