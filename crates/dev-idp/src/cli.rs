@@ -212,10 +212,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(
         issuer = %config.issuer_str(),
         listen = %addr,
-        features = ?config.features,
-        auto_login = ?config.auto_login,
-        "dev-idp ready: {}/.well-known/openid-configuration",
-        config.issuer_str()
+        "dev-idp ready: {}/.well-known/openid-configuration; {}{}",
+        config.issuer_str(),
+        config.features.describe(),
+        config
+            .auto_login
+            .as_deref()
+            .map(|u| format!("; logs {u} in without a form (--auto-login)"))
+            .unwrap_or_default()
     );
     idp.serve_with_shutdown(listener, shutdown_signal()).await?;
     Ok(())

@@ -69,6 +69,34 @@ impl Features {
         }
     }
 
+    /// One line for people: Dex's behaviour, and what is switched on beyond it.
+    pub fn describe(&self) -> String {
+        let on: Vec<&str> = [
+            (self.rfc8414_metadata, "RFC 8414 metadata"),
+            (self.resource_audience, "resource becomes aud (RFC 8707)"),
+            (self.registration, "dynamic registration"),
+            (self.require_s256, "PKCE S256 required"),
+            (self.openid_optional, "openid scope optional"),
+            (
+                self.issuer_in_response,
+                "iss in authorization responses (RFC 9207)",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect();
+        let scopes = if self.extra_scopes.is_empty() {
+            String::new()
+        } else {
+            format!(", extra scopes {}", self.extra_scopes.join(" "))
+        };
+        if on.is_empty() && scopes.is_empty() {
+            "behaves like Dex (OpenID discovery only, no registration, resource ignored)".to_owned()
+        } else {
+            format!("behaves like Dex plus: {}{scopes}", on.join(", "))
+        }
+    }
+
     /// Whether access tokens are RFC 9068 JWTs rather than Dex's ID-token look-alikes.
     pub fn rfc9068_access_tokens(&self) -> bool {
         !self.extra_scopes.is_empty()
@@ -240,6 +268,19 @@ fn parse_issuer(text: &str) -> Result<Url, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn features_read_as_a_sentence() {
+        let dex = Features::default().describe();
+        assert!(dex.starts_with("behaves like Dex ("), "{dex}");
+        let ready = Features::mcp_ready().describe();
+        assert!(ready.contains("RFC 8414 metadata"), "{ready}");
+        assert!(
+            ready.contains("extra scopes mcp:tools mcp:admin"),
+            "{ready}"
+        );
+        assert!(!ready.contains('{') && !ready.contains("true"), "{ready}");
+    }
     use super::*;
 
     fn dex() -> DexConfig {
