@@ -24,6 +24,7 @@ import {
   resourceMatches,
 } from './oauth.js';
 import { LegacySseClient, PROTOCOL_VERSION, RpcError } from './mcp-sse.js';
+import { installFlowRecorder, toMermaid } from './flow.js';
 
 const PENDING_KEY = 'mcp-browser.pending-sign-in';
 const CLIENT_INFO = { name: 'mcp-browser-page', version: '0.1.0' };
@@ -39,6 +40,8 @@ const config = {
 // Held in memory only; dropped on sign-out and when the tab closes.
 let accessToken = null;
 let client = null;
+// Draws every request of this page (see flow.js); installed by start().
+let flow = null;
 
 const $ = (id) => document.getElementById(id);
 
@@ -343,6 +346,7 @@ async function signIn(requestedScopes) {
         trace: trace.snapshot(),
       }),
     );
+    flow.navigated(url);
     window.location.assign(url);
   } catch (e) {
     fail(e);
@@ -720,7 +724,31 @@ function fail(error) {
 
 // ---------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------
+// The flow as it ran: one line per request and per response, and the same as Mermaid.
+
+const NAMES = { P: 'page', B: 'browser', RS: 'resource server' };
+
+function renderFlow(records) {
+  const list = $('flow');
+  const name = (id) => NAMES[id] ?? new URL(id).host;
+  list.replaceChildren(
+    ...records.flatMap((r) => {
+      const out = el('li', 'flow-out');
+      out.append(el('span', 'flow-who', `${name(r.from)} → ${name(r.to)}`), el('span', 'flow-what', r.request));
+      const back = el('li', 'flow-back');
+      back.append(el('span', 'flow-who', `${name(r.to)} ⇠ ${name(r.from)}`), el('span', 'flow-what', r.response ?? '(waiting)'));
+      return [out, back];
+    }),
+  );
+  list.scrollTop = list.scrollHeight;
+  $('flow-empty').hidden = records.length > 0;
+  $('flow-mermaid').textContent = toMermaid(records, window.location.origin);
+}
+
 function start() {
+  flow = installFlowRecorder(renderFlow);
+  $('clear-flow').addEventListener('click', () => flow.clear());
   $('client-id').textContent = config.clientId;
   $('redirect-uri').textContent = config.redirectUri;
   $('sign-in').addEventListener('click', () => signIn(null));
@@ -731,6 +759,7 @@ function start() {
   });
   const params = new URLSearchParams(window.location.search);
   if (params.has('state') || params.has('code') || params.has('error')) {
+    flow.returned(window.location.search);
     finishSignIn();
   } else {
     resume();
