@@ -7,6 +7,7 @@ use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -20,14 +21,23 @@ pub const CHILD_LOG_FILTER: &str = "warn,dev_idp=info,mcp_resource_server=info";
 #[derive(Default)]
 pub struct Children {
     list: Vec<(String, Child)>,
+    /// When a child's line was last forwarded.
+    last_line: Arc<Mutex<Option<Instant>>>,
 }
 
-fn forward(name: &str, stream: impl AsyncRead + Unpin + Send + 'static) {
+fn forward(
+    name: &str,
+    stream: impl AsyncRead + Unpin + Send + 'static,
+    last_line: Arc<Mutex<Option<Instant>>>,
+) {
     let name = name.to_owned();
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             eprintln!("[{name}] {line}");
+            if let Ok(mut last) = last_line.lock() {
+                *last = Some(Instant::now());
+            }
         }
     });
 }
@@ -53,10 +63,10 @@ impl Children {
             .spawn()
             .with_context(|| format!("cannot start the {name}"))?;
         if let Some(out) = child.stdout.take() {
-            forward(name, out);
+            forward(name, out, self.last_line.clone());
         }
         if let Some(err) = child.stderr.take() {
-            forward(name, err);
+            forward(name, err, self.last_line.clone());
         }
         self.list.push((name.to_owned(), child));
         Ok(())
@@ -89,6 +99,23 @@ impl Children {
                 bail!("the {name} did not start listening on {addr} within {timeout:?}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the children have been quiet for a moment (at most a second), so that
+    /// what they print on start (`[idp] ... ready`) comes before what follows, not in the
+    /// middle of the client's trace: a port accepts connections before its server has
+    /// logged that it is ready.
+    pub async fn settle(&self) {
+        const QUIET: Duration = Duration::from_millis(150);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let start = Instant::now();
+        while Instant::now() < deadline {
+            let last = self.last_line.lock().ok().and_then(|l| *l).unwrap_or(start);
+            if last.elapsed() >= QUIET {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 

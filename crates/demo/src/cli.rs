@@ -132,6 +132,16 @@ pub struct RunArgs {
     #[arg(long, env = "DEMO_WEB_DIR", default_value_os_t = repo_default("web"))]
     pub web_dir: PathBuf,
 
+    /// Where to write the Mermaid sequence diagram of every HTTP exchange the client's
+    /// steps made [default: mcp-demo-flow.mmd in the temporary directory].
+    #[arg(
+        long = "diagram",
+        id = "demo_diagram",
+        env = "DEMO_DIAGRAM",
+        value_name = "FILE"
+    )]
+    pub diagram: Option<PathBuf>,
+
     /// After the client's steps, keep every server running so the browser page
     /// (http://localhost:<rs-port>/app/) can be tried; Ctrl-C stops them. The page needs
     /// --discovery oidc or --mcp-ready: busybox-style static metadata sends no CORS headers.

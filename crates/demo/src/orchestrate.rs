@@ -345,6 +345,7 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
             .wait_ready("resource server", loopback(args.rs_port), READY_TIMEOUT)
             .await?;
     }
+    children.settle().await;
 
     eprintln!();
     eprintln!("== Authorization server: {}", topology.issuer);
@@ -364,17 +365,39 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
             "== The browser opens at the login page (the client prints its URL too). \
              Log in as {DEMO_USER} / {DEMO_PASSWORD}."
         );
+        if !mcp_auth_client::authorize::has_display() {
+            eprintln!(
+                "== No display here (DISPLAY, WAYLAND_DISPLAY and BROWSER are unset): open the URL on a machine that can reach this one's loopback address, or stop (Ctrl-C) and run `cargo run -p demo -- --headless`, the same flow without a browser."
+            );
+        }
     }
 
     let cache_dir = work.join("client-cache");
     let mut ok = true;
-    for step in client_steps(args, &topology, &cache_dir) {
+    let mut sections = Vec::new();
+    for (i, step) in client_steps(args, &topology, &cache_dir)
+        .into_iter()
+        .enumerate()
+    {
         children.check_alive()?;
         eprintln!();
         eprintln!("== {}", step.title);
-        let mut client_args = vec!["client".to_owned()];
+        if i == 1 {
+            eprintln!(
+                "== (each step is a new mcp-client run, so a new MCP session: it starts with initialize again, with the token from the cache)"
+            );
+        }
+        let step_diagram = work.join(format!("step-{i}.mmd"));
+        let mut client_args = vec![
+            "client".to_owned(),
+            "--diagram".to_owned(),
+            step_diagram.display().to_string(),
+        ];
         client_args.extend(step.args);
         let status = run_foreground(&exe, &client_args).await?;
+        if let Ok(text) = std::fs::read_to_string(&step_diagram) {
+            sections.push((step.title.clone(), text));
+        }
         match (status.success(), step.expected_failure) {
             (true, None) => {}
             (false, Some(why)) => eprintln!("== ({why})"),
@@ -389,7 +412,27 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
             }
         }
     }
+    write_diagram(args, &sections)?;
     Ok(ok)
+}
+
+/// The default `--diagram` file.
+pub fn default_diagram_path() -> PathBuf {
+    std::env::temp_dir().join("mcp-demo-flow.mmd")
+}
+
+/// Writes the steps' diagrams as one and says where.
+fn write_diagram(args: &RunArgs, sections: &[(String, String)]) -> anyhow::Result<()> {
+    let path = args.diagram.clone().unwrap_or_else(default_diagram_path);
+    let diagram = mcp_auth_client::diagram::combine(sections);
+    std::fs::write(&path, diagram)
+        .with_context(|| format!("cannot write the flow diagram to {}", path.display()))?;
+    eprintln!();
+    eprintln!(
+        "== The flow as it ran, every HTTP exchange: {} (a Mermaid sequenceDiagram: put it in a ```mermaid block of a markdown file, or paste it into a Mermaid viewer)",
+        path.display()
+    );
+    Ok(())
 }
 
 /// `--serve`: the servers stay up for the browser page until Ctrl-C or a child exits.

@@ -4,6 +4,7 @@
 
 mod browser;
 mod defaults;
+mod diagram;
 mod orchestration;
 mod run;
 mod static_server;
