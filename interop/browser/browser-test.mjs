@@ -18,7 +18,8 @@
 //   BROWSER_TEST_MODE        dex (default) or mcp-ready
 //   BROWSER_TEST_IDP_PORT, BROWSER_TEST_RS_PORT  ports (default: free ephemeral ports)
 //   BROWSER_TEST_CONFIG      Dex configuration to start from (default: dex-config.yaml)
-//   BROWSER_TEST_BIN_DIR     where dev-idp and resource-server are (default: target/debug)
+//   BROWSER_TEST_BIN_DIR     where dev-idp and resource-server are
+//                            (default: $CARGO_TARGET_DIR/debug, else target/debug)
 //   BROWSER_TEST_RS_COMMAND  program to run instead of <bin dir>/resource-server
 //   BROWSER_TEST_OUT         output folder (default: out/browser)
 //   CHROMIUM                 the browser (default: /usr/bin/chromium)
@@ -26,6 +27,7 @@
 //   BROWSER_TEST_SHOTS=1     save a screenshot after every check (out/browser/steps/)
 
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -38,7 +40,7 @@ import { chromium } from 'playwright-core';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const env = process.env;
 const OUT = path.resolve(ROOT, env.BROWSER_TEST_OUT || 'out/browser');
-const BIN = path.resolve(ROOT, env.BROWSER_TEST_BIN_DIR || 'target/debug');
+const BIN = path.resolve(ROOT, env.BROWSER_TEST_BIN_DIR || path.join(env.CARGO_TARGET_DIR || 'target', 'debug'));
 const CONFIG = path.resolve(ROOT, env.BROWSER_TEST_CONFIG || 'dex-config.yaml');
 const CHROMIUM = env.CHROMIUM || '/usr/bin/chromium';
 const USER = { email: 'alice@example.com', password: 'password' };
@@ -471,6 +473,26 @@ async function main() {
     if (!logged.some((l) => l.includes('tools/call'))) fail('the tools/call message is not in the message log');
     if (!logged.some((l) => l.includes('event: endpoint'))) fail('the endpoint event is not in the message log');
     return text.split('\n').pop();
+  });
+
+  await check('the page drew the flow as it ran, tokens as fingerprints only', async () => {
+    const drawn = await page.textContent('#flow-mermaid');
+    for (const line of [
+      'P->>RS: GET /sse (no token',
+      'RS-->>P: 401 (WWW-Authenticate Bearer',
+      'B->>AS: GET /dex/auth (code_challenge_method=S256',
+      'B->>P: GET /app/callback (code, state',
+      'P->>AS: POST /dex/token (grant_type=authorization_code',
+      'P->>RS: POST /session (Bearer ',
+      'tools/call calculator',
+    ]) {
+      if (!drawn.includes(line)) fail(`${JSON.stringify(line)} is not in the drawn flow:\n${drawn}`);
+    }
+    if (accessToken && drawn.includes(accessToken)) fail('the drawn flow shows the access token');
+    const fp = /POST \/session \(Bearer ([0-9a-f]{8})\)/.exec(drawn)?.[1];
+    const expected = createHash('sha256').update(accessToken).digest('hex').slice(0, 8);
+    if (fp !== expected) fail(`the session request's fingerprint is ${fp}, not ${expected} (the token's SHA-256)`);
+    return `${drawn.split('\n').filter((l) => l.includes('->>')).length} requests drawn`;
   });
 
   await check('screenshot of the signed-in page', async () => {
