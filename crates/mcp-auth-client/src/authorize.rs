@@ -322,7 +322,7 @@ async fn bind_listener(
 }
 
 /// Said at once when no browser can be opened here, rather than after the wait.
-pub const NO_BROWSER_HINT: &str = "No browser on this machine? Open the URL on one that can reach the loopback address above, or run with --headless: mcp-client then follows the redirects itself, which works with authorization servers that approve without a person (the demo's dev-idp with --headless or --auto-login, test servers, CI).";
+pub const NO_BROWSER_HINT: &str = "No browser on this machine? Open the URL on one that can reach the loopback address above, or run with --device (the device flow, RFC 8628: a code to enter on any device with a browser; when the authorization server offers it) or with --headless: mcp-client then follows the redirects itself, which works with authorization servers that approve without a person (the demo's dev-idp with --headless or --auto-login, test servers, CI).";
 
 /// Whether a graphical browser can be shown: always on macOS and Windows, and on other
 /// systems when `DISPLAY` or `WAYLAND_DISPLAY` is set, or `$BROWSER` names a program

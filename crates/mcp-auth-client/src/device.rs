@@ -20,7 +20,7 @@ use crate::authorize::{AuthorizeOptions, Authorized};
 use crate::cache::Cache;
 use crate::discovery::{AuthorizationServer, Discovered};
 use crate::error::{ClientError, Result};
-use crate::http::{body_summary, limits, read_body};
+use crate::http::{RecordedSend as _, body_summary, limits, read_body};
 use crate::registration::client_identity;
 use crate::token;
 use crate::trace::Trace;
@@ -136,7 +136,7 @@ pub async fn authorize(
         .post(endpoint.clone())
         .header(reqwest::header::ACCEPT, "application/json")
         .form(&form)
-        .send()
+        .send_recorded()
         .await
         .map_err(|e| ClientError::unreachable(endpoint.as_str(), &e))?;
     let status = resp.status().as_u16();
