@@ -177,7 +177,8 @@ async fn diagram_draws_what_ran_also_when_the_command_fails() {
         "{drawn}"
     );
     for expected in [
-        "C->>RS: POST /mcp (initialize, no token)",
+        "C->>RS: POST /mcp (",
+        ", no token)",
         "RS-->>C: 401 (WWW-Authenticate Bearer resource_metadata",
         "code_challenge_method=S256",
         "B->>C: GET /callback (code, state",
