@@ -23,7 +23,9 @@
 //! # Security
 //! Arrows show methods, paths (never queries), statuses and the names of the parameters
 //! that matter. Tokens appear only as [`mcp_auth_proto::secret::fingerprint`]s; codes,
-//! `state` values, PKCE challenges and secrets never appear.
+//! `state` values, PKCE challenges, DPoP proofs and nonces, and secrets never appear;
+//! DPoP is drawn by name (`DPoP proof` on a token request, `Authorization: DPoP <fp>`,
+//! `DPoP-Nonce` on a response, `token_type=DPoP`).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -228,6 +230,15 @@ pub(crate) fn request(req: &reqwest::Request) -> Option<Pending> {
             .is_some_and(|j| j.get("redirect_uris").is_some());
     let to_resource = recorder
         .with(|state| state.resource_origin.get_or_insert_with(|| origin.clone()) == &origin);
+    // A DPoP proof without a DPoP-bound token (a token request): the proof is what
+    // matters there; with `Authorization: DPoP` the scheme already says it.
+    if req.headers().contains_key("dpop")
+        && !bearer
+            .as_ref()
+            .is_some_and(|b| b.starts_with("DPoP ") || b.starts_with("dpop "))
+    {
+        notes.push("DPoP proof".to_owned());
+    }
     match &bearer {
         Some(b) => notes.push(b.clone()),
         None if to_resource && !as_like && !path.starts_with("/.well-known/") => {
@@ -278,6 +289,9 @@ impl Pending {
             .and_then(|v| v.to_str().ok())
         {
             notes.push(challenge_note(value));
+        }
+        if headers.contains_key("dpop-nonce") {
+            notes.push("DPoP-Nonce".to_owned());
         }
         let mut next = None;
         if resp.status().is_redirection()
@@ -336,6 +350,13 @@ impl Pending {
         }
         if let Some(scope) = json.get("scope").and_then(|s| s.as_str()) {
             notes.push(format!("scope={}", short(scope)));
+        }
+        if let Some(kind) = json
+            .get("token_type")
+            .and_then(|t| t.as_str())
+            .filter(|t| t.eq_ignore_ascii_case("dpop"))
+        {
+            notes.push(format!("token_type={kind}"));
         }
         self.recorder.with(|state| {
             if let Some(e) = state.exchanges.get_mut(self.index)
@@ -746,6 +767,67 @@ mod tests {
         let fp = mcp_auth_proto::secret::fingerprint(secret_token);
         assert!(
             out.contains(&format!("C->>RS: POST /mcp (Bearer {fp})")),
+            "{out}"
+        );
+    }
+
+    #[tokio::test]
+    async fn dpop_proof_nonce_and_bound_token_are_drawn() {
+        use reqwest::ResponseBuilderExt as _;
+        let http = reqwest::Client::new();
+        let recorder = Recorder::new();
+        let token = "eyJ.dpop.token";
+        let proof = "eyJ.SECRETPROOF.sig";
+        let reqs = vec![
+            http.post("http://localhost:3001/mcp")
+                .header("content-type", "application/json")
+                .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize"}"#),
+            http.post("http://localhost:5556/token")
+                .header("dpop", proof)
+                .form(&[("grant_type", "client_credentials")]),
+            http.post("http://localhost:3001/mcp")
+                .header("authorization", format!("DPoP {token}"))
+                .header("dpop", proof),
+        ];
+        record(recorder.clone(), async {
+            for (i, r) in reqs.into_iter().enumerate() {
+                let req = r.build().unwrap();
+                let pending = request(&req).unwrap();
+                let resp = match i {
+                    1 => http::Response::builder()
+                        .status(400)
+                        .header("dpop-nonce", "SECRETNONCE"),
+                    2 => http::Response::builder()
+                        .status(401)
+                        .header("www-authenticate", r#"DPoP error="use_dpop_nonce""#)
+                        .header("dpop-nonce", "SECRETNONCE"),
+                    _ => http::Response::builder().status(200),
+                };
+                let resp = resp.url(req.url().clone()).body("").unwrap();
+                pending.response(&reqwest::Response::from(resp));
+                if i == 1 {
+                    pending.tokens(br#"{"access_token":"eyJ.dpop.token","token_type":"DPoP"}"#);
+                }
+            }
+        })
+        .await;
+        let out = recorder.render();
+        for secret in ["SECRET", token] {
+            assert!(!out.contains(secret), "{secret} in\n{out}");
+        }
+        assert!(
+            out.contains("POST /token (grant_type=client_credentials, DPoP proof)"),
+            "{out}"
+        );
+        assert!(out.contains(": 400 (DPoP-Nonce"), "{out}");
+        let fp = mcp_auth_proto::secret::fingerprint(token);
+        assert!(out.contains("token_type=DPoP"), "{out}");
+        assert!(
+            out.contains(&format!("C->>RS: POST /mcp (DPoP {fp})")),
+            "{out}"
+        );
+        assert!(
+            out.contains("RS-->>C: 401 (WWW-Authenticate DPoP error=use_dpop_nonce, DPoP-Nonce)"),
             "{out}"
         );
     }
