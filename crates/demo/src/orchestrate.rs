@@ -384,7 +384,7 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
         eprintln!("== {}", step.title);
         if i == 1 {
             eprintln!(
-                "== (each step is a new mcp-client run, so a new MCP session: it starts with initialize again, with the token from the cache)"
+                "== (each step is a new mcp-client run, which opens the MCP exchange again (server/discover, or initialize with an older server), with the token from the cache)"
             );
         }
         let step_diagram = work.join(format!("step-{i}.mmd"));

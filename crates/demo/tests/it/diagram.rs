@@ -66,8 +66,15 @@ fn headless_demo_draws_the_readme_diagram() {
     );
     let drawn = std::fs::read_to_string(&file).unwrap();
     // What the flow must show, whatever the README says.
+    // The first MCP request (`initialize`, or `server/discover` when the client speaks
+    // 2026-07-28) goes without a token.
+    let first = drawn
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("C->>RS: POST /mcp ("))
+        .unwrap_or_default();
+    assert!(first.ends_with(", no token)"), "{first:?} in\n{drawn}");
     for line in [
-        "C->>RS: POST /mcp (initialize, no token)",
         "RS-->>C: 401 (WWW-Authenticate Bearer resource_metadata)",
         "C->>RS: GET /.well-known/oauth-protected-resource/mcp",
         "C->>M: GET /.well-known/oauth-authorization-server",
