@@ -1,6 +1,6 @@
 //! Child processes: spawned from this same executable with a subcommand, their output
-//! forwarded line by line with a `[name]` prefix, waited on until their port accepts
-//! connections, and all stopped together (also when this process is interrupted or fails:
+//! forwarded line by line with a `[name]` prefix, waited on until their port answers
+//! HTTP, and all stopped together (also when this process is interrupted or fails:
 //! every child is killed when its handle is dropped).
 
 use std::io::IsTerminal as _;
@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
+use tokio::io::{
+    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, BufReader,
+};
 use tokio::process::{Child, Command};
 
 /// Log filter of the children unless `RUST_LOG` says otherwise.
@@ -82,21 +84,49 @@ impl Children {
         Ok(())
     }
 
-    /// Waits until `addr` accepts TCP connections, failing if any child exits first.
+    /// Waits until `addr` answers an HTTP request, failing if any child exits first. A
+    /// port accepts connections as soon as it is bound, which may be before its server
+    /// serves (dev-idp makes its signing keys in between); an answer means it serves, and
+    /// that it has logged that it is ready.
     pub async fn wait_ready(
         &mut self,
         name: &str,
         addr: SocketAddr,
         timeout: Duration,
     ) -> anyhow::Result<()> {
+        self.wait_until(name, addr, timeout, Probe::Http).await
+    }
+
+    /// Waits until `addr` accepts TCP connections, for a server that does not speak
+    /// HTTP (redis-server), failing if any child exits first.
+    pub async fn wait_listening(
+        &mut self,
+        name: &str,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        self.wait_until(name, addr, timeout, Probe::Tcp).await
+    }
+
+    async fn wait_until(
+        &mut self,
+        name: &str,
+        addr: SocketAddr,
+        timeout: Duration,
+        probe: Probe,
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             self.check_alive()?;
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            let up = match probe {
+                Probe::Http => answers_http(addr).await,
+                Probe::Tcp => tokio::net::TcpStream::connect(addr).await.is_ok(),
+            };
+            if up {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("the {name} did not start listening on {addr} within {timeout:?}");
+                bail!("the {name} did not start serving on {addr} within {timeout:?}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -131,6 +161,29 @@ impl Children {
         }
         self.list.clear();
     }
+}
+
+/// How a child's readiness is seen.
+#[derive(Clone, Copy)]
+enum Probe {
+    Http,
+    Tcp,
+}
+
+/// Whether `addr` answers a plain HTTP/1.1 request with anything at all, within 5 s.
+async fn answers_http(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    let request = format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), stream.read(&mut first)).await,
+        Ok(Ok(1))
+    )
 }
 
 /// Runs `exe args...` in the foreground (inheriting the terminal) and returns its status.

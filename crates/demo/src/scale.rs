@@ -125,7 +125,7 @@ pub async fn start(
     ];
     children.spawn("redis", &redis, &redis_args)?;
     children
-        .wait_ready("redis-server", loopback(redis_port), READY_TIMEOUT)
+        .wait_listening("redis-server", loopback(redis_port), READY_TIMEOUT)
         .await?;
     let mut ports = Vec::new();
     for i in 1..=instances {

@@ -72,6 +72,29 @@ fn headless_run_completes_every_step() {
     }
 }
 
+/// The servers' ready lines come before the demo's own banner and the client's trace:
+/// the demo waits for each server to answer HTTP, not only for its port to be bound.
+#[test]
+fn servers_say_they_are_ready_before_the_flow_starts() {
+    let ports = [free_port(), free_port(), free_port()];
+    let output = demo(&["--headless"], ports)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let position = |needle: &str| {
+        stderr
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{stderr}"))
+    };
+    let ready = position("dev-idp ready");
+    let line = stderr[..ready].rfind('\n').map_or(0, |i| i + 1);
+    assert!(stderr[line..].starts_with("[idp]"), "{stderr}");
+    assert!(ready < position("== Authorization server"), "{stderr}");
+    assert!(ready < position("[client]"), "{stderr}");
+}
+
 #[test]
 fn busy_port_is_a_clear_error() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
