@@ -208,12 +208,15 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// Every `WWW-Authenticate` value (`Bearer` and `DPoP` challenges), joined.
 pub fn www_authenticate(response: &reqwest::Response) -> String {
     response
         .headers()
-        .get(header::WWW_AUTHENTICATE.as_str())
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
+        .get_all(header::WWW_AUTHENTICATE.as_str())
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One JSON-RPC exchange over Streamable HTTP; the reply may be JSON or SSE-framed.

@@ -267,3 +267,105 @@ async fn an_endpoint_that_is_down_slow_or_refusing_us_means_503_in_bounded_time(
     assert_eq!(refused.status, 503);
     assert!(refused.www_authenticate.is_empty());
 }
+
+/// A DPoP proof (RFC 9449 §4.2) for `POST {url}/mcp` and `token`, signed by `key`.
+fn dpop_proof(key: &crate::fixture::TestKey, url: &str, token: &str, jti: &str) -> String {
+    use jsonwebtoken::{Header, jwk::Jwk};
+    let mut jwk = Jwk::from_encoding_key(&key.key, key.alg).unwrap();
+    jwk.common.key_id = None;
+    jwk.common.key_algorithm = None;
+    let mut header = Header::new(key.alg);
+    header.typ = Some("dpop+jwt".into());
+    header.jwk = Some(jwk);
+    let claims = json!({
+        "jti": jti, "htm": "POST", "htu": format!("{url}/mcp"), "iat": now(),
+        "ath": mcp_resource_server::auth::dpop::access_token_hash(token),
+    });
+    jsonwebtoken::encode(&header, &claims, &key.key).unwrap()
+}
+
+fn thumbprint(key: &crate::fixture::TestKey) -> String {
+    use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
+    Jwk::from_encoding_key(&key.key, key.alg)
+        .unwrap()
+        .thumbprint(ThumbprintHash::SHA256)
+        .unwrap()
+}
+
+/// An opaque DPoP-bound token: the binding is known only from the introspection answer's
+/// `cnf.jkt` (RFC 9449 §6.2), and the proof's key must match it.
+#[tokio::test]
+async fn a_dpop_bound_opaque_token_needs_a_proof_by_the_key_the_answer_names() {
+    use mcp_resource_server::auth::{DpopConfig, DpopPolicy};
+    let endpoint = Endpoint::start().await;
+    let issuer = endpoint.issuer.clone();
+    let settings = settings(&endpoint.url, CLIENT_SECRET);
+    let url = start_rs(move |url| {
+        test_config(url, &issuer)
+            .with_introspection(settings)
+            .with_dpop(DpopConfig {
+                policy: DpopPolicy::Allowed,
+                ..DpopConfig::default()
+            })
+    })
+    .await;
+    let client_key = crate::fixture::TestKey::ec();
+    let other_key = crate::fixture::TestKey::ed();
+    let token = "opaque-dpop-bound-token-0123456789";
+    endpoint.issue(token, &format!("{url}/mcp"), "mcp:tools");
+    endpoint
+        .state
+        .answers
+        .lock()
+        .unwrap()
+        .get_mut(token)
+        .unwrap()["cnf"] = json!({"jkt": thumbprint(&client_key)});
+    let dpop = |proof: &str| {
+        vec![
+            ("authorization", format!("DPoP {token}")),
+            ("dpop", proof.to_string()),
+        ]
+    };
+    let send = |headers: Vec<(&'static str, String)>| {
+        let url = url.clone();
+        async move {
+            let extra: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            crate::fixture::rpc_with(&url, None, None, crate::fixture::initialize(), &extra).await
+        }
+    };
+
+    let good = send(dpop(&dpop_proof(&client_key, &url, token, "jti-1"))).await;
+    assert_eq!(
+        good.status, 200,
+        "{:?} {}",
+        good.body, good.www_authenticate
+    );
+
+    // The same token with a valid proof by another key: the answer's jkt does not match.
+    let wrong_key = send(dpop(&dpop_proof(&other_key, &url, token, "jti-2"))).await;
+    assert_eq!(wrong_key.status, 401);
+    assert!(
+        wrong_key.www_authenticate.contains("invalid_dpop_proof"),
+        "{}",
+        wrong_key.www_authenticate
+    );
+
+    // The same proof again: a replay.
+    let replayed = send(dpop(&dpop_proof(&client_key, &url, token, "jti-1"))).await;
+    assert_eq!(replayed.status, 401, "{}", replayed.www_authenticate);
+    assert!(replayed.www_authenticate.contains("invalid_dpop_proof"));
+
+    // The bound token presented as a bearer token: a downgrade, refused.
+    let bearer = rpc(&url, Some(token), None, crate::fixture::initialize()).await;
+    assert_eq!(bearer.status, 401);
+    assert!(
+        bearer.www_authenticate.contains("invalid_token"),
+        "{}",
+        bearer.www_authenticate
+    );
+
+    // A fresh proof by the right key still works, from the cached answer.
+    let again = send(dpop(&dpop_proof(&client_key, &url, token, "jti-3"))).await;
+    assert_eq!(again.status, 200, "{}", again.www_authenticate);
+    assert_eq!(endpoint.calls(), 1, "one introspection, then the cache");
+}
