@@ -190,7 +190,8 @@ pub struct Cli {
     #[arg(long, env = "MCP_RS_INTROSPECTION_ENDPOINT")]
     pub introspection_endpoint: Option<String>,
 
-    /// Client id this server authenticates with at the introspection endpoint.
+    /// Client id this server authenticates with at the introspection endpoint (HTTP
+    /// Basic); without it no client authentication is sent (Dex's endpoint takes none).
     #[arg(
         long,
         env = "MCP_RS_INTROSPECTION_CLIENT_ID",
@@ -515,6 +516,31 @@ mod tests {
         assert!(
             Cli::try_parse_from(["resource-server", "--introspection-client-id", "x"]).is_err(),
             "credentials without an endpoint are refused"
+        );
+
+        // No credentials at all: no client authentication (Dex's endpoint takes none).
+        let none = Cli::parse_from([
+            "resource-server",
+            "--introspection-endpoint",
+            "http://127.0.0.1:5556/dex/token/introspect",
+        ]);
+        let validated = none.to_config().unwrap().validate().unwrap();
+        assert!(validated.raw.introspection.unwrap().client_id.is_empty());
+        let secret_only = Cli::parse_from([
+            "resource-server",
+            "--introspection-endpoint",
+            "http://127.0.0.1:5556/dex/token/introspect",
+            "--introspection-client-secret",
+            "s",
+        ]);
+        assert_eq!(
+            secret_only
+                .to_config()
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .setting,
+            "introspection-client-id"
         );
     }
 

@@ -671,7 +671,7 @@ impl Config {
 pub struct IntrospectionSettings {
     /// The authorization server's introspection endpoint.
     pub endpoint: String,
-    /// This resource server's client id there.
+    /// This resource server's client id there (empty: no client authentication).
     pub client_id: String,
     /// Its client secret (`Debug` shows `[redacted]`).
     pub client_secret: ClientSecret,
@@ -703,16 +703,20 @@ impl IntrospectionSettings {
 
     fn check(&self) -> Result<Url, ConfigError> {
         let endpoint = parse_http_url("introspection-endpoint", &self.endpoint)?;
-        if self.client_id.trim().is_empty() {
+        // No client id: no client authentication, for endpoints that take none (Dex's).
+        // A client id needs its secret, and a secret without a client id is a mistake.
+        let no_id = self.client_id.trim().is_empty();
+        let no_secret = self.client_secret.secret().is_empty();
+        if no_id && !no_secret {
             return Err(ConfigError::new(
                 "introspection-client-id",
-                "needed with --introspection-endpoint",
+                "needed with --introspection-client-secret",
             ));
         }
-        if self.client_secret.secret().is_empty() {
+        if !no_id && no_secret {
             return Err(ConfigError::new(
                 "introspection-client-secret",
-                "needed with --introspection-endpoint",
+                "needed with --introspection-client-id",
             ));
         }
         if self.timeout.is_zero() || self.timeout > Duration::from_secs(60) {

@@ -4,7 +4,8 @@
 //! `--opaque-tokens`, first as an opaque access token); an inactive token is
 //! `{"active": false}` with 200. Dex's fields: `client_id`, `sub`, `exp`, `iat`, `nbf`,
 //! `username`, `aud`, `iss`, `token_type`, `token_use`, and the user's claims under `ext`.
-//! Beyond Dex, a token carrying a `scope` claim (the `--extra-scopes` switch) reports it.
+//! Beyond Dex, a token carrying a `scope` claim (the `--extra-scopes` switch) reports it,
+//! and a DPoP-bound token (`--dpop`) its `cnf`.
 
 use std::sync::Arc;
 
@@ -125,6 +126,11 @@ fn access(idp: &Idp, claims: &Value) -> Value {
     }
     if let Some(scope) = claims.get("scope") {
         out["scope"] = scope.clone();
+    }
+    // A DPoP-bound token's key (RFC 9449 §6.2), so that a resource server verifying an
+    // opaque token can check the proof's key. Dex has no DPoP, hence no `cnf`.
+    if let Some(cnf) = claims.get("cnf").filter(|c| !c.is_null()) {
+        out["cnf"] = cnf.clone();
     }
     out
 }

@@ -406,3 +406,66 @@ async fn client_credentials_is_a_switch() {
         (StatusCode::BAD_REQUEST, Some("invalid_scope"))
     );
 }
+
+/// With `--opaque-tokens`, the binding of a DPoP-bound token reaches the resource server
+/// only through introspection: the answer carries `cnf.jkt` (RFC 9449 §6.2).
+#[tokio::test]
+async fn introspection_of_an_opaque_bound_token_names_the_key() {
+    let t = start(|c| {
+        let mut c = mcp_ready(c);
+        c.opaque_tokens = true;
+        c
+    })
+    .await;
+    let htu = format!("{}/token", t.issuer);
+    let key = ProofKey::generate();
+    let (code, verifier) = code_form(&t).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("client_id", "mcp-client"),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (status, body, _) = token(&t, &form, None, Some(key.proof(&htu, None))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["token_type"], "DPoP");
+    let access = body["access_token"].as_str().unwrap();
+    assert!(jsonwebtoken::decode_header(access).is_err(), "opaque");
+    let answer: Value = t
+        .http
+        .post(format!("{}/token/introspect", t.issuer))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["cnf"]["jkt"], key.jkt.as_str());
+
+    // An unbound token's answer has no `cnf`, as Dex's.
+    let (code, verifier) = code_form(&t).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("client_id", "mcp-client"),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (status, body, _) = token(&t, &form, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer: Value = t
+        .http
+        .post(format!("{}/token/introspect", t.issuer))
+        .form(&[("token", body["access_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["active"], true, "{answer}");
+    assert!(answer.get("cnf").is_none(), "{answer}");
+}

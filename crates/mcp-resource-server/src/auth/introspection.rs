@@ -179,13 +179,16 @@ impl Introspector {
         }
         let encode =
             |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let response = self
-            .http
-            .post(self.config.endpoint.clone())
-            .basic_auth(
+        let mut request = self.http.post(self.config.endpoint.clone());
+        // No client id configured: no client authentication, for endpoints that take
+        // none (Dex's `/token/introspect`).
+        if !self.config.client_id.is_empty() {
+            request = request.basic_auth(
                 encode(&self.config.client_id),
                 Some(encode(self.config.client_secret.secret())),
-            )
+            );
+        }
+        let response = request
             .header(reqwest::header::ACCEPT, "application/json")
             .form(&[("token", token), ("token_type_hint", "access_token")])
             .send()
@@ -368,6 +371,14 @@ impl VerifyToken for Introspector {
                 return Ok(claims);
             }
             let claims = Arc::new(self.introspect(token).await?);
+            tracing::info!(
+                subject = %claims.subject,
+                client_id = claims.client_id.as_deref().unwrap_or("-"),
+                dpop_bound = claims.dpop_jkt.is_some(),
+                expires_in_s = claims.expires_at.saturating_sub(unix_now()),
+                "token introspected: active (RFC 7662); the answer is reused for up to {} s",
+                self.config.cache_ceiling.as_secs()
+            );
             self.remember(token, claims.clone());
             Ok(claims)
         })

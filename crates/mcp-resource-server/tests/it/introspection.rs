@@ -35,6 +35,9 @@ struct EndpointState {
     answers: Arc<Mutex<HashMap<String, Value>>>,
     calls: Arc<AtomicUsize>,
     delay: Arc<Mutex<Duration>>,
+    /// Refuse any request that carries client authentication (as an endpoint that takes
+    /// none would see it).
+    no_client_auth: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A small RFC 7662 endpoint: client_secret_basic, a table of answers, `active: false`
@@ -55,14 +58,17 @@ async fn introspect(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let expected = format!(
-        "Basic {}",
-        STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
-    );
-    if headers
+    if state.no_client_auth.load(Ordering::SeqCst) {
+        if headers.contains_key(header::AUTHORIZATION) {
+            return (StatusCode::BAD_REQUEST, "no client authentication expected").into_response();
+        }
+    } else if headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        != Some(&expected)
+        != Some(&format!(
+            "Basic {}",
+            STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+        ))
     {
         return (
             StatusCode::UNAUTHORIZED,
@@ -368,4 +374,29 @@ async fn a_dpop_bound_opaque_token_needs_a_proof_by_the_key_the_answer_names() {
     let again = send(dpop(&dpop_proof(&client_key, &url, token, "jti-3"))).await;
     assert_eq!(again.status, 200, "{}", again.www_authenticate);
     assert_eq!(endpoint.calls(), 1, "one introspection, then the cache");
+}
+
+/// No client id configured: the server sends no client authentication (Dex's endpoint
+/// takes none), and the answer is used as usual.
+#[tokio::test]
+async fn without_a_client_id_no_client_authentication_is_sent() {
+    let endpoint = Endpoint::start().await;
+    endpoint.state.no_client_auth.store(true, Ordering::SeqCst);
+    let url = server(&endpoint.issuer, settings_without_client(&endpoint.url)).await;
+    endpoint.issue("opaque-no-client-auth", &format!("{url}/mcp"), "mcp:tools");
+    let init = rpc(
+        &url,
+        Some("opaque-no-client-auth"),
+        None,
+        crate::fixture::initialize(),
+    )
+    .await;
+    assert_eq!(init.status, 200, "{}", init.www_authenticate);
+    assert_eq!(endpoint.calls(), 1);
+}
+
+fn settings_without_client(endpoint: &str) -> IntrospectionSettings {
+    let mut settings = IntrospectionSettings::new(endpoint, "", ClientSecret::new(""));
+    settings.timeout = Duration::from_millis(500);
+    settings
 }
