@@ -91,6 +91,18 @@ pub struct RunArgs {
     #[arg(long, env = "DEMO_MCP_READY", value_parser = BoolishValueParser::new())]
     pub mcp_ready: bool,
 
+    /// The authorization server issues opaque access tokens (random strings, not JWTs);
+    /// the resource server cannot verify them itself and asks the authorization server
+    /// about each one at its RFC 7662 introspection endpoint.
+    #[arg(
+        long = "opaque-tokens",
+        id = "demo_opaque_tokens",
+        env = "DEMO_OPAQUE_TOKENS",
+        value_parser = BoolishValueParser::new(),
+        conflicts_with = "demo_external_idp"
+    )]
+    pub opaque_tokens: bool,
+
     /// The MCP transport.
     #[arg(long = "transport", id = "demo_transport", env = "DEMO_TRANSPORT", value_enum, default_value_t = Transport::StreamableHttp)]
     pub transport: Transport,

@@ -13,6 +13,11 @@
 //! With `--mcp-ready`, the authorization server runs with every MCP-friendly switch and
 //! the resource server with its own defaults (audience = its URL, scopes `mcp:tools`
 //! and `mcp:admin`), so step-up to `mcp:admin` succeeds.
+//!
+//! With `--opaque-tokens`, the authorization server issues opaque access tokens and the
+//! resource server verifies each by introspection (RFC 7662) at
+//! `{issuer}/token/introspect`, with no client credentials: that endpoint, like Dex's,
+//! takes none.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -107,6 +112,9 @@ pub fn idp_args(args: &RunArgs, topology: &Topology) -> Vec<String> {
     if args.mcp_ready {
         out.push("--mcp-ready".into());
     }
+    if args.opaque_tokens {
+        out.push("--opaque-tokens".into());
+    }
     if args.headless {
         out.extend(["--auto-login".into(), DEMO_USER.into()]);
     }
@@ -137,6 +145,14 @@ pub fn rs_args(args: &RunArgs, topology: &Topology) -> Vec<String> {
         "--web-dir".into(),
         absolute(&args.web_dir).display().to_string(),
     ];
+    if args.opaque_tokens {
+        // dev-idp's introspection endpoint, like Dex's, takes no client authentication,
+        // so no client id or secret is passed.
+        out.extend([
+            "--introspection-endpoint".into(),
+            introspection_endpoint(topology),
+        ]);
+    }
     if args.mcp_ready {
         // dev-idp advertises DPoP with --mcp-ready, so clients that follow it send
         // DPoP-bound tokens; bearer tokens stay accepted.
@@ -161,6 +177,11 @@ pub fn rs_args(args: &RunArgs, topology: &Topology) -> Vec<String> {
         String::new(),
     ]);
     out
+}
+
+/// The authorization server's RFC 7662 endpoint (Dex's path).
+pub fn introspection_endpoint(topology: &Topology) -> String {
+    format!("{}/token/introspect", topology.issuer)
 }
 
 /// `path` made absolute against the current directory, so a child started elsewhere
@@ -370,6 +391,17 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
                 "== No display here (DISPLAY, WAYLAND_DISPLAY and BROWSER are unset): open the URL on a machine that can reach this one's loopback address, or stop (Ctrl-C) and run `cargo run -p demo -- --headless`, the same flow without a browser."
             );
         }
+    }
+
+    if args.opaque_tokens {
+        eprintln!(
+            "== Opaque tokens: the authorization server issues access tokens that are random \
+             strings, not JWTs. The resource server cannot check a signature or read claims \
+             in them, so it asks the authorization server about each new token at {} \
+             (RFC 7662 token introspection) and caches the answer until the token's exp or \
+             60 s, whichever comes first. Look for \"token introspected\" in its log.",
+            introspection_endpoint(&topology)
+        );
     }
 
     let cache_dir = work.join("client-cache");

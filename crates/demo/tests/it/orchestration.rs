@@ -147,3 +147,36 @@ fn mcp_ready_leaves_the_resource_server_on_its_defaults() {
     assert!(cli.web_dir.is_absolute(), "{}", cli.web_dir.display());
     assert!(cli.web_dir.join("index.html").is_file());
 }
+
+#[test]
+fn opaque_tokens_make_the_resource_server_introspect_without_credentials() {
+    for extra in [&[][..], &["--mcp-ready"][..]] {
+        let mut flags = vec!["--opaque-tokens", "--idp-port", "6000"];
+        flags.extend_from_slice(extra);
+        let args = run_args(&flags);
+        let topology = Topology::new(&args);
+        assert!(idp_args(&args, &topology).contains(&"--opaque-tokens".to_owned()));
+        let rs = rs_args(&args, &topology);
+        let cli = mcp_resource_server::cli::Cli::parse_from(
+            std::iter::once("resource-server".to_owned()).chain(rs.into_iter().skip(1)),
+        );
+        assert_eq!(
+            cli.introspection_endpoint.as_deref(),
+            Some("http://localhost:6000/dex/token/introspect"),
+            "{extra:?}"
+        );
+        // dev-idp's endpoint, like Dex's, takes no client authentication.
+        assert!(cli.introspection_client_id.is_none());
+        assert!(cli.introspection_client_secret.is_none());
+        let validated = cli.to_config().unwrap().validate().unwrap();
+        assert!(validated.raw.introspection.is_some());
+    }
+
+    let plain = run_args(&[]);
+    let topology = Topology::new(&plain);
+    assert!(!idp_args(&plain, &topology).contains(&"--opaque-tokens".to_owned()));
+    assert!(!rs_args(&plain, &topology).contains(&"--introspection-endpoint".to_owned()));
+
+    // Dex started by hand cannot be told to issue opaque tokens.
+    assert!(Cli::try_parse_from(["demo", "--opaque-tokens", "--external-idp"]).is_err());
+}

@@ -95,6 +95,49 @@ fn servers_say_they_are_ready_before_the_flow_starts() {
     assert!(ready < position("[client]"), "{stderr}");
 }
 
+/// `--opaque-tokens`: the tokens are opaque, so the resource server verifies them by
+/// introspection at dev-idp, in the Dex topology and with `--mcp-ready`.
+#[test]
+fn opaque_tokens_are_verified_by_introspection() {
+    for mode in [
+        &["--headless", "--opaque-tokens"][..],
+        &["--headless", "--opaque-tokens", "--mcp-ready"][..],
+    ] {
+        let ports = [free_port(), free_port(), free_port()];
+        let output = demo(mode, ports)
+            .env(
+                "RUST_LOG",
+                "warn,mcp_resource_server::auth::introspection=info",
+            )
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{mode:?}\n{stdout}\n{stderr}");
+        assert!(stdout.contains("= 42"), "{stdout}");
+        assert!(
+            stdout.contains("\"token_kind\": \"introspected\""),
+            "whoami says how the token was verified: {stdout}"
+        );
+        assert!(stderr.contains("access token (opaque"), "{stderr}");
+        assert!(stderr.contains("RFC 7662 token introspection"), "{stderr}");
+        let introspect = format!("localhost:{}/dex/token/introspect", ports[0]);
+        assert!(
+            stderr.lines().any(|l| l.starts_with("[rs]")
+                && l.contains("token introspected")
+                && l.contains(&introspect)),
+            "the resource server asked the authorization server: {stderr}"
+        );
+        assert!(
+            stderr.contains("every step behaved as expected"),
+            "{stderr}"
+        );
+        if mode.contains(&"--mcp-ready") {
+            assert!(stdout.contains("admin_status:"), "step-up: {stdout}");
+        }
+    }
+}
+
 #[test]
 fn busy_port_is_a_clear_error() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -372,6 +372,7 @@ impl VerifyToken for Introspector {
             }
             let claims = Arc::new(self.introspect(token).await?);
             tracing::info!(
+                endpoint = %self.config.endpoint,
                 subject = %claims.subject,
                 client_id = claims.client_id.as_deref().unwrap_or("-"),
                 dpop_bound = claims.dpop_jkt.is_some(),
