@@ -91,6 +91,18 @@ pub struct RunArgs {
     #[arg(long, env = "DEMO_MCP_READY", value_parser = BoolishValueParser::new())]
     pub mcp_ready: bool,
 
+    /// DPoP-bound tokens end to end (with --mcp-ready): the client always binds its
+    /// tokens to its key, the resource server requires DPoP, and at the end the demo
+    /// replays one of the client's requests to show the proof refused.
+    #[arg(
+        long = "dpop",
+        id = "demo_dpop",
+        env = "DEMO_DPOP",
+        value_parser = BoolishValueParser::new(),
+        requires = "mcp_ready"
+    )]
+    pub dpop: bool,
+
     /// The authorization server issues opaque access tokens (random strings, not JWTs);
     /// the resource server cannot verify them itself and asks the authorization server
     /// about each one at its RFC 7662 introspection endpoint.

@@ -6,6 +6,7 @@
 pub mod children;
 pub mod cli;
 pub mod orchestrate;
+pub mod replay;
 pub mod scale;
 pub mod signals;
 pub mod static_server;

@@ -14,6 +14,10 @@
 //! the resource server with its own defaults (audience = its URL, scopes `mcp:tools`
 //! and `mcp:admin`), so step-up to `mcp:admin` succeeds.
 //!
+//! With `--dpop` (and `--mcp-ready`), the client always uses DPoP-bound tokens, the
+//! resource server requires them, and a last step replays one request to show the proof
+//! refused (see `replay.rs`).
+//!
 //! With `--opaque-tokens`, the authorization server issues opaque access tokens and the
 //! resource server verifies each by introspection (RFC 7662) at
 //! `{issuer}/token/introspect`, with no client credentials: that endpoint, like Dex's,
@@ -155,8 +159,9 @@ pub fn rs_args(args: &RunArgs, topology: &Topology) -> Vec<String> {
     }
     if args.mcp_ready {
         // dev-idp advertises DPoP with --mcp-ready, so clients that follow it send
-        // DPoP-bound tokens; bearer tokens stay accepted.
-        out.extend(["--dpop".into(), "allowed".into()]);
+        // DPoP-bound tokens; bearer tokens stay accepted unless --dpop asks for DPoP only.
+        let policy = if args.dpop { "required" } else { "allowed" };
+        out.extend(["--dpop".into(), policy.into()]);
         return out;
     }
     // Dex: its client id as audience, scopes it accepts, no scope claim to require.
@@ -251,6 +256,9 @@ pub fn client_steps(args: &RunArgs, topology: &Topology, cache_dir: &Path) -> Ve
     }
     if args.no_browser && !args.headless {
         common.push("--no-browser".into());
+    }
+    if args.dpop {
+        common.extend(["--dpop".into(), "always".into()]);
     }
     if !args.mcp_ready {
         // Dex: the pre-registered public client, bound to the authorization server the
@@ -393,6 +401,13 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
         }
     }
 
+    if args.dpop {
+        eprintln!(
+            "== DPoP: the client binds its tokens to a key pair of its own (RFC 9449); every \
+             request carries a fresh signed proof, and the resource server accepts DPoP only. \
+             The [dpop] lines show each proof's claims."
+        );
+    }
     if args.opaque_tokens {
         eprintln!(
             "== Opaque tokens: the authorization server issues access tokens that are random \
@@ -441,6 +456,22 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
                 eprintln!("== step failed ({status})");
                 ok = false;
                 break;
+            }
+        }
+    }
+    if ok && args.dpop {
+        children.check_alive()?;
+        eprintln!();
+        eprintln!("== DPoP: a captured request replayed (RFC 9449 §11.1)");
+        match crate::replay::show(&topology.mcp_url, &cache_dir).await {
+            Ok(true) => {}
+            Ok(false) => {
+                eprintln!("== the replayed proof was not refused as expected");
+                ok = false;
+            }
+            Err(e) => {
+                eprintln!("== replay step failed: {e:#}");
+                ok = false;
             }
         }
     }

@@ -180,3 +180,32 @@ fn opaque_tokens_make_the_resource_server_introspect_without_credentials() {
     // Dex started by hand cannot be told to issue opaque tokens.
     assert!(Cli::try_parse_from(["demo", "--opaque-tokens", "--external-idp"]).is_err());
 }
+
+#[test]
+fn dpop_requires_dpop_everywhere_and_needs_mcp_ready() {
+    let args = run_args(&["--mcp-ready", "--dpop"]);
+    let topology = Topology::new(&args);
+    let rs = rs_args(&args, &topology);
+    let cli = mcp_resource_server::cli::Cli::parse_from(
+        std::iter::once("resource-server".to_owned()).chain(rs.into_iter().skip(1)),
+    );
+    assert_eq!(cli.dpop, mcp_resource_server::auth::DpopPolicy::Required);
+    let cache = std::path::Path::new("/tmp/cache");
+    for step in client_steps(&args, &topology, cache) {
+        let position = step.args.iter().position(|a| a == "--dpop");
+        assert_eq!(
+            position.map(|i| step.args[i + 1].as_str()),
+            Some("always"),
+            "{}",
+            step.title
+        );
+    }
+    let without = run_args(&["--mcp-ready"]);
+    for step in client_steps(&without, &Topology::new(&without), cache) {
+        assert!(!step.args.contains(&"--dpop".to_owned()));
+    }
+    assert!(
+        Cli::try_parse_from(["demo", "--dpop"]).is_err(),
+        "Dex (and dev-idp without --mcp-ready) has no DPoP"
+    );
+}

@@ -138,6 +138,52 @@ fn opaque_tokens_are_verified_by_introspection() {
     }
 }
 
+/// `--mcp-ready --dpop`: DPoP-bound tokens end to end, and a replayed proof refused.
+#[test]
+fn dpop_run_binds_tokens_and_shows_a_replay_refused() {
+    let ports = [free_port(), free_port(), free_port()];
+    let output = demo(&["--headless", "--mcp-ready", "--dpop"], ports)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("= 42"), "{stdout}");
+    assert!(stdout.contains("admin_status:"), "step-up: {stdout}");
+    assert!(stderr.contains("DPoP-bound access token"), "{stderr}");
+    assert!(
+        !stderr.contains("(Bearer) ->"),
+        "no Bearer request: {stderr}"
+    );
+    assert!(
+        stdout.contains("\"dpop_jkt\": \""),
+        "whoami shows the binding: {stdout}"
+    );
+    let replay: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("[replay]"))
+        .collect();
+    assert!(
+        replay
+            .iter()
+            .any(|l| l.contains("first delivery") && l.ends_with("-> 200")),
+        "{stderr}"
+    );
+    assert!(
+        replay
+            .iter()
+            .any(|l| l.contains("again -> 401") && l.contains("invalid_dpop_proof")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("every step behaved as expected"),
+        "{stderr}"
+    );
+    for port in ports {
+        assert!(port_free(port), "port {port} released after the run");
+    }
+}
+
 #[test]
 fn busy_port_is_a_clear_error() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
