@@ -36,7 +36,10 @@ fn forward(
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            eprintln!("[{name}] {line}");
+            // One write per line: `eprintln!` writes its pieces separately, and the
+            // client, writing to the same stderr, could cut a forwarded line in two.
+            let text = format!("[{name}] {line}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
             if let Ok(mut last) = last_line.lock() {
                 *last = Some(Instant::now());
             }
