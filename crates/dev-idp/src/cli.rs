@@ -80,6 +80,28 @@ pub struct Cli {
     #[arg(long, env = "DEV_IDP_CLIENT_CREDENTIALS", value_parser = BoolishValueParser::new())]
     pub client_credentials: bool,
 
+    /// Let clients registered with keys (`jwks` or `jwksURI` in staticClients, a dev-idp
+    /// extension) authenticate with signed JWT assertions (private_key_jwt, RFC 7523).
+    #[arg(long, env = "DEV_IDP_PRIVATE_KEY_JWT", value_parser = BoolishValueParser::new())]
+    pub private_key_jwt: bool,
+
+    /// Act as the enterprise identity provider: token exchange (RFC 8693) turns an ID
+    /// token this server issued into an ID-JAG for the authorization server named by
+    /// `audience` and the MCP server named by `resource`.
+    #[arg(long, env = "DEV_IDP_ID_JAG", value_parser = BoolishValueParser::new())]
+    pub id_jag: bool,
+
+    /// Act as an MCP authorization server that trusts this issuer: the JWT bearer grant
+    /// (RFC 7523) accepts its ID-JAGs and workload JWTs. ISSUER or ISSUER=JWKS_URI
+    /// (without a JWKS URI, the one of ISSUER's OpenID discovery document); repeatable.
+    #[arg(
+        long,
+        env = "DEV_IDP_TRUSTED_ISSUER",
+        value_delimiter = ',',
+        value_name = "ISSUER[=JWKS_URI]"
+    )]
+    pub trusted_issuer: Vec<crate::settings::TrustedIssuer>,
+
     /// Signing key rotation period, e.g. 6h, 10m [default: expiry.signingKeys or 6h].
     #[arg(long, env = "DEV_IDP_KEY_ROTATION", value_parser = parse_duration)]
     pub key_rotation: Option<Duration>,
@@ -120,6 +142,13 @@ impl Cli {
         features.dpop_nonce |= self.dpop_nonce;
         features.dpop |= self.dpop || self.dpop_nonce;
         features.client_credentials |= self.client_credentials;
+        features.private_key_jwt |= self.private_key_jwt;
+        features.id_jag |= self.id_jag;
+        for trusted in &self.trusted_issuer {
+            if !features.trusted_issuers.contains(trusted) {
+                features.trusted_issuers.push(trusted.clone());
+            }
+        }
         for scope in &self.extra_scopes {
             let scope = scope.trim();
             if !scope.is_empty() && !features.extra_scopes.iter().any(|s| s == scope) {
@@ -265,6 +294,28 @@ mod tests {
             one_sentence(&error),
             "starting: cannot read x.yaml: no such file"
         );
+    }
+
+    #[test]
+    fn enterprise_switches_reach_the_features() {
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dex-config.yaml");
+        let cli = Cli::parse_from([
+            "dev-idp",
+            "--config",
+            config,
+            "--id-jag",
+            "--private-key-jwt",
+            "--trusted-issuer",
+            "http://a.test,http://b.test=http://b.test/keys",
+        ]);
+        let features = cli.idp_config().unwrap().features;
+        assert!(features.id_jag && features.private_key_jwt);
+        assert_eq!(features.trusted_issuers.len(), 2);
+        assert_eq!(
+            features.trusted_issuers[1].jwks_uri.as_deref(),
+            Some("http://b.test/keys")
+        );
+        assert!(Cli::try_parse_from(["dev-idp", "--trusted-issuer", "not-a-url"]).is_err());
     }
 
     #[test]

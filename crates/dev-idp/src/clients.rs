@@ -22,6 +22,17 @@ pub(crate) struct Client {
     pub(crate) trusted_peers: Vec<String>,
     pub(crate) name: Option<String>,
     pub(crate) dynamic: bool,
+    /// Where the client's public keys are, when it authenticates with `private_key_jwt`.
+    pub(crate) keys: Option<KeySource>,
+}
+
+/// Where a client's or a trusted issuer's public keys come from.
+#[derive(Debug, Clone)]
+pub(crate) enum KeySource {
+    /// A JSON Web Key Set given in the configuration.
+    Inline(jsonwebtoken::jwk::JwkSet),
+    /// A JSON Web Key Set fetched from this URL.
+    Uri(String),
 }
 
 impl fmt::Debug for Client {
@@ -66,6 +77,14 @@ impl Client {
             trusted_peers: client.trusted_peers.clone(),
             name: client.name.clone(),
             dynamic: false,
+            keys: match (&client.jwks, &client.jwks_uri) {
+                // The configuration check has parsed the set already.
+                (Some(jwks), _) => serde_json::from_value(jwks.clone())
+                    .ok()
+                    .map(KeySource::Inline),
+                (None, Some(uri)) => Some(KeySource::Uri(uri.clone())),
+                (None, None) => None,
+            },
         }
     }
 
@@ -125,6 +144,7 @@ mod tests {
             trusted_peers: vec![],
             name: None,
             dynamic: false,
+            keys: None,
         }
     }
 

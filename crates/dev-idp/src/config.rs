@@ -132,6 +132,14 @@ pub struct StaticClient {
     /// Display name.
     #[serde(default)]
     pub name: Option<String>,
+    /// dev-idp only (Dex has no such field and ignores it): the client's public keys as
+    /// an inline JSON Web Key Set, for `private_key_jwt` authentication (RFC 7523 §2.2).
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+    /// dev-idp only: where the client publishes its JSON Web Key Set, for
+    /// `private_key_jwt` authentication.
+    #[serde(default, rename = "jwksURI")]
+    pub jwks_uri: Option<String>,
 }
 
 impl fmt::Debug for StaticClient {
@@ -143,6 +151,8 @@ impl fmt::Debug for StaticClient {
             .field("trusted_peers", &self.trusted_peers)
             .field("public", &self.public)
             .field("name", &self.name)
+            .field("jwks", &self.jwks.as_ref().map(|_| "[inline]"))
+            .field("jwks_uri", &self.jwks_uri)
             .finish()
     }
 }
@@ -239,12 +249,14 @@ impl DexConfig {
                 ));
             }
             let has_secret = client.secret.as_deref().is_some_and(|s| !s.is_empty());
-            if !client.public && !has_secret {
+            let has_keys = client.jwks.is_some() || client.jwks_uri.is_some();
+            if !client.public && !has_secret && !has_keys {
                 return Err(ConfigError::invalid(
                     format!("staticClients[{}].secret", client.id),
-                    "a confidential client needs a secret (or set `public: true`)",
+                    "a confidential client needs a secret, a `jwks` or a `jwksURI` (or set `public: true`)",
                 ));
             }
+            check_client_keys(client)?;
         }
         let mut emails = HashSet::new();
         for user in &self.static_passwords {
@@ -263,6 +275,57 @@ impl DexConfig {
         }
         Ok(())
     }
+}
+
+/// JWK members only private or symmetric keys have.
+const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// A client's `jwks` must be a set of public keys, its `jwksURI` an http(s) URL, and a
+/// public client has neither (it cannot authenticate).
+fn check_client_keys(client: &StaticClient) -> Result<(), ConfigError> {
+    let setting = |name: &str| format!("staticClients[{}].{name}", client.id);
+    if client.public && (client.jwks.is_some() || client.jwks_uri.is_some()) {
+        return Err(ConfigError::invalid(
+            setting("jwks"),
+            "a public client does not authenticate, so it has no keys",
+        ));
+    }
+    if client.jwks.is_some() && client.jwks_uri.is_some() {
+        return Err(ConfigError::invalid(
+            setting("jwks"),
+            "give `jwks` or `jwksURI`, not both",
+        ));
+    }
+    if let Some(jwks) = &client.jwks {
+        let keys = jwks
+            .get("keys")
+            .and_then(serde_json::Value::as_array)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                ConfigError::invalid(setting("jwks"), "needs a non-empty `keys` array")
+            })?;
+        for key in keys {
+            if PRIVATE_MEMBERS.iter().any(|m| key.get(*m).is_some()) {
+                return Err(ConfigError::invalid(
+                    setting("jwks"),
+                    "holds a private or symmetric key; publish only public keys",
+                ));
+            }
+            serde_json::from_value::<jsonwebtoken::jwk::Jwk>(key.clone()).map_err(|e| {
+                ConfigError::invalid(setting("jwks"), format!("a key is not a JWK: {e}"))
+            })?;
+        }
+    }
+    if let Some(uri) = &client.jwks_uri {
+        let ok = url::Url::parse(uri).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !ok {
+            return Err(ConfigError::invalid(
+                setting("jwksURI"),
+                "must be an http(s) URL",
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -323,6 +386,27 @@ staticPasswords:
             err.to_string().contains("staticClients[api].secret"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn client_keys_are_public_keys() {
+        let with_keys = |keys: &str| {
+            SAMPLE.replace(
+                "  secret: s3cret\n",
+                &format!("  jwks: {{keys: [{keys}]}}\n"),
+            )
+        };
+        let ec = r#"{kty: EC, crv: P-256, x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+        let config = DexConfig::from_yaml(&with_keys(ec)).unwrap();
+        assert!(config.client("api").unwrap().jwks.is_some());
+        let private = ec.replace('}', ", d: \"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI\"}");
+        let err = DexConfig::from_yaml(&with_keys(&private)).unwrap_err();
+        assert!(err.to_string().contains("private"), "{err}");
+        let secret = r#"{kty: oct, k: "c2VjcmV0"}"#;
+        assert!(DexConfig::from_yaml(&with_keys(secret)).is_err());
+        let bad_uri = SAMPLE.replace("  secret: s3cret\n", "  jwksURI: ftp://x/keys\n");
+        let err = DexConfig::from_yaml(&bad_uri).unwrap_err();
+        assert!(err.to_string().contains("jwksURI"), "{err}");
     }
 
     #[test]

@@ -222,7 +222,8 @@ fn decode(part: &str) -> Result<Map<String, Value>, Error> {
         .ok_or_else(|| invalid("The DPoP proof is malformed."))
 }
 
-fn key_fits(jwk: &Jwk, algorithm: Algorithm) -> bool {
+/// Whether a JWK is a key of the kind `algorithm` signs with.
+pub(crate) fn key_fits(jwk: &Jwk, algorithm: Algorithm) -> bool {
     match &jwk.algorithm {
         AlgorithmParameters::EllipticCurve(ec) => matches!(
             (&ec.curve, algorithm),
@@ -231,7 +232,15 @@ fn key_fits(jwk: &Jwk, algorithm: Algorithm) -> bool {
         AlgorithmParameters::OctetKeyPair(okp) => {
             okp.curve == EllipticCurve::Ed25519 && algorithm == Algorithm::EdDSA
         }
-        AlgorithmParameters::RSA(_) => matches!(algorithm, Algorithm::RS256 | Algorithm::PS256),
+        AlgorithmParameters::RSA(_) => matches!(
+            algorithm,
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512
+        ),
         _ => false,
     }
 }

@@ -63,6 +63,8 @@ impl DevIdp {
                 static_clients,
                 dummy_hash: std::sync::OnceLock::new(),
                 dpop: crate::dpop::DpopState::new(),
+                remote_keys: crate::remote_keys::RemoteKeys::new(),
+                jtis: crate::assertion::JtiCache::default(),
             }),
         })
     }

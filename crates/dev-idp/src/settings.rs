@@ -48,6 +48,51 @@ pub struct Features {
     pub dpop_nonce: bool,
     /// RFC 6749 §4.4: the `client_credentials` grant for confidential clients.
     pub client_credentials: bool,
+    /// RFC 7523 §2.2: clients with keys (`jwks` / `jwksURI`) authenticate with signed
+    /// JWT assertions (`private_key_jwt`).
+    pub private_key_jwt: bool,
+    /// Play the enterprise identity provider of enterprise-managed authorization: the
+    /// token exchange grant (RFC 8693) turns an ID token this server issued into an
+    /// ID-JAG for another authorization server.
+    pub id_jag: bool,
+    /// Play the MCP authorization server of enterprise-managed authorization and of
+    /// workload identity: the JWT bearer grant (RFC 7523 §2.1) accepts ID-JAGs and
+    /// workload JWTs signed by these issuers.
+    pub trusted_issuers: Vec<TrustedIssuer>,
+}
+
+/// An issuer whose JWTs the JWT bearer grant accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedIssuer {
+    /// Its `iss`, exactly.
+    pub issuer: String,
+    /// Where its keys are; without it, the `jwks_uri` of its OpenID discovery document.
+    pub jwks_uri: Option<String>,
+}
+
+impl std::str::FromStr for TrustedIssuer {
+    type Err = String;
+
+    /// `ISSUER` or `ISSUER=JWKS_URI`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (issuer, jwks_uri) = match text.split_once('=') {
+            Some((i, j)) => (i.trim(), Some(j.trim())),
+            None => (text.trim(), None),
+        };
+        let http = |u: &str| Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !http(issuer) {
+            return Err(format!("issuer {issuer:?} is not an http(s) URL"));
+        }
+        if let Some(j) = jwks_uri
+            && !http(j)
+        {
+            return Err(format!("JWKS URI {j:?} is not an http(s) URL"));
+        }
+        Ok(Self {
+            issuer: issuer.to_owned(),
+            jwks_uri: jwks_uri.map(str::to_owned),
+        })
+    }
 }
 
 impl Features {
@@ -66,6 +111,9 @@ impl Features {
             dpop: true,
             dpop_nonce: false,
             client_credentials: false,
+            private_key_jwt: false,
+            id_jag: false,
+            trusted_issuers: Vec::new(),
         }
     }
 
@@ -80,6 +128,17 @@ impl Features {
             (
                 self.issuer_in_response,
                 "iss in authorization responses (RFC 9207)",
+            ),
+            (self.dpop, "DPoP (RFC 9449)"),
+            (self.client_credentials, "client credentials grant"),
+            (
+                self.private_key_jwt,
+                "private_key_jwt client authentication",
+            ),
+            (self.id_jag, "ID-JAGs by token exchange (enterprise IdP)"),
+            (
+                !self.trusted_issuers.is_empty(),
+                "JWT bearer grant from trusted issuers (MCP authorization server)",
             ),
         ]
         .into_iter()
@@ -288,6 +347,17 @@ mod tests {
             "issuer: http://localhost:5556/dex\nexpiry:\n  idTokens: 1h\n  signingKeys: 30m\n",
         )
         .unwrap()
+    }
+
+    #[test]
+    fn trusted_issuers_parse() {
+        let t: TrustedIssuer = "http://idp.test/dex".parse().unwrap();
+        assert_eq!(t.jwks_uri, None);
+        let t: TrustedIssuer = "http://idp.test=http://idp.test/keys".parse().unwrap();
+        assert_eq!(t.issuer, "http://idp.test");
+        assert_eq!(t.jwks_uri.as_deref(), Some("http://idp.test/keys"));
+        assert!("idp".parse::<TrustedIssuer>().is_err());
+        assert!("http://i=file:///k".parse::<TrustedIssuer>().is_err());
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub(crate) struct Idp {
     pub(crate) dummy_hash: OnceLock<String>,
     /// DPoP proofs seen lately and the nonce key.
     pub(crate) dpop: crate::dpop::DpopState,
+    /// Keys of clients and trusted issuers published at URLs.
+    pub(crate) remote_keys: crate::remote_keys::RemoteKeys,
+    /// `jti`s of client assertions and JWT bearer grants accepted lately.
+    pub(crate) jtis: crate::assertion::JtiCache,
 }
 
 impl Idp {

@@ -265,17 +265,32 @@ pub(crate) fn issue(
     })
 }
 
-/// Signs an access token for a confidential client acting for itself (RFC 6749 §4.4):
-/// `sub` and `client_id` are the client, `aud` the requested resources (or the client),
-/// no ID token and no refresh token (RFC 6749 §4.4.3).
-pub(crate) fn issue_client_credentials(
+/// Who an access token issued without a login speaks for.
+pub(crate) struct Principal<'a> {
+    /// `sub`: the client itself (client credentials), or the user or workload an
+    /// assertion names (JWT bearer grant).
+    pub(crate) subject: &'a str,
+    /// The client the token is issued to.
+    pub(crate) client_id: &'a str,
+    /// The user's email, when an assertion carried one.
+    pub(crate) email: Option<&'a str>,
+    /// For the log: which grant.
+    pub(crate) grant: &'static str,
+}
+
+/// Signs an RFC 9068 access token without a login: for a confidential client acting for
+/// itself (RFC 6749 §4.4), or for the subject of a JWT bearer grant (RFC 7523 §2.1).
+/// `aud` is the requested resources (or the client); no ID token and no refresh token
+/// (RFC 6749 §4.4.3; a new assertion is the way to a new token).
+pub(crate) fn issue_without_login(
     idp: &Idp,
-    client_id: &str,
+    principal: &Principal<'_>,
     scopes: &[String],
     resources: &[String],
     dpop_jkt: Option<&str>,
 ) -> Result<TokenResponse, Error> {
     let config = &idp.config;
+    let client_id = principal.client_id;
     let iat = now_secs();
     let lifetime = config.token_lifetime.as_secs();
     let aud = if resources.is_empty() {
@@ -285,7 +300,7 @@ pub(crate) fn issue_client_credentials(
     };
     let claims = Claims {
         iss: config.issuer_str(),
-        sub: client_id.to_owned(),
+        sub: principal.subject.to_owned(),
         aud: Audience::from_vec(aud),
         exp: iat + lifetime,
         iat,
@@ -293,7 +308,7 @@ pub(crate) fn issue_client_credentials(
         nonce: None,
         at_hash: None,
         c_hash: None,
-        email: None,
+        email: principal.email.map(str::to_owned),
         email_verified: None,
         groups: None,
         name: None,
@@ -311,9 +326,10 @@ pub(crate) fn issue_client_credentials(
     })?;
     tracing::info!(
         %client_id,
+        grant = principal.grant,
         scopes = %scopes.join(" "),
         dpop_jkt = dpop_jkt.unwrap_or("none"),
-        "client credentials token issued"
+        "access token issued without a login"
     );
     Ok(TokenResponse {
         access_token,

@@ -64,6 +64,18 @@ pub(crate) fn metadata(idp: &Idp) -> Value {
         doc["grant_types_supported"] =
             json!(["authorization_code", "refresh_token", "client_credentials"]);
     }
+    if !features.trusted_issuers.is_empty()
+        && let Some(grants) = doc["grant_types_supported"].as_array_mut()
+    {
+        grants.push(json!(crate::endpoints::jwt_bearer::JWT_BEARER_GRANT));
+    }
+    if features.private_key_jwt {
+        if let Some(methods) = doc["token_endpoint_auth_methods_supported"].as_array_mut() {
+            methods.push(json!("private_key_jwt"));
+        }
+        doc["token_endpoint_auth_signing_alg_values_supported"] =
+            json!(crate::assertion::ALGORITHMS);
+    }
     if features.issuer_in_response {
         doc["authorization_response_iss_parameter_supported"] = json!(true);
     }

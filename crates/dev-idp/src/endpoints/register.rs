@@ -155,6 +155,7 @@ pub(crate) async fn register(
         trusted_peers: Vec::new(),
         name: client_name.clone(),
         dynamic: true,
+        keys: None,
     });
     tracing::info!(%client_id, public, name = ?client_name, "client registered");
 

@@ -1,7 +1,10 @@
 //! The token endpoint (`{issuer}/token`, RFC 6749 §3.2): the `authorization_code` and
 //! `refresh_token` grants, client authentication by `client_secret_basic` or
-//! `client_secret_post` (confidential clients) or none (public clients, which must not
-//! send a secret), PKCE verification, and RFC 8707 `resource` when switched on.
+//! `client_secret_post` (confidential clients), `private_key_jwt` when switched on
+//! (`client_assertion.rs`) or none (public clients, which must not send a secret), PKCE
+//! verification, and RFC 8707 `resource` when switched on. Behind switches: the client
+//! credentials grant, token exchange for ID-JAGs (`id_jag.rs`) and the JWT bearer grant
+//! (`jwt_bearer.rs`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,11 +19,12 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::clients::Client;
 use crate::endpoints::authorize::valid_resource;
+use crate::endpoints::{client_assertion, id_jag, jwt_bearer};
 use crate::error::Error;
 use crate::params::Params;
 use crate::state::Idp;
 use crate::store::{CodeGrant, CodeLookup, RefreshRefusal};
-use crate::tokens::{Extras, TokenResponse, issue, issue_client_credentials, now_secs};
+use crate::tokens::{Extras, Principal, TokenResponse, issue, issue_without_login, now_secs};
 
 /// The RFC 8628 grant type.
 pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -71,21 +75,31 @@ pub(crate) async fn token(
     // authenticates no client at all).
     let mut response = match params.get("grant_type").unwrap_or_default() {
         "authorization_code" => {
-            let client = authenticate(&idp, &headers, &params)?;
+            let client = authenticate(&idp, &headers, &params).await?;
             authorization_code(&idp, &client, &params, jkt)
         }
         "refresh_token" => {
-            let client = authenticate(&idp, &headers, &params)?;
+            let client = authenticate(&idp, &headers, &params).await?;
             refresh_token(&idp, &client, &params, jkt)
         }
         "client_credentials" if features.client_credentials => {
-            let client = authenticate(&idp, &headers, &params)?;
+            let client = authenticate(&idp, &headers, &params).await?;
             client_credentials(&idp, &client, &params, jkt)
         }
         DEVICE_CODE_GRANT => crate::endpoints::device::token(&idp, &params),
         TOKEN_EXCHANGE_GRANT => {
-            authenticate(&idp, &headers, &params)?;
-            token_exchange(&params)
+            let client = authenticate(&idp, &headers, &params).await?;
+            if features.id_jag
+                && params.get("requested_token_type") == Some(id_jag::ID_JAG_TOKEN_TYPE)
+            {
+                id_jag::exchange(&idp, &client, &params)
+            } else {
+                token_exchange(&params)
+            }
+        }
+        jwt_bearer::JWT_BEARER_GRANT if !features.trusted_issuers.is_empty() => {
+            let client = authenticate(&idp, &headers, &params).await?;
+            jwt_bearer::grant(&idp, &client, &params, jkt).await
         }
         _ => Err(Error::token("unsupported_grant_type", "")),
     }?;
@@ -122,8 +136,17 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Er
     Ok(Some((unescape(id), unescape(secret))))
 }
 
-fn authenticate(idp: &Idp, headers: &HeaderMap, params: &Params) -> Result<Client, Error> {
+async fn authenticate(idp: &Idp, headers: &HeaderMap, params: &Params) -> Result<Client, Error> {
     let basic = basic_credentials(headers)?;
+    if client_assertion::attempted(params) {
+        if basic.is_some() {
+            return Err(Error::token(
+                "invalid_request",
+                "Use only one client authentication method.",
+            ));
+        }
+        return client_assertion::authenticate(idp, params).await;
+    }
     let used_basic = basic.is_some();
     let invalid = |description: &str| Error::Token {
         error: "invalid_client",
@@ -166,7 +189,11 @@ fn authenticate(idp: &Idp, headers: &HeaderMap, params: &Params) -> Result<Clien
 
 /// Resources for this request: those sent now (which must have been authorized, if any
 /// were), else those authorized.
-fn resources(idp: &Idp, params: &Params, authorized: &[String]) -> Result<Vec<String>, Error> {
+pub(crate) fn resources(
+    idp: &Idp,
+    params: &Params,
+    authorized: &[String],
+) -> Result<Vec<String>, Error> {
     if !idp.config.features.resource_audience {
         return Ok(Vec::new());
     }
@@ -399,8 +426,14 @@ fn client_credentials(
         }
     };
     let resources = resources(idp, params, &[])?;
-    Ok(Json(issue_client_credentials(
-        idp, &client.id, &scopes, &resources, jkt,
+    let principal = Principal {
+        subject: &client.id,
+        client_id: &client.id,
+        email: None,
+        grant: "client_credentials",
+    };
+    Ok(Json(issue_without_login(
+        idp, &principal, &scopes, &resources, jkt,
     )?)
     .into_response())
 }

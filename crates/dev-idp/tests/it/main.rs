@@ -1,5 +1,6 @@
 //! Integration tests of the dev-idp server over real sockets on 127.0.0.1.
 
+mod signer;
 mod support;
 
 mod approval;
@@ -14,5 +15,6 @@ mod files;
 mod flow;
 mod keys;
 mod opaque;
+mod private_key_jwt;
 mod refresh;
 mod registration;
