@@ -10,6 +10,7 @@ mod device;
 mod dex;
 mod discovery;
 mod dpop;
+mod enterprise;
 mod errors;
 mod files;
 mod flow;
