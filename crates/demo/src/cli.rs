@@ -115,6 +115,20 @@ pub struct RunArgs {
     )]
     pub opaque_tokens: bool,
 
+    /// Enterprise-managed authorization (ID-JAG): two authorization servers. The
+    /// enterprise identity provider (--idp-port, where the user signs in) exchanges the
+    /// user's ID token for an ID-JAG; the MCP authorization server (--as-port), which
+    /// trusts it, takes the ID-JAG as a JWT bearer grant and issues the access token for
+    /// the MCP server. The demo signs the user in headlessly.
+    #[arg(
+        long = "enterprise",
+        id = "demo_enterprise",
+        env = "DEMO_ENTERPRISE",
+        value_parser = BoolishValueParser::new(),
+        conflicts_with_all = ["demo_external_idp", "demo_opaque_tokens"]
+    )]
+    pub enterprise: bool,
+
     /// The MCP transport.
     #[arg(long = "transport", id = "demo_transport", env = "DEMO_TRANSPORT", value_enum, default_value_t = Transport::StreamableHttp)]
     pub transport: Transport,
@@ -128,6 +142,11 @@ pub struct RunArgs {
     /// Port of the authorization server (issuer http://localhost:<port>/dex).
     #[arg(long, env = "DEMO_IDP_PORT", default_value_t = 5556)]
     pub idp_port: u16,
+
+    /// Port of the MCP authorization server in --enterprise runs
+    /// (issuer http://localhost:<port>/mcp-as).
+    #[arg(long, env = "DEMO_AS_PORT", default_value_t = 5560)]
+    pub as_port: u16,
 
     /// Port of the static metadata server.
     #[arg(long, env = "DEMO_STATIC_PORT", default_value_t = 5558)]

@@ -8,5 +8,6 @@ pub mod cli;
 pub mod orchestrate;
 pub mod replay;
 pub mod scale;
+pub mod sign_in;
 pub mod signals;
 pub mod static_server;

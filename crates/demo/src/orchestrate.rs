@@ -18,6 +18,17 @@
 //! resource server requires them, and a last step replays one request to show the proof
 //! refused (see `replay.rs`).
 //!
+//! With `--enterprise` (enterprise-managed authorization, SEP-990), two dev-idp processes
+//! play two parts, each with its own issuer and keys, so the trust between them is one
+//! visible setting: the enterprise identity provider (`--id-jag`, on `--idp-port`), where
+//! the user signs in and which issues ID-JAGs by token exchange, and the MCP
+//! authorization server (`--mcp-ready --trusted-issuer <identity provider>`, on
+//! `--as-port`), which the resource server names and which accepts those ID-JAGs as JWT
+//! bearer grants. One process could hold both parts, but then the ID-JAG would go from a
+//! server to itself and the trust it carries would be invisible. The demo signs the user
+//! in at the identity provider (`sign_in.rs`) and hands the ID token to the client
+//! (`--grant id-jag`).
+//!
 //! With `--opaque-tokens`, the authorization server issues opaque access tokens and the
 //! resource server verifies each by introspection (RFC 7662) at
 //! `{issuer}/token/introspect`, with no client credentials: that endpoint, like Dex's,
@@ -45,8 +56,10 @@ const EXTERNAL_TIMEOUT: Duration = Duration::from_secs(3);
 /// The ports and URLs of one run.
 #[derive(Debug, Clone)]
 pub struct Topology {
-    /// The authorization server's issuer.
+    /// The issuer of the authorization server the resource server names.
     pub issuer: String,
+    /// With `--enterprise`, the enterprise identity provider's issuer (else `issuer`).
+    pub idp_issuer: String,
     /// The static metadata server's URL (its metadata `issuer`).
     pub static_url: String,
     /// The resource server's public URL.
@@ -59,8 +72,14 @@ impl Topology {
     /// URLs for the given ports, all on `localhost` as in dex-config.yaml.
     pub fn new(args: &RunArgs) -> Self {
         let rs_url = format!("http://localhost:{}", args.rs_port);
+        let idp_issuer = format!("http://localhost:{}/dex", args.idp_port);
         Self {
-            issuer: format!("http://localhost:{}/dex", args.idp_port),
+            issuer: if args.enterprise {
+                format!("http://localhost:{}/mcp-as", args.as_port)
+            } else {
+                idp_issuer.clone()
+            },
+            idp_issuer,
             static_url: format!("http://localhost:{}", args.static_port),
             mcp_url: match args.transport {
                 Transport::StreamableHttp => format!("{rs_url}/mcp"),
@@ -83,6 +102,9 @@ pub fn check_ports(args: &RunArgs) -> anyhow::Result<()> {
     ];
     if uses_static_server(args) {
         ports.push((args.static_port, "static metadata server", "--static-port"));
+    }
+    if args.enterprise {
+        ports.push((args.as_port, "MCP authorization server", "--as-port"));
     }
     for (i, (port, name, flag)) in ports.iter().enumerate() {
         if ports[..i].iter().any(|(p, _, _)| p == port) {
@@ -123,6 +145,46 @@ pub fn idp_args(args: &RunArgs, topology: &Topology) -> Vec<String> {
         out.extend(["--auto-login".into(), DEMO_USER.into()]);
     }
     out
+}
+
+/// With `--enterprise`, arguments of the enterprise identity provider (`demo idp`): it
+/// issues ID-JAGs and logs the demo user in without a form.
+pub fn enterprise_idp_args(args: &RunArgs, topology: &Topology) -> Vec<String> {
+    vec![
+        "idp".into(),
+        "--config".into(),
+        args.config.display().to_string(),
+        "--issuer".into(),
+        topology.idp_issuer.clone(),
+        "--listen".into(),
+        format!("127.0.0.1:{}", args.idp_port),
+        "--id-jag".into(),
+        "--auto-login".into(),
+        DEMO_USER.into(),
+    ]
+}
+
+/// With `--enterprise`, arguments of the MCP authorization server (`demo idp`): MCP-ready,
+/// and trusting the identity provider's ID-JAGs (its keys found through its discovery
+/// document).
+pub fn enterprise_as_args(args: &RunArgs, topology: &Topology) -> Vec<String> {
+    vec![
+        "idp".into(),
+        "--config".into(),
+        args.config.display().to_string(),
+        "--issuer".into(),
+        topology.issuer.clone(),
+        "--listen".into(),
+        format!("127.0.0.1:{}", args.as_port),
+        "--mcp-ready".into(),
+        "--trusted-issuer".into(),
+        topology.idp_issuer.clone(),
+    ]
+}
+
+/// Where the `--enterprise` run keeps the user's ID token.
+pub fn id_token_path(work: &Path) -> PathBuf {
+    work.join("id-token.jwt")
 }
 
 /// Arguments of `demo static-server`.
@@ -260,6 +322,23 @@ pub fn client_steps(args: &RunArgs, topology: &Topology, cache_dir: &Path) -> Ve
     if args.dpop {
         common.extend(["--dpop".into(), "always".into()]);
     }
+    if args.enterprise {
+        // The pre-registered public client, known under the same id to both servers
+        // (both read dex-config.yaml).
+        let work = cache_dir.parent().unwrap_or(cache_dir);
+        common.extend([
+            "--grant".into(),
+            "id-jag".into(),
+            "--client-id".into(),
+            crate::sign_in::CLIENT_ID.into(),
+            "--id-token-file".into(),
+            id_token_path(work).display().to_string(),
+            "--idp-token-endpoint".into(),
+            format!("{}/token", topology.idp_issuer),
+            "--idp-client-id".into(),
+            crate::sign_in::CLIENT_ID.into(),
+        ]);
+    }
     if !args.mcp_ready {
         // Dex: the pre-registered public client, bound to the authorization server the
         // resource server names (the static metadata server, or Dex itself), and allowed
@@ -294,8 +373,13 @@ pub fn client_steps(args: &RunArgs, topology: &Topology, cache_dir: &Path) -> Ve
         "admin_status needs mcp:admin, which Dex cannot grant: 403 insufficient_scope"
     };
     let refused = (!args.mcp_ready).then_some("refused, as expected: Dex has no mcp:admin scope");
-    vec![
-        step("authorize, then list the tools", &["tools"], None),
+    let first = if args.enterprise {
+        "ID token -> ID-JAG -> access token (the client's trace in detail, the ID-JAG's claims included), then list the tools"
+    } else {
+        "authorize, then list the tools"
+    };
+    let mut steps = vec![
+        step(first, &["tools"], None),
         step(
             "calculator: 6 * 7",
             &["call", "calculator", "operation=multiply", "a=6", "b=7"],
@@ -313,7 +397,11 @@ pub fn client_steps(args: &RunArgs, topology: &Topology, cache_dir: &Path) -> Ve
         ),
         step("whoami: the verified claims", &["call", "whoami"], None),
         step(admin_title, &["call", "admin_status"], refused),
-    ]
+    ];
+    if args.enterprise {
+        steps[0].args.insert(0, "--verbose".into());
+    }
+    steps
 }
 
 async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::Result<bool> {
@@ -337,6 +425,23 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
                     )
                 })?;
         }
+    } else if args.enterprise {
+        children.spawn("idp", &exe, &enterprise_idp_args(args, &topology))?;
+        children.spawn("as", &exe, &enterprise_as_args(args, &topology))?;
+        children
+            .wait_ready(
+                "enterprise identity provider",
+                loopback(args.idp_port),
+                READY_TIMEOUT,
+            )
+            .await?;
+        children
+            .wait_ready(
+                "MCP authorization server",
+                loopback(args.as_port),
+                READY_TIMEOUT,
+            )
+            .await?;
     } else {
         children.spawn("idp", &exe, &idp_args(args, &topology))?;
         if uses_static_server(args) {
@@ -377,6 +482,9 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
     children.settle().await;
 
     eprintln!();
+    if args.enterprise {
+        eprintln!("== Enterprise identity provider: {}", topology.idp_issuer);
+    }
     eprintln!("== Authorization server: {}", topology.issuer);
     if uses_static_server(args) {
         eprintln!(
@@ -385,7 +493,13 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
         );
     }
     eprintln!("== MCP server:           {}", topology.mcp_url);
-    if args.headless && args.external_idp {
+    if args.enterprise {
+        eprintln!(
+            "== Enterprise-managed authorization: the user signs in once, at the identity \
+             provider; the MCP client then gets its token without a login page at the MCP \
+             authorization server, which trusts that identity provider."
+        );
+    } else if args.headless && args.external_idp {
         eprintln!("== Headless: the authorization server must approve without a login form.");
     } else if args.headless {
         eprintln!("== Headless: the authorization server logs {DEMO_USER} in without a form.");
@@ -417,6 +531,10 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
              60 s, whichever comes first. Look for \"token introspected\" in its log.",
             introspection_endpoint(&topology)
         );
+    }
+
+    if args.enterprise {
+        enterprise_sign_in(&topology, work).await?;
     }
 
     let cache_dir = work.join("client-cache");
@@ -479,6 +597,38 @@ async fn flow(args: &RunArgs, children: &mut Children, work: &Path) -> anyhow::R
     Ok(ok)
 }
 
+/// Hop 0 of the enterprise flow, explained: the user signs in at the identity provider.
+async fn enterprise_sign_in(topology: &Topology, work: &Path) -> anyhow::Result<()> {
+    let path = id_token_path(work);
+    eprintln!();
+    eprintln!(
+        "== Hop 0: {DEMO_USER} signs in at the enterprise identity provider {} \
+         (authorization code flow with PKCE as client {}; the identity provider logs the \
+         demo user in without a form). In a company this is the single sign-on of the \
+         morning.",
+        topology.idp_issuer,
+        crate::sign_in::CLIENT_ID
+    );
+    let decoded = crate::sign_in::id_token(&topology.idp_issuer, &path)
+        .await
+        .context("signing in at the enterprise identity provider")?;
+    eprintln!(
+        "== The identity provider issued an ID token (kept in {}, readable by its owner \
+         only; decoded here, the token itself is not shown):\n{decoded}",
+        path.display()
+    );
+    eprintln!(
+        "== Next, in the client's trace: hop 1 exchanges this ID token at {}/token \
+         (RFC 8693 token exchange) for an ID-JAG whose aud is {} and whose resource is \
+         the MCP server; hop 2 presents the ID-JAG to {}/token (RFC 7523 JWT bearer grant), \
+         which checks its signature against the identity provider's published keys, its \
+         aud, client_id, resource, expiry and jti, and issues the access token. No login \
+         page appears at the MCP authorization server.",
+        topology.idp_issuer, topology.issuer, topology.issuer
+    );
+    Ok(())
+}
+
 /// The default `--diagram` file.
 pub fn default_diagram_path() -> PathBuf {
     std::env::temp_dir().join("mcp-demo-flow.mmd")
@@ -526,7 +676,10 @@ async fn serve_until_interrupted(args: &RunArgs, children: &mut Children) {
 }
 
 /// The default `demo` run.
-pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
+    // The MCP authorization server of the enterprise flow is an MCP-ready dev-idp, and
+    // the resource server runs with the matching defaults.
+    args.mcp_ready |= args.enterprise;
     check_ports(&args)?;
     if args.instances > 1 {
         crate::scale::find_tools()?;

@@ -5,6 +5,7 @@
 mod browser;
 mod defaults;
 mod diagram;
+mod enterprise;
 mod orchestration;
 mod run;
 mod static_server;
