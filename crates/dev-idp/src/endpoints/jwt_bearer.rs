@@ -29,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use crate::assertion::{self, Expect, Verified};
 use crate::clients::{Client, KeySource};
 use crate::endpoints::id_jag::ID_JAG_TYP;
+use crate::endpoints::token::OFFLINE_ACCESS;
 use crate::error::Error;
 use crate::params::Params;
 use crate::state::Idp;
@@ -189,13 +190,19 @@ fn requested_scopes(
     params: &Params,
     granted: Option<&[String]>,
 ) -> Result<Vec<String>, Error> {
+    // No refresh token for an assertion (a new assertion gets a new token), so
+    // `offline_access` is left out of the grant, as for client credentials.
     let requested: Vec<String> = match params.get("scope") {
-        Some(s) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(s) => s
+            .split_whitespace()
+            .filter(|s| *s != OFFLINE_ACCESS)
+            .map(str::to_owned)
+            .collect(),
         // All the assertion grants that this server knows.
         None => granted
             .unwrap_or_default()
             .iter()
-            .filter(|s| idp.config.is_known_scope(s))
+            .filter(|s| idp.config.is_known_scope(s) && *s != OFFLINE_ACCESS)
             .cloned()
             .collect(),
     };

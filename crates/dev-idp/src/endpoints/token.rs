@@ -29,6 +29,9 @@ use crate::tokens::{Extras, Principal, TokenResponse, issue, issue_without_login
 /// The RFC 8628 grant type.
 pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
+/// The scope that asks for a refresh token.
+pub(crate) const OFFLINE_ACCESS: &str = "offline_access";
+
 /// The RFC 8693 grant type.
 pub(crate) const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
@@ -415,7 +418,14 @@ fn client_credentials(
     let scopes: Vec<String> = match params.get("scope") {
         None => supported,
         Some(requested) => {
-            let requested: Vec<String> = requested.split_whitespace().map(str::to_owned).collect();
+            // No refresh token without a person (RFC 6749 §4.4.3): `offline_access` is
+            // left out of the grant (RFC 6749 §3.3 lets the server grant less), and the
+            // response's `scope` says so.
+            let requested: Vec<String> = requested
+                .split_whitespace()
+                .filter(|s| *s != OFFLINE_ACCESS)
+                .map(str::to_owned)
+                .collect();
             if let Some(unknown) = requested.iter().find(|s| !supported.contains(s)) {
                 return Err(Error::token(
                     "invalid_scope",

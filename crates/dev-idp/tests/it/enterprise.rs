@@ -344,6 +344,18 @@ async fn workload_jwts_are_grants_without_a_person() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let access = claims(body["access_token"].as_str().unwrap());
     assert_eq!(access["sub"], "system:serviceaccount:ci:deployer");
+    // offline_access is left out: a new assertion gets a new token.
+    let (status, body) = as_
+        .token(&[
+            ("grant_type", JWT_BEARER),
+            ("client_id", "mcp-client"),
+            ("assertion", &workload(&as_.issuer, now() + 600)),
+            ("scope", "mcp:tools offline_access"),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "mcp:tools");
+    assert!(body.get("refresh_token").is_none(), "{body}");
     assert_eq!(access["aud"], RESOURCE);
 
     refused(

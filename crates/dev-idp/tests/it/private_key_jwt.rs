@@ -96,6 +96,21 @@ async fn a_signed_assertion_authenticates_the_client() {
     let access = claims(body["access_token"].as_str().unwrap());
     assert_eq!(access["client_id"], "robot");
     assert_eq!(access["sub"], "robot");
+    // offline_access is left out: no refresh token without a person.
+    let (status, body) = t
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "mcp:tools offline_access"),
+            ("client_assertion_type", ASSERTION_TYPE),
+            (
+                "client_assertion",
+                &signer.sign(None, &good_claims(&t, "robot")),
+            ),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "mcp:tools");
+    assert!(body.get("refresh_token").is_none(), "{body}");
     // The token endpoint is an accepted audience too, and aud may be an array.
     let mut c = good_claims(&t, "robot");
     c["aud"] = json!([format!("{}/token", t.issuer)]);

@@ -5,6 +5,7 @@ mod audit;
 mod cache;
 mod challenge;
 mod cli;
+mod dev_idp_grants;
 mod device;
 mod extensions;
 mod failures;
