@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 use crate::support::{
-    AS1_PUB_PEM, Key, Mode, Reply, TestAs, Tripwire, alg_name, assert_not_leaked, b64, client,
-    logs, now, post_mcp, raw_jws, rs_config, start_rs,
+    JwksMode, RSA1_PUB_PEM, Reply, TestAuthServer, TestKey, Tripwire, alg_name, assert_not_leaked,
+    b64, client, logs, now, post_mcp, raw_jws, rs_config, start_rs,
 };
 
 /// How the credentials are sent.
@@ -85,9 +85,9 @@ const INVALID_REQUEST: Challenge = Challenge::Error("invalid_request");
 
 /// An HMAC JWS whose secret is the RSA public key (the classic algorithm confusion).
 fn hmac_with_public_key(alg: jsonwebtoken::Algorithm, claims: &Value) -> String {
-    let secret = EncodingKey::from_secret(AS1_PUB_PEM);
+    let secret = EncodingKey::from_secret(RSA1_PUB_PEM);
     raw_jws(
-        &json!({"alg": alg_name(alg), "kid": "as-1", "typ": "at+jwt"}),
+        &json!({"alg": alg_name(alg), "kid": "rsa-1", "typ": "at+jwt"}),
         claims,
         |input| jsonwebtoken::crypto::sign(input, &secret, alg).unwrap(),
     )
@@ -194,20 +194,20 @@ fn check(case: &Case, reply: &Reply, prm: &str, server: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_matrix() {
     logs();
-    let as1 = Key::as1();
-    let ec = Key::ec();
-    let attacker = Key::attacker();
-    let auth_server = TestAs::start(&[as1.clone(), ec.clone()], 600).await;
-    let url = start_rs(|url| rs_config(url, &auth_server.issuer)).await;
+    let as1 = TestKey::rsa1();
+    let ec = TestKey::ec();
+    let attacker = TestKey::attacker();
+    let auth_server = TestAuthServer::with_keys(&[as1.clone(), ec.clone()]).await;
+    let url = start_rs(|url| rs_config(url, auth_server.issuer())).await;
     let aud = format!("{url}/mcp");
     let prm = format!("{url}/.well-known/oauth-protected-resource/mcp");
     let tripwire = Tripwire::start(&attacker).await;
 
     // A second server whose keys can never be obtained, to show pre-crypto refusals.
-    let dead_as = TestAs::start(std::slice::from_ref(&as1), 600).await;
-    dead_as.set_mode(Mode::Down);
-    let dead_issuer = dead_as.issuer.clone();
-    let dead_jwks = dead_as.jwks_uri.clone();
+    let dead_as = TestAuthServer::with_keys(std::slice::from_ref(&as1)).await;
+    dead_as.set_jwks_mode(JwksMode::Down);
+    let dead_issuer = dead_as.issuer().to_string();
+    let dead_jwks = dead_as.jwks_url();
     let keyless = start_rs(|url| {
         rs_config(url, &dead_issuer)
             .with_jwks_uri(dead_jwks)
@@ -306,7 +306,7 @@ async fn attack_matrix() {
         case(
             "jku with the real kid, signed by the attacker",
             attacker.sign_with_header(
-                json!({"alg": "RS256", "kid": "as-1", "jku": format!("{}/jwks.json", tripwire.url)}),
+                json!({"alg": "RS256", "kid": "rsa-1", "jku": format!("{}/jwks.json", tripwire.url)}),
                 &good,
             ),
             401,
@@ -338,7 +338,7 @@ async fn attack_matrix() {
         ),
         case(
             "kid of the real key, signed by the attacker",
-            attacker.sign_with_header(json!({"alg": "RS256", "kid": "as-1"}), &good),
+            attacker.sign_with_header(json!({"alg": "RS256", "kid": "rsa-1"}), &good),
             401,
             INVALID_TOKEN,
         ),
@@ -373,7 +373,7 @@ async fn attack_matrix() {
         case(
             "unknown crit header",
             as1.sign_with_header(
-                json!({"alg": "RS256", "kid": "as-1", "crit": ["urn:example:ignored"], "urn:example:ignored": true}),
+                json!({"alg": "RS256", "kid": "rsa-1", "crit": ["urn:example:ignored"], "urn:example:ignored": true}),
                 &good,
             ),
             401,
@@ -383,7 +383,7 @@ async fn attack_matrix() {
         case(
             "crit b64=false",
             as1.sign_with_header(
-                json!({"alg": "RS256", "kid": "as-1", "crit": ["b64"], "b64": false}),
+                json!({"alg": "RS256", "kid": "rsa-1", "crit": ["b64"], "b64": false}),
                 &good,
             ),
             401,
@@ -434,7 +434,7 @@ async fn attack_matrix() {
         case(
             "iss with a trailing slash",
             as1.sign(&with(&good, |c| {
-                c.insert("iss".into(), json!(format!("{}/", auth_server.issuer)));
+                c.insert("iss".into(), json!(format!("{}/", auth_server.issuer())));
             })),
             401,
             INVALID_TOKEN,
@@ -539,7 +539,7 @@ async fn attack_matrix() {
             "encrypted JWE (five parts)",
             format!(
                 "{}.{}.{}.{}.{}",
-                b64(br#"{"alg":"RSA-OAEP-256","enc":"A256GCM","kid":"as-1"}"#),
+                b64(br#"{"alg":"RSA-OAEP-256","enc":"A256GCM","kid":"rsa-1"}"#),
                 b64(&[7u8; 256]),
                 b64(&[1u8; 12]),
                 b64(&[2u8; 300]),
@@ -551,7 +551,7 @@ async fn attack_matrix() {
         .precrypto(),
         case(
             "typ of another token kind (dpop+jwt)",
-            as1.sign_with_header(json!({"alg": "RS256", "kid": "as-1", "typ": "dpop+jwt"}), &good),
+            as1.sign_with_header(json!({"alg": "RS256", "kid": "rsa-1", "typ": "dpop+jwt"}), &good),
             401,
             INVALID_TOKEN,
         )
@@ -610,9 +610,9 @@ async fn attack_matrix() {
         case(
             "ID token (aud = client id) at an RFC 9068 deployment",
             as1.sign_with_header(
-                json!({"alg": "RS256", "kid": "as-1", "typ": "JWT"}),
+                json!({"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}),
                 &json!({
-                    "iss": auth_server.issuer, "sub": "alice", "aud": "mcp-client",
+                    "iss": auth_server.issuer(), "sub": "alice", "aud": "mcp-client",
                     "azp": "mcp-client", "exp": t + 300, "iat": t, "nonce": "n-0S6_WzA2Mj",
                     "at_hash": "77QmUPtjPfzWtF2AnpK9RQ", "email": "alice@example.com"
                 }),
@@ -627,16 +627,16 @@ async fn attack_matrix() {
     // id, client], azp = client). Nothing in it distinguishes the two, so a deployment
     // accepting Dex tokens accepts this ID token: documented, not preventable here.
     let dex_url = start_rs(|url| {
-        rs_config(url, &auth_server.issuer)
+        rs_config(url, auth_server.issuer())
             .with_audiences(["mcp-resource-server"])
             .with_scopes_supported(["openid"])
             .with_required_scopes(Vec::<String>::new())
     })
     .await;
     let dex_id_token = as1.sign_with_header(
-        json!({"alg": "RS256", "kid": "as-1", "typ": "JWT"}),
+        json!({"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}),
         &json!({
-            "iss": auth_server.issuer, "sub": "CiQwOGE4Njg0Yi1kYjg4", "aud": ["mcp-resource-server", "mcp-client"],
+            "iss": auth_server.issuer(), "sub": "CiQwOGE4Njg0Yi1kYjg4", "aud": ["mcp-resource-server", "mcp-client"],
             "azp": "mcp-client", "exp": t + 300, "iat": t, "nonce": "n-0S6_WzA2Mj",
             "at_hash": "77QmUPtjPfzWtF2AnpK9RQ", "email": "alice@example.com"
         }),
@@ -687,9 +687,9 @@ async fn attack_matrix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_routes_refuse_the_same_tokens() {
     logs();
-    let as1 = Key::as1();
-    let auth_server = TestAs::start(std::slice::from_ref(&as1), 600).await;
-    let url = start_rs(|url| rs_config(url, &auth_server.issuer)).await;
+    let as1 = TestKey::rsa1();
+    let auth_server = TestAuthServer::with_keys(std::slice::from_ref(&as1)).await;
+    let url = start_rs(|url| rs_config(url, auth_server.issuer())).await;
     let aud = format!("{url}/sse");
     let prm = format!("{url}/.well-known/oauth-protected-resource/sse");
     let good = auth_server.claims("alice", &aud, "mcp:tools");
@@ -720,7 +720,7 @@ async fn legacy_routes_refuse_the_same_tokens() {
         ),
         (
             "signed by the attacker with the real kid",
-            Key::attacker().sign_with_header(json!({"alg": "RS256", "kid": "as-1"}), &good),
+            TestKey::attacker().sign_with_header(json!({"alg": "RS256", "kid": "rsa-1"}), &good),
             401,
             INVALID_TOKEN,
         ),

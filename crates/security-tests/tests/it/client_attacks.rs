@@ -42,7 +42,7 @@ use tokio::{
 };
 
 use crate::client_faults::{CHILD_REPORT_PEAK_RSS, Run, client_command, run, run_client};
-use crate::support::{Key, now, rs_config, start_rs};
+use crate::support::{TestKey, now, rs_config, start_rs};
 
 const MIB: usize = 1024 * 1024;
 const SECRET: &str = "s3cr3t-pre-registered-client-secret";
@@ -130,7 +130,7 @@ async fn as_token(
     let code = form.get("code").cloned().unwrap_or_default();
     let (resource, scope) = code.split_once('|').unwrap_or_default();
     let now = now();
-    let token = Key::as1().sign(&json!({
+    let token = TestKey::rsa1().sign(&json!({
         "iss": s.issuer, "sub": "alice", "aud": resource, "exp": now + 600, "iat": now,
         "scope": scope, "client_id": "mcp-client", "jti": format!("{}", rand::random::<u64>())
     }));
@@ -140,7 +140,7 @@ async fn as_token(
 
 async fn as_jwks() -> Response {
     Json(JwkSet {
-        keys: vec![Key::as1().jwk()],
+        keys: vec![TestKey::rsa1().jwk()],
     })
     .into_response()
 }

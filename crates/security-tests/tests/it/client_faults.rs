@@ -34,7 +34,7 @@ use jsonwebtoken::jwk::JwkSet;
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::oneshot};
 
-use crate::support::{Key, now, rs_config, start_rs};
+use crate::support::{TestKey, now, rs_config, start_rs};
 
 const CHILD_ARGS: &str = "SECURITY_TESTS_CLIENT_ARGS";
 /// When set, the child writes its peak resident memory (`VmHWM`) as its last line.
@@ -155,7 +155,7 @@ type Grant = (String, String, String);
 #[derive(Clone)]
 struct FakeAs {
     issuer: String,
-    key: Key,
+    key: TestKey,
     mode: Arc<AtomicU8>,
     codes: Arc<Mutex<HashMap<String, Grant>>>,
     token_lifetime: u64,
@@ -172,7 +172,7 @@ impl RunningAs {
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let state = FakeAs {
             issuer,
-            key: Key::as1(),
+            key: TestKey::rsa1(),
             mode: Arc::default(),
             codes: Arc::default(),
             token_lifetime,

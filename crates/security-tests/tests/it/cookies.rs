@@ -6,18 +6,18 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::{
-    Auth, Key, Reply, TestAs, call, client, logs, now, open_sse, post_message, rs_config,
-    sse_handshake, start_rs,
+    Auth, Reply, TestAuthServer, TestKey, call, client, logs, now, open_sse, post_message,
+    rs_config, sse_handshake, start_rs,
 };
 use mcp_resource_server::config::CookieConfig;
 
 struct Setup {
-    auth_server: TestAs,
+    auth_server: TestAuthServer,
     /// Where the server listens.
     url: String,
     /// Its public URL (the `aud` of its tokens).
     public: String,
-    key: Key,
+    key: TestKey,
 }
 
 async fn setup(https_public_url: bool) -> Setup {
@@ -29,9 +29,9 @@ async fn setup_with(
     adjust: impl FnOnce(mcp_resource_server::Config) -> mcp_resource_server::Config,
 ) -> Setup {
     logs();
-    let key = Key::as1();
-    let auth_server = TestAs::start(std::slice::from_ref(&key), 600).await;
-    let issuer = auth_server.issuer.clone();
+    let key = TestKey::rsa1();
+    let auth_server = TestAuthServer::with_keys(std::slice::from_ref(&key)).await;
+    let issuer = auth_server.issuer().to_string();
     let url = start_rs(|url| {
         if https_public_url {
             // Served over plain http on loopback, published as https (behind a proxy):

@@ -5,42 +5,36 @@
 //! states the expected status and challenge error, and proves that neither the token
 //! nor the proof reached the logs, the response body or the response headers.
 
-use jsonwebtoken::{
-    Algorithm, EncodingKey,
-    jwk::{Jwk, ThumbprintHash},
-};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use mcp_auth_proto::challenge::{BearerChallenge, DpopChallenge};
 use mcp_resource_server::auth::{DpopConfig, DpopPolicy, dpop::access_token_hash};
 use serde_json::{Map, Value, json};
 
 use crate::support::{
-    Key, Reply, TestAs, alg_name, assert_not_leaked, b64, logs, now, post_mcp, raw_jws, rs_config,
-    start_rs,
+    Reply, TestAuthServer, TestKey, alg_name, assert_not_leaked, b64, logs, now, post_mcp, raw_jws,
+    rs_config, start_rs,
 };
 
 /// A proof: its header and claims, signed by `key`.
-fn proof(key: &Key, header: Value, claims: &Value) -> String {
+fn proof(key: &TestKey, header: Value, claims: &Value) -> String {
     key.sign_with_header(header, claims)
 }
 
 /// The public JWK of `key` as a proof header carries it.
-fn public_jwk(key: &Key) -> Value {
-    let mut jwk = serde_json::to_value(Jwk::from_encoding_key(&key.key, key.alg).unwrap()).unwrap();
+fn public_jwk(key: &TestKey) -> Value {
+    let mut jwk = key.jwk_json();
     let object = jwk.as_object_mut().unwrap();
     object.remove("kid");
     object.remove("alg");
     jwk
 }
 
-fn thumbprint(key: &Key) -> String {
-    Jwk::from_encoding_key(&key.key, key.alg)
-        .unwrap()
-        .thumbprint(ThumbprintHash::SHA256)
-        .unwrap()
+fn thumbprint(key: &TestKey) -> String {
+    key.thumbprint()
 }
 
-fn header(key: &Key) -> Value {
-    json!({"typ": "dpop+jwt", "alg": alg_name(key.alg), "jwk": public_jwk(key)})
+fn header(key: &TestKey) -> Value {
+    json!({"typ": "dpop+jwt", "alg": alg_name(key.alg()), "jwk": public_jwk(key)})
 }
 
 fn proof_claims(url: &str, path: &str, method: &str, token: &str) -> Value {
@@ -134,12 +128,12 @@ fn check(case: &Case, reply: &Reply, prm: &str, algs: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dpop_attack_matrix() {
     logs();
-    let as1 = Key::as1();
-    let client_key = Key::ec();
-    let other_key = Key::attacker();
-    let auth_server = TestAs::start(std::slice::from_ref(&as1), 600).await;
+    let as1 = TestKey::rsa1();
+    let client_key = TestKey::ec();
+    let other_key = TestKey::attacker();
+    let auth_server = TestAuthServer::with_keys(std::slice::from_ref(&as1)).await;
     let url = start_rs(|url| {
-        rs_config(url, &auth_server.issuer).with_dpop(DpopConfig {
+        rs_config(url, auth_server.issuer()).with_dpop(DpopConfig {
             policy: DpopPolicy::Allowed,
             ..DpopConfig::default()
         })
@@ -369,7 +363,7 @@ async fn dpop_attack_matrix() {
 
     // Required: a bearer token is refused, with a DPoP challenge and no Bearer one.
     let required = start_rs(|url| {
-        rs_config(url, &auth_server.issuer)
+        rs_config(url, auth_server.issuer())
             .with_audiences([aud.clone()])
             .with_dpop(DpopConfig {
                 policy: DpopPolicy::Required,
@@ -426,11 +420,11 @@ async fn dpop_attack_matrix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dpop_server_nonce_round_trip() {
     logs();
-    let as1 = Key::as1();
-    let client_key = Key::ec();
-    let auth_server = TestAs::start(std::slice::from_ref(&as1), 600).await;
+    let as1 = TestKey::rsa1();
+    let client_key = TestKey::ec();
+    let auth_server = TestAuthServer::with_keys(std::slice::from_ref(&as1)).await;
     let url = start_rs(|url| {
-        rs_config(url, &auth_server.issuer).with_dpop(DpopConfig {
+        rs_config(url, auth_server.issuer()).with_dpop(DpopConfig {
             policy: DpopPolicy::Allowed,
             nonce: true,
             ..DpopConfig::default()
@@ -493,11 +487,11 @@ async fn dpop_server_nonce_round_trip() {
 async fn cookie_session_from_a_bound_token_records_the_binding() {
     use crate::support::{Auth, call, open_sse, post_message, sse_handshake};
     let logs = logs();
-    let as1 = Key::as1();
-    let client_key = Key::ec();
-    let auth_server = TestAs::start(std::slice::from_ref(&as1), 600).await;
+    let as1 = TestKey::rsa1();
+    let client_key = TestKey::ec();
+    let auth_server = TestAuthServer::with_keys(std::slice::from_ref(&as1)).await;
     let url = start_rs(|url| {
-        rs_config(url, &auth_server.issuer).with_dpop(DpopConfig {
+        rs_config(url, auth_server.issuer()).with_dpop(DpopConfig {
             policy: DpopPolicy::Required,
             ..DpopConfig::default()
         })

@@ -7,7 +7,9 @@ use futures::future::join_all;
 
 use mcp_resource_server::config::JwksConfig;
 
-use crate::support::{Key, Mode, SLOW_JWKS, TestAs, logs, mcp_with_token, rs_config, start_rs};
+use crate::support::{
+    JwksMode, SLOW_JWKS, TestAuthServer, TestKey, logs, mcp_with_token, rs_config, start_rs,
+};
 
 /// The longest a request may take while the authorization server misbehaves: under
 /// the 3 s fetch timeout of the servers these tests start, so a request that waited on
@@ -32,7 +34,13 @@ fn config(url: String, issuer: &str) -> mcp_resource_server::Config {
 
 /// `rounds` rounds of `parallel` requests, each with a fresh token (no verified-token
 /// cache can answer for it); every one must succeed quickly.
-async fn traffic(url: &str, auth_server: &TestAs, key: &Key, rounds: usize, parallel: usize) {
+async fn traffic(
+    url: &str,
+    auth_server: &TestAuthServer,
+    key: &TestKey,
+    rounds: usize,
+    parallel: usize,
+) {
     let aud = format!("{url}/mcp");
     for _ in 0..rounds {
         let requests = (0..parallel).map(|i| {
@@ -54,16 +62,20 @@ async fn traffic(url: &str, auth_server: &TestAs, key: &Key, rounds: usize, para
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwks_down_slow_or_garbage_while_traffic_flows() {
     logs();
-    let key = Key::as1();
+    let key = TestKey::rsa1();
     // max-age=1: the cached keys go stale after a second, so every fault below is met
     // by background refreshes while requests keep coming.
-    let auth_server = TestAs::start(std::slice::from_ref(&key), 1).await;
-    let issuer = auth_server.issuer.clone();
+    let auth_server = TestAuthServer::builder()
+        .keys(std::slice::from_ref(&key))
+        .jwks_max_age(1)
+        .start()
+        .await;
+    let issuer = auth_server.issuer().to_string();
     let url = start_rs(|url| config(url, &issuer)).await;
 
     traffic(&url, &auth_server, &key, 3, 4).await;
-    for mode in [Mode::Down, Mode::Slow, Mode::Garbage] {
-        auth_server.set_mode(mode);
+    for mode in [JwksMode::Down, JwksMode::Slow, JwksMode::Garbage] {
+        auth_server.set_jwks_mode(mode);
         let before = auth_server.fetches();
         // 2.5 s of traffic: past the keys' max-age and several refetch intervals.
         traffic(&url, &auth_server, &key, 12, 4).await;
@@ -71,7 +83,7 @@ async fn jwks_down_slow_or_garbage_while_traffic_flows() {
             auth_server.fetches() > before,
             "{mode:?}: the server did try to refresh its stale keys"
         );
-        auth_server.set_mode(Mode::Ok);
+        auth_server.set_jwks_mode(JwksMode::Ok);
         traffic(&url, &auth_server, &key, 3, 4).await;
     }
 }
@@ -79,15 +91,15 @@ async fn jwks_down_slow_or_garbage_while_traffic_flows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_key_while_jwks_is_slow_does_not_hang() {
     logs();
-    let key = Key::as1();
-    let auth_server = TestAs::start(std::slice::from_ref(&key), 600).await;
-    let issuer = auth_server.issuer.clone();
+    let key = TestKey::rsa1();
+    let auth_server = TestAuthServer::with_keys(std::slice::from_ref(&key)).await;
+    let issuer = auth_server.issuer().to_string();
     let url = start_rs(|url| rs_config(url, &issuer)).await;
     traffic(&url, &auth_server, &key, 1, 2).await;
 
-    auth_server.set_mode(Mode::Slow);
+    auth_server.set_jwks_mode(JwksMode::Slow);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let stranger = Key::as2();
+    let stranger = TestKey::rsa2();
     let token = stranger.sign(&auth_server.claims("alice", &format!("{url}/mcp"), "mcp:tools"));
     let started = Instant::now();
     let reply = mcp_with_token(&url, &token).await;
@@ -104,10 +116,10 @@ async fn unknown_key_while_jwks_is_slow_does_not_hang() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_keys_yet_and_jwks_slow_answers_503_in_bounded_time() {
     logs();
-    let key = Key::as1();
-    let auth_server = TestAs::start(std::slice::from_ref(&key), 600).await;
-    auth_server.set_mode(Mode::Slow);
-    let issuer = auth_server.issuer.clone();
+    let key = TestKey::rsa1();
+    let auth_server = TestAuthServer::with_keys(std::slice::from_ref(&key)).await;
+    auth_server.set_jwks_mode(JwksMode::Slow);
+    let issuer = auth_server.issuer().to_string();
     let url = start_rs(|url| rs_config(url, &issuer)).await;
     let token = key.sign(&auth_server.claims("alice", &format!("{url}/mcp"), "mcp:tools"));
     let started = Instant::now();
@@ -127,7 +139,7 @@ async fn no_keys_yet_and_jwks_slow_answers_503_in_bounded_time() {
     );
     assert!(started.elapsed() < SLOW_JWKS / 2, "{:?}", started.elapsed());
     // Once the authorization server answers again, the same token is accepted.
-    auth_server.set_mode(Mode::Ok);
+    auth_server.set_jwks_mode(JwksMode::Ok);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let reply = mcp_with_token(&url, &token).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -136,11 +148,11 @@ async fn no_keys_yet_and_jwks_slow_answers_503_in_bounded_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorization_server_restarts_with_new_keys() {
     logs();
-    let old = Key::as1();
-    let new = Key::as2();
-    let mut auth_server = TestAs::start(std::slice::from_ref(&old), 600).await;
-    let addr = auth_server.addr;
-    let issuer = auth_server.issuer.clone();
+    let old = TestKey::rsa1();
+    let new = TestKey::rsa2();
+    let mut auth_server = TestAuthServer::with_keys(std::slice::from_ref(&old)).await;
+    let addr = auth_server.addr();
+    let issuer = auth_server.issuer().to_string();
     let url = start_rs(|url| config(url, &issuer)).await;
     traffic(&url, &auth_server, &old, 2, 4).await;
 
@@ -149,8 +161,12 @@ async fn authorization_server_restarts_with_new_keys() {
     traffic(&url, &auth_server, &old, 3, 4).await;
 
     // Back on the same address with a new key only.
-    let restarted = TestAs::restart_at(addr, std::slice::from_ref(&new), 600).await;
-    assert_eq!(restarted.issuer, issuer);
+    let restarted = TestAuthServer::builder()
+        .bind(addr)
+        .keys(std::slice::from_ref(&new))
+        .start()
+        .await;
+    assert_eq!(restarted.issuer(), issuer);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let aud = format!("{url}/mcp");
     // Eight concurrent requests with the unknown kid: one fetch serves them all.

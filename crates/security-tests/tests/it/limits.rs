@@ -11,20 +11,20 @@ use tokio::{
 };
 
 use crate::support::{
-    Auth, Key, Reply, TestAs, client, logs, mcp_with_token, now, open_sse, post_message, rs_config,
-    start_rs,
+    Auth, Reply, TestAuthServer, TestKey, client, logs, mcp_with_token, now, open_sse,
+    post_message, rs_config, start_rs,
 };
 
-async fn setup() -> (TestAs, String, Key) {
+async fn setup() -> (TestAuthServer, String, TestKey) {
     logs();
-    let key = Key::as1();
-    let auth_server = TestAs::start(std::slice::from_ref(&key), 600).await;
-    let issuer = auth_server.issuer.clone();
+    let key = TestKey::rsa1();
+    let auth_server = TestAuthServer::with_keys(std::slice::from_ref(&key)).await;
+    let issuer = auth_server.issuer().to_string();
     let url = start_rs(|url| rs_config(url, &issuer)).await;
     (auth_server, url, key)
 }
 
-fn token(auth_server: &TestAs, key: &Key, url: &str, path: &str) -> String {
+fn token(auth_server: &TestAuthServer, key: &TestKey, url: &str, path: &str) -> String {
     key.sign(&auth_server.claims("alice", &format!("{url}{path}"), "mcp:tools"))
 }
 
@@ -142,9 +142,9 @@ async fn oversized_bearer_token_is_refused_without_echo() {
 #[tokio::test]
 async fn sse_stream_ends_when_its_token_expires() {
     logs();
-    let key = Key::as1();
-    let auth_server = TestAs::start(std::slice::from_ref(&key), 600).await;
-    let issuer = auth_server.issuer.clone();
+    let key = TestKey::rsa1();
+    let auth_server = TestAuthServer::with_keys(std::slice::from_ref(&key)).await;
+    let issuer = auth_server.issuer().to_string();
     // The stream ends when the token stops being accepted: exp + leeway (1 s here).
     let url = start_rs(|url| rs_config(url, &issuer).with_leeway(Duration::from_secs(1))).await;
     let mut claims = auth_server.claims("alice", &format!("{url}/sse"), "mcp:tools");
@@ -214,9 +214,9 @@ async fn slow_loris_clients_do_not_starve_others() {
 #[tokio::test]
 async fn idle_connection_without_a_request_is_closed() {
     logs();
-    let key = Key::as1();
-    let auth_server = TestAs::start(std::slice::from_ref(&key), 600).await;
-    let issuer = auth_server.issuer.clone();
+    let key = TestKey::rsa1();
+    let auth_server = TestAuthServer::with_keys(std::slice::from_ref(&key)).await;
+    let issuer = auth_server.issuer().to_string();
     let url =
         start_rs(|url| rs_config(url, &issuer).with_header_read_timeout(Duration::from_secs(2)))
             .await;

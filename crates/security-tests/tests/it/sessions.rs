@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Key, Reply, TestAs, client, logs, mcp_with_token, rs_config, start_rs};
+use crate::support::{
+    Reply, TestAuthServer, TestKey, client, logs, mcp_with_token, rs_config, start_rs,
+};
 
 fn session_id(reply: &Reply) -> Option<String> {
     reply
@@ -52,16 +54,16 @@ fn list_tools() -> Value {
 
 struct Setup {
     url: String,
-    auth_server: TestAs,
-    key: Key,
+    auth_server: TestAuthServer,
+    key: TestKey,
 }
 
 impl Setup {
     async fn start(per_principal: usize, total: usize, idle: Duration) -> Self {
         logs();
-        let key = Key::as1();
-        let auth_server = TestAs::start(std::slice::from_ref(&key), 600).await;
-        let issuer = auth_server.issuer.clone();
+        let key = TestKey::rsa1();
+        let auth_server = TestAuthServer::with_keys(std::slice::from_ref(&key)).await;
+        let issuer = auth_server.issuer().to_string();
         let url = start_rs(|url| {
             rs_config(url, &issuer)
                 .with_max_mcp_sessions_per_principal(per_principal)

@@ -1,39 +1,29 @@
-//! Shared test machinery: a test authorization server (OIDC metadata + JWKS on
-//! 127.0.0.1, with switchable faults and restarts on the same port), signing keys, a
-//! raw token builder for forged headers, the resource server started in-process, and a
-//! capture of every log line the process writes (to prove no token reaches the logs).
+//! Shared test machinery beside the test kit's authorization server and keys: a server
+//! that must never be contacted, the resource server started in-process, requests in
+//! the shapes the attacks need, and a capture of every log line the process writes (to
+//! prove no token reaches the logs).
 
 use std::{
     io::Write,
-    net::SocketAddr,
     sync::{
         Arc, Mutex, OnceLock,
-        atomic::{AtomicU8, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::{StatusCode, header},
-    response::{IntoResponse, Response},
-    routing::get,
-};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use jsonwebtoken::{
-    Algorithm, EncodingKey,
-    jwk::{Jwk, JwkSet},
-};
+use axum::{Json, Router};
+use jsonwebtoken::jwk::JwkSet;
 use mcp_resource_server::{Config, config::JwksConfig};
 use serde_json::{Value, json};
-use tokio::{net::TcpListener, sync::oneshot};
+use tokio::net::TcpListener;
 
-pub const AS1_PEM: &[u8] = include_bytes!("../../keys/as1.pem");
-pub const AS1_PUB_PEM: &[u8] = include_bytes!("../../keys/as1.pub.pem");
-pub const AS2_PEM: &[u8] = include_bytes!("../../keys/as2.pem");
-pub const ATTACKER_PEM: &[u8] = include_bytes!("../../keys/attacker.pem");
-pub const EC_PEM: &[u8] = include_bytes!("../../keys/ec.pem");
+pub use testkit::{
+    JwksMode, SLOW_JWKS, SseReader, TestAuthServer, TestKey,
+    http::{call, client, serve_on_loopback, www_authenticate},
+    keys::{RSA1_PUB_PEM, alg_name, b64, raw_jws},
+    now,
+};
 
 // ---------------------------------------------------------------------------
 // Log capture
@@ -129,259 +119,6 @@ pub fn assert_not_leaked(secret: &str, haystacks: &[&str], case: &str) {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Keys and tokens
-
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// A signing key with its `kid` and algorithm.
-#[derive(Clone)]
-pub struct Key {
-    pub kid: String,
-    pub alg: Algorithm,
-    pub key: EncodingKey,
-}
-
-impl Key {
-    pub fn rsa(pem: &[u8], kid: &str) -> Self {
-        Self {
-            kid: kid.into(),
-            alg: Algorithm::RS256,
-            key: EncodingKey::from_rsa_pem(pem).unwrap(),
-        }
-    }
-    pub fn as1() -> Self {
-        Self::rsa(AS1_PEM, "as-1")
-    }
-    pub fn as2() -> Self {
-        Self::rsa(AS2_PEM, "as-2")
-    }
-    pub fn attacker() -> Self {
-        Self::rsa(ATTACKER_PEM, "attacker")
-    }
-    pub fn ec() -> Self {
-        Self {
-            kid: "ec-1".into(),
-            alg: Algorithm::ES256,
-            key: EncodingKey::from_ec_pem(EC_PEM).unwrap(),
-        }
-    }
-
-    /// The public JWK, with `kid`.
-    pub fn jwk(&self) -> Jwk {
-        let mut jwk = Jwk::from_encoding_key(&self.key, self.alg).unwrap();
-        jwk.common.key_id = Some(self.kid.clone());
-        jwk
-    }
-
-    /// A JWS with this key's `alg` and `kid` over `claims`.
-    pub fn sign(&self, claims: &Value) -> String {
-        self.sign_with_header(
-            json!({"alg": alg_name(self.alg), "kid": self.kid, "typ": "at+jwt"}),
-            claims,
-        )
-    }
-
-    /// A JWS with an arbitrary header, signed with this key's algorithm.
-    pub fn sign_with_header(&self, header: Value, claims: &Value) -> String {
-        raw_jws(&header, claims, |input| {
-            jsonwebtoken::crypto::sign(input, &self.key, self.alg).unwrap()
-        })
-    }
-}
-
-pub fn alg_name(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::RS256 => "RS256",
-        Algorithm::ES256 => "ES256",
-        Algorithm::HS256 => "HS256",
-        Algorithm::HS384 => "HS384",
-        Algorithm::HS512 => "HS512",
-        _ => unimplemented!("not used in these tests"),
-    }
-}
-
-pub fn b64(value: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(value)
-}
-
-/// `b64(header).b64(claims).sign(input)`.
-pub fn raw_jws(header: &Value, claims: &Value, sign: impl FnOnce(&[u8]) -> String) -> String {
-    let input = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
-    let signature = sign(input.as_bytes());
-    format!("{input}.{signature}")
-}
-
-// ---------------------------------------------------------------------------
-// The test authorization server
-
-/// How long the JWKS endpoint takes in [`Mode::Slow`].
-pub const SLOW_JWKS: Duration = Duration::from_secs(8);
-
-/// What the JWKS endpoint does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Mode {
-    Ok = 0,
-    /// 503 to every request.
-    Down = 1,
-    /// Answers after 8 s, past the resource server's fetch timeout in these tests.
-    Slow = 2,
-    /// 200 with a body that is not a JWKS.
-    Garbage = 3,
-}
-
-#[derive(Clone)]
-struct AsState {
-    issuer: String,
-    keys: Arc<Mutex<Vec<Jwk>>>,
-    fetches: Arc<AtomicUsize>,
-    mode: Arc<AtomicU8>,
-    max_age: u64,
-}
-
-/// The test authorization server: OIDC metadata and a JWKS under `/dex`, as Dex serves them.
-pub struct TestAs {
-    pub addr: SocketAddr,
-    pub issuer: String,
-    pub jwks_uri: String,
-    state: AsState,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl TestAs {
-    /// Starts on 127.0.0.1:0 publishing `keys` with `Cache-Control: max-age=<max_age>`.
-    pub async fn start(keys: &[Key], max_age: u64) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Self::start_on(listener, keys, max_age)
-    }
-
-    /// Starts again on `addr` (after [`Self::stop`]), with fresh counters and `keys`.
-    pub async fn restart_at(addr: SocketAddr, keys: &[Key], max_age: u64) -> Self {
-        let listener = TcpListener::bind(addr).await.unwrap();
-        Self::start_on(listener, keys, max_age)
-    }
-
-    fn start_on(listener: TcpListener, keys: &[Key], max_age: u64) -> Self {
-        let addr = listener.local_addr().unwrap();
-        let issuer = format!("http://{addr}/dex");
-        let state = AsState {
-            issuer: issuer.clone(),
-            keys: Arc::new(Mutex::new(keys.iter().map(Key::jwk).collect())),
-            fetches: Arc::default(),
-            mode: Arc::default(),
-            max_age,
-        };
-        let app = Router::new()
-            .route("/dex/.well-known/openid-configuration", get(metadata))
-            .route("/dex/keys", get(jwks))
-            .with_state(state.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
-        Self {
-            addr,
-            jwks_uri: format!("{issuer}/keys"),
-            issuer,
-            state,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    /// Stops serving; the port is free afterwards.
-    pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-
-    pub fn fetches(&self) -> usize {
-        self.state.fetches.load(Ordering::SeqCst)
-    }
-
-    pub fn set_mode(&self, mode: Mode) {
-        self.state.mode.store(mode as u8, Ordering::SeqCst);
-    }
-
-    /// RFC 9068-shaped claims for `aud`, with `scope`, valid for 5 minutes.
-    pub fn claims(&self, sub: &str, aud: &str, scope: &str) -> Value {
-        let now = now();
-        json!({
-            "iss": self.issuer, "sub": sub, "aud": aud, "exp": now + 300, "iat": now,
-            "scope": scope, "client_id": "mcp-client", "jti": format!("{sub}-{}", rand::random::<u64>())
-        })
-    }
-}
-
-impl Drop for TestAs {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
-
-async fn metadata(State(state): State<AsState>) -> Response {
-    Json(json!({
-        "issuer": state.issuer,
-        "authorization_endpoint": format!("{}/auth", state.issuer),
-        "token_endpoint": format!("{}/token", state.issuer),
-        "jwks_uri": format!("{}/keys", state.issuer),
-        "response_types_supported": ["code"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-    }))
-    .into_response()
-}
-
-async fn jwks(State(state): State<AsState>) -> Response {
-    state.fetches.fetch_add(1, Ordering::SeqCst);
-    match state.mode.load(Ordering::SeqCst) {
-        1 => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
-        2 => tokio::time::sleep(SLOW_JWKS).await,
-        3 => {
-            return (
-                [(header::CONTENT_TYPE, "application/json")],
-                "<html>502 upstream</html>",
-            )
-                .into_response();
-        }
-        _ => {}
-    }
-    let set = JwkSet {
-        keys: state.keys.lock().unwrap().clone(),
-    };
-    (
-        [(
-            header::CACHE_CONTROL,
-            format!("public, max-age={}", state.max_age),
-        )],
-        Json(set),
-    )
-        .into_response()
-}
-
 /// A server that must never be contacted: it counts every request it gets.
 pub struct Tripwire {
     pub url: String,
@@ -390,7 +127,7 @@ pub struct Tripwire {
 
 impl Tripwire {
     /// Serves the attacker's JWKS (and anything else) and counts requests.
-    pub async fn start(attacker: &Key) -> Self {
+    pub async fn start(attacker: &TestKey) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let hits = Arc::new(AtomicUsize::new(0));
@@ -429,31 +166,17 @@ pub fn rs_config(public_url: String, issuer: &str) -> Config {
 /// its public URL; returns that URL.
 pub async fn start_rs(make: impl FnOnce(String) -> Config) -> String {
     logs();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let config = make(url.clone());
-    config.validate().expect("test configuration is valid");
-    tokio::spawn(async move { mcp_resource_server::serve(config, listener).await.unwrap() });
-    url
-}
-
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
-
-pub fn initialize() -> Value {
-    json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "security-tests", "version": "0"}
-        }
+    serve_on_loopback(|listener, url| {
+        let config = make(url);
+        config.validate().expect("test configuration is valid");
+        mcp_resource_server::serve(config, listener)
     })
+    .await
+}
+
+/// `initialize` from a client named `security-tests`.
+pub fn initialize() -> Value {
+    testkit::http::initialize("security-tests")
 }
 
 /// A captured response: status, headers as text, body as text.
@@ -468,13 +191,7 @@ pub struct Reply {
 impl Reply {
     pub async fn from(response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
-        let www_authenticate = response
-            .headers()
-            .get_all("www-authenticate")
-            .iter()
-            .map(|v| v.to_str().unwrap_or("<non-ascii>").to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let www_authenticate = www_authenticate(&response);
         let headers = format!("{:?}", response.headers());
         let body = response.text().await.unwrap_or_default();
         Self {
@@ -506,69 +223,7 @@ pub async fn mcp_with_token(url: &str, token: &str) -> Reply {
 }
 
 // ---------------------------------------------------------------------------
-// Server-sent events
-
-/// One server-sent event.
-#[derive(Debug)]
-pub struct SseEvent {
-    pub event: String,
-    pub data: String,
-}
-
-/// Reads server-sent events from a streaming response.
-pub struct SseReader {
-    stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buffer: String,
-}
-
-impl SseReader {
-    pub fn new(response: reqwest::Response) -> Self {
-        use futures::StreamExt;
-        Self {
-            stream: response.bytes_stream().boxed(),
-            buffer: String::new(),
-        }
-    }
-
-    /// The next event with data (comments skipped); `None` when the stream ends.
-    pub async fn next(&mut self) -> Option<SseEvent> {
-        use futures::StreamExt;
-        loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut event = String::from("message");
-                let mut data = Vec::new();
-                for line in block.lines() {
-                    if let Some(value) = line.strip_prefix("event:") {
-                        event = value.trim().to_string();
-                    } else if let Some(value) = line.strip_prefix("data:") {
-                        data.push(value.strip_prefix(' ').unwrap_or(value).to_string());
-                    }
-                }
-                if !data.is_empty() {
-                    return Some(SseEvent {
-                        event,
-                        data: data.join("\n"),
-                    });
-                }
-            }
-            match self.stream.next().await {
-                Some(Ok(chunk)) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
-                _ => return None,
-            }
-        }
-    }
-
-    /// The next `message` event as JSON, within 10 s.
-    pub async fn message(&mut self) -> Value {
-        let event = tokio::time::timeout(Duration::from_secs(10), self.next())
-            .await
-            .expect("an SSE event in time")
-            .expect("the stream is open");
-        assert_eq!(event.event, "message");
-        serde_json::from_str(&event.data).unwrap()
-    }
-}
+// Legacy SSE
 
 /// How a legacy SSE request authenticates.
 #[derive(Clone, Copy)]
@@ -631,8 +286,4 @@ pub async fn sse_handshake(url: &str, endpoint: &str, auth: Auth<'_>, reader: &m
     )
     .await;
     assert_eq!(reply.status, 202);
-}
-
-pub fn call(id: u64, tool: &str, arguments: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
 }

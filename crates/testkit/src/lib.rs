@@ -1,0 +1,27 @@
+//! Shared test machinery for the workspace: a test authorization server on a real
+//! loopback socket (metadata, JWKS, tokens minted with chosen claims, algorithm and
+//! `kid`), fixed and generated signing keys, an SSE reader, small HTTP helpers and a
+//! runner for real processes.
+//!
+//! ```no_run
+//! # async fn example() {
+//! use std::time::Duration;
+//! let auth = testkit::TestAuthServer::start().await;
+//! let token = auth
+//!     .token()
+//!     .aud("http://127.0.0.1:3000/mcp")
+//!     .scope("mcp:tools")
+//!     .expires_in(Duration::from_secs(60))
+//!     .sign();
+//! # let _ = (auth.issuer(), auth.jwks_url(), token);
+//! # }
+//! ```
+
+pub mod http;
+pub mod keys;
+pub mod server;
+pub mod sse;
+
+pub use keys::TestKey;
+pub use server::{JwksMode, SLOW_JWKS, TestAuthServer, TestAuthServerBuilder, TokenBuilder, now};
+pub use sse::{SseEvent, SseReader};
