@@ -15,6 +15,15 @@ pub fn client() -> reqwest::Client {
         .expect("a reqwest client")
 }
 
+/// A client that does not follow redirects and has no overall timeout, for responses a
+/// test reads for as long as it needs (event streams held open on purpose).
+pub fn client_for_streams() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a reqwest client")
+}
+
 /// Every `WWW-Authenticate` value (`Bearer` and `DPoP` challenges), joined by `, `.
 pub fn www_authenticate(response: &reqwest::Response) -> String {
     response

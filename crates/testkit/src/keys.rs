@@ -221,7 +221,7 @@ impl TestKey {
     }
 
     /// Signs `claims` as a DPoP proof (RFC 9449 §4.2): `typ: dpop+jwt` and the public key
-    /// (without `kid` and `use`) in `jwk`.
+    /// (without `kid`, `use` and `alg`) in `jwk`.
     ///
     /// # Panics
     /// When the claims do not serialize.
@@ -229,6 +229,7 @@ impl TestKey {
         let mut jwk = self.jwk.clone();
         jwk.common.key_id = None;
         jwk.common.public_key_use = None;
+        jwk.common.key_algorithm = None;
         let mut header = Header::new(self.alg);
         header.typ = Some("dpop+jwt".into());
         header.jwk = Some(jwk);

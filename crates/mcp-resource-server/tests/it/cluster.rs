@@ -15,7 +15,8 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::fixture::{
-    SseReader, TestAs, TestKey, call, client, initialize, open_mcp_session, rpc, standalone_stream,
+    SseReader, TestAuthServer, TestKey, call, client, initialize, open_mcp_session, rpc,
+    standalone_stream,
 };
 
 /// Whether `program` is on PATH (or in /usr/sbin, where Debian puts nginx).
@@ -244,7 +245,7 @@ impl Instance {
 pub fn start_instance_public(
     port: u16,
     public_url: &str,
-    auth: &TestAs,
+    auth: &TestAuthServer,
     redis: Option<&str>,
     extra: &[&str],
 ) -> Instance {
@@ -254,7 +255,7 @@ pub fn start_instance_public(
 fn start_instance(
     port: u16,
     public_url: &str,
-    auth: &TestAs,
+    auth: &TestAuthServer,
     redis: Option<&str>,
     extra: &[&str],
 ) -> Instance {
@@ -262,8 +263,8 @@ fn start_instance(
     command
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--public-url", public_url])
-        .args(["--issuer", &auth.issuer])
-        .args(["--jwks-uri", &auth.jwks_uri])
+        .args(["--issuer", auth.issuer()])
+        .args(["--jwks-uri", &auth.jwks_url()])
         .args(["--web-dir", "/nonexistent"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -283,7 +284,7 @@ fn start_instance(
 
 /// Redis, three instances and nginx in front of them.
 pub struct Cluster {
-    pub auth: TestAs,
+    pub auth: TestAuthServer,
     pub redis: Redis,
     pub instances: Vec<Instance>,
     pub nginx: Nginx,
@@ -297,7 +298,7 @@ impl Cluster {
     /// Three instances started with `extra` flags.
     pub async fn start_with(extra: &[&str]) -> Option<Self> {
         let (redis_program, nginx_program) = tools()?;
-        let auth = TestAs::start(&[TestKey::rsa1()]).await;
+        let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
         let redis = Redis::start(redis_program);
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let nginx = Nginx::start(&nginx_program, &ports);
@@ -320,7 +321,7 @@ impl Cluster {
 
     /// A token for `sub` whose audience is the balancer's `path` resource.
     pub fn token(&self, sub: &str, path: &str) -> String {
-        TestKey::rsa1().sign(
+        TestKey::rsa1().sign_with_typ(
             &self
                 .auth
                 .claims(sub, &format!("{}{path}", self.url()), "mcp:tools"),

@@ -219,7 +219,7 @@ async fn scale_out_figures() {
             start_instance_public(port, &nginx.url(), &cluster.auth, None, &["--stateless"])
         })
         .collect();
-    let stateless_token = crate::fixture::TestKey::rsa1().sign(
+    let stateless_token = crate::fixture::TestKey::rsa1().sign_with_typ(
         &cluster
             .auth
             .claims("alice", &format!("{}/mcp", nginx.url()), "mcp:tools"),

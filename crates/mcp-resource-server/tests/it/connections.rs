@@ -7,12 +7,12 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::fixture::{TestAs, TestKey, start_rs, test_config};
+use crate::fixture::{TestAuthServer, TestKey, start_rs, test_config};
 
 #[tokio::test]
 async fn a_half_sent_request_head_is_closed_after_the_timeout() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     let url = start_rs(move |url| {
         test_config(url, &issuer).with_header_read_timeout(Duration::from_secs(1))
     })
@@ -68,8 +68,8 @@ const H2_SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
 /// idle timeout has passed, and not before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_silent_connection_is_closed_after_the_idle_timeout() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     let url = start_rs(move |url| {
         test_config(url, &issuer)
             .with_header_read_timeout(Duration::from_secs(30))
@@ -103,12 +103,12 @@ async fn every_silent_connection_is_closed_after_the_idle_timeout() {
 /// serving requests is not cut, and an open event stream is a request in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_connections_and_open_streams_are_not_idle() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     let url =
         start_rs(move |url| test_config(url, &issuer).with_idle_timeout(Duration::from_secs(1)))
             .await;
-    let token = TestKey::rsa1().sign(
+    let token = TestKey::rsa1().sign_with_typ(
         &auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"),
         None,
     );

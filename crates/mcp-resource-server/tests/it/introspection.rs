@@ -276,26 +276,14 @@ async fn an_endpoint_that_is_down_slow_or_refusing_us_means_503_in_bounded_time(
 
 /// A DPoP proof (RFC 9449 §4.2) for `POST {url}/mcp` and `token`, signed by `key`.
 fn dpop_proof(key: &crate::fixture::TestKey, url: &str, token: &str, jti: &str) -> String {
-    use jsonwebtoken::{Header, jwk::Jwk};
-    let mut jwk = Jwk::from_encoding_key(&key.key, key.alg).unwrap();
-    jwk.common.key_id = None;
-    jwk.common.key_algorithm = None;
-    let mut header = Header::new(key.alg);
-    header.typ = Some("dpop+jwt".into());
-    header.jwk = Some(jwk);
-    let claims = json!({
+    key.sign_dpop_proof(&json!({
         "jti": jti, "htm": "POST", "htu": format!("{url}/mcp"), "iat": now(),
         "ath": mcp_resource_server::auth::dpop::access_token_hash(token),
-    });
-    jsonwebtoken::encode(&header, &claims, &key.key).unwrap()
+    }))
 }
 
 fn thumbprint(key: &crate::fixture::TestKey) -> String {
-    use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
-    Jwk::from_encoding_key(&key.key, key.alg)
-        .unwrap()
-        .thumbprint(ThumbprintHash::SHA256)
-        .unwrap()
+    key.thumbprint()
 }
 
 /// An opaque DPoP-bound token: the binding is known only from the introspection answer's

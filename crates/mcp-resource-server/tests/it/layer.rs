@@ -10,7 +10,7 @@ use mcp_resource_server::{
 };
 use tokio::net::TcpListener;
 
-use crate::fixture::{TestAs, TestKey, client, www_authenticate};
+use crate::fixture::{TestAuthServer, TestKey, client, www_authenticate};
 
 async fn hello(claims: VerifiedClaims) -> String {
     format!("hello {}", claims.subject)
@@ -21,14 +21,14 @@ async fn unprotected(claims: VerifiedClaims) -> String {
 }
 
 /// A validator for `auth`'s tokens with audience `https://api.example/`.
-fn validator(auth: &TestAs, cache_capacity: usize) -> Arc<Validator> {
+fn validator(auth: &TestAuthServer, cache_capacity: usize) -> Arc<Validator> {
     let jwks = Arc::new(JwksCache::new(
-        JwksSource::Uri(auth.jwks_uri.parse().unwrap()),
+        JwksSource::Uri(auth.jwks_url().parse().unwrap()),
         JwksConfig::default(),
     ));
     Arc::new(Validator::new(
         ValidatorConfig {
-            issuer: auth.issuer.clone(),
+            issuer: auth.issuer().to_string(),
             audiences: vec!["https://api.example/".into()],
             leeway: std::time::Duration::from_secs(5),
             max_token_bytes: 8192,
@@ -40,7 +40,7 @@ fn validator(auth: &TestAs, cache_capacity: usize) -> Arc<Validator> {
 
 #[tokio::test]
 async fn layer_protects_a_plain_axum_router() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
     let validator = validator(&auth, 0);
     let layer = AuthLayer::new(validator)
         .with_resource_metadata("https://api.example/.well-known/oauth-protected-resource")
@@ -61,7 +61,7 @@ async fn layer_protects_a_plain_axum_router() {
     );
 
     let key = TestKey::rsa1();
-    let token = key.sign(
+    let token = key.sign_with_typ(
         &auth.claims("alice", "https://api.example/", "read write"),
         None,
     );
@@ -74,7 +74,7 @@ async fn layer_protects_a_plain_axum_router() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "hello alice");
 
-    let weak = key.sign(&auth.claims("alice", "https://api.example/", "write"), None);
+    let weak = key.sign_with_typ(&auth.claims("alice", "https://api.example/", "write"), None);
     let response = client()
         .get(format!("{url}/hello"))
         .bearer_auth(&weak)
@@ -89,7 +89,7 @@ async fn layer_protects_a_plain_axum_router() {
         "{challenge}"
     );
 
-    let foreign = key.sign(
+    let foreign = key.sign_with_typ(
         &auth.claims("alice", "https://other.example/", "read"),
         None,
     );
@@ -120,14 +120,14 @@ async fn layer_wraps_an_rmcp_service_directly() {
     };
     use tower::Layer;
 
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
     let jwks = Arc::new(JwksCache::new(
-        JwksSource::Uri(auth.jwks_uri.parse().unwrap()),
+        JwksSource::Uri(auth.jwks_url().parse().unwrap()),
         JwksConfig::default(),
     ));
     let validator = Arc::new(Validator::new(
         ValidatorConfig {
-            issuer: auth.issuer.clone(),
+            issuer: auth.issuer().to_string(),
             audiences: vec!["urn:test:mcp".into()],
             leeway: std::time::Duration::from_secs(5),
             max_token_bytes: 8192,
@@ -151,7 +151,7 @@ async fn layer_wraps_an_rmcp_service_directly() {
 
     let no_token = crate::fixture::rpc(&url, None, None, crate::fixture::initialize()).await;
     assert_eq!(no_token.status, 401);
-    let token = TestKey::rsa1().sign(&auth.claims("alice", "urn:test:mcp", ""), None);
+    let token = TestKey::rsa1().sign_with_typ(&auth.claims("alice", "urn:test:mcp", ""), None);
     let reply = crate::fixture::rpc(
         &url,
         Some(&token),
@@ -171,7 +171,7 @@ async fn layer_wraps_an_rmcp_service_directly() {
 /// and malformed credentials stay a 400 whatever the cache holds.
 #[tokio::test]
 async fn cached_tokens_match_whole() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
     let validator = validator(&auth, 16);
     let app = Router::new()
         .route("/hello", get(hello))
@@ -192,7 +192,8 @@ async fn cached_tokens_match_whole() {
         }
     };
 
-    let token = TestKey::rsa1().sign(&auth.claims("alice", "https://api.example/", "read"), None);
+    let token =
+        TestKey::rsa1().sign_with_typ(&auth.claims("alice", "https://api.example/", "read"), None);
     // Twice: verified, then served from the cache.
     assert_eq!(status(format!("Bearer {token}")).await, 200);
     assert_eq!(status(format!("Bearer {token}")).await, 200);

@@ -2,14 +2,14 @@
 
 use serde_json::json;
 
-use crate::fixture::{TestAs, TestKey, call, client, initialize, rpc};
+use crate::fixture::{TestAuthServer, TestKey, call, client, initialize, rpc};
 
 /// Runs the real binary with every log level on and its output in a file: a
 /// subscriber scoped to a test thread would share tracing's global callsite state with
 /// the tests running beside it, and miss events now and then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_reaches_the_logs() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
@@ -25,7 +25,7 @@ async fn no_token_reaches_the_logs() {
             "--public-url",
             &url,
         ])
-        .args(["--issuer", &auth.issuer])
+        .args(["--issuer", auth.issuer()])
         .env("RUST_LOG", "trace")
         .env("NO_COLOR", "1")
         .stdout(log.try_clone().unwrap())
@@ -44,9 +44,9 @@ async fn no_token_reaches_the_logs() {
     }
     assert!(up, "the server did not start");
     let aud = format!("{url}/mcp");
-    let good = TestKey::rsa1().sign(&auth.claims("alice", &aud, "mcp:tools"), None);
+    let good = TestKey::rsa1().sign_with_typ(&auth.claims("alice", &aud, "mcp:tools"), None);
     let foreign =
-        TestKey::rsa1().sign(&auth.claims("alice", "http://other/mcp", "mcp:tools"), None);
+        TestKey::rsa1().sign_with_typ(&auth.claims("alice", "http://other/mcp", "mcp:tools"), None);
 
     let init = rpc(&url, Some(&good), None, initialize()).await;
     assert_eq!(init.status, 200);

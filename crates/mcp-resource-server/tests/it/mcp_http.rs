@@ -4,13 +4,13 @@
 use serde_json::json;
 
 use crate::fixture::{
-    TestAs, TestKey, call, client, initialize, open_mcp_session, rpc, rpc_with, standalone_stream,
-    start_rs, test_config,
+    TestAuthServer, TestKey, call, client, initialize, open_mcp_session, rpc, rpc_with,
+    standalone_stream, start_rs, test_config,
 };
 
-async fn setup() -> (TestAs, String) {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+async fn setup() -> (TestAuthServer, String) {
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     let url = start_rs(move |url| test_config(url, &issuer)).await;
     (auth, url)
 }
@@ -19,7 +19,8 @@ async fn setup() -> (TestAs, String) {
 async fn full_session_with_tools_scopes_and_step_up() {
     let (auth, url) = setup().await;
     let aud = format!("{url}/mcp");
-    let token = TestKey::rsa1().sign(&auth.claims("alice", &aud, "mcp:tools"), Some("at+jwt"));
+    let token =
+        TestKey::rsa1().sign_with_typ(&auth.claims("alice", &aud, "mcp:tools"), Some("at+jwt"));
     let session = open_mcp_session(&url, &token).await;
 
     let list = rpc(
@@ -111,7 +112,7 @@ async fn full_session_with_tools_scopes_and_step_up() {
         )
     );
     // Step-up: a new token with the extra scope, same principal, same session.
-    let stronger = TestKey::rsa1().sign(
+    let stronger = TestKey::rsa1().sign_with_typ(
         &auth.claims("alice", &aud, "mcp:tools mcp:admin"),
         Some("at+jwt"),
     );
@@ -129,7 +130,7 @@ async fn full_session_with_tools_scopes_and_step_up() {
     );
 
     // Without the required scope at all: 403 on any request.
-    let none = TestKey::rsa1().sign(&auth.claims("alice", &aud, "profile"), None);
+    let none = TestKey::rsa1().sign_with_typ(&auth.claims("alice", &aud, "profile"), None);
     let refused = rpc(&url, Some(&none), None, initialize()).await;
     assert_eq!(refused.status, 403);
     assert!(refused.www_authenticate.contains(r#"scope="mcp:tools""#));
@@ -139,8 +140,8 @@ async fn full_session_with_tools_scopes_and_step_up() {
 async fn another_principal_cannot_use_a_session() {
     let (auth, url) = setup().await;
     let aud = format!("{url}/mcp");
-    let alice = TestKey::rsa1().sign(&auth.claims("alice", &aud, "mcp:tools"), None);
-    let mallory = TestKey::rsa1().sign(&auth.claims("mallory", &aud, "mcp:tools"), None);
+    let alice = TestKey::rsa1().sign_with_typ(&auth.claims("alice", &aud, "mcp:tools"), None);
+    let mallory = TestKey::rsa1().sign_with_typ(&auth.claims("mallory", &aud, "mcp:tools"), None);
     let session = open_mcp_session(&url, &alice).await;
     let stolen = rpc(
         &url,
@@ -170,11 +171,11 @@ async fn another_principal_cannot_use_a_session() {
 
 #[tokio::test]
 async fn stateless_mode_answers_json_without_sessions() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     let url = start_rs(move |url| test_config(url, &issuer).with_stateless(true)).await;
     let aud = format!("{url}/mcp");
-    let token = TestKey::rsa1().sign(&auth.claims("alice", &aud, "mcp:tools"), None);
+    let token = TestKey::rsa1().sign_with_typ(&auth.claims("alice", &aud, "mcp:tools"), None);
     let init = rpc(&url, Some(&token), None, initialize()).await;
     assert_eq!(init.status, 200);
     assert!(init.session.is_none());
@@ -194,7 +195,7 @@ async fn stateless_mode_answers_json_without_sessions() {
     // A token holding every tool's scope (the case where the tool-scope layer leaves
     // the body unread) reaches the tool.
     let admin_token =
-        TestKey::rsa1().sign(&auth.claims("alice", &aud, "mcp:tools mcp:admin"), None);
+        TestKey::rsa1().sign_with_typ(&auth.claims("alice", &aud, "mcp:tools mcp:admin"), None);
     let admin = rpc(
         &url,
         Some(&admin_token),
@@ -229,7 +230,7 @@ async fn stateless_mode_answers_json_without_sessions() {
 #[tokio::test]
 async fn host_and_origin_are_validated() {
     let (auth, url) = setup().await;
-    let token = TestKey::rsa1().sign(
+    let token = TestKey::rsa1().sign_with_typ(
         &auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"),
         None,
     );
@@ -264,8 +265,8 @@ async fn host_and_origin_are_validated() {
 
 #[tokio::test]
 async fn no_auth_mode_serves_without_tokens() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     let url = start_rs(move |url| test_config(url, &issuer).with_no_auth(true)).await;
     let init = rpc(&url, None, None, initialize()).await;
     assert_eq!(init.status, 200);
@@ -291,8 +292,8 @@ async fn no_auth_mode_serves_without_tokens() {
 
 #[tokio::test]
 async fn the_standalone_stream_closes_when_its_token_expires() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     // The stream ends when the token is refused: exp + leeway.
     let url = start_rs(move |url| {
         test_config(url, &issuer).with_leeway(std::time::Duration::from_secs(1))
@@ -301,7 +302,7 @@ async fn the_standalone_stream_closes_when_its_token_expires() {
     let aud = format!("{url}/mcp");
     let mut claims = auth.claims("alice", &aud, "mcp:tools");
     claims["exp"] = json!(crate::fixture::now() + 2);
-    let token = TestKey::rsa1().sign(&claims, None);
+    let token = TestKey::rsa1().sign_with_typ(&claims, None);
     let session = open_mcp_session(&url, &token).await;
     let response = standalone_stream(&url, &token, &session).await;
     assert_eq!(response.status(), 200);
@@ -319,11 +320,11 @@ async fn the_standalone_stream_closes_when_its_token_expires() {
 async fn a_reply_to_a_request_accepted_in_the_leeway_arrives() {
     let (auth, url) = setup().await;
     let aud = format!("{url}/mcp");
-    let fresh = TestKey::rsa1().sign(&auth.claims("alice", &aud, "mcp:tools"), None);
+    let fresh = TestKey::rsa1().sign_with_typ(&auth.claims("alice", &aud, "mcp:tools"), None);
     let session = open_mcp_session(&url, &fresh).await;
     let mut claims = auth.claims("alice", &aud, "mcp:tools");
     claims["exp"] = json!(crate::fixture::now() - 5);
-    let in_leeway = TestKey::rsa1().sign(&claims, None);
+    let in_leeway = TestKey::rsa1().sign_with_typ(&claims, None);
     // Many at once, so that replies take longer than a timer tick.
     let calls = (2..66).map(|id| {
         let (url, token, session) = (url.clone(), in_leeway.clone(), session.clone());
@@ -346,8 +347,8 @@ async fn a_reply_to_a_request_accepted_in_the_leeway_arrives() {
 /// (`exp` + leeway), not merely until `exp`.
 #[tokio::test]
 async fn the_standalone_stream_lives_through_the_leeway() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     let url = start_rs(move |url| {
         test_config(url, &issuer).with_leeway(std::time::Duration::from_secs(3))
     })
@@ -355,7 +356,7 @@ async fn the_standalone_stream_lives_through_the_leeway() {
     let aud = format!("{url}/mcp");
     let mut claims = auth.claims("alice", &aud, "mcp:tools");
     claims["exp"] = json!(crate::fixture::now() + 1);
-    let token = TestKey::rsa1().sign(&claims, None);
+    let token = TestKey::rsa1().sign_with_typ(&claims, None);
     let session = open_mcp_session(&url, &token).await;
     let started = std::time::Instant::now();
     let response = standalone_stream(&url, &token, &session).await;
@@ -415,10 +416,10 @@ fn list_tools_2026() -> serde_json::Value {
 /// one, the mismatch is a 400 `-32020` (header mismatch), and matching headers pass.
 #[tokio::test]
 async fn standard_headers_are_validated_after_authorization() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     let url = start_rs(move |url| test_config(url, &issuer).with_stateless(true)).await;
-    let token = TestKey::rsa1().sign(
+    let token = TestKey::rsa1().sign_with_typ(
         &auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"),
         None,
     );
@@ -441,8 +442,8 @@ async fn standard_headers_are_validated_after_authorization() {
 /// multi round-trip tool refuses a `requestState` that was altered.
 #[tokio::test]
 async fn conformance_fixtures_are_served_only_when_switched_on() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     let url = start_rs(move |url| {
         test_config(url, &issuer)
             .with_stateless(true)
@@ -519,7 +520,7 @@ async fn conformance_fixtures_are_served_only_when_switched_on() {
     assert_eq!(refused["error"]["code"], -32602, "{refused}");
 
     // Without the switch, none of them.
-    let issuer = auth.issuer.clone();
+    let issuer = auth.issuer().to_string();
     let plain = start_rs(move |url| {
         test_config(url, &issuer)
             .with_stateless(true)

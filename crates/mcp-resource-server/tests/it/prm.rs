@@ -2,12 +2,12 @@
 
 use serde_json::Value;
 
-use crate::fixture::{TestAs, TestKey, client, start_rs, test_config};
+use crate::fixture::{TestAuthServer, TestKey, client, start_rs, test_config};
 
 #[tokio::test]
 async fn each_location_names_its_resource_and_is_readable_cross_origin() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     let url = start_rs(move |url| test_config(url, &issuer)).await;
     for (path, resource) in [
         (
@@ -30,7 +30,7 @@ async fn each_location_names_its_resource_and_is_readable_cross_origin() {
         assert_eq!(response.headers()["access-control-allow-origin"], "*");
         let prm: Value = response.json().await.unwrap();
         assert_eq!(prm["resource"], resource.as_str());
-        assert_eq!(prm["authorization_servers"][0], auth.issuer.as_str());
+        assert_eq!(prm["authorization_servers"][0], auth.issuer());
         assert_eq!(
             prm["scopes_supported"],
             serde_json::json!(["mcp:tools", "mcp:admin"])
@@ -58,8 +58,8 @@ async fn each_location_names_its_resource_and_is_readable_cross_origin() {
 
 #[tokio::test]
 async fn advertised_authorization_servers_are_configurable() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     let url = start_rs(move |url| {
         test_config(url, &issuer).with_authorization_servers(["http://localhost:5558"])
     })
@@ -81,7 +81,7 @@ async fn advertised_authorization_servers_are_configurable() {
 #[tokio::test]
 async fn dpop_fields_follow_the_policy() {
     use mcp_resource_server::auth::{DpopConfig, DpopPolicy};
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
     for (policy, algs, required) in [
         (DpopPolicy::Off, None, None),
         (
@@ -95,7 +95,7 @@ async fn dpop_fields_follow_the_policy() {
             Some(true),
         ),
     ] {
-        let issuer = auth.issuer.clone();
+        let issuer = auth.issuer().to_string();
         let url = start_rs(move |url| {
             test_config(url, &issuer).with_dpop(DpopConfig {
                 policy,

@@ -5,18 +5,18 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fixture::{
-    SseReader, TestAs, TestKey, call, client, initialize, now, start_rs, test_config,
+    SseReader, TestAuthServer, TestKey, call, client, initialize, now, start_rs, test_config,
 };
 
-async fn setup() -> (TestAs, String) {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+async fn setup() -> (TestAuthServer, String) {
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     let url = start_rs(move |url| test_config(url, &issuer)).await;
     (auth, url)
 }
 
-fn token(auth: &TestAs, url: &str, sub: &str, scope: &str) -> String {
-    TestKey::rsa1().sign(&auth.claims(sub, &format!("{url}/sse"), scope), None)
+fn token(auth: &TestAuthServer, url: &str, sub: &str, scope: &str) -> String {
+    TestKey::rsa1().sign_with_typ(&auth.claims(sub, &format!("{url}/sse"), scope), None)
 }
 
 async fn post(url: &str, endpoint: &str, auth: Auth<'_>, body: &Value) -> reqwest::Response {
@@ -289,14 +289,14 @@ async fn another_principal_cannot_post_to_a_stream() {
 
 #[tokio::test]
 async fn the_stream_closes_when_its_token_expires() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     // The stream ends when the token is refused: exp + leeway.
     let url =
         start_rs(move |url| test_config(url, &issuer).with_leeway(Duration::from_secs(1))).await;
     let mut claims = auth.claims("alice", &format!("{url}/sse"), "mcp:tools");
     claims["exp"] = json!(now() + 2);
-    let token = TestKey::rsa1().sign(&claims, None);
+    let token = TestKey::rsa1().sign_with_typ(&claims, None);
     let (mut reader, endpoint) = open(&url, Auth::Bearer(&token)).await;
     handshake(&url, &endpoint, Auth::Bearer(&token), &mut reader).await;
     let end = tokio::time::timeout(Duration::from_secs(8), async {
@@ -317,14 +317,14 @@ async fn the_stream_closes_when_its_token_expires() {
     assert_eq!(response.status(), 404);
 }
 
-fn token_for(auth: &TestAs, url: &str) -> String {
+fn token_for(auth: &TestAuthServer, url: &str) -> String {
     token(auth, url, "alice", "mcp:tools")
 }
 
 #[tokio::test]
 async fn a_cookie_stream_closes_when_the_cookie_session_ends() {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     // The token lives 5 minutes; the cookie session only 2 seconds.
     let url = start_rs(move |url| {
         test_config(url, &issuer).with_cookie(mcp_resource_server::config::CookieConfig {

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::fixture::{
-    SseReader, TestAs, TestKey, client, initialize, now, open_mcp_session, rpc, standalone_stream,
-    start_rs, test_config,
+    SseReader, TestAuthServer, TestKey, client, initialize, now, open_mcp_session, rpc,
+    standalone_stream, start_rs, test_config,
 };
 
-async fn setup(per_principal: usize, total: usize) -> (TestAs, String) {
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+async fn setup(per_principal: usize, total: usize) -> (TestAuthServer, String) {
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     let url = start_rs(move |url| {
         test_config(url, &issuer)
             .with_max_streams_per_principal(per_principal)
@@ -24,8 +24,8 @@ async fn setup(per_principal: usize, total: usize) -> (TestAs, String) {
     (auth, url)
 }
 
-fn sse_token(auth: &TestAs, url: &str, sub: &str) -> String {
-    TestKey::rsa1().sign(&auth.claims(sub, &format!("{url}/sse"), "mcp:tools"), None)
+fn sse_token(auth: &TestAuthServer, url: &str, sub: &str) -> String {
+    TestKey::rsa1().sign_with_typ(&auth.claims(sub, &format!("{url}/sse"), "mcp:tools"), None)
 }
 
 enum Credential<'a> {
@@ -88,7 +88,7 @@ async fn one_principal_is_limited_others_are_served() {
     // Another token of the same principal does not get around it.
     let mut claims = auth.claims("alice", &format!("{url}/sse"), "mcp:tools");
     claims["jti"] = json!("another");
-    let alice_again = TestKey::rsa1().sign(&claims, None);
+    let alice_again = TestKey::rsa1().sign_with_typ(&claims, None);
     let (status, _, _) = open_sse(&url, Credential::Bearer(&alice_again)).await;
     assert_eq!(status, 429);
     // Another principal is still served.
@@ -134,7 +134,7 @@ async fn a_stream_ended_at_token_expiry_frees_its_slot() {
     let (auth, url) = setup(1, 100).await;
     let mut claims = auth.claims("alice", &format!("{url}/sse"), "mcp:tools");
     claims["exp"] = json!(now() + 1);
-    let short = TestKey::rsa1().sign(&claims, None);
+    let short = TestKey::rsa1().sign_with_typ(&claims, None);
     let (status, reader, _) = open_sse(&url, Credential::Bearer(&short)).await;
     assert_eq!(status, 200);
     let mut reader = reader.unwrap();
@@ -216,7 +216,7 @@ async fn mcp_stream(url: &str, token: &str) -> (u16, Option<reqwest::Response>) 
 #[tokio::test]
 async fn standalone_mcp_streams_share_the_per_principal_limit() {
     let (auth, url) = setup(2, 100).await;
-    let mcp = TestKey::rsa1().sign(
+    let mcp = TestKey::rsa1().sign_with_typ(
         &auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"),
         None,
     );

@@ -1,6 +1,6 @@
 //! The browser page under `/app/`.
 
-use crate::fixture::{TestAs, TestKey, client, start_rs, test_config};
+use crate::fixture::{TestAuthServer, TestKey, client, start_rs, test_config};
 
 #[tokio::test]
 async fn the_page_is_served_at_app_and_at_its_callback() {
@@ -12,8 +12,8 @@ async fn the_page_is_served_at_app_and_at_its_callback() {
     )
     .unwrap();
     std::fs::write(dir.join("app.js"), "console.log('page');").unwrap();
-    let auth = TestAs::start(&[TestKey::rsa1()]).await;
-    let issuer = auth.issuer.clone();
+    let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
+    let issuer = auth.issuer().to_string();
     let web = dir.clone();
     let url = start_rs(move |url| test_config(url, &issuer).with_web_dir(web)).await;
 
@@ -37,7 +37,7 @@ async fn the_page_is_served_at_app_and_at_its_callback() {
             .contains("javascript")
     );
     // Without a web directory, there is no page.
-    let issuer = auth.issuer.clone();
+    let issuer = auth.issuer().to_string();
     let bare = start_rs(move |url| test_config(url, &issuer)).await;
     assert_eq!(
         client()
