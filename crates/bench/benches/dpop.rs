@@ -15,13 +15,14 @@ use std::{
 
 use aws_lc_rs::digest;
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
-use bench::keys::{KeyAlg, SigningKey};
+use bench::keys::KeyAlg;
 use mcp_resource_server::auth::{
     DpopConfig, DpopPolicy, DpopVerifier,
     dpop::{DPOP, access_token_hash},
     replay::ReplayCache,
 };
 use serde_json::json;
+use testkit::TestKey;
 
 /// Resident memory of this process, in bytes (`VmRSS` of `/proc/self/status`).
 fn rss() -> usize {
@@ -78,7 +79,7 @@ fn replay_cache_memory() -> usize {
 /// the Bearer path's and measured by `--bench jwt`).
 fn proof_check(alg: KeyAlg) -> Duration {
     const PROOFS: usize = 2000;
-    let key = SigningKey::generate(alg, "client").expect("key");
+    let key = TestKey::generate(alg.algorithm(), "client").expect("key");
     let verifier = DpopVerifier::new(
         &DpopConfig {
             policy: DpopPolicy::Required,
@@ -93,19 +94,17 @@ fn proof_check(alg: KeyAlg) -> Duration {
     let iat = now();
     let proofs: Vec<HeaderMap> = (0..PROOFS)
         .map(|i| {
-            let proof = key
-                .sign_dpop_proof(&json!({
-                    "jti": format!("bench-{i}"), "htm": "POST",
-                    "htu": "http://127.0.0.1:3001/mcp", "iat": iat, "ath": ath,
-                }))
-                .expect("proof");
+            let proof = key.sign_dpop_proof(&json!({
+                "jti": format!("bench-{i}"), "htm": "POST",
+                "htu": "http://127.0.0.1:3001/mcp", "iat": iat, "ath": ath,
+            }));
             let mut headers = HeaderMap::new();
             headers.insert(&DPOP, HeaderValue::from_str(&proof).expect("header"));
             headers
         })
         .collect();
     let uri: Uri = "/mcp".parse().expect("URI");
-    let jkt = key.thumbprint().expect("thumbprint");
+    let jkt = key.thumbprint();
     let mut times = Vec::with_capacity(PROOFS);
     for headers in &proofs {
         let started = Instant::now();

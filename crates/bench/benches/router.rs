@@ -36,7 +36,7 @@ const PUBLIC_URL: &str = "http://127.0.0.1:3001";
 
 fn server(auth: &AuthServer, no_auth: bool) -> App {
     let config = Config::new(PUBLIC_URL, auth.issuer())
-        .with_jwks_uri(auth.jwks_uri())
+        .with_jwks_uri(auth.jwks_url())
         .with_stateless(true)
         .with_no_auth(no_auth)
         .validate()
@@ -82,17 +82,14 @@ fn stack(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let auth = runtime
-        .block_on(AuthServer::start(KeyAlg::Rs256))
+        .block_on(bench::authz::start(KeyAlg::Rs256))
         .expect("authorization server");
-    let token = auth
-        .mint(&TokenSpec::for_audience(format!("{PUBLIC_URL}/mcp")))
-        .expect("token");
-    let all = auth
-        .mint(&TokenSpec {
-            scope: "mcp:tools mcp:admin".into(),
-            ..TokenSpec::for_audience(format!("{PUBLIC_URL}/mcp"))
-        })
-        .expect("token");
+    let token = TokenSpec::for_audience(format!("{PUBLIC_URL}/mcp")).mint(&auth);
+    let all = TokenSpec {
+        scope: "mcp:tools mcp:admin".into(),
+        ..TokenSpec::for_audience(format!("{PUBLIC_URL}/mcp"))
+    }
+    .mint(&auth);
     let off = server(&auth, true);
     let on = server(&auth, false);
     let bare = axum::Router::new().route(

@@ -357,7 +357,7 @@ pub async fn run(args: HarnessArgs) -> anyhow::Result<ExitCode> {
         None
     };
 
-    let auth = AuthServer::start(KeyAlg::Rs256).await?;
+    let auth = crate::authz::start(KeyAlg::Rs256).await?;
     if settings.runs(Case::Http)
         && let Err(error) = http_cases(&args, &settings, &repo, &node, &auth, &mut report).await
     {
@@ -471,7 +471,7 @@ async fn http_cases(
 
     // Every server gets the same request, token included: those with authorization
     // off ignore it, so the comparison is of the work done, not of bytes sent.
-    let rs_token = load::token_for(auth, &rs)?;
+    let rs_token = load::token_for(auth, &rs);
     let targets = [
         Target {
             server: &rs,
@@ -480,7 +480,7 @@ async fn http_cases(
         },
         Target {
             server: &ts,
-            token: Some(load::token_for(auth, &ts)?),
+            token: Some(load::token_for(auth, &ts)),
             expect_text: TS_TEXT,
         },
         Target {
@@ -490,12 +490,12 @@ async fn http_cases(
         },
         Target {
             server: &rs_no_cache,
-            token: Some(load::token_for(auth, &rs_no_cache)?),
+            token: Some(load::token_for(auth, &rs_no_cache)),
             expect_text: RS_TEXT,
         },
         Target {
             server: &rs_info,
-            token: Some(load::token_for(auth, &rs_info)?),
+            token: Some(load::token_for(auth, &rs_info)),
             expect_text: RS_TEXT,
         },
         Target {

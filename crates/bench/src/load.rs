@@ -70,9 +70,8 @@ pub const CASE_NO_TOKEN: &str = "no token (401)";
 /// Mints the token a server accepts: `aud` = its MCP URL.
 ///
 /// # Errors
-/// When signing fails.
-pub fn token_for(auth: &AuthServer, server: &Server) -> anyhow::Result<String> {
-    auth.mint(&TokenSpec::for_audience(server.mcp_url.clone()))
+pub fn token_for(auth: &AuthServer, server: &Server) -> String {
+    TokenSpec::for_audience(server.mcp_url.clone()).mint(auth)
 }
 
 /// Sends one request with the raw client and checks the reply, so a misconfigured server

@@ -54,7 +54,7 @@ pub async fn run(
     let old_kid = auth.current_kid();
     let new_kid = auth.rotate()?;
     anyhow::ensure!(old_kid != new_kid, "rotation kept the key id");
-    let token = auth.mint(&TokenSpec::for_audience(server.mcp_url.clone()))?;
+    let token = TokenSpec::for_audience(server.mcp_url.clone()).mint(auth);
     let bearer = format!("Bearer {token}");
     let request = Arc::new(raw::request(
         "POST",
@@ -77,7 +77,7 @@ pub async fn run(
         }
     }
     let barrier = Arc::new(Barrier::new(count + 1));
-    let before = auth.jwks_fetches();
+    let before = auth.fetches() as u64;
     let mut tasks = Vec::with_capacity(count);
     for mut stream in streams {
         let barrier = barrier.clone();
@@ -125,7 +125,7 @@ pub async fn run(
     Ok(RotationResult {
         requests: count,
         succeeded,
-        jwks_fetches: auth.jwks_fetches() - before,
+        jwks_fetches: auth.fetches() as u64 - before,
         burst_ms,
         failures,
     })

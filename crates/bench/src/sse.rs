@@ -102,12 +102,13 @@ pub async fn run(
     // One warm-up stream with a short-lived token, so the baseline includes first-use
     // allocations; it closes at its own expiry before the measured streams open.
     let baseline_kib = {
-        let warm_token = auth.mint(&TokenSpec {
+        let warm_token = TokenSpec {
             audience: audience.clone(),
             subject: "sse-warm-up".into(),
             scope: "mcp:tools".into(),
             lifetime_secs: 1,
-        })?;
+        }
+        .mint(auth);
         let bearer = format!("Bearer {warm_token}");
         let request = raw::request(
             "GET",
@@ -139,12 +140,13 @@ pub async fn run(
     let tokens = count.div_ceil(STREAMS_PER_TOKEN).max(1);
     let mut requests = Vec::with_capacity(tokens);
     for i in 0..tokens {
-        let token = auth.mint(&TokenSpec {
+        let token = TokenSpec {
             audience: audience.clone(),
             subject: format!("sse-user-{i}"),
             scope: "mcp:tools".into(),
             lifetime_secs: lifetime,
-        })?;
+        }
+        .mint(auth);
         let bearer = format!("Bearer {token}");
         requests.push(Arc::new(raw::request(
             "GET",

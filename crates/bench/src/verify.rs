@@ -53,11 +53,11 @@ impl VerifyFixture {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let auth = runtime.block_on(AuthServer::start(alg))?;
-        let token = auth.mint(&TokenSpec::for_audience(AUDIENCE))?;
+        let auth = runtime.block_on(crate::authz::start(alg))?;
+        let token = TokenSpec::for_audience(AUDIENCE).mint(&auth);
         let validator = |capacity: usize| -> anyhow::Result<Arc<Validator>> {
             let jwks = Arc::new(JwksCache::new(
-                JwksSource::Uri(auth.jwks_uri().parse()?),
+                JwksSource::Uri(auth.jwks_url().parse()?),
                 JwksConfig::default(),
             ));
             Ok(Arc::new(Validator::new(
@@ -79,17 +79,13 @@ impl VerifyFixture {
             Ok::<_, anyhow::Error>(())
         })?;
         let jwks: Value = runtime.block_on(async {
-            let url = auth.jwks_uri();
+            let url = auth.jwks_url();
             let body = http_get(&url).await?;
             Ok::<Value, anyhow::Error>(serde_json::from_slice(&body)?)
         })?;
         let jwk: Jwk = serde_json::from_value(jwks["keys"][0].clone())?;
         let key = DecodingKey::from_jwk(&jwk)?;
-        let mut validation = Validation::new(match alg {
-            KeyAlg::Rs256 => jsonwebtoken::Algorithm::RS256,
-            KeyAlg::Es256 => jsonwebtoken::Algorithm::ES256,
-            KeyAlg::EdDsa => jsonwebtoken::Algorithm::EdDSA,
-        });
+        let mut validation = Validation::new(alg.algorithm());
         validation.set_audience(&[AUDIENCE]);
         validation.set_issuer(&[auth.issuer()]);
         Ok(Self {

@@ -18,7 +18,7 @@ async fn wrk_load_on_the_resource_server_has_no_errors() {
     let (auth, server) = resource_server("load", ResourceServerOptions::default()).await;
     let target = Target {
         server: &server,
-        token: Some(load::token_for(&auth, &server).unwrap()),
+        token: Some(load::token_for(&auth, &server)),
         expect_text: "2 add 3 = 5",
     };
     load::sanity_check(&target).await.unwrap();
@@ -62,7 +62,7 @@ async fn the_typescript_peer_accepts_the_harness_tokens_and_challenges_without_o
         .expect("TypeScript SDK server (npm ci --prefix interop)");
     let target = Target {
         server: &ts,
-        token: Some(load::token_for(&auth, &ts).unwrap()),
+        token: Some(load::token_for(&auth, &ts)),
         expect_text: r#""text":"5""#,
     };
     load::sanity_check(&target).await.unwrap();
@@ -92,7 +92,7 @@ async fn the_bare_http_reference_answers_what_the_resource_server_answers() {
     )
     .await
     .expect("bare HTTP server");
-    let token = format!("Bearer {}", load::token_for(&auth, &server).unwrap());
+    let token = format!("Bearer {}", load::token_for(&auth, &server));
     let mut bodies = Vec::new();
     for (target, bearer) in [(&server, Some(token.as_str())), (&bare, None)] {
         let mut headers = vec![

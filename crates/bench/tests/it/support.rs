@@ -17,7 +17,7 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// The harness's authorization server and a resource server trusting it.
 pub async fn resource_server(name: &str, options: ResourceServerOptions) -> (AuthServer, Server) {
-    let auth = AuthServer::start(KeyAlg::Rs256)
+    let auth = bench::authz::start(KeyAlg::Rs256)
         .await
         .expect("authorization server");
     let options = ResourceServerOptions {
