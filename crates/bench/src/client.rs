@@ -89,7 +89,7 @@ struct DevIdp {
 }
 
 async fn start_dev_idp(bin: &Path, repo: &Path, log: &Path) -> anyhow::Result<DevIdp> {
-    let port = procs::free_port()?;
+    let port = testkit::process::free_port();
     let issuer = format!("http://127.0.0.1:{port}/dex");
     let log_file = std::fs::File::create(log)?;
     let child = Command::new(bin.join("dev-idp"))

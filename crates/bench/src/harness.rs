@@ -328,10 +328,15 @@ pub async fn run(args: HarnessArgs) -> anyhow::Result<ExitCode> {
     let repo = repo_root();
     let settings = Settings::from(&args, &repo);
     std::fs::create_dir_all(&settings.out_dir)?;
-    let node = args
-        .node
-        .clone()
-        .unwrap_or_else(|| procs::node_binary(&repo));
+    let node = match args.node.clone() {
+        Some(node) => node,
+        None => testkit::node::node_binary(&repo.join("interop")).unwrap_or_else(|error| {
+            // The cases that need Node.js fail on their own and say so in the report.
+            eprintln!("bench: {error:#}");
+            repo.join("interop/node_modules")
+                .join(testkit::node::PINNED_NODE)
+        }),
+    };
     let mut report = Report {
         command: command_line(),
         started: utc_now(),

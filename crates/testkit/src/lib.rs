@@ -19,6 +19,8 @@
 
 pub mod http;
 pub mod keys;
+pub mod node;
+pub mod process;
 pub mod server;
 pub mod sse;
 

@@ -55,7 +55,7 @@ async fn wrk_load_on_the_resource_server_has_no_errors() {
 async fn the_typescript_peer_accepts_the_harness_tokens_and_challenges_without_one() {
     let repo = repo_root();
     let (auth, _server) = resource_server("peer", ResourceServerOptions::default()).await;
-    let node = procs::node_binary(&repo);
+    let node = testkit::node::node_binary(&repo.join("interop")).expect("npm ci --prefix interop");
     let log = scratch("peer").join("ts-server.log");
     let ts = procs::start_ts_server(&node, &repo, auth.issuer(), &log)
         .await
