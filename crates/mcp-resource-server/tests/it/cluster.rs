@@ -6,31 +6,23 @@
 //! (CI sets it), in which case they fail.
 
 use std::{
-    net::TcpListener as StdListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
+use demo::scale::{find_program, nginx_conf};
 use serde_json::{Value, json};
+pub use testkit::process::free_port;
 
 use crate::fixture::{
     SseReader, TestAuthServer, TestKey, call, client, initialize, open_mcp_session, rpc,
     standalone_stream,
 };
 
-/// Whether `program` is on PATH (or in /usr/sbin, where Debian puts nginx).
-pub fn find(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-}
-
 /// The tools, or `None` (and a note) when a test must be skipped.
 fn tools() -> Option<(PathBuf, PathBuf)> {
-    match (find("redis-server"), find("nginx")) {
+    match (find_program("redis-server"), find_program("nginx")) {
         (Some(redis), Some(nginx)) => Some((redis, nginx)),
         _ => {
             assert!(
@@ -41,14 +33,6 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
             None
         }
     }
-}
-
-pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_for_port(port: u16, what: &str) {
@@ -146,52 +130,15 @@ pub struct Nginx {
     _process: Proc,
 }
 
-/// nginx's configuration for `upstreams`, listening on `port`, files under `dir`.
-pub fn nginx_conf(port: u16, upstreams: &[u16], dir: &std::path::Path) -> String {
-    let servers: String = upstreams
-        .iter()
-        .map(|p| format!("        server 127.0.0.1:{p} max_fails=0;\n"))
-        .collect();
-    let dir = dir.display();
-    format!(
-        "daemon off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    upstream mcp {{
-{servers}        keepalive 32;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://mcp;
-            proxy_http_version 1.1;
-            proxy_set_header Connection \"\";
-            proxy_set_header Host $http_host;
-            proxy_buffering off;
-            proxy_read_timeout 1h;
-            proxy_next_upstream error timeout;
-        }}
-    }}
-}}
-"
-    )
-}
-
 impl Nginx {
     pub fn start(program: &std::path::Path, upstreams: &[u16]) -> Self {
         let port = free_port();
         let dir = temp_dir("nginx");
         let conf = dir.join("nginx.conf");
         std::fs::write(&conf, nginx_conf(port, upstreams, &dir)).unwrap();
+        // The configuration logs errors to stderr (the demo forwards it); here they go
+        // to a file beside it.
+        let error_log = std::fs::File::create(dir.join("error.log")).unwrap();
         let child = Command::new(program)
             .arg("-e")
             .arg(dir.join("error.log"))
@@ -200,7 +147,7 @@ impl Nginx {
             .arg("-c")
             .arg(&conf)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(error_log)
             .spawn()
             .unwrap();
         let process = Proc(child);

@@ -212,7 +212,7 @@ async fn scale_out_figures() {
 
     // Stateless tools/call through nginx to three instances without Redis.
     let ports: Vec<u16> = (0..3).map(|_| crate::cluster::free_port()).collect();
-    let nginx = Nginx::start(&crate::cluster::find("nginx").unwrap(), &ports);
+    let nginx = Nginx::start(&demo::scale::find_program("nginx").unwrap(), &ports);
     let stateless: Vec<_> = ports
         .iter()
         .map(|&port| {
