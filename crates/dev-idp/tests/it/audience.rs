@@ -11,15 +11,7 @@ async fn trusted_peer_gets_the_resource_server_audience() {
     let (code, verifier) = t
         .code("openid audience:server:client_id:mcp-resource-server", &[])
         .await;
-    let (status, body) = t
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "mcp-client"),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let (status, body) = t.exchange(&code, &verifier, &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let access = t.verify(body["access_token"].as_str().unwrap()).await;
     assert_eq!(
@@ -57,14 +49,7 @@ async fn resource_is_ignored_like_dex_unless_switched_on() {
     let off = start(auto_login).await;
     let (code, verifier) = off.code("openid", &[("resource", resource)]).await;
     let (_, body) = off
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "mcp-client"),
-            ("code_verifier", &verifier),
-            ("resource", resource),
-        ])
+        .exchange(&code, &verifier, &[("resource", resource)])
         .await;
     assert_eq!(
         off.verify(body["access_token"].as_str().unwrap()).await["aud"],
@@ -79,14 +64,7 @@ async fn resource_is_ignored_like_dex_unless_switched_on() {
     .await;
     let (code, verifier) = on.code("openid", &[("resource", resource)]).await;
     let (status, body) = on
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "mcp-client"),
-            ("code_verifier", &verifier),
-            ("resource", resource),
-        ])
+        .exchange(&code, &verifier, &[("resource", resource)])
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let access = on.verify(body["access_token"].as_str().unwrap()).await;
@@ -97,14 +75,11 @@ async fn resource_is_ignored_like_dex_unless_switched_on() {
     // A resource not authorized at /auth is refused at /token.
     let (code, verifier) = on.code("openid", &[("resource", resource)]).await;
     let (status, body) = on
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "mcp-client"),
-            ("code_verifier", &verifier),
-            ("resource", "http://localhost:9999/other"),
-        ])
+        .exchange(
+            &code,
+            &verifier,
+            &[("resource", "http://localhost:9999/other")],
+        )
         .await;
     assert_eq!(
         (status, body["error"].as_str()),

@@ -207,20 +207,9 @@ async fn dev_idp_matches_dex_row_by_row() {
 
 // Helpers.
 
-async fn exchange(t: &TestIdp, code: &str, verifier: &str) -> (StatusCode, Value) {
-    t.token(&[
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", REDIRECT),
-        ("client_id", "mcp-client"),
-        ("code_verifier", verifier),
-    ])
-    .await
-}
-
 async fn tokens(t: &TestIdp, scope: &str) -> Value {
     let (code, verifier) = t.code(scope, &[]).await;
-    let (status, body) = exchange(t, &code, &verifier).await;
+    let (status, body) = t.exchange(&code, &verifier, &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
 }
@@ -272,7 +261,7 @@ async fn code_of_another_client() {
         (StatusCode::INTERNAL_SERVER_ERROR, Some("server_error"))
     );
     assert!(other.1.get("error_description").is_none(), "{}", other.1);
-    assert_eq!(exchange(&t, &code, &verifier).await.0, StatusCode::OK);
+    assert_eq!(t.exchange(&code, &verifier, &[]).await.0, StatusCode::OK);
 }
 
 async fn expired_code() {
@@ -282,7 +271,7 @@ async fn expired_code() {
     })
     .await;
     let (code, verifier) = t.code("openid", &[]).await;
-    let answer = exchange(&t, &code, &verifier).await;
+    let answer = t.exchange(&code, &verifier, &[]).await;
     assert_eq!(
         error(&answer),
         (StatusCode::INTERNAL_SERVER_ERROR, Some("server_error"))
@@ -305,15 +294,15 @@ async fn redirect_mismatch_keeps_code() {
         error(&wrong),
         (StatusCode::BAD_REQUEST, Some("invalid_request"))
     );
-    assert_eq!(exchange(&t, &code, &verifier).await.0, StatusCode::OK);
+    assert_eq!(t.exchange(&code, &verifier, &[]).await.0, StatusCode::OK);
 }
 
 async fn spent_code() {
     let t = start(auto_login).await;
     let (code, verifier) = t.code("openid", &[]).await;
-    assert_eq!(exchange(&t, &code, &verifier).await.0, StatusCode::OK);
+    assert_eq!(t.exchange(&code, &verifier, &[]).await.0, StatusCode::OK);
     for value in [code.as_str(), "never-issued"] {
-        let again = exchange(&t, value, &verifier).await;
+        let again = t.exchange(value, &verifier, &[]).await;
         assert_eq!(
             error(&again),
             (StatusCode::BAD_REQUEST, Some("invalid_grant"))
@@ -331,7 +320,7 @@ async fn code_lifetime() {
 async fn id_token_hashes() {
     let t = start(auto_login).await;
     let (code, verifier) = t.code("openid email", &[]).await;
-    let (_, body) = exchange(&t, &code, &verifier).await;
+    let (_, body) = t.exchange(&code, &verifier, &[]).await;
     let id = t.verify(body["id_token"].as_str().unwrap()).await;
     assert_eq!(id["c_hash"], half_hash(&code));
     assert_eq!(

@@ -46,15 +46,7 @@ async fn login_form_then_s256_code_exchange() {
     assert!(query(&back, "iss").is_none(), "Dex sends no iss");
     let code = query(&back, "code").unwrap();
 
-    let (status, body) = t
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "mcp-client"),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let (status, body) = t.exchange(&code, &verifier, &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["token_type"], "bearer");
     assert!(body["expires_in"].as_u64().unwrap() > 0);
@@ -76,15 +68,7 @@ async fn login_form_then_s256_code_exchange() {
     assert_eq!(header.typ, None, "Dex sends no typ");
 
     // The code is single-use.
-    let (status, body) = t
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "mcp-client"),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let (status, body) = t.exchange(&code, &verifier, &[]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_grant");
 
@@ -127,15 +111,7 @@ async fn access_token_via_login(t: &crate::support::TestIdp) -> String {
     ];
     let back = t.login(&params, "ALICE@example.com", "password").await;
     let code = query(&back, "code").unwrap();
-    let (_, body) = t
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "mcp-client"),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let (_, body) = t.exchange(&code, &verifier, &[]).await;
     body["access_token"].as_str().unwrap().to_owned()
 }
 
@@ -382,15 +358,7 @@ async fn expired_codes_and_login_requests_are_refused() {
     })
     .await;
     let (code, verifier) = t.code("openid", &[]).await;
-    let (status, body) = t
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "mcp-client"),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let (status, body) = t.exchange(&code, &verifier, &[]).await;
     // Dex's quirk: an expired code is a 500.
     assert_eq!(
         (status, body["error"].as_str()),

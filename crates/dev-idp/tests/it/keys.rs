@@ -2,22 +2,14 @@
 
 use std::collections::HashSet;
 
-use crate::support::{REDIRECT, auto_login, start};
+use crate::support::{auto_login, start};
 
 #[tokio::test]
 async fn rotation_keeps_old_tokens_verifiable() {
     let t = start(auto_login).await;
     let issue = || async {
         let (code, verifier) = t.code("openid", &[]).await;
-        let (_, body) = t
-            .token(&[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("client_id", "mcp-client"),
-                ("code_verifier", &verifier),
-            ])
-            .await;
+        let (_, body) = t.exchange(&code, &verifier, &[]).await;
         body["access_token"].as_str().unwrap().to_owned()
     };
     let before = issue().await;

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::support::{REDIRECT, auto_login, start};
+use crate::support::{auto_login, start};
 
 #[tokio::test]
 async fn opaque_access_tokens_are_introspected_and_expire() {
@@ -13,15 +13,7 @@ async fn opaque_access_tokens_are_introspected_and_expire() {
     })
     .await;
     let (code, verifier) = t.code("openid email", &[]).await;
-    let (status, body) = t
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "mcp-client"),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let (status, body) = t.exchange(&code, &verifier, &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let access = body["access_token"].as_str().unwrap();
     assert!(jsonwebtoken::decode_header(access).is_err(), "not a JWT");
@@ -76,15 +68,7 @@ async fn expired_opaque_tokens_are_inactive() {
     })
     .await;
     let (code, verifier) = t.code("openid", &[]).await;
-    let (_, body) = t
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "mcp-client"),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let (_, body) = t.exchange(&code, &verifier, &[]).await;
     let access = body["access_token"].as_str().unwrap().to_owned();
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let answer: Value = t

@@ -3,21 +3,13 @@
 
 use reqwest::StatusCode;
 
-use crate::support::{REDIRECT, auto_login, start};
+use crate::support::{auto_login, start};
 
 #[tokio::test]
 async fn refresh_tokens_rotate_and_replay_is_refused() {
     let t = start(auto_login).await;
     let (code, verifier) = t.code("openid offline_access email", &[]).await;
-    let (status, first) = t
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "mcp-client"),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let (status, first) = t.exchange(&code, &verifier, &[]).await;
     assert_eq!(status, StatusCode::OK, "{first}");
     let r1 = first["refresh_token"]
         .as_str()
@@ -92,15 +84,7 @@ async fn refresh_tokens_rotate_and_replay_is_refused() {
 async fn another_client_cannot_use_the_refresh_token() {
     let t = start(auto_login).await;
     let (code, verifier) = t.code("openid offline_access", &[]).await;
-    let (_, body) = t
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "mcp-client"),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let (_, body) = t.exchange(&code, &verifier, &[]).await;
     let refresh = body["refresh_token"].as_str().unwrap();
     let (status, body) = t
         .token(&[

@@ -133,6 +133,25 @@ impl TestIdp {
         Url::parse(response.headers()["location"].to_str().unwrap()).unwrap()
     }
 
+    /// Exchanges `code` for tokens as the public client `mcp-client` with PKCE, adding
+    /// `extra` form fields (`resource`, ...).
+    pub async fn exchange(
+        &self,
+        code: &str,
+        verifier: &str,
+        extra: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "mcp-client"),
+            ("code_verifier", verifier),
+        ];
+        form.extend_from_slice(extra);
+        self.token(&form).await
+    }
+
     pub async fn token(&self, form: &[(&str, &str)]) -> (StatusCode, Value) {
         let response = self
             .http
