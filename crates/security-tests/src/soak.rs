@@ -221,30 +221,8 @@ async fn obtain_token(client: &reqwest::Client, config: &SoakConfig) -> anyhow::
         .append_pair("code_challenge_method", "S256")
         .append_pair("resource", resource.as_str());
     // Dex's hops, which dev-idp mirrors: /auth -> /auth/local (a relative Location) ->
-    // (auto-login) the redirect URI. Followed by hand, each Location resolved against
-    // the URL that answered it.
-    let mut location = authorize;
-    for _ in 0..5 {
-        if location.as_str().starts_with(redirect_uri) {
-            break;
-        }
-        let response = client.get(location.clone()).send().await?;
-        if !response.status().is_redirection() {
-            bail!(
-                "authorization request answered {} (is auto-login on?)",
-                response.status()
-            );
-        }
-        let next = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .context("redirect without Location")?;
-        location = location.join(next)?;
-    }
-    if !location.as_str().starts_with(redirect_uri) {
-        bail!("the authorization server did not redirect back to the client");
-    }
+    // (auto-login) the redirect URI.
+    let location = testkit::http::follow_redirects(client, authorize, redirect_uri, 5).await?;
     let param = |name: &str| {
         location
             .query_pairs()

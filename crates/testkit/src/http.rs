@@ -52,6 +52,48 @@ pub fn call(id: u64, tool: &str, arguments: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
 }
 
+/// Follows the redirects of an authorization request from `start` by hand, each
+/// `Location` (relative ones included) resolved against the URL that answered it, until
+/// one points at `redirect_uri` (a prefix of the URL); returns that URL, with the
+/// authorization response in its query. At most `max_hops` requests are made. This is
+/// what a browser does for a server that approves without a person (dev-idp with
+/// auto-login: `/auth` -> `/auth/local` -> the redirect URI, as Dex's hops go).
+///
+/// # Errors
+/// When an answer is not a redirect (a person is wanted), has no usable `Location`, the
+/// request fails, or the redirect URI is not reached within `max_hops`.
+pub async fn follow_redirects(
+    client: &reqwest::Client,
+    start: url::Url,
+    redirect_uri: &str,
+    max_hops: usize,
+) -> anyhow::Result<url::Url> {
+    let mut location = start;
+    for _ in 0..max_hops {
+        if location.as_str().starts_with(redirect_uri) {
+            return Ok(location);
+        }
+        let response = client.get(location.clone()).send().await?;
+        anyhow::ensure!(
+            response.status().is_redirection(),
+            "{} answered {} instead of a redirect (is auto-login on?)",
+            location.path(),
+            response.status()
+        );
+        let next = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| anyhow::anyhow!("{} redirected without a Location", location.path()))?;
+        location = location.join(next)?;
+    }
+    anyhow::ensure!(
+        location.as_str().starts_with(redirect_uri),
+        "the authorization server did not redirect back to the client within {max_hops} hops"
+    );
+    Ok(location)
+}
+
 /// Binds `127.0.0.1:0`, hands the listener and its base URL (`http://127.0.0.1:<port>`)
 /// to `serve`, spawns what it returns, and returns the URL.
 ///
@@ -72,4 +114,53 @@ where
     let served = serve(listener, url.clone());
     tokio::spawn(async move { served.await.expect("the server runs") });
     url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::{Router, http::header::LOCATION, routing::get};
+
+    #[tokio::test]
+    async fn follows_relative_locations_up_to_the_redirect_uri() {
+        let app = Router::new()
+            .route(
+                "/dex/auth",
+                get(|| async { (axum::http::StatusCode::FOUND, [(LOCATION, "auth/local")]) }),
+            )
+            .route(
+                "/dex/auth/local",
+                get(|| async {
+                    (
+                        axum::http::StatusCode::SEE_OTHER,
+                        [(LOCATION, "http://127.0.0.1:9/callback?code=c&state=s")],
+                    )
+                }),
+            )
+            .route("/dex/login", get(|| async { "a form" }));
+        let base =
+            serve_on_loopback(|listener, _| async move { axum::serve(listener, app).await }).await;
+        let client = client();
+        let start = url::Url::parse(&format!("{base}/dex/auth?client_id=x")).unwrap();
+        let reached = follow_redirects(&client, start.clone(), "http://127.0.0.1:9/callback", 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            reached.as_str(),
+            "http://127.0.0.1:9/callback?code=c&state=s"
+        );
+
+        let error = follow_redirects(&client, start, "http://127.0.0.1:9/callback", 1)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("within 1 hops"), "{error}");
+        let form = url::Url::parse(&format!("{base}/dex/login")).unwrap();
+        let error = follow_redirects(&client, form, "http://127.0.0.1:9/callback", 5)
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("200 OK instead of a redirect"),
+            "{error}"
+        );
+    }
 }

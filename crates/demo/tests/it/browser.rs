@@ -11,13 +11,7 @@ use reqwest::redirect::Policy;
 use tokio::io::AsyncBufReadExt as _;
 use url::Url;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use testkit::process::free_port;
 
 /// Plays the browser for one authorization URL; returns whether a login form was shown.
 async fn visit(http: &reqwest::Client, url: &str) -> bool {

@@ -4,13 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use testkit::process::free_port;
 
 fn demo(extra: &[&str], ports: [u16; 3]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_demo"));

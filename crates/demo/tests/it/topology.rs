@@ -184,20 +184,10 @@ async fn walk(discovery: &str, expected_as: impl Fn(&Topology) -> String) {
         .append_pair("code_challenge_method", "S256")
         .append_pair("resource", &t.mcp_url);
     // Dex's hops, as dev-idp mirrors them: /auth -> /auth/local (a relative Location)
-    // -> the redirect URI, followed by hand up to the client's callback.
-    let mut location = authorize;
-    for _ in 0..5 {
-        if location.as_str().starts_with(redirect) {
-            break;
-        }
-        let back = r.http.get(location.clone()).send().await.unwrap();
-        let next = back
-            .headers()
-            .get("location")
-            .unwrap_or_else(|| panic!("{location} answered {} without a redirect", back.status()));
-        location = location.join(next.to_str().unwrap()).unwrap();
-    }
-    assert!(location.as_str().starts_with(redirect), "{location}");
+    // -> the redirect URI.
+    let location = testkit::http::follow_redirects(&r.http, authorize, redirect, 5)
+        .await
+        .unwrap();
     let code = location
         .query_pairs()
         .find(|(k, _)| k == "code")
