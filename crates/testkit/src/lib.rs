@@ -18,12 +18,14 @@
 //! ```
 
 pub mod http;
+pub mod introspection;
 pub mod keys;
 pub mod node;
 pub mod process;
 pub mod server;
 pub mod sse;
 
+pub use introspection::IntrospectionEndpoint;
 pub use keys::TestKey;
 pub use server::{JwksMode, SLOW_JWKS, TestAuthServer, TestAuthServerBuilder, TokenBuilder, now};
 pub use sse::{SseEvent, SseReader};

@@ -3,125 +3,21 @@
 //! 401, revocation seen once the cache ceiling passes, and an endpoint that is down,
 //! slow or refusing the server's credentials answered 503 without hanging.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use axum::{
-    Form, Json, Router,
-    extract::State,
-    http::{HeaderMap, StatusCode, header},
-    response::{IntoResponse, Response},
-    routing::post,
-};
-use base64::{Engine, engine::general_purpose::STANDARD};
 use mcp_auth_proto::secret::ClientSecret;
 use mcp_resource_server::config::IntrospectionSettings;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::fixture::{call, now, rpc, start_rs, test_config};
+use testkit::IntrospectionEndpoint;
 
 const CLIENT_ID: &str = "mcp-resource-server";
 const CLIENT_SECRET: &str = "introspection-secret";
 
-#[derive(Clone, Default)]
-struct EndpointState {
-    answers: Arc<Mutex<HashMap<String, Value>>>,
-    calls: Arc<AtomicUsize>,
-    delay: Arc<Mutex<Duration>>,
-    /// Refuse any request that carries client authentication (as an endpoint that takes
-    /// none would see it).
-    no_client_auth: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// A small RFC 7662 endpoint: client_secret_basic, a table of answers, `active: false`
-/// for anything else.
-struct Endpoint {
-    url: String,
-    issuer: String,
-    state: EndpointState,
-}
-
-async fn introspect(
-    State(state): State<EndpointState>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    state.calls.fetch_add(1, Ordering::SeqCst);
-    let delay = *state.delay.lock().unwrap();
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    if state.no_client_auth.load(Ordering::SeqCst) {
-        if headers.contains_key(header::AUTHORIZATION) {
-            return (StatusCode::BAD_REQUEST, "no client authentication expected").into_response();
-        }
-    } else if headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        != Some(&format!(
-            "Basic {}",
-            STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
-        ))
-    {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "invalid_client"})),
-        )
-            .into_response();
-    }
-    if form.get("token_type_hint").map(String::as_str) != Some("access_token") {
-        return (StatusCode::BAD_REQUEST, "token_type_hint expected").into_response();
-    }
-    let answer = form
-        .get("token")
-        .and_then(|token| state.answers.lock().unwrap().get(token).cloned())
-        .unwrap_or_else(|| json!({"active": false}));
-    Json(answer).into_response()
-}
-
-impl Endpoint {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = EndpointState::default();
-        let app = Router::new()
-            .route("/dex/token/introspect", post(introspect))
-            .with_state(state.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self {
-            url: format!("{base}/dex/token/introspect"),
-            issuer: format!("{base}/dex"),
-            state,
-        }
-    }
-
-    /// Registers `token` as active for `aud`, Dex-shaped (`token_use`, `ext`).
-    fn issue(&self, token: &str, aud: &str, scope: &str) {
-        self.state.answers.lock().unwrap().insert(
-            token.to_string(),
-            json!({
-                "active": true, "sub": "alice", "aud": aud, "iss": self.issuer,
-                "exp": now() + 300, "iat": now(), "nbf": now(), "scope": scope,
-                "client_id": "mcp-client", "token_type": "Bearer", "token_use": "access_token",
-                "ext": {"email": "alice@example.com"}
-            }),
-        );
-    }
-
-    fn revoke(&self, token: &str) {
-        self.state.answers.lock().unwrap().remove(token);
-    }
-
-    fn calls(&self) -> usize {
-        self.state.calls.load(Ordering::SeqCst)
-    }
+async fn start_endpoint() -> IntrospectionEndpoint {
+    IntrospectionEndpoint::start(CLIENT_ID, CLIENT_SECRET).await
 }
 
 fn settings(endpoint: &str, secret: &str) -> IntrospectionSettings {
@@ -141,8 +37,8 @@ fn list() -> Value {
 
 #[tokio::test]
 async fn an_opaque_token_is_introspected_once_then_cached() {
-    let endpoint = Endpoint::start().await;
-    let url = server(&endpoint.issuer, settings(&endpoint.url, CLIENT_SECRET)).await;
+    let endpoint = start_endpoint().await;
+    let url = server(endpoint.issuer(), settings(endpoint.url(), CLIENT_SECRET)).await;
     let token = "opaque-token-0123456789abcdef";
     endpoint.issue(token, &format!("{url}/mcp"), "mcp:tools");
 
@@ -176,8 +72,8 @@ async fn an_opaque_token_is_introspected_once_then_cached() {
 
 #[tokio::test]
 async fn inactive_wrong_audience_and_refresh_tokens_get_401_invalid_token() {
-    let endpoint = Endpoint::start().await;
-    let url = server(&endpoint.issuer, settings(&endpoint.url, CLIENT_SECRET)).await;
+    let endpoint = start_endpoint().await;
+    let url = server(endpoint.issuer(), settings(endpoint.url(), CLIENT_SECRET)).await;
 
     let unknown = rpc(&url, Some("never-issued-token"), None, list()).await;
     assert_eq!(unknown.status, 401);
@@ -200,13 +96,9 @@ async fn inactive_wrong_audience_and_refresh_tokens_get_401_invalid_token() {
     );
 
     endpoint.issue("a-refresh-token", &format!("{url}/mcp"), "mcp:tools");
-    endpoint
-        .state
-        .answers
-        .lock()
-        .unwrap()
-        .get_mut("a-refresh-token")
-        .unwrap()["token_use"] = json!("refresh_token");
+    endpoint.edit("a-refresh-token", |answer| {
+        answer["token_use"] = json!("refresh_token");
+    });
     let refresh = rpc(&url, Some("a-refresh-token"), None, list()).await;
     assert_eq!(
         refresh.status, 401,
@@ -216,10 +108,10 @@ async fn inactive_wrong_audience_and_refresh_tokens_get_401_invalid_token() {
 
 #[tokio::test]
 async fn a_revoked_token_is_refused_once_the_cache_ceiling_passes() {
-    let endpoint = Endpoint::start().await;
-    let mut settings = settings(&endpoint.url, CLIENT_SECRET);
+    let endpoint = start_endpoint().await;
+    let mut settings = settings(endpoint.url(), CLIENT_SECRET);
     settings.cache_ceiling = Duration::from_secs(1);
-    let url = server(&endpoint.issuer, settings).await;
+    let url = server(endpoint.issuer(), settings).await;
     let token = "soon-revoked-token";
     endpoint.issue(token, &format!("{url}/mcp"), "mcp:tools");
     let init = rpc(&url, Some(token), None, crate::fixture::initialize()).await;
@@ -245,17 +137,17 @@ async fn an_endpoint_that_is_down_slow_or_refusing_us_means_503_in_bounded_time(
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let closed_url = format!("http://{}/introspect", closed.local_addr().unwrap());
     drop(closed);
-    let endpoint = Endpoint::start().await;
-    let url = server(&endpoint.issuer, settings(&closed_url, CLIENT_SECRET)).await;
+    let endpoint = start_endpoint().await;
+    let url = server(endpoint.issuer(), settings(&closed_url, CLIENT_SECRET)).await;
     let started = Instant::now();
     let down = rpc(&url, Some("any-token"), None, list()).await;
     assert_eq!(down.status, 503);
     assert!(started.elapsed() < Duration::from_secs(2));
 
     // Slow: the endpoint takes 5 s, the timeout is 500 ms.
-    let url = server(&endpoint.issuer, settings(&endpoint.url, CLIENT_SECRET)).await;
+    let url = server(endpoint.issuer(), settings(endpoint.url(), CLIENT_SECRET)).await;
     endpoint.issue("slow-token", &format!("{url}/mcp"), "mcp:tools");
-    *endpoint.state.delay.lock().unwrap() = Duration::from_secs(5);
+    endpoint.set_delay(Duration::from_secs(5));
     let started = Instant::now();
     let slow = rpc(&url, Some("slow-token"), None, list()).await;
     assert_eq!(slow.status, 503);
@@ -264,10 +156,10 @@ async fn an_endpoint_that_is_down_slow_or_refusing_us_means_503_in_bounded_time(
         took >= Duration::from_millis(450) && took < Duration::from_secs(2),
         "{took:?}"
     );
-    *endpoint.state.delay.lock().unwrap() = Duration::ZERO;
+    endpoint.set_delay(Duration::ZERO);
 
     // Our own credentials refused by the endpoint: a server-side fault, not the token's.
-    let url = server(&endpoint.issuer, settings(&endpoint.url, "wrong-secret")).await;
+    let url = server(endpoint.issuer(), settings(endpoint.url(), "wrong-secret")).await;
     endpoint.issue("good-token", &format!("{url}/mcp"), "mcp:tools");
     let refused = rpc(&url, Some("good-token"), None, list()).await;
     assert_eq!(refused.status, 503);
@@ -291,9 +183,9 @@ fn thumbprint(key: &crate::fixture::TestKey) -> String {
 #[tokio::test]
 async fn a_dpop_bound_opaque_token_needs_a_proof_by_the_key_the_answer_names() {
     use mcp_resource_server::auth::{DpopConfig, DpopPolicy};
-    let endpoint = Endpoint::start().await;
-    let issuer = endpoint.issuer.clone();
-    let settings = settings(&endpoint.url, CLIENT_SECRET);
+    let endpoint = start_endpoint().await;
+    let issuer = endpoint.issuer().to_string();
+    let settings = settings(endpoint.url(), CLIENT_SECRET);
     let url = start_rs(move |url| {
         test_config(url, &issuer)
             .with_introspection(settings)
@@ -307,13 +199,9 @@ async fn a_dpop_bound_opaque_token_needs_a_proof_by_the_key_the_answer_names() {
     let other_key = crate::fixture::TestKey::ed();
     let token = "opaque-dpop-bound-token-0123456789";
     endpoint.issue(token, &format!("{url}/mcp"), "mcp:tools");
-    endpoint
-        .state
-        .answers
-        .lock()
-        .unwrap()
-        .get_mut(token)
-        .unwrap()["cnf"] = json!({"jkt": thumbprint(&client_key)});
+    endpoint.edit(token, |answer| {
+        answer["cnf"] = json!({"jkt": thumbprint(&client_key)});
+    });
     let dpop = |proof: &str| {
         vec![
             ("authorization", format!("DPoP {token}")),
@@ -368,9 +256,9 @@ async fn a_dpop_bound_opaque_token_needs_a_proof_by_the_key_the_answer_names() {
 /// takes none), and the answer is used as usual.
 #[tokio::test]
 async fn without_a_client_id_no_client_authentication_is_sent() {
-    let endpoint = Endpoint::start().await;
-    endpoint.state.no_client_auth.store(true, Ordering::SeqCst);
-    let url = server(&endpoint.issuer, settings_without_client(&endpoint.url)).await;
+    let endpoint = start_endpoint().await;
+    endpoint.set_no_client_auth(true);
+    let url = server(endpoint.issuer(), settings_without_client(endpoint.url())).await;
     endpoint.issue("opaque-no-client-auth", &format!("{url}/mcp"), "mcp:tools");
     let init = rpc(
         &url,

@@ -1,27 +1,16 @@
 //! The introspection rows of the matrix: a resource server verifying tokens through an
-//! RFC 7662 endpoint (a real one on 127.0.0.1, below) meets an inactive token, a token
+//! RFC 7662 endpoint (a real one on 127.0.0.1, from testkit) meets an inactive token, a token
 //! for another audience, a refresh token the endpoint calls active, an endpoint that
 //! is down, one that is slow, and one that answers garbage. Each row states the status
 //! and challenge, bounds the time taken, and proves that neither the token nor the
 //! server's client secret reached the logs or the response.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use axum::{
-    Form, Json, Router,
-    extract::State,
-    http::{HeaderMap, StatusCode, header},
-    response::{IntoResponse, Response},
-    routing::post,
-};
-use base64::{Engine, engine::general_purpose::STANDARD};
 use mcp_auth_proto::{challenge::BearerChallenge, secret::ClientSecret};
 use mcp_resource_server::config::IntrospectionSettings;
-use serde_json::{Value, json};
+use serde_json::json;
+use testkit::IntrospectionEndpoint;
 use tokio::net::TcpListener;
 
 use crate::support::{assert_not_leaked, logs, mcp_with_token, now, rs_config, start_rs};
@@ -39,47 +28,6 @@ enum Behaviour {
     Garbage,
 }
 
-#[derive(Clone)]
-struct Endpoint {
-    answers: Arc<Mutex<HashMap<String, Value>>>,
-    behaviour: Arc<Mutex<Behaviour>>,
-}
-
-async fn introspect(
-    State(endpoint): State<Endpoint>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let behaviour = *endpoint.behaviour.lock().unwrap();
-    match behaviour {
-        Behaviour::Slow => {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        }
-        Behaviour::Garbage => return (StatusCode::OK, "<html>not json</html>").into_response(),
-        Behaviour::Answer => {}
-    }
-    let expected = format!(
-        "Basic {}",
-        STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
-    );
-    if headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        != Some(expected.as_str())
-    {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "invalid_client"})),
-        )
-            .into_response();
-    }
-    let answer = form
-        .get("token")
-        .and_then(|t| endpoint.answers.lock().unwrap().get(t).cloned())
-        .unwrap_or_else(|| json!({"active": false}));
-    Json(answer).into_response()
-}
-
 struct Row {
     name: &'static str,
     token: &'static str,
@@ -94,19 +42,13 @@ struct Row {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introspection_rows() {
     logs();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let issuer = format!("{base}/as");
-    let endpoint = Endpoint {
-        answers: Arc::default(),
-        behaviour: Arc::new(Mutex::new(Behaviour::Answer)),
-    };
-    let app = Router::new()
-        .route("/as/introspect", post(introspect))
-        .with_state(endpoint.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let endpoint = IntrospectionEndpoint::start(CLIENT_ID, CLIENT_SECRET).await;
+    let issuer = endpoint.issuer().to_string();
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let closed_url = format!("http://{}/as/introspect", closed.local_addr().unwrap());
+    let closed_url = format!(
+        "http://{}/dex/token/introspect",
+        closed.local_addr().unwrap()
+    );
     drop(closed);
 
     let start = |endpoint_url: String| {
@@ -121,7 +63,7 @@ async fn introspection_rows() {
             rs_config(url, &issuer).with_introspection(settings)
         })
     };
-    let url = start(format!("{base}/as/introspect")).await;
+    let url = start(endpoint.url().to_string()).await;
     let down_url = start(closed_url).await;
     let answer = |aud: &str, token_use: &str| {
         json!({
@@ -130,25 +72,16 @@ async fn introspection_rows() {
             "token_use": token_use
         })
     };
-    {
-        let mut answers = endpoint.answers.lock().unwrap();
-        let mcp = format!("{url}/mcp");
-        answers.insert(
-            "opaque-valid-4d1c7be0a2".into(),
-            answer(&mcp, "access_token"),
-        );
-        answers.insert(
-            "opaque-other-aud-93b2f1c4".into(),
-            answer("https://other.example/mcp", "access_token"),
-        );
-        answers.insert(
-            "opaque-refresh-5e8d2a71".into(),
-            answer(&mcp, "refresh_token"),
-        );
-        let mut revoked = answer(&mcp, "access_token");
-        revoked["active"] = json!(false);
-        answers.insert("opaque-revoked-0b6e9f35".into(), revoked);
-    }
+    let mcp = format!("{url}/mcp");
+    endpoint.answer("opaque-valid-4d1c7be0a2", answer(&mcp, "access_token"));
+    endpoint.answer(
+        "opaque-other-aud-93b2f1c4",
+        answer("https://other.example/mcp", "access_token"),
+    );
+    endpoint.answer("opaque-refresh-5e8d2a71", answer(&mcp, "refresh_token"));
+    let mut revoked = answer(&mcp, "access_token");
+    revoked["active"] = json!(false);
+    endpoint.answer("opaque-revoked-0b6e9f35", revoked);
 
     let rows = [
         Row {
@@ -217,7 +150,12 @@ async fn introspection_rows() {
         },
     ];
     for row in rows {
-        *endpoint.behaviour.lock().unwrap() = row.behaviour;
+        endpoint.set_delay(if row.behaviour == Behaviour::Slow {
+            Duration::from_secs(30)
+        } else {
+            Duration::ZERO
+        });
+        endpoint.set_garbage(row.behaviour == Behaviour::Garbage);
         let target = if row.endpoint_down { &down_url } else { &url };
         let started = Instant::now();
         let reply = mcp_with_token(target, row.token).await;
@@ -260,6 +198,7 @@ async fn introspection_rows() {
         for secret in [row.token, CLIENT_SECRET] {
             assert_not_leaked(secret, &[&reply.body, &reply.headers], name);
         }
-        *endpoint.behaviour.lock().unwrap() = Behaviour::Answer;
+        endpoint.set_delay(Duration::ZERO);
+        endpoint.set_garbage(false);
     }
 }
