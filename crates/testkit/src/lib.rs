@@ -20,6 +20,7 @@
 pub mod http;
 pub mod introspection;
 pub mod keys;
+pub mod legacy_sse;
 pub mod node;
 pub mod process;
 pub mod server;

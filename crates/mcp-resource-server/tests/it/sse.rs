@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
+
+use testkit::legacy_sse::{SseAuth, open_sse, post_message, sse_handshake};
 
 use crate::fixture::{
-    SseReader, TestAuthServer, TestKey, call, client, initialize, now, start_rs, test_config,
+    SseReader, TestAuthServer, TestKey, call, client, now, start_rs, test_config,
 };
 
 async fn setup() -> (TestAuthServer, String) {
@@ -19,73 +21,21 @@ fn token(auth: &TestAuthServer, url: &str, sub: &str, scope: &str) -> String {
     TestKey::rsa1().sign_with_typ(&auth.claims(sub, &format!("{url}/sse"), scope), None)
 }
 
-async fn post(url: &str, endpoint: &str, auth: Auth<'_>, body: &Value) -> reqwest::Response {
-    let mut request = client().post(format!("{url}{endpoint}")).json(body);
-    match auth {
-        Auth::Bearer(token) => request = request.bearer_auth(token),
-        Auth::Cookie(cookie, origin) => {
-            request = request.header("cookie", cookie);
-            if let Some(origin) = origin {
-                request = request.header("origin", origin);
-            }
-        }
-    }
-    request.send().await.unwrap()
-}
-
-#[derive(Clone, Copy)]
-enum Auth<'a> {
-    Bearer(&'a str),
-    Cookie(&'a str, Option<&'a str>),
-}
-
-async fn open(url: &str, auth: Auth<'_>) -> (SseReader, String) {
-    let mut request = client()
-        .get(format!("{url}/sse"))
-        .header("accept", "text/event-stream");
-    match auth {
-        Auth::Bearer(token) => request = request.bearer_auth(token),
-        Auth::Cookie(cookie, _) => request = request.header("cookie", cookie),
-    }
-    let response = request.send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let mut reader = SseReader::new(response);
-    let endpoint = reader.next().await.unwrap();
-    assert_eq!(endpoint.event, "endpoint");
-    assert!(
-        endpoint.data.starts_with("/messages?sessionId="),
-        "{}",
-        endpoint.data
-    );
-    (reader, endpoint.data)
-}
-
-async fn handshake(url: &str, endpoint: &str, auth: Auth<'_>, reader: &mut SseReader) {
-    let response = post(url, endpoint, auth, &initialize()).await;
-    assert_eq!(response.status(), 202);
-    let reply = reader.message().await;
-    assert_eq!(reply["id"], 1);
-    assert_eq!(reply["result"]["serverInfo"]["name"], "mcp-resource-server");
-    let response = post(
-        url,
-        endpoint,
-        auth,
-        &json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
-    )
-    .await;
-    assert_eq!(response.status(), 202);
+async fn handshake(url: &str, endpoint: &str, auth: SseAuth<'_>, reader: &mut SseReader) {
+    let result = sse_handshake(url, endpoint, auth, reader, "it").await;
+    assert_eq!(result["serverInfo"]["name"], "mcp-resource-server");
 }
 
 #[tokio::test]
 async fn full_session_over_sse_with_bearer() {
     let (auth, url) = setup().await;
     let token = token(&auth, &url, "alice", "mcp:tools");
-    let (mut reader, endpoint) = open(&url, Auth::Bearer(&token)).await;
-    handshake(&url, &endpoint, Auth::Bearer(&token), &mut reader).await;
-    post(
+    let (mut reader, endpoint) = open_sse(&url, SseAuth::Bearer(&token)).await;
+    handshake(&url, &endpoint, SseAuth::Bearer(&token), &mut reader).await;
+    post_message(
         &url,
         &endpoint,
-        Auth::Bearer(&token),
+        SseAuth::Bearer(&token),
         &call(
             2,
             "calculator",
@@ -96,10 +46,10 @@ async fn full_session_over_sse_with_bearer() {
     let reply = reader.message().await;
     assert_eq!(reply["result"]["structuredContent"]["result"], 42.0);
     // Scope check on /messages too: HTTP 403 pointing at the SSE PRM.
-    let response = post(
+    let response = post_message(
         &url,
         &endpoint,
-        Auth::Bearer(&token),
+        SseAuth::Bearer(&token),
         &call(3, "admin_status", json!({})),
     )
     .await;
@@ -131,7 +81,7 @@ async fn full_session_over_sse_with_bearer() {
 async fn full_session_over_sse_with_the_cookie() {
     let (auth, url) = setup().await;
     let token = token(&auth, &url, "alice", "mcp:tools");
-    let response = post(&url, "/session", Auth::Bearer(&token), &json!({})).await;
+    let response = post_message(&url, "/session", SseAuth::Bearer(&token), &json!({})).await;
     assert_eq!(response.status(), 204);
     let set_cookie = response.headers()["set-cookie"]
         .to_str()
@@ -161,12 +111,18 @@ async fn full_session_over_sse_with_the_cookie() {
     );
 
     let origin = Some(url.as_str());
-    let (mut reader, endpoint) = open(&url, Auth::Cookie(&cookie, None)).await;
-    handshake(&url, &endpoint, Auth::Cookie(&cookie, origin), &mut reader).await;
-    post(
+    let (mut reader, endpoint) = open_sse(&url, SseAuth::Cookie(&cookie, None)).await;
+    handshake(
         &url,
         &endpoint,
-        Auth::Cookie(&cookie, origin),
+        SseAuth::Cookie(&cookie, origin),
+        &mut reader,
+    )
+    .await;
+    post_message(
+        &url,
+        &endpoint,
+        SseAuth::Cookie(&cookie, origin),
         &call(2, "whoami", json!({})),
     )
     .await;
@@ -174,18 +130,18 @@ async fn full_session_over_sse_with_the_cookie() {
     assert_eq!(reply["result"]["structuredContent"]["subject"], "alice");
 
     // A cross-origin cookie POST, and one without Origin, are refused.
-    let response = post(
+    let response = post_message(
         &url,
         &endpoint,
-        Auth::Cookie(&cookie, Some("http://evil.example.com")),
+        SseAuth::Cookie(&cookie, Some("http://evil.example.com")),
         &call(3, "whoami", json!({})),
     )
     .await;
     assert_eq!(response.status(), 403);
-    let response = post(
+    let response = post_message(
         &url,
         &endpoint,
-        Auth::Cookie(&cookie, None),
+        SseAuth::Cookie(&cookie, None),
         &call(3, "whoami", json!({})),
     )
     .await;
@@ -206,10 +162,10 @@ async fn full_session_over_sse_with_the_cookie() {
             .unwrap()
             .contains("Max-Age=0")
     );
-    let response = post(
+    let response = post_message(
         &url,
         &endpoint,
-        Auth::Cookie(&cookie, origin),
+        SseAuth::Cookie(&cookie, origin),
         &call(4, "whoami", json!({})),
     )
     .await;
@@ -231,7 +187,7 @@ async fn new_session(url: &str, token: &str, previous_cookie: Option<&str>) -> S
 async fn a_new_session_replaces_the_one_the_browser_held() {
     let (auth, url) = setup().await;
     let first = new_session(&url, &token(&auth, &url, "alice", "mcp:tools"), None).await;
-    let (_reader, _endpoint) = open(&url, Auth::Cookie(&first, None)).await;
+    let (_reader, _endpoint) = open_sse(&url, SseAuth::Cookie(&first, None)).await;
 
     // Signing in again (a step-up, say) while holding the first cookie ends the first session.
     let step_up = token(&auth, &url, "alice", "mcp:tools mcp:admin");
@@ -249,7 +205,7 @@ async fn a_new_session_replaces_the_one_the_browser_held() {
         401,
         "the replaced cookie no longer opens a stream"
     );
-    let (_reader, _endpoint) = open(&url, Auth::Cookie(&second, None)).await;
+    let (_reader, _endpoint) = open_sse(&url, SseAuth::Cookie(&second, None)).await;
 }
 
 #[tokio::test]
@@ -257,12 +213,12 @@ async fn another_principal_cannot_post_to_a_stream() {
     let (auth, url) = setup().await;
     let alice = token(&auth, &url, "alice", "mcp:tools");
     let mallory = token(&auth, &url, "mallory", "mcp:tools");
-    let (mut reader, endpoint) = open(&url, Auth::Bearer(&alice)).await;
-    handshake(&url, &endpoint, Auth::Bearer(&alice), &mut reader).await;
-    let response = post(
+    let (mut reader, endpoint) = open_sse(&url, SseAuth::Bearer(&alice)).await;
+    handshake(&url, &endpoint, SseAuth::Bearer(&alice), &mut reader).await;
+    let response = post_message(
         &url,
         &endpoint,
-        Auth::Bearer(&mallory),
+        SseAuth::Bearer(&mallory),
         &call(2, "whoami", json!({})),
     )
     .await;
@@ -276,10 +232,10 @@ async fn another_principal_cannot_post_to_a_stream() {
         .unwrap();
     assert_eq!(response.status(), 401);
     // Alice's own POST still works and nothing from mallory reached her stream.
-    post(
+    post_message(
         &url,
         &endpoint,
-        Auth::Bearer(&alice),
+        SseAuth::Bearer(&alice),
         &call(3, "whoami", json!({})),
     )
     .await;
@@ -297,8 +253,8 @@ async fn the_stream_closes_when_its_token_expires() {
     let mut claims = auth.claims("alice", &format!("{url}/sse"), "mcp:tools");
     claims["exp"] = json!(now() + 2);
     let token = TestKey::rsa1().sign_with_typ(&claims, None);
-    let (mut reader, endpoint) = open(&url, Auth::Bearer(&token)).await;
-    handshake(&url, &endpoint, Auth::Bearer(&token), &mut reader).await;
+    let (mut reader, endpoint) = open_sse(&url, SseAuth::Bearer(&token)).await;
+    handshake(&url, &endpoint, SseAuth::Bearer(&token), &mut reader).await;
     let end = tokio::time::timeout(Duration::from_secs(8), async {
         while reader.next().await.is_some() {}
     })
@@ -307,10 +263,10 @@ async fn the_stream_closes_when_its_token_expires() {
     // The session is gone with it.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let fresh = token_for(&auth, &url);
-    let response = post(
+    let response = post_message(
         &url,
         &endpoint,
-        Auth::Bearer(&fresh),
+        SseAuth::Bearer(&fresh),
         &call(2, "whoami", json!({})),
     )
     .await;
@@ -334,7 +290,7 @@ async fn a_cookie_stream_closes_when_the_cookie_session_ends() {
     })
     .await;
     let token = token(&auth, &url, "alice", "mcp:tools");
-    let response = post(&url, "/session", Auth::Bearer(&token), &json!({})).await;
+    let response = post_message(&url, "/session", SseAuth::Bearer(&token), &json!({})).await;
     assert_eq!(response.status(), 204);
     let set_cookie = response.headers()["set-cookie"]
         .to_str()
@@ -342,7 +298,7 @@ async fn a_cookie_stream_closes_when_the_cookie_session_ends() {
         .to_string();
     assert!(set_cookie.contains("Max-Age=2"), "{set_cookie}");
     let cookie = set_cookie.split(';').next().unwrap().to_string();
-    let (mut reader, _endpoint) = open(&url, Auth::Cookie(&cookie, None)).await;
+    let (mut reader, _endpoint) = open_sse(&url, SseAuth::Cookie(&cookie, None)).await;
     let end = tokio::time::timeout(Duration::from_secs(8), async {
         while reader.next().await.is_some() {}
     })

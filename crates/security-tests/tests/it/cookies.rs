@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::{
-    Auth, Reply, TestAuthServer, TestKey, call, client, logs, now, open_sse, post_message,
+    Reply, SseAuth, TestAuthServer, TestKey, call, client, logs, now, open_sse, post_message,
     rs_config, sse_handshake, start_rs,
 };
 use mcp_resource_server::config::CookieConfig;
@@ -164,13 +164,13 @@ async fn cross_origin_requests_carrying_the_cookie_are_refused() {
     let token = setup.token("alice", 300);
     let (_, set_cookie) = setup.session(&token, None).await;
     let cookie = cookie_pair(&set_cookie);
-    let (mut reader, endpoint) = open_sse(url, Auth::Cookie(&cookie, None)).await;
+    let (mut reader, endpoint) = open_sse(url, SseAuth::Cookie(&cookie, None)).await;
 
     // A page on another origin posting into the session with the victim's cookie.
     let evil = post_message(
         url,
         &endpoint,
-        Auth::Cookie(&cookie, Some("http://evil.example")),
+        SseAuth::Cookie(&cookie, Some("http://evil.example")),
         &crate::support::initialize(),
     )
     .await;
@@ -180,7 +180,7 @@ async fn cross_origin_requests_carrying_the_cookie_are_refused() {
     let reply = post_message(
         url,
         &endpoint,
-        Auth::Cookie(&cookie, Some(&sibling)),
+        SseAuth::Cookie(&cookie, Some(&sibling)),
         &crate::support::initialize(),
     )
     .await;
@@ -189,7 +189,7 @@ async fn cross_origin_requests_carrying_the_cookie_are_refused() {
     let reply = post_message(
         url,
         &endpoint,
-        Auth::Cookie(&cookie, None),
+        SseAuth::Cookie(&cookie, None),
         &crate::support::initialize(),
     )
     .await;
@@ -198,7 +198,7 @@ async fn cross_origin_requests_carrying_the_cookie_are_refused() {
     let reply = post_message(
         url,
         &endpoint,
-        Auth::Cookie(&cookie, Some("null")),
+        SseAuth::Cookie(&cookie, Some("null")),
         &crate::support::initialize(),
     )
     .await;
@@ -212,7 +212,7 @@ async fn cross_origin_requests_carrying_the_cookie_are_refused() {
     sse_handshake(
         url,
         &endpoint,
-        Auth::Cookie(&cookie, Some(url)),
+        SseAuth::Cookie(&cookie, Some(url)),
         &mut reader,
     )
     .await;
@@ -229,7 +229,7 @@ async fn cross_origin_requests_carrying_the_cookie_are_refused() {
     let reply = post_message(
         url,
         &endpoint,
-        Auth::Cookie(&cookie, Some(url)),
+        SseAuth::Cookie(&cookie, Some(url)),
         &call(2, "calculator", json!({"operation": "add", "a": 1, "b": 2})),
     )
     .await;
@@ -253,35 +253,41 @@ async fn one_principals_cookie_never_reaches_anothers_session() {
     let bob = cookie_pair(&setup.session(&bob_token, None).await.1);
     assert_ne!(alice, bob);
 
-    let (mut alice_stream, alice_endpoint) = open_sse(url, Auth::Cookie(&alice, None)).await;
-    let (mut bob_stream, bob_endpoint) = open_sse(url, Auth::Cookie(&bob, None)).await;
+    let (mut alice_stream, alice_endpoint) = open_sse(url, SseAuth::Cookie(&alice, None)).await;
+    let (mut bob_stream, bob_endpoint) = open_sse(url, SseAuth::Cookie(&bob, None)).await;
     sse_handshake(
         url,
         &alice_endpoint,
-        Auth::Cookie(&alice, Some(url)),
+        SseAuth::Cookie(&alice, Some(url)),
         &mut alice_stream,
     )
     .await;
     sse_handshake(
         url,
         &bob_endpoint,
-        Auth::Cookie(&bob, Some(url)),
+        SseAuth::Cookie(&bob, Some(url)),
         &mut bob_stream,
     )
     .await;
 
     // Bob, with his cookie or his token, posting into Alice's session: unknown session.
     let whoami = call(7, "whoami", json!({}));
-    let reply = post_message(url, &alice_endpoint, Auth::Cookie(&bob, Some(url)), &whoami).await;
+    let reply = post_message(
+        url,
+        &alice_endpoint,
+        SseAuth::Cookie(&bob, Some(url)),
+        &whoami,
+    )
+    .await;
     assert_eq!(reply.status, 404, "{}", reply.body);
-    let reply = post_message(url, &alice_endpoint, Auth::Bearer(&bob_token), &whoami).await;
+    let reply = post_message(url, &alice_endpoint, SseAuth::Bearer(&bob_token), &whoami).await;
     assert_eq!(reply.status, 404);
     // Both cookies at once: it must not reach Alice's session as Bob.
     let both = format!("{bob}; {alice}");
     let reply = post_message(
         url,
         &alice_endpoint,
-        Auth::Cookie(&both, Some(url)),
+        SseAuth::Cookie(&both, Some(url)),
         &whoami,
     )
     .await;
@@ -294,7 +300,7 @@ async fn one_principals_cookie_never_reaches_anothers_session() {
     let reply = post_message(
         url,
         &alice_endpoint,
-        Auth::Cookie(&alice, Some(url)),
+        SseAuth::Cookie(&alice, Some(url)),
         &call(8, "whoami", json!({})),
     )
     .await;

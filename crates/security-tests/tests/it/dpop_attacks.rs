@@ -485,7 +485,7 @@ async fn dpop_server_nonce_round_trip() {
 /// open a session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_session_from_a_bound_token_records_the_binding() {
-    use crate::support::{Auth, call, open_sse, post_message, sse_handshake};
+    use crate::support::{SseAuth, call, open_sse, post_message, sse_handshake};
     let logs = logs();
     let as1 = TestKey::rsa1();
     let client_key = TestKey::ec();
@@ -549,7 +549,7 @@ async fn cookie_session_from_a_bound_token_records_the_binding() {
             .any(|line| line.contains(&jkt)),
         "the session log names the key the token is bound to"
     );
-    let auth = Auth::Cookie(&cookie, Some(&url));
+    let auth = SseAuth::Cookie(&cookie, Some(&url));
     let (mut reader, endpoint) = open_sse(&url, auth).await;
     sse_handshake(&url, &endpoint, auth, &mut reader).await;
     let reply = post_message(&url, &endpoint, auth, &call(2, "whoami", json!({}))).await;

@@ -11,7 +11,7 @@ use tokio::{
 };
 
 use crate::support::{
-    Auth, Reply, TestAuthServer, TestKey, client, logs, mcp_with_token, now, open_sse,
+    Reply, SseAuth, TestAuthServer, TestKey, client, logs, mcp_with_token, now, open_sse,
     post_message, rs_config, start_rs,
 };
 
@@ -53,7 +53,7 @@ async fn request_body_over_the_limit_is_413_on_both_transports() {
     assert_eq!(reply.status, 413, "{}", reply.body);
 
     let sse_token = token(&auth_server, &key, &url, "/sse");
-    let (_reader, endpoint) = open_sse(&url, Auth::Bearer(&sse_token)).await;
+    let (_reader, endpoint) = open_sse(&url, SseAuth::Bearer(&sse_token)).await;
     let response = client()
         .post(format!("{url}{endpoint}"))
         .bearer_auth(&sse_token)
@@ -68,7 +68,7 @@ async fn request_body_over_the_limit_is_413_on_both_transports() {
     let reply = post_message(
         &url,
         &endpoint,
-        Auth::Bearer(&sse_token),
+        SseAuth::Bearer(&sse_token),
         &serde_json::from_str(&big_body(512 * 1024)).unwrap(),
     )
     .await;
@@ -151,7 +151,7 @@ async fn sse_stream_ends_when_its_token_expires() {
     claims["exp"] = json!(now() + 2);
     let token = key.sign(&claims);
     let started = Instant::now();
-    let (mut reader, _endpoint) = open_sse(&url, Auth::Bearer(&token)).await;
+    let (mut reader, _endpoint) = open_sse(&url, SseAuth::Bearer(&token)).await;
     let end = tokio::time::timeout(Duration::from_secs(10), async {
         while reader.next().await.is_some() {}
     })
@@ -286,7 +286,7 @@ async fn sse_streams_per_principal_are_limited() {
     let (at, status) = refused.expect("a limit below 101 streams for one principal");
     assert_eq!(status, 429, "refused at stream {at}");
     let bob = key.sign(&auth_server.claims("bob", &format!("{url}/sse"), "mcp:tools"));
-    let (_reader, _endpoint) = open_sse(&url, Auth::Bearer(&bob)).await;
+    let (_reader, _endpoint) = open_sse(&url, SseAuth::Bearer(&bob)).await;
 }
 
 /// A token inside the clock leeway (`exp` passed a few seconds ago, default leeway

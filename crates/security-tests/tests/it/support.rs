@@ -15,13 +15,14 @@ use std::{
 use axum::{Json, Router};
 use jsonwebtoken::jwk::JwkSet;
 use mcp_resource_server::{Config, config::JwksConfig};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::TcpListener;
 
 pub use testkit::{
     JwksMode, SLOW_JWKS, SseReader, TestAuthServer, TestKey,
     http::{call, client, serve_on_loopback, www_authenticate},
     keys::{RSA1_PUB_PEM, alg_name, b64, raw_jws},
+    legacy_sse::{SseAuth, open_sse},
     now,
 };
 
@@ -225,65 +226,12 @@ pub async fn mcp_with_token(url: &str, token: &str) -> Reply {
 // ---------------------------------------------------------------------------
 // Legacy SSE
 
-/// How a legacy SSE request authenticates.
-#[derive(Clone, Copy)]
-pub enum Auth<'a> {
-    Bearer(&'a str),
-    /// A `Cookie` header value and an optional `Origin`.
-    Cookie(&'a str, Option<&'a str>),
-}
-
-/// `GET /sse`; returns the reader and the `endpoint` path.
-pub async fn open_sse(url: &str, auth: Auth<'_>) -> (SseReader, String) {
-    let mut request = client()
-        .get(format!("{url}/sse"))
-        .header("accept", "text/event-stream");
-    match auth {
-        Auth::Bearer(token) => request = request.bearer_auth(token),
-        Auth::Cookie(cookie, _) => request = request.header("cookie", cookie),
-    }
-    let response = request.send().await.unwrap();
-    assert_eq!(response.status(), 200, "GET /sse");
-    let mut reader = SseReader::new(response);
-    let endpoint = tokio::time::timeout(Duration::from_secs(10), reader.next())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(endpoint.event, "endpoint");
-    assert!(endpoint.data.starts_with("/messages?sessionId="));
-    (reader, endpoint.data)
-}
-
 /// `POST <endpoint>` with a JSON-RPC body.
-pub async fn post_message(url: &str, endpoint: &str, auth: Auth<'_>, body: &Value) -> Reply {
-    let mut request = client()
-        .post(format!("{url}{endpoint}"))
-        .header("content-type", "application/json")
-        .body(body.to_string());
-    match auth {
-        Auth::Bearer(token) => request = request.bearer_auth(token),
-        Auth::Cookie(cookie, origin) => {
-            request = request.header("cookie", cookie);
-            if let Some(origin) = origin {
-                request = request.header("origin", origin);
-            }
-        }
-    }
-    Reply::from(request.send().await.unwrap()).await
+pub async fn post_message(url: &str, endpoint: &str, auth: SseAuth<'_>, body: &Value) -> Reply {
+    Reply::from(testkit::legacy_sse::post_message(url, endpoint, auth, body).await).await
 }
 
 /// `initialize` + `notifications/initialized` over a legacy SSE session.
-pub async fn sse_handshake(url: &str, endpoint: &str, auth: Auth<'_>, reader: &mut SseReader) {
-    let reply = post_message(url, endpoint, auth, &initialize()).await;
-    assert_eq!(reply.status, 202, "initialize: {}", reply.body);
-    let message = reader.message().await;
-    assert_eq!(message["id"], 1);
-    let reply = post_message(
-        url,
-        endpoint,
-        auth,
-        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-    )
-    .await;
-    assert_eq!(reply.status, 202);
+pub async fn sse_handshake(url: &str, endpoint: &str, auth: SseAuth<'_>, reader: &mut SseReader) {
+    testkit::legacy_sse::sse_handshake(url, endpoint, auth, reader, "security-tests").await;
 }
