@@ -327,28 +327,9 @@ async fn start_dex_rs(issuer: &str) -> String {
 // ---------------------------------------------------------------------------
 // Running the client
 
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "security-tests-attacks-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-    fn cache(&self) -> String {
-        self.0.join("cache").display().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The client's token cache inside a temporary directory (removed on drop).
+fn cache_in(dir: &tempfile::TempDir) -> String {
+    dir.path().join("cache").display().to_string()
 }
 
 fn args(words: &[&str]) -> Vec<String> {
@@ -392,8 +373,8 @@ async fn confused_deputy_with_dex_gets_no_token() {
     let dex = start_dex().await;
     let real = start_dex_rs(&dex).await;
     let real_origin = real.trim_end_matches("/mcp").to_owned();
-    let dir = TempDir::new();
-    let cache = dir.cache();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache_in(&dir);
     let client = |url: &str| {
         args(&[
             "--headless",
@@ -463,8 +444,8 @@ async fn a_client_secret_never_reaches_another_authorization_server() {
     let real = start_real_rs(&good).await;
     let evil_as = start_recording_as().await;
     let evil = start_evil(Evil::WantsATokenFor, &evil_as.issuer, &["mcp:tools"]).await;
-    let dir = TempDir::new();
-    let cache = dir.cache();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache_in(&dir);
     let client = |url: &str, issuer: Option<&str>| {
         let mut a = args(&[
             "--headless",
@@ -525,7 +506,7 @@ fn non_loopback_ipv4() -> Option<Ipv4Addr> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_bearer_token_over_plain_http_off_loopback() {
-    let dir = TempDir::new();
+    let dir = tempfile::tempdir().unwrap();
     let (url, listener) = match non_loopback_ipv4() {
         Some(ip) => {
             let l = TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
@@ -539,7 +520,7 @@ async fn no_bearer_token_over_plain_http_off_loopback() {
     let run = run_client(&args(&[
         "--headless",
         "--cache-dir",
-        &dir.cache(),
+        &cache_in(&dir),
         "tools",
         &url,
     ]))
@@ -558,7 +539,7 @@ async fn no_bearer_token_over_plain_http_off_loopback() {
 async fn junk_at_the_callback_does_not_end_the_login() {
     let as_ = start_recording_as().await;
     let real = start_real_rs(&as_).await;
-    let dir = TempDir::new();
+    let dir = tempfile::tempdir().unwrap();
     // Browser mode without a browser: the client prints the URL and waits.
     let mut command = client_command(&args(&[
         "--no-browser",
@@ -567,7 +548,7 @@ async fn junk_at_the_callback_does_not_end_the_login() {
         "--auth-timeout",
         "30",
         "--cache-dir",
-        &dir.cache(),
+        &cache_in(&dir),
         "tools",
         &real,
     ]));
@@ -656,13 +637,13 @@ async fn junk_at_the_callback_does_not_end_the_login() {
 async fn an_endless_initialize_reply_is_cut_at_the_limit() {
     let as_ = start_recording_as().await;
     let evil = start_evil(Evil::EndlessInitialize, &as_.issuer, &["mcp:tools"]).await;
-    let dir = TempDir::new();
+    let dir = tempfile::tempdir().unwrap();
     let mut command = client_command(&args(&[
         "--headless",
         "--client-id",
         "mcp-client",
         "--cache-dir",
-        &dir.cache(),
+        &cache_in(&dir),
         "tools",
         &evil.mcp_url(),
     ]));
@@ -694,13 +675,13 @@ async fn an_endless_initialize_reply_is_cut_at_the_limit() {
 async fn check_triggers_at_most_three_authorizations() {
     let as_ = start_recording_as().await;
     let evil = start_evil(Evil::ReauthorizePerTool, &as_.issuer, &["mcp:tools"]).await;
-    let dir = TempDir::new();
+    let dir = tempfile::tempdir().unwrap();
     let run = run_client(&args(&[
         "--headless",
         "--client-id",
         "mcp-client",
         "--cache-dir",
-        &dir.cache(),
+        &cache_in(&dir),
         "check",
         &evil.mcp_url(),
     ]))

@@ -347,28 +347,7 @@ struct Fixture {
     auth_server: RunningAs,
     mcp_url: String,
     cache: PathBuf,
-    _tmp: TempDir,
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "security-tests-client-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _tmp: tempfile::TempDir,
 }
 
 impl Fixture {
@@ -383,11 +362,11 @@ impl Fixture {
                 .with_leeway(Duration::ZERO)
         })
         .await;
-        let tmp = TempDir::new();
+        let tmp = tempfile::tempdir().unwrap();
         Self {
             auth_server,
             mcp_url: format!("{url}/mcp"),
-            cache: tmp.0.join("cache"),
+            cache: tmp.path().join("cache"),
             _tmp: tmp,
         }
     }
@@ -556,8 +535,8 @@ fn cache_writer_child_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_in_the_middle_of_a_cache_write() {
-    let tmp = TempDir::new();
-    let path = tmp.0.join("tokens-crash.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("tokens-crash.json");
     let pad_len = 4 * 1024 * 1024;
     let first = serde_json::to_vec(&json!({"generation": 0, "pad": "x".repeat(pad_len)})).unwrap();
     mcp_auth_client::cache::write_atomic(&path, &first).unwrap();
@@ -595,6 +574,6 @@ async fn crash_in_the_middle_of_a_cache_write() {
         "the writer did replace the file between kills: {generations:?}"
     );
     // A killed writer may leave its temporary file; the cache never reads those.
-    let cache = mcp_auth_client::cache::Cache::new(&tmp.0);
+    let cache = mcp_auth_client::cache::Cache::new(tmp.path());
     assert!(cache.list_tokens().is_ok());
 }
