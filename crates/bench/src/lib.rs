@@ -8,7 +8,8 @@
 //! TypeScript SDK client, and JWT verification per algorithm. It prints a table with a
 //! PASS/MISS verdict per target and writes `BENCHMARKS.md` with an SVG chart.
 //!
-//! - [`authz`]: the harness's own authorization server (metadata, JWKS, token minting);
+//! - [`authz`]: the harness's authorization server (the test kit's, with its issuer at the
+//!   root and a generated key) and the tokens it mints for the load;
 //! - [`procs`]: the servers under test as child processes, and their memory;
 //! - [`wrk`], [`load`]: the HTTP load; [`sse`], [`rotation`], [`client`], [`verify`]:
 //!   the other cases; [`report`], [`chart`]: the output.
