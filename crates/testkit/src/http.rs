@@ -94,6 +94,18 @@ pub async fn follow_redirects(
     Ok(location)
 }
 
+/// An IPv4 address of this machine that is not loopback, if it has one: the interface
+/// a UDP socket would use to reach a documentation address (nothing is sent). Tests of
+/// what a client does with plain `http://` off loopback serve on it.
+pub fn non_loopback_ipv4() -> Option<std::net::Ipv4Addr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    match socket.local_addr().ok()?.ip() {
+        std::net::IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_unspecified() => Some(ip),
+        _ => None,
+    }
+}
+
 /// Binds `127.0.0.1:0`, hands the listener and its base URL (`http://127.0.0.1:<port>`)
 /// to `serve`, spawns what it returns, and returns the URL.
 ///

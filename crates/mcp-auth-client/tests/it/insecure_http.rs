@@ -1,7 +1,7 @@
 //! A plain `http://` MCP server URL off loopback is refused before any request, unless
 //! `--allow-insecure-http`; loopback and https are not affected.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use mcp_auth_client::cache::Cache;
@@ -12,17 +12,6 @@ use tokio::net::TcpListener;
 use url::Url;
 
 use crate::support::{options, session, text};
-
-/// An address of this machine that is not loopback, if it has one (the interface a
-/// UDP socket would use to reach a documentation address; nothing is sent).
-fn non_loopback_ipv4() -> Option<Ipv4Addr> {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    socket.connect("192.0.2.1:9").ok()?;
-    match socket.local_addr().ok()?.ip() {
-        IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_unspecified() => Some(ip),
-        _ => None,
-    }
-}
 
 /// `Session::new`, which sends nothing: the URL checks happen there.
 fn new_session(options: SessionOptions, dir: &std::path::Path) -> Result<Session, ClientError> {
@@ -39,7 +28,7 @@ async fn connection_arrives(listener: &TcpListener) -> bool {
 #[tokio::test]
 async fn plain_http_off_loopback_is_refused_before_any_request() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(ip) = non_loopback_ipv4() else {
+    let Some(ip) = testkit::http::non_loopback_ipv4() else {
         // No other interface: the refusal needs no socket to be shown.
         let err = new_session(options("http://mcp.example.test/mcp"), dir.path()).unwrap_err();
         assert!(matches!(err, ClientError::InsecureServer { .. }), "{err}");

@@ -15,7 +15,7 @@
 
 use std::{
     collections::BTreeMap,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{Ipv4Addr, SocketAddr},
     path::PathBuf,
     sync::{
         Arc, Mutex,
@@ -494,20 +494,10 @@ async fn a_client_secret_never_reaches_another_authorization_server() {
 // ---------------------------------------------------------------------------
 // Item: plain http off loopback
 
-/// An address of this machine that is not loopback, if it has one (nothing is sent).
-fn non_loopback_ipv4() -> Option<Ipv4Addr> {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    socket.connect("192.0.2.1:9").ok()?;
-    match socket.local_addr().ok()?.ip() {
-        IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_unspecified() => Some(ip),
-        _ => None,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_bearer_token_over_plain_http_off_loopback() {
     let dir = tempfile::tempdir().unwrap();
-    let (url, listener) = match non_loopback_ipv4() {
+    let (url, listener) = match testkit::http::non_loopback_ipv4() {
         Some(ip) => {
             let l = TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
                 .await
