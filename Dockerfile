@@ -2,7 +2,7 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p mcp-resource-server --bin resource-server
+RUN cargo build --release --locked -p resource-server --bin resource-server
 
 FROM debian:bookworm-slim
 COPY --from=build /src/target/release/resource-server /usr/local/bin/resource-server

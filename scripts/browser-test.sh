@@ -23,7 +23,7 @@ echo "== browser: unit tests of web/oauth.js"
 node --experimental-detect-module --no-warnings --test interop/browser/test/
 
 echo "== browser: building dev-idp and resource-server"
-cargo build --locked -q -p dev-idp -p mcp-resource-server --bins
+cargo build --locked -q -p dev-idp -p resource-server --bins
 # The binaries are where cargo put them: CARGO_TARGET_DIR is honoured.
 export BROWSER_TEST_BIN_DIR="${BROWSER_TEST_BIN_DIR:-${CARGO_TARGET_DIR:-target}/debug}"
 echo "== browser: binaries from $BROWSER_TEST_BIN_DIR"

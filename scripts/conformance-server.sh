@@ -49,7 +49,7 @@ if [ ! -x "$NODE" ] || [ ! -f "$SUITE" ] || [ ! -f "$SUITE_0_2" ]; then
     exit 2
 fi
 
-cargo build --quiet -p mcp-resource-server --bin resource-server || exit 2
+cargo build --quiet -p resource-server --bin resource-server || exit 2
 BIN=${CARGO_TARGET_DIR:-target}/debug/resource-server
 OUT=${CONFORMANCE_OUT:-out/conformance-server}
 mkdir -p "$OUT"

@@ -24,7 +24,7 @@ if ! [[ $seconds =~ ^[0-9]+$ ]] || ((seconds < 10)); then
 fi
 
 echo "== soak: building release binaries"
-cargo build --release --locked -q -p dev-idp -p mcp-resource-server -p security-tests --bins
+cargo build --release --locked -q -p dev-idp -p resource-server -p security-tests --bins
 bin=target/release
 
 # A free loopback port (the kernel picks it; there is a small window before use).

@@ -20,10 +20,8 @@ use bench::{
     wrk::{PROTOCOL_VERSION, TOOLS_CALL},
 };
 use criterion::{Criterion, criterion_group, criterion_main};
-use mcp_resource_server::{
-    Config,
-    server::{App, AppState, app},
-};
+use mcp_resource_server::server::App;
+use resource_server::{DemoOptions, demo_config};
 use tokio::runtime::Runtime;
 use tower::ServiceExt as _;
 
@@ -35,13 +33,14 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 const PUBLIC_URL: &str = "http://127.0.0.1:3001";
 
 fn server(auth: &AuthServer, no_auth: bool) -> App {
-    let config = Config::new(PUBLIC_URL, auth.issuer())
+    let config = demo_config(PUBLIC_URL, auth.issuer())
         .with_jwks_uri(auth.jwks_url())
         .with_stateless(true)
-        .with_no_auth(no_auth)
-        .validate()
-        .expect("valid settings");
-    app(AppState::new(config, None))
+        .with_no_auth(no_auth);
+    resource_server::server(config, &DemoOptions::default())
+        .expect("valid settings")
+        .router()
+        .expect("valid settings")
 }
 
 fn request(token: Option<&str>) -> Request<Body> {

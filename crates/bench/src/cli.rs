@@ -127,7 +127,7 @@ pub struct ResourceServerArgs {
     pub token_cache: Option<usize>,
     /// The resource server's own flags.
     #[command(flatten)]
-    pub server: mcp_resource_server::cli::Cli,
+    pub server: resource_server::cli::Cli,
 }
 
 /// Runs the harness or a component.

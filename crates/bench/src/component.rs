@@ -19,7 +19,7 @@ pub async fn resource_server(args: ResourceServerArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
     println!("READY http://{addr}/mcp");
-    mcp_resource_server::serve_with_shutdown(config, listener, async {
+    resource_server::serve_with_shutdown(config, &args.server.options(), listener, async {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(signal) => signal,

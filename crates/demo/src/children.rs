@@ -17,7 +17,8 @@ use tokio::io::{
 use tokio::process::{Child, Command};
 
 /// Log filter of the children unless `RUST_LOG` says otherwise.
-pub const CHILD_LOG_FILTER: &str = "warn,dev_idp=info,mcp_resource_server=info";
+pub const CHILD_LOG_FILTER: &str =
+    "warn,dev_idp=info,mcp_resource_server=info,resource_server=info";
 
 /// The running children.
 #[derive(Default)]

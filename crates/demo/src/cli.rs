@@ -31,7 +31,7 @@ pub enum Command {
     /// A busybox-httpd-like static file server for static-metadata/.
     StaticServer(crate::static_server::StaticServerArgs),
     /// The MCP resource server.
-    ResourceServer(mcp_resource_server::cli::Cli),
+    ResourceServer(resource_server::cli::Cli),
     /// The MCP client (mcp-client).
     Client(mcp_auth_client::cli::Cli),
 }
@@ -200,7 +200,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::StaticServer(a)) => crate::static_server::run(a)
             .await
             .map(|()| ExitCode::SUCCESS),
-        Some(Command::ResourceServer(c)) => mcp_resource_server::cli::run(c)
+        Some(Command::ResourceServer(c)) => resource_server::cli::run(c)
             .await
             .map(|()| ExitCode::SUCCESS),
         Some(Command::Client(c)) => mcp_auth_client::cli::run(c).await,

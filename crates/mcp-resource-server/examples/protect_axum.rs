@@ -12,18 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::{Router, routing::get};
-use mcp_auth_proto::scope::Scopes;
 use mcp_resource_server::auth::{
-    AuthLayer, JwksCache, JwksSource, Validator, ValidatorConfig, VerifiedClaims,
+    AuthLayer, JwksCache, JwksConfig, JwksSource, Scopes, Validator, ValidatorConfig,
+    VerifiedClaims,
 };
-use mcp_resource_server::config::JwksConfig;
 
 async fn hello(claims: VerifiedClaims) -> String {
     format!("hello {}\n", claims.subject)
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let issuer = "http://localhost:5556/dex";
     // The JWKS URI is read from the issuer's metadata, then keys are cached.
     let jwks = Arc::new(JwksCache::new(

@@ -28,7 +28,7 @@ pub trait RequestCheck: Send + Sync + 'static {
 
 /// Layer applying a [`RequestCheck`].
 #[derive(Debug)]
-pub struct CheckLayer<C> {
+pub(crate) struct CheckLayer<C> {
     check: Arc<C>,
 }
 
@@ -42,7 +42,7 @@ impl<C> Clone for CheckLayer<C> {
 
 impl<C: RequestCheck> CheckLayer<C> {
     /// A layer applying `check`.
-    pub fn new(check: C) -> Self {
+    pub(crate) fn new(check: C) -> Self {
         Self {
             check: Arc::new(check),
         }

@@ -1,19 +1,20 @@
 //! Typed configuration of the resource server, with safe defaults and validation.
 //!
-//! [`Config`] is what [`crate::server::serve`] runs from. The command line ([`crate::cli`])
-//! builds one; tests and embedders build one directly with [`Config::new`] and the
-//! `with_*` setters. [`Config::validate`] turns it into a [`ValidatedConfig`], resolving
+//! [`Config`] is what [`crate::McpResourceServer`] runs from. Build one with
+//! [`Config::new`] and the `with_*` setters (a command line, the `resource-server`
+//! binary's say, fills its fields). [`Config::validate`] turns it into a [`ValidatedConfig`], resolving
 //! the defaults that depend on other settings (audiences, authorization servers, allowed
 //! origins) and refusing anything inconsistent with an error that names the setting.
 
-use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use mcp_auth_proto::{scope::Scopes, secret::ClientSecret, wellknown};
 use url::Url;
 
+pub use crate::auth::jwks::JwksConfig;
 use crate::auth::{DpopConfig, DpopPolicy, dpop::proof_algorithm};
 
-/// Default listen address (the original demo's port).
+/// Default of [`Config::listen`].
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3001";
 /// Default public base URL.
 pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:3001";
@@ -31,7 +32,9 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(setting: &'static str, reason: impl Into<String>) -> Self {
+    /// An error about `setting` (a flag name without dashes), for code that builds a
+    /// [`Config`] from its own input, a command line say.
+    pub fn new(setting: &'static str, reason: impl Into<String>) -> Self {
         Self {
             setting,
             reason: reason.into(),
@@ -71,37 +74,11 @@ impl Default for CookieConfig {
     }
 }
 
-/// Tuning of the JWKS cache.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JwksConfig {
-    /// Lifetime of fetched keys when the response has no usable `Cache-Control`.
-    pub default_ttl: Duration,
-    /// Lower bound applied to `Cache-Control: max-age`.
-    pub min_ttl: Duration,
-    /// Upper bound applied to `Cache-Control: max-age`.
-    pub max_ttl: Duration,
-    /// Minimum time between two refetches caused by an unknown `kid` (or a failure).
-    pub min_refetch_interval: Duration,
-    /// Timeout of one JWKS or metadata request.
-    pub http_timeout: Duration,
-}
-
-impl Default for JwksConfig {
-    fn default() -> Self {
-        Self {
-            default_ttl: Duration::from_secs(300),
-            min_ttl: Duration::from_secs(30),
-            max_ttl: Duration::from_secs(24 * 3600),
-            min_refetch_interval: Duration::from_secs(30),
-            http_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
 /// Configuration of the resource server, as given (before defaults are resolved).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Address to listen on (used by the binary; `serve` takes a bound listener).
+    /// Address a binary listens on ([`crate::McpResourceServer::serve`] takes a bound
+    /// listener instead); with [`Config::no_auth`] it must be a loopback address.
     pub listen: SocketAddr,
     /// Public base URL under which clients reach this server (no path).
     pub public_url: String,
@@ -130,9 +107,6 @@ pub struct Config {
     /// Verify tokens by RFC 7662 introspection instead of as JWTs (see
     /// [`crate::auth::introspection`]).
     pub introspection: Option<IntrospectionSettings>,
-    /// Also serve the MCP conformance suite's fixture tools, prompts and resources
-    /// (see [`crate::fixtures`]); the demo tools are unchanged.
-    pub conformance_fixtures: bool,
     /// Human-readable name in the PRM.
     pub resource_name: String,
     /// Clock leeway for `exp` and `nbf`.
@@ -145,8 +119,6 @@ pub struct Config {
     pub jwks: JwksConfig,
     /// Capacity of the cache of verified tokens (0 turns it off).
     pub token_cache_capacity: usize,
-    /// Directory of the browser page served under `/app/` (not served when `None`).
-    pub web_dir: Option<PathBuf>,
     /// How long a client may take to send a request head; idle connections close after it.
     pub header_read_timeout: Duration,
     /// How long a connection may stay open with no request in flight, whatever it sent
@@ -194,22 +166,20 @@ impl Default for Config {
             jwks_uri: None,
             audiences: Vec::new(),
             authorization_servers: Vec::new(),
-            scopes_supported: vec!["mcp:tools".into(), "mcp:admin".into()],
+            scopes_supported: vec!["mcp:tools".into()],
             required_scopes: vec!["mcp:tools".into()],
-            tool_scopes: BTreeMap::from([("admin_status".to_string(), vec!["mcp:admin".into()])]),
+            tool_scopes: BTreeMap::new(),
             allowed_origins: Vec::new(),
             cookie: CookieConfig::default(),
             stateless: false,
             no_auth: false,
             introspection: None,
-            conformance_fixtures: false,
-            resource_name: "MCP OAuth demo resource server".into(),
+            resource_name: "MCP server".into(),
             leeway: Duration::from_secs(30),
             max_token_bytes: 16 * 1024,
             max_body_bytes: 1024 * 1024,
             jwks: JwksConfig::default(),
             token_cache_capacity: 10_000,
-            web_dir: None,
             header_read_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
             max_streams_per_principal: DEFAULT_MAX_STREAMS_PER_PRINCIPAL,
@@ -330,13 +300,6 @@ impl Config {
         self
     }
 
-    /// Serves the conformance suite's fixtures beside the demo tools.
-    #[must_use]
-    pub fn with_conformance_fixtures(mut self, on: bool) -> Self {
-        self.conformance_fixtures = on;
-        self
-    }
-
     /// Sets the clock leeway.
     #[must_use]
     pub fn with_leeway(mut self, leeway: Duration) -> Self {
@@ -411,13 +374,6 @@ impl Config {
     #[must_use]
     pub fn with_dpop(mut self, dpop: DpopConfig) -> Self {
         self.dpop = dpop;
-        self
-    }
-
-    /// Serves the browser page in `dir` under `/app/`.
-    #[must_use]
-    pub fn with_web_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.web_dir = Some(dir.into());
         self
     }
 
@@ -853,7 +809,10 @@ mod tests {
 
     #[test]
     fn defaults_resolve() {
-        let config = Config::default().validate().unwrap();
+        let config = Config::default()
+            .with_tool_scope("admin_status", ["mcp:admin"])
+            .validate()
+            .unwrap();
         assert_eq!(
             config.audiences,
             vec![

@@ -31,7 +31,7 @@ use tower::Service;
 
 /// Requests in flight on one connection, and since when it has had none.
 #[derive(Debug)]
-pub struct Activity {
+pub(crate) struct Activity {
     started: Instant,
     in_flight: AtomicUsize,
     /// Milliseconds after `started` at which the last request finished.
@@ -40,7 +40,7 @@ pub struct Activity {
 
 impl Activity {
     /// A connection accepted now, with nothing in flight.
-    pub fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             started: Instant::now(),
             in_flight: AtomicUsize::new(0),
@@ -80,7 +80,7 @@ impl Drop for InFlight {
 ///
 /// It wakes at most once per `timeout` while requests come and go, so the requests
 /// themselves only pay for two atomic counters and a clock read.
-pub async fn idle_watch(activity: Arc<Activity>, timeout: Duration) {
+pub(crate) async fn idle_watch(activity: Arc<Activity>, timeout: Duration) {
     loop {
         match activity.idle_deadline(timeout) {
             Some(deadline) if deadline <= Instant::now() => return,
@@ -92,14 +92,14 @@ pub async fn idle_watch(activity: Arc<Activity>, timeout: Duration) {
 
 /// The connection's service, counting each request until its response body ends.
 #[derive(Debug, Clone)]
-pub struct Tracked<S> {
+pub(crate) struct Tracked<S> {
     inner: S,
     activity: Arc<Activity>,
 }
 
 impl<S> Tracked<S> {
     /// Wraps `inner`, reporting to `activity`.
-    pub fn new(inner: S, activity: Arc<Activity>) -> Self {
+    pub(crate) fn new(inner: S, activity: Arc<Activity>) -> Self {
         Self { inner, activity }
     }
 }
@@ -184,20 +184,20 @@ impl<B: Body> Body for TrackedBody<B> {
 
 /// Exponential back-off of the accept loop after failures, logged once per episode.
 #[derive(Debug, Default)]
-pub struct AcceptBackoff {
+pub(crate) struct AcceptBackoff {
     delay: Option<Duration>,
     failures: u64,
 }
 
 impl AcceptBackoff {
     /// First pause after a failure.
-    pub const FIRST: Duration = Duration::from_millis(10);
+    pub(crate) const FIRST: Duration = Duration::from_millis(10);
     /// Longest pause.
-    pub const MAX: Duration = Duration::from_secs(1);
+    pub(crate) const MAX: Duration = Duration::from_secs(1);
 
     /// Records a failure and returns how long to pause before accepting again. Only
     /// the first failure of an episode is logged (as a warning).
-    pub fn failed(&mut self, error: &std::io::Error) -> Duration {
+    pub(crate) fn failed(&mut self, error: &std::io::Error) -> Duration {
         self.failures += 1;
         let delay = match self.delay {
             None => {
@@ -214,7 +214,7 @@ impl AcceptBackoff {
     }
 
     /// Records a success, ending an episode of failures (logged with its count).
-    pub fn succeeded(&mut self) {
+    pub(crate) fn succeeded(&mut self) {
         if self.delay.take().is_some() {
             tracing::info!(
                 failures = self.failures,

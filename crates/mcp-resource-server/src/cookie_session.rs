@@ -85,7 +85,7 @@ impl Store {
 /// by [`CookieSessions::purge_expired`] (run every second by the server) and before
 /// every insertion. Lookup, insertion and removal are hash-map operations plus an
 /// ordered-index update, under one short lock.
-pub struct CookieSessions {
+pub(crate) struct CookieSessions {
     store: Mutex<Store>,
     per_principal: usize,
     capacity: usize,
@@ -120,7 +120,7 @@ fn now() -> u64 {
 impl CookieSessions {
     /// An empty store holding at most `per_principal` sessions per principal and
     /// `capacity` overall.
-    pub fn new(per_principal: usize, capacity: usize) -> Self {
+    pub(crate) fn new(per_principal: usize, capacity: usize) -> Self {
         Self {
             store: Mutex::default(),
             per_principal: per_principal.max(1),
@@ -140,7 +140,7 @@ impl CookieSessions {
     /// # Errors
     /// [`Error::InvalidSession`] when the token has (almost) expired, or
     /// [`Error::CookieStoreFull`] when the store holds as many sessions as it may.
-    pub fn issue(
+    pub(crate) fn issue(
         &self,
         claims: Arc<VerifiedClaims>,
         max_age: Duration,
@@ -192,7 +192,7 @@ impl CookieSessions {
     }
 
     /// The claims of a live session and when it ends (seconds since the epoch).
-    pub fn get(&self, id: &str) -> Option<(Arc<VerifiedClaims>, u64)> {
+    pub(crate) fn get(&self, id: &str) -> Option<(Arc<VerifiedClaims>, u64)> {
         let now = now();
         let mut store = self.lock();
         let entry = store.entries.get(id)?;
@@ -205,31 +205,28 @@ impl CookieSessions {
     }
 
     /// Ends a session; true if it existed.
-    pub fn remove(&self, id: &str) -> bool {
+    pub(crate) fn remove(&self, id: &str) -> bool {
         self.lock().remove(id).is_some()
     }
 
     /// Removes the sessions whose end has come; returns how many.
-    pub fn purge_expired(&self) -> usize {
+    pub(crate) fn purge_expired(&self) -> usize {
         self.lock().purge(now())
     }
 
+    #[cfg(test)]
     /// Sessions of `principal` held.
-    pub fn count_of(&self, principal: &Principal) -> usize {
+    pub(crate) fn count_of(&self, principal: &Principal) -> usize {
         self.lock()
             .by_principal
             .get(principal)
             .map_or(0, VecDeque::len)
     }
 
+    #[cfg(test)]
     /// Number of sessions held (live or not yet purged).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().entries.len()
-    }
-
-    /// Whether no session is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -243,7 +240,7 @@ impl CookieSessions {
 /// or the one that validates, would let the tossed cookie win or probe; refusing both
 /// means the worst a tossed cookie can do is sign the browser out of the cookie session
 /// (`POST /session` and `DELETE /session` clear it again).
-pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     let mut values = headers
         .get_all(header::COOKIE)
         .iter()
@@ -271,7 +268,7 @@ fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValu
 }
 
 /// `POST /session`: exchanges the verified bearer token for a session cookie.
-pub async fn create_session(
+pub(crate) async fn create_session(
     State(state): State<AppState>,
     Extension(claims): Extension<Arc<VerifiedClaims>>,
     headers: HeaderMap,
@@ -314,7 +311,7 @@ pub async fn create_session(
 }
 
 /// `DELETE /session`: ends the session named by the cookie and clears the cookie.
-pub async fn delete_session(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(crate) async fn delete_session(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let name = &state.config.cookie_name;
     if let Some(id) = cookie_value(&headers, name) {
         // With shared state this also ends the streams other instances hold.

@@ -15,15 +15,22 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use axum::http::HeaderMap;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use crate::{
-    auth::claims::VerifiedClaims, cluster::Cluster, error::Error, session::CookieSessions,
+    auth::{
+        claims::VerifiedClaims,
+        layer::{CookieLookup, CookieSessionLookup},
+    },
+    cluster::Cluster,
+    cookie_session::{CookieSessions, cookie_value},
+    error::Error,
 };
 
 /// A cookie session store.
 #[derive(Debug)]
-pub enum CookieStore {
+pub(crate) enum CookieStore {
     /// In this process.
     Local(CookieSessions),
     /// In Redis, with the same caps counted over every instance.
@@ -44,7 +51,7 @@ impl Default for CookieStore {
 }
 
 /// The answer of [`CookieStore::lookup`].
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// Known at once: the session's claims and end, or none.
     Ready(Option<(Arc<VerifiedClaims>, u64)>),
     /// To be asked of Redis ([`Cluster::get_cookie`]).
@@ -53,21 +60,10 @@ pub enum Lookup {
 
 impl CookieStore {
     /// The session `id` if the answer is at hand, else where to ask.
-    pub fn lookup(&self, id: &str) -> Lookup {
+    pub(crate) fn lookup(&self, id: &str) -> Lookup {
         match self {
             Self::Local(sessions) => Lookup::Ready(sessions.get(id)),
             Self::Shared { cluster, .. } => Lookup::Shared(cluster.clone()),
-        }
-    }
-
-    /// The claims of the live session `id` and its end (seconds since the epoch).
-    ///
-    /// # Errors
-    /// [`Error::StoreUnavailable`] when the shared store cannot be reached.
-    pub async fn get(&self, id: &str) -> Result<Option<(Arc<VerifiedClaims>, u64)>, Error> {
-        match self.lookup(id) {
-            Lookup::Ready(found) => Ok(found),
-            Lookup::Shared(cluster) => cluster.get_cookie(id).await,
         }
     }
 
@@ -80,7 +76,7 @@ impl CookieStore {
     /// [`Error::InvalidSession`] when the token has (almost) expired,
     /// [`Error::CookieStoreFull`] when the store holds as many sessions as it may, or
     /// [`Error::StoreUnavailable`] when the shared store cannot be reached.
-    pub async fn issue(
+    pub(crate) async fn issue(
         &self,
         claims: Arc<VerifiedClaims>,
         max_age: Duration,
@@ -112,7 +108,7 @@ impl CookieStore {
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`] when the shared store cannot be reached.
-    pub async fn remove(&self, id: &str) -> Result<bool, Error> {
+    pub(crate) async fn remove(&self, id: &str) -> Result<bool, Error> {
         match self {
             Self::Local(sessions) => Ok(sessions.remove(id)),
             Self::Shared { cluster, .. } => cluster.remove_cookie(id).await,
@@ -121,10 +117,33 @@ impl CookieStore {
 
     /// Removes the in-process sessions whose end has come; returns how many. Redis
     /// removes the shared ones itself (each key expires at the session's end).
-    pub fn purge_expired(&self) -> usize {
+    pub(crate) fn purge_expired(&self) -> usize {
         match self {
             Self::Local(sessions) => sessions.purge_expired(),
             Self::Shared { .. } => 0,
         }
+    }
+}
+
+/// A [`CookieStore`] with the name of its cookie: where the authorization layer looks
+/// up the session a request's cookie names.
+#[derive(Debug)]
+pub(crate) struct NamedCookieStore {
+    /// The sessions.
+    pub(crate) store: Arc<CookieStore>,
+    /// The cookie's name (with its `__Host-` prefix, if any).
+    pub(crate) cookie_name: String,
+}
+
+impl CookieSessionLookup for NamedCookieStore {
+    fn find(&self, headers: &HeaderMap) -> Option<CookieLookup> {
+        let id = cookie_value(headers, &self.cookie_name)?;
+        Some(match self.store.lookup(id) {
+            Lookup::Ready(found) => CookieLookup::Ready(found),
+            Lookup::Shared(cluster) => {
+                let id = id.to_string();
+                CookieLookup::Pending(Box::pin(async move { cluster.get_cookie(&id).await }))
+            }
+        })
     }
 }

@@ -31,7 +31,7 @@ impl RequestCheck for HostCheck {
 }
 
 /// Layer refusing requests whose `Host` is not allowed.
-pub type HostLayer = CheckLayer<HostCheck>;
+pub(crate) type HostLayer = CheckLayer<HostCheck>;
 
 /// The service made by [`HostLayer`].
-pub type HostService<S> = CheckService<S, HostCheck>;
+pub(crate) type HostService<S> = CheckService<S, HostCheck>;

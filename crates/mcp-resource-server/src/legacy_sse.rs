@@ -33,9 +33,10 @@ use axum::{
     },
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use futures::future::BoxFuture;
 use futures::{Stream, StreamExt, stream};
 use rmcp::{
-    RoleServer, ServiceExt,
+    RoleServer, ServerHandler, ServiceExt,
     model::{ClientJsonRpcMessage, GetExtensions, ServerJsonRpcMessage},
     transport::Transport,
 };
@@ -49,11 +50,10 @@ use crate::{
         claims::{Principal, VerifiedClaims},
     },
     cluster::{Cluster, relay::StreamOwner},
+    cookie_session::cookie_value,
     error::Error,
-    mcp::McpServer,
     origin::cookie_stream_allowed,
     server::AppState,
-    session::cookie_value,
     stream_limit::StreamSlot,
 };
 
@@ -65,21 +65,21 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// The transport was closed (the stream ended or the handler stopped).
 #[derive(Debug, thiserror::Error)]
 #[error("SSE session closed")]
-pub struct SessionClosed;
+pub(crate) struct SessionClosed;
 
 /// An rmcp [`Transport`] over two tokio channels: client messages in, server messages out.
 ///
 /// Messages travel boxed: a bounded channel reserves room for its whole depth up front,
 /// and the message enums are several hundred bytes each, which idle streams would pay for.
 #[derive(Debug)]
-pub struct ChannelTransport {
+pub(crate) struct ChannelTransport {
     inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
     outbound: mpsc::Sender<Box<ServerJsonRpcMessage>>,
 }
 
 impl ChannelTransport {
     /// A transport and its two ends: where to push client messages, where server ones come out.
-    pub fn new(
+    pub(crate) fn new(
         depth: usize,
     ) -> (
         Self,
@@ -125,6 +125,32 @@ impl Transport<RoleServer> for ChannelTransport {
     }
 }
 
+/// Makes a legacy SSE session's MCP handler and runs it on the session's transport
+/// until the token is cancelled. Type-erased, so the routes need no handler type.
+pub(crate) type HandlerStarter =
+    Arc<dyn Fn(ChannelTransport, CancellationToken) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// The [`HandlerStarter`] of the handlers `factory` makes.
+pub(crate) fn handler_starter<H, F>(factory: F) -> HandlerStarter
+where
+    H: ServerHandler,
+    F: Fn() -> H + Send + Sync + 'static,
+{
+    Arc::new(move |transport, cancel| {
+        let handler = factory();
+        Box::pin(async move {
+            match handler.serve_with_ct(transport, cancel).await {
+                Ok(running) => {
+                    let _ = running.waiting().await;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "legacy SSE session ended before initialization");
+                }
+            }
+        })
+    })
+}
+
 struct Session {
     owner: Principal,
     /// The cookie session the stream was opened with, if any.
@@ -138,9 +164,10 @@ struct Session {
 /// that never posts (most of them, when many are held open) costs neither a handler
 /// task nor its queues.
 enum Handler {
-    /// Not started: the handler, and how to hand the event stream its messages.
+    /// Not started: how to make and run the handler, and how to hand the event stream
+    /// its messages.
     Idle {
-        handler: McpServer,
+        start: HandlerStarter,
         started: oneshot::Sender<mpsc::Receiver<Box<ServerJsonRpcMessage>>>,
     },
     /// Running: where client messages go.
@@ -157,7 +184,7 @@ impl Session {
         if let Handler::Running { inbound } = &self.handler {
             return Some(inbound.clone());
         }
-        let Handler::Idle { handler, started } =
+        let Handler::Idle { start, started } =
             std::mem::replace(&mut self.handler, Handler::Starting)
         else {
             return None;
@@ -165,17 +192,7 @@ impl Session {
         let (transport, inbound, outbound) = ChannelTransport::new(CHANNEL_DEPTH);
         // The stream is gone if this fails; the session ends with it.
         let _ = started.send(outbound);
-        let cancel = self.cancel.clone();
-        tokio::spawn(async move {
-            match handler.serve_with_ct(transport, cancel).await {
-                Ok(running) => {
-                    let _ = running.waiting().await;
-                }
-                Err(error) => {
-                    tracing::debug!(%error, "legacy SSE session ended before initialization");
-                }
-            }
-        });
+        tokio::spawn(start(transport, self.cancel.clone()));
         self.handler = Handler::Running {
             inbound: inbound.clone(),
         };
@@ -185,19 +202,19 @@ impl Session {
 
 /// Open legacy SSE sessions.
 #[derive(Default)]
-pub struct SseSessions {
+pub(crate) struct LegacySseSessions {
     sessions: Mutex<HashMap<String, Session>>,
 }
 
-impl std::fmt::Debug for SseSessions {
+impl std::fmt::Debug for LegacySseSessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SseSessions")
+        f.debug_struct("LegacySseSessions")
             .field("open", &self.len())
             .finish()
     }
 }
 
-impl SseSessions {
+impl LegacySseSessions {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
         self.sessions
             .lock()
@@ -205,17 +222,12 @@ impl SseSessions {
     }
 
     /// Number of open streams.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }
 
-    /// Whether no stream is open.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Ends the streams opened with the cookie session `cookie`; returns how many.
-    pub fn end_cookie_streams(&self, cookie: &str) -> usize {
+    pub(crate) fn end_cookie_streams(&self, cookie: &str) -> usize {
         let sessions = self.lock();
         let mut ended = 0;
         for session in sessions.values() {
@@ -229,7 +241,7 @@ impl SseSessions {
 
     /// Ends the streams opened with the cookie session whose key hash is `hash` (as
     /// announced by another instance); returns how many.
-    pub fn end_cookie_streams_hashed(&self, hash: &str) -> usize {
+    pub(crate) fn end_cookie_streams_hashed(&self, hash: &str) -> usize {
         let sessions = self.lock();
         let mut ended = 0;
         for session in sessions.values() {
@@ -296,7 +308,7 @@ impl SseSessions {
 /// Removes the session, stops its handler and frees its stream slot when the stream
 /// is dropped.
 struct SessionGuard {
-    sessions: Arc<SseSessions>,
+    sessions: Arc<LegacySseSessions>,
     /// The shared state holding the stream's record, if any.
     cluster: Option<Arc<Cluster>>,
     id: String,
@@ -317,7 +329,7 @@ impl Drop for SessionGuard {
 }
 
 /// `GET /sse`: opens a session and its event stream.
-pub async fn open_stream(
+pub(crate) async fn open_stream(
     State(state): State<AppState>,
     claims: Option<Extension<Arc<VerifiedClaims>>>,
     until: Option<Extension<AuthorizedUntil>>,
@@ -371,7 +383,7 @@ pub async fn open_stream(
             cookie,
             cancel: cancel.clone(),
             handler: Handler::Idle {
-                handler: state.mcp_handler(),
+                start: state.sse_handlers.clone(),
                 started,
             },
         },
@@ -440,7 +452,7 @@ fn event_stream(
 
 /// Query of `POST /messages`.
 #[derive(Debug, Deserialize)]
-pub struct MessageQuery {
+pub(crate) struct MessageQuery {
     /// The session id from the `endpoint` event.
     #[serde(rename = "sessionId")]
     session_id: String,
@@ -456,7 +468,7 @@ fn is_json(request: &Request) -> bool {
 }
 
 /// `POST /messages?sessionId=<id>`: delivers one JSON-RPC message to the session.
-pub async fn post_message(
+pub(crate) async fn post_message(
     State(state): State<AppState>,
     query: Result<Query<MessageQuery>, axum::extract::rejection::QueryRejection>,
     request: Request,

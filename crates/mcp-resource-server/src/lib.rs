@@ -1,36 +1,56 @@
-//! An MCP server that is only an OAuth 2.0 resource server.
+//! OAuth 2.0 authorization for MCP servers: put any rmcp [`ServerHandler`] behind a
+//! resource server (RFC 9728, RFC 6750, RFC 9449) that accepts only tokens from your
+//! authorization server.
 //!
-//! It serves MCP over Streamable HTTP (`/mcp`, through rmcp) and the legacy HTTP+SSE
-//! transport (`/sse` + `/messages`), publishes Protected Resource Metadata (RFC 9728),
-//! and validates JWT access tokens issued by an external authorization server against
-//! its JWKS. The pieces are reusable on their own:
+//! [`McpResourceServer`] is the entry point: give it a [`Config`] and a function making
+//! your handler, and it serves MCP over Streamable HTTP (`/mcp`) and the legacy
+//! HTTP+SSE transport (`/sse` + `/messages`, with a session cookie for browsers),
+//! publishes the Protected Resource Metadata, answers `401` with the challenge clients
+//! need to find the authorization server, checks `Host` and `Origin`, limits event
+//! streams and sessions per principal, and can share its session state between
+//! instances through Redis.
 //!
-//! - [`auth::AuthLayer`]: a tower layer putting bearer authorization in front of any
-//!   service; [`auth::VerifiedClaims`] is the extractor handlers use;
-//! - [`auth::Validator`] and [`auth::JwksCache`]: token validation and the key cache;
-//! - [`server::app`] / [`server::serve`]: the whole server, from a [`config::Config`];
-//! - [`cli`]: the `resource-server` command line.
+//! ```no_run
+//! use mcp_resource_server::{Config, McpResourceServer};
+//! # #[derive(Clone, Default)] struct MyHandler;
+//! # impl rmcp::ServerHandler for MyHandler {}
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::new("http://localhost:8080", "https://idp.example.com");
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! McpResourceServer::new(config, MyHandler::default)
+//!     .serve(listener)
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The pieces are usable on their own, in front of any tower service:
+//!
+//! - [`auth::AuthLayer`]: bearer (and DPoP) token authorization as a tower layer;
+//!   [`auth::VerifiedClaims`] is the extractor handlers read the caller from;
+//! - [`auth::Validator`] and [`auth::JwksCache`]: JWT validation and the key cache;
+//!   [`auth::Introspector`]: RFC 7662 introspection instead.
+//!
+//! [`ServerHandler`]: rmcp::ServerHandler
+
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod auth;
-pub mod check;
-pub mod cli;
-pub mod cluster;
+pub(crate) mod check;
+pub(crate) mod cluster;
 pub mod config;
-pub mod connection;
-pub mod cookie_store;
+pub(crate) mod connection;
+pub(crate) mod cookie_session;
+pub(crate) mod cookie_store;
 pub mod error;
-pub mod fixtures;
-pub mod host;
-pub mod mcp;
-pub mod mcp_session;
-pub mod origin;
-pub mod prm;
-pub mod request_span;
+pub(crate) mod host;
+pub(crate) mod legacy_sse;
+pub(crate) mod mcp_session_owners;
+pub(crate) mod origin;
+pub(crate) mod prm;
+pub(crate) mod request_span;
 pub mod server;
-pub mod session;
-pub mod sse;
-pub mod stream_limit;
-pub mod web;
+pub(crate) mod stream_limit;
 
-pub use config::Config;
-pub use server::{serve, serve_with_shutdown};
+pub use config::{Config, ConfigError};
+pub use server::{McpResourceServer, ServeError};

@@ -5,14 +5,14 @@
 //! request naming a session created by another principal (or an unknown one) is
 //! answered 404, as for a session that does not exist.
 //!
-//! Every live session is recorded in [`McpSessions`] with its owner from the moment rmcp
+//! Every live session is recorded in [`McpSessionOwners`] with its owner from the moment rmcp
 //! creates it until rmcp closes it (`DELETE`, idle expiry, shutdown, a failed
 //! handshake): [`OwnedSessionManager`] wraps rmcp's session manager so that the record
 //! is made and removed by the same calls that make and remove the session. There is no
 //! other limit on the record, so ownership is never dropped while the session lives.
 //!
 //! Before a request that may create a session reaches rmcp, [`bind_sessions`] reserves
-//! a place for it: past [`McpSessions`]'s per-principal limit the request is answered
+//! a place for it: past [`McpSessionOwners`]'s per-principal limit the request is answered
 //! 429, past the overall limit 503, both with a JSON-RPC error body. The reservation is
 //! handed to the session manager through a task-local, and released if no session was
 //! created. One principal's sessions therefore never take the places of another's
@@ -61,7 +61,7 @@ const HEADER: &str = "mcp-session-id";
 ///
 /// The owner is `None` with authorization off (only the overall limit applies then).
 #[derive(Debug)]
-pub struct McpSessions {
+pub(crate) struct McpSessionOwners {
     inner: Mutex<Registry>,
     per_principal: usize,
     total: usize,
@@ -90,9 +90,9 @@ impl Registry {
     }
 }
 
-impl McpSessions {
+impl McpSessionOwners {
     /// No session yet; at most `per_principal` per principal and `total` overall.
-    pub fn new(per_principal: usize, total: usize) -> Self {
+    pub(crate) fn new(per_principal: usize, total: usize) -> Self {
         Self {
             inner: Mutex::default(),
             per_principal,
@@ -109,7 +109,10 @@ impl McpSessions {
     /// # Errors
     /// [`Error::TooManySessions`] past the per-principal limit, [`Error::SessionCapacity`]
     /// past the overall limit.
-    pub fn reserve(self: &Arc<Self>, owner: Option<Principal>) -> Result<Reservation, Error> {
+    pub(crate) fn reserve(
+        self: &Arc<Self>,
+        owner: Option<Principal>,
+    ) -> Result<Reservation, Error> {
         let mut registry = self.lock();
         if let Some(principal) = &owner
             && registry.counts.get(principal).copied().unwrap_or(0) >= self.per_principal
@@ -132,7 +135,7 @@ impl McpSessions {
     }
 
     /// Whether `id` is a live session of `principal`.
-    pub fn is_owned_by(&self, id: &str, principal: Option<&Principal>) -> bool {
+    pub(crate) fn is_owned_by(&self, id: &str, principal: Option<&Principal>) -> bool {
         self.lock()
             .owners
             .get(id)
@@ -140,38 +143,35 @@ impl McpSessions {
     }
 
     /// Whether `id` is a live session held by this instance.
-    pub fn holds(&self, id: &str) -> bool {
+    pub(crate) fn holds(&self, id: &str) -> bool {
         self.lock().owners.contains_key(id)
     }
 
     /// Forgets session `id`, freeing its place.
-    pub fn remove(&self, id: &str) {
+    pub(crate) fn remove(&self, id: &str) {
         let mut registry = self.lock();
         if let Some(owner) = registry.owners.remove(id) {
             registry.release(owner.as_ref());
         }
     }
 
+    #[cfg(test)]
     /// Live sessions (and reservations) of `principal`.
-    pub fn count_of(&self, principal: &Principal) -> usize {
+    pub(crate) fn count_of(&self, principal: &Principal) -> usize {
         self.lock().counts.get(principal).copied().unwrap_or(0)
     }
 
+    #[cfg(test)]
     /// Live sessions (and reservations) overall.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().total
-    }
-
-    /// Whether there is no session.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
 /// A place held for a session about to be created; freed on drop unless bound.
 #[derive(Debug)]
-pub struct Reservation {
-    sessions: Arc<McpSessions>,
+pub(crate) struct Reservation {
+    sessions: Arc<McpSessionOwners>,
     owner: Option<Option<Principal>>,
 }
 
@@ -199,7 +199,7 @@ tokio::task_local! {
 /// Why [`OwnedSessionManager`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum OwnedSessionError<E: std::error::Error + 'static> {
+pub(crate) enum OwnedSessionError<E: std::error::Error + 'static> {
     /// A session was about to be created without a reserved place.
     #[error("no place reserved for a new session")]
     NotReserved,
@@ -208,17 +208,17 @@ pub enum OwnedSessionError<E: std::error::Error + 'static> {
     Inner(#[from] E),
 }
 
-/// rmcp's session manager `M`, recording each session in [`McpSessions`] with the
+/// rmcp's session manager `M`, recording each session in [`McpSessionOwners`] with the
 /// place [`bind_sessions`] reserved for it, and removing it when rmcp closes it.
 #[derive(Debug)]
-pub struct OwnedSessionManager<M> {
+pub(crate) struct OwnedSessionManager<M> {
     inner: M,
-    sessions: Arc<McpSessions>,
+    sessions: Arc<McpSessionOwners>,
 }
 
 impl<M> OwnedSessionManager<M> {
     /// Wraps `inner`, recording into `sessions`.
-    pub fn new(inner: M, sessions: Arc<McpSessions>) -> Self {
+    pub(crate) fn new(inner: M, sessions: Arc<McpSessionOwners>) -> Self {
         Self { inner, sessions }
     }
 }
@@ -316,9 +316,9 @@ impl<M: SessionManager> SessionManager for OwnedSessionManager<M> {
 
 /// State of [`bind_sessions`].
 #[derive(Debug, Clone)]
-pub struct SessionBinding {
+pub(crate) struct SessionBinding {
     /// The live sessions.
-    pub sessions: Arc<McpSessions>,
+    pub sessions: Arc<McpSessionOwners>,
     /// Refusals carry this challenge.
     pub challenge: ChallengeContext,
     /// State shared with other instances (`--redis-url`), if any.
@@ -327,7 +327,7 @@ pub struct SessionBinding {
 
 /// Middleware enforcing session ownership and the session limits (after the
 /// authorization layer, if any).
-pub async fn bind_sessions(
+pub(crate) async fn bind_sessions(
     State(binding): State<SessionBinding>,
     request: Request,
     next: Next,
@@ -473,7 +473,7 @@ mod tests {
 
     #[test]
     fn limits_per_principal_and_overall() {
-        let sessions = Arc::new(McpSessions::new(2, 3));
+        let sessions = Arc::new(McpSessionOwners::new(2, 3));
         let alice = Some(principal("alice"));
         let a1 = sessions.reserve(alice.clone()).unwrap();
         let a2 = sessions.reserve(alice.clone()).unwrap();
@@ -504,7 +504,7 @@ mod tests {
 
     #[test]
     fn anonymous_sessions_count_overall_only() {
-        let sessions = Arc::new(McpSessions::new(1, 2));
+        let sessions = Arc::new(McpSessionOwners::new(1, 2));
         let first = sessions.reserve(None).unwrap();
         let second = sessions.reserve(None).unwrap();
         assert!(matches!(

@@ -46,7 +46,7 @@ impl OriginPolicy {
 
 /// The `Origin` check of an [`OriginPolicy`].
 #[derive(Debug)]
-pub struct OriginCheck(pub Arc<OriginPolicy>);
+pub(crate) struct OriginCheck(pub Arc<OriginPolicy>);
 
 impl RequestCheck for OriginCheck {
     fn check(&self, request: &Request) -> Result<(), Error> {
@@ -62,7 +62,7 @@ impl RequestCheck for OriginCheck {
 }
 
 /// Layer refusing requests whose `Origin` is not allowed.
-pub type OriginLayer = CheckLayer<OriginCheck>;
+pub(crate) type OriginLayer = CheckLayer<OriginCheck>;
 
 /// Whether a cookie-authenticated `GET /sse` may open a stream.
 ///
@@ -74,7 +74,7 @@ pub type OriginLayer = CheckLayer<OriginCheck>;
 /// `same-origin`. A request with neither header (a browser that predates Fetch
 /// Metadata, or a page served over plain http from a non-loopback host, where browsers
 /// do not send it) is allowed, or the page itself could not open its stream there.
-pub fn cookie_stream_allowed(headers: &HeaderMap) -> bool {
+pub(crate) fn cookie_stream_allowed(headers: &HeaderMap) -> bool {
     if headers.contains_key(header::ORIGIN) {
         return true;
     }

@@ -18,7 +18,7 @@ use tower_http::cors::{Any, CorsLayer};
 use crate::{auth::DpopPolicy, config::ValidatedConfig};
 
 /// The PRM document describing `resource`.
-pub fn document(config: &ValidatedConfig, resource: &str) -> ProtectedResourceMetadata {
+pub(crate) fn document(config: &ValidatedConfig, resource: &str) -> ProtectedResourceMetadata {
     let mut prm = ProtectedResourceMetadata::new(resource);
     prm.authorization_servers = config.authorization_servers.clone();
     prm.scopes_supported = config.scopes_supported.iter().map(str::to_string).collect();
@@ -42,7 +42,7 @@ fn respond(prm: &ProtectedResourceMetadata) -> Response {
 }
 
 /// Routes serving the three documents.
-pub fn router(config: &ValidatedConfig) -> Router {
+pub(crate) fn router(config: &ValidatedConfig) -> Router {
     let mcp = document(config, &config.resource_mcp);
     let sse = document(config, &config.resource_sse);
     let root = document(config, &config.resource_root);
@@ -83,7 +83,7 @@ mod tests {
             "http://localhost:5556/dex"
         );
         assert_eq!(json["bearer_methods_supported"][0], "header");
-        assert_eq!(json["scopes_supported"][1], "mcp:admin");
+        assert_eq!(json["scopes_supported"][0], "mcp:tools");
         assert!(json["resource_name"].is_string());
     }
 }

@@ -19,7 +19,7 @@ use tracing::{Instrument as _, Span, instrument::Instrumented};
 
 /// Layer adding the request span.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RequestSpanLayer;
+pub(crate) struct RequestSpanLayer;
 
 impl<S> Layer<S> for RequestSpanLayer {
     type Service = RequestSpan<S>;

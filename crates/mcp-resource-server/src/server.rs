@@ -7,9 +7,10 @@
 //! | `GET /sse`, `POST /messages?sessionId=` | legacy HTTP+SSE | Bearer or session cookie |
 //! | `POST /session` | issue the session cookie | Bearer |
 //! | `DELETE /session` | end the session cookie and its event streams | none |
-//! | `GET /app/...` | the browser page, when a web directory is configured | public |
+//! | routes added with [`McpResourceServer::with_routes`] | the embedder's | the embedder's |
 //!
-//! Every route checks `Host`; every route but the PRM checks `Origin`.
+//! Every route checks `Host`; every route but the PRM (and the added ones) checks
+//! `Origin`.
 
 use std::{
     convert::Infallible,
@@ -34,10 +35,13 @@ use hyper_util::{
     server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
-use rmcp::transport::{
-    StreamableHttpServerConfig, StreamableHttpService,
-    streamable_http_server::session::{
-        SessionManager, local::LocalSessionManager, never::NeverSessionManager,
+use rmcp::{
+    ServerHandler,
+    transport::{
+        StreamableHttpServerConfig, StreamableHttpService,
+        streamable_http_server::session::{
+            SessionManager, local::LocalSessionManager, never::NeverSessionManager,
+        },
     },
 };
 use tokio::net::TcpListener;
@@ -47,23 +51,22 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     auth::{
-        AuthLayer, CookieAuth, DpopVerifier, IntrospectionConfig, Introspector, JwksCache,
-        JwksSource, ToolScopePolicy, Validator, ValidatorConfig, VerifyToken,
+        AuthLayer, DpopVerifier, IntrospectionConfig, Introspector, JwksCache, JwksSource,
+        ToolScopePolicy, Validator, ValidatorConfig, VerifyToken, layer::CookieAuth,
         stream_expiry::end_streams_at_expiry, tool_scope::ToolScopeLayer,
     },
     cluster::{Cluster, mcp_sessions::RedisSessionStore},
     config::{Config, ConfigError, ValidatedConfig},
     connection::{AcceptBackoff, Activity, Tracked, idle_watch},
-    cookie_store::CookieStore,
+    cookie_session::{CookieSessions, create_session, delete_session},
+    cookie_store::{CookieStore, NamedCookieStore},
     error::{ChallengeContext, DpopAdvert},
-    fixtures::Fixtures,
     host::{HostCheck, HostLayer, HostService},
-    mcp::{McpServer, ToolAccess},
-    mcp_session::{McpSessions, OwnedSessionManager, SessionBinding, bind_sessions},
+    legacy_sse::{HandlerStarter, handler_starter},
+    legacy_sse::{LegacySseSessions, open_stream, post_message},
+    mcp_session_owners::{McpSessionOwners, OwnedSessionManager, SessionBinding, bind_sessions},
     origin::{OriginCheck, OriginLayer, OriginPolicy},
     request_span::{RequestSpan, RequestSpanLayer},
-    session::{CookieSessions, create_session, delete_session},
-    sse::{SseSessions, open_stream, post_message},
     stream_limit::{StreamSlots, limit_streams},
 };
 
@@ -80,8 +83,8 @@ pub enum ServeError {
 }
 
 /// Shared state of all routes.
-#[derive(Debug, Clone)]
-pub struct AppState {
+#[derive(Clone)]
+pub(crate) struct AppState {
     /// The configuration.
     pub config: Arc<ValidatedConfig>,
     /// The JWT validator (`None` with authorization off or with introspection).
@@ -96,11 +99,11 @@ pub struct AppState {
     /// State shared with other instances (`--redis-url`), if any.
     pub cluster: Option<Arc<Cluster>>,
     /// Legacy SSE sessions.
-    pub sse_sessions: Arc<SseSessions>,
+    pub sse_sessions: Arc<LegacySseSessions>,
     /// Open event streams, overall and per principal.
     pub stream_slots: Arc<StreamSlots>,
     /// Live Streamable HTTP sessions and their owners.
-    pub mcp_sessions: Arc<McpSessions>,
+    pub mcp_sessions: Arc<McpSessionOwners>,
     /// Tool scopes for `/mcp`.
     pub tool_policy: Arc<ToolScopePolicy>,
     /// Tool scopes for `/messages` (challenges point at the `/sse` PRM).
@@ -109,13 +112,30 @@ pub struct AppState {
     pub sse_challenge: ChallengeContext,
     /// Stops streams and sessions at shutdown.
     pub shutdown: CancellationToken,
-    access: Arc<ToolAccess>,
-    fixtures: Option<Fixtures>,
+    /// Makes and runs the MCP handler of a legacy SSE session.
+    pub sse_handlers: HandlerStarter,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .field("cluster", &self.cluster)
+            .field("sse_sessions", &self.sse_sessions)
+            .field("stream_slots", &self.stream_slots)
+            .field("mcp_sessions", &self.mcp_sessions)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppState {
-    /// State for `config`; `listen` (if loopback) is added to the allowed hosts.
-    pub fn new(mut config: ValidatedConfig, listen: Option<SocketAddr>) -> Self {
+    /// State for `config`, whose legacy SSE sessions run the handlers `sse_handlers`
+    /// starts; `listen` (if loopback) is added to the allowed hosts.
+    pub(crate) fn new(
+        mut config: ValidatedConfig,
+        listen: Option<SocketAddr>,
+        sse_handlers: HandlerStarter,
+    ) -> Self {
         if let Some(addr) = listen
             && addr.ip().is_loopback()
         {
@@ -200,16 +220,11 @@ impl AppState {
         };
         let tool_policy = policy(&mcp_challenge);
         let sse_tool_policy = policy(&sse_challenge);
-        let access = Arc::new(ToolAccess {
-            required: config.required_scopes.clone(),
-            per_tool: config.tool_scopes.clone(),
-            enabled: !config.raw.no_auth,
-        });
         let stream_slots = Arc::new(StreamSlots::new(
             config.raw.max_streams_per_principal,
             config.raw.max_streams,
         ));
-        let mcp_sessions = Arc::new(McpSessions::new(
+        let mcp_sessions = Arc::new(McpSessionOwners::new(
             config.raw.max_mcp_sessions_per_principal,
             config.raw.max_mcp_sessions,
         ));
@@ -217,7 +232,6 @@ impl AppState {
             config.raw.cookie.max_per_principal,
             config.raw.cookie.max_sessions,
         )));
-        let fixtures = config.raw.conformance_fixtures.then(Fixtures::new);
         Self {
             config: Arc::new(config),
             validator,
@@ -232,8 +246,7 @@ impl AppState {
             sse_tool_policy,
             sse_challenge,
             shutdown: CancellationToken::new(),
-            access,
-            fixtures,
+            sse_handlers,
         }
     }
 
@@ -243,7 +256,7 @@ impl AppState {
     ///
     /// # Errors
     /// [`ConfigError`] for a URL the Redis client refuses.
-    pub fn share_state(&mut self, url: &str) -> Result<(), ConfigError> {
+    pub(crate) fn share_state(&mut self, url: &str) -> Result<(), ConfigError> {
         let cluster =
             Arc::new(Cluster::new(url).map_err(|e| ConfigError::new("redis-url", e.to_string()))?);
         cluster.spawn_tasks(self.sse_sessions.clone(), self.shutdown.clone());
@@ -263,26 +276,22 @@ impl AppState {
         self.cluster = Some(cluster);
         Ok(())
     }
-
-    /// A fresh MCP handler.
-    pub fn mcp_handler(&self) -> McpServer {
-        McpServer::new(self.access.clone()).with_fixtures(self.fixtures.clone())
-    }
 }
 
 /// The rmcp Streamable HTTP service behind an `Arc`: cloning it (which tower does for
 /// every request, once per layer above it) is a reference-count increment instead of a
 /// copy of rmcp's settings.
-struct McpEndpoint<M>(Arc<StreamableHttpService<McpServer, M>>);
+struct McpEndpoint<H, M>(Arc<StreamableHttpService<H, M>>);
 
-impl<M> Clone for McpEndpoint<M> {
+impl<H, M> Clone for McpEndpoint<H, M> {
     fn clone(&self) -> Self {
         Self(self.0.clone())
     }
 }
 
-impl<M, B> Service<axum::http::Request<B>> for McpEndpoint<M>
+impl<H, M, B> Service<axum::http::Request<B>> for McpEndpoint<H, M>
 where
+    H: ServerHandler,
     M: SessionManager,
     B: HttpBody + Send + 'static,
     B::Error: std::fmt::Display,
@@ -348,15 +357,19 @@ struct RouteGuard {
 ///
 /// Stateless mode has neither sessions nor standalone event streams (rmcp answers
 /// `GET` and `DELETE` with 405), so only authorization and the tool scopes apply there.
-fn streamable_http(state: &AppState, guard: &RouteGuard) -> Router {
+fn streamable_http<H, F>(state: &AppState, guard: &RouteGuard, factory: &Arc<F>) -> Router
+where
+    H: ServerHandler,
+    F: Fn() -> H + Send + Sync + 'static,
+{
     let config = &state.config;
     let rmcp_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(config.allowed_hosts.clone())
         .with_cancellation_token(state.shutdown.child_token())
         .with_max_request_body_bytes(config.raw.max_body_bytes);
     let factory = {
-        let state = state.clone();
-        move || Ok(state.mcp_handler())
+        let factory = factory.clone();
+        move || Ok(factory())
     };
     let stateless = || {
         McpEndpoint(Arc::new(StreamableHttpService::new(
@@ -445,8 +458,10 @@ fn legacy_sse(state: &AppState, guard: &RouteGuard) -> Router {
     let mut session = Router::<AppState>::new();
     if let Some(validator) = &state.verifier {
         let cookie_auth = CookieAuth {
-            sessions: state.cookie_sessions.clone(),
-            cookie_name: config.cookie_name.clone(),
+            sessions: Arc::new(NamedCookieStore {
+                store: state.cookie_sessions.clone(),
+                cookie_name: config.cookie_name.clone(),
+            }),
             allowed_origins: config.allowed_origins.clone().into(),
         };
         let mut sse_auth = AuthLayer::with_verifier(validator.clone())
@@ -471,18 +486,22 @@ fn legacy_sse(state: &AppState, guard: &RouteGuard) -> Router {
 pub type App = RequestSpan<HostService<Router>>;
 
 /// The whole application, ready to serve (its requests carry [`axum::body::Body`];
-/// [`serve_with_shutdown`] maps hyper's bodies to it).
+/// the accept loop maps hyper's bodies to it).
 ///
 /// The layers every route shares wrap the router once, outside it, rather than each
 /// route through `Router::layer`.
-pub fn app(state: AppState) -> App {
+fn app<H, F>(state: AppState, factory: &Arc<F>, extra: Option<Router>) -> App
+where
+    H: ServerHandler,
+    F: Fn() -> H + Send + Sync + 'static,
+{
     let config = state.config.clone();
     let origin_policy = Arc::new(OriginPolicy {
         hosts: config.allowed_hosts.clone(),
         origins: config.allowed_origins.clone(),
     });
     if state.verifier.is_none() {
-        tracing::warn!("AUTHORIZATION IS OFF (--no-auth): every request is served without a token");
+        tracing::warn!("AUTHORIZATION IS OFF (no_auth): every request is served without a token");
     }
     let guard = RouteGuard {
         cors: cors(&config),
@@ -490,10 +509,10 @@ pub fn app(state: AppState) -> App {
     };
     let mut routes = Router::new()
         .merge(crate::prm::router(&config))
-        .merge(streamable_http(&state, &guard))
+        .merge(streamable_http(&state, &guard, factory))
         .merge(legacy_sse(&state, &guard));
-    if let Some(web) = config.raw.web_dir.as_deref().and_then(crate::web::router) {
-        routes = routes.merge(web);
+    if let Some(extra) = extra {
+        routes = routes.merge(extra);
     }
     ServiceBuilder::new()
         .layer(RequestSpanLayer)
@@ -501,47 +520,167 @@ pub fn app(state: AppState) -> App {
         .service(routes)
 }
 
-/// Serves `config` on `listener` until the process ends.
+/// An MCP server protected as an OAuth 2.0 resource server: the entry point of this
+/// crate.
 ///
-/// # Errors
-/// [`ServeError`] on a wrong setting or a socket failure.
-pub async fn serve(config: Config, listener: TcpListener) -> Result<(), ServeError> {
-    serve_with_shutdown(config, listener, std::future::pending()).await
+/// It serves the MCP handlers `factory` makes (any rmcp [`ServerHandler`], one per
+/// session) over Streamable HTTP (`/mcp`) and the legacy HTTP+SSE transport (`/sse`,
+/// `/messages`, with the `POST /session` cookie for browsers), and publishes the
+/// Protected Resource Metadata. Every request is checked as [`Config`] says: `Host` and
+/// `Origin`, bearer or DPoP tokens (JWTs against the issuer's JWKS, or introspection),
+/// scopes (per tool too), and the limits on event streams and sessions. With
+/// [`Config::redis_url`], the session state is shared by every instance behind a load
+/// balancer.
+///
+/// ```no_run
+/// # use mcp_resource_server::{Config, McpResourceServer};
+/// # #[derive(Clone, Default)] struct MyHandler;
+/// # impl rmcp::ServerHandler for MyHandler {}
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = Config::new("https://mcp.example.com", "https://idp.example.com");
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+/// McpResourceServer::new(config, MyHandler::default).serve(listener).await?;
+/// # Ok(()) }
+/// ```
+pub struct McpResourceServer<F> {
+    config: Config,
+    factory: Arc<F>,
+    routes: Option<Router>,
+}
+
+impl<F> std::fmt::Debug for McpResourceServer<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpResourceServer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H, F> McpResourceServer<F>
+where
+    H: ServerHandler,
+    F: Fn() -> H + Send + Sync + 'static,
+{
+    /// A server for `config` whose MCP sessions are served by handlers `factory` makes.
+    pub fn new(config: Config, factory: F) -> Self {
+        Self {
+            config,
+            factory: Arc::new(factory),
+            routes: None,
+        }
+    }
+
+    /// Also serves `routes` (a static page, say), behind the `Host` check but without
+    /// authorization or the `Origin` check: protect them yourself (with
+    /// [`crate::auth::AuthLayer`], for example).
+    #[must_use]
+    pub fn with_routes(mut self, routes: Router) -> Self {
+        self.routes = Some(match self.routes.take() {
+            Some(previous) => previous.merge(routes),
+            None => routes,
+        });
+        self
+    }
+
+    /// The configuration this server runs from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The whole application as one tower service, to serve with your own accept
+    /// loop (`axum::serve`, say). Unlike [`McpResourceServer::serve`], it starts no
+    /// background task: the JWKS is fetched on the first request, expired cookie
+    /// sessions are removed when looked up, and [`Config::redis_url`] is refused
+    /// (sharing state needs tasks that watch Redis).
+    ///
+    /// # Errors
+    /// [`ServeError::Config`] for a wrong setting.
+    pub fn router(self) -> Result<App, ServeError> {
+        let validated = self.config.validate()?;
+        if validated.raw.redis_url.is_some() {
+            return Err(ConfigError::new(
+                "redis-url",
+                "shared state needs McpResourceServer::serve, which runs the tasks that watch Redis",
+            )
+            .into());
+        }
+        let state = AppState::new(
+            validated,
+            None,
+            handler_starter(clone_factory(&self.factory)),
+        );
+        Ok(app(state, &self.factory, self.routes))
+    }
+
+    /// Serves on `listener` until the process ends.
+    ///
+    /// # Errors
+    /// [`ServeError`] on a wrong setting or a socket failure.
+    pub async fn serve(self, listener: TcpListener) -> Result<(), ServeError> {
+        self.serve_with_shutdown(listener, std::future::pending())
+            .await
+    }
+
+    /// Serves on `listener` until `shutdown` completes.
+    ///
+    /// Each connection gets `TCP_NODELAY`, a request-head read timeout (HTTP/1),
+    /// keep-alive pings (HTTP/2), and is closed once it has had no request in flight
+    /// for the idle timeout, whatever it sent; accept failures back off. At shutdown,
+    /// streams are ended and connections get a short grace period.
+    ///
+    /// # Errors
+    /// [`ServeError`] on a wrong setting or a socket failure.
+    pub async fn serve_with_shutdown(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let validated = self.config.validate()?;
+        let local = listener.local_addr()?;
+        if validated.raw.no_auth && !local.ip().is_loopback() {
+            return Err(ConfigError::new(
+                "no-auth",
+                format!(
+                    "refused with the non-loopback listen address {local}: without authorization \
+                     anyone who can reach the port can call every tool; listen on 127.0.0.1 or [::1]"
+                ),
+            )
+            .into());
+        }
+        let mut state = AppState::new(
+            validated,
+            Some(local),
+            handler_starter(clone_factory(&self.factory)),
+        );
+        if let Some(url) = state.config.raw.redis_url.clone() {
+            state.share_state(&url)?;
+        }
+        let app = app(state.clone(), &self.factory, self.routes);
+        accept_loop(state, app, listener, local, shutdown).await
+    }
+}
+
+/// `factory` behind a closure of its own, for the legacy SSE routes.
+fn clone_factory<H, F>(factory: &Arc<F>) -> impl Fn() -> H + Send + Sync + 'static
+where
+    F: Fn() -> H + Send + Sync + 'static,
+{
+    let factory = factory.clone();
+    move || factory()
 }
 
 /// How long shutdown waits for open connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves `config` on `listener` until `shutdown` completes.
-///
-/// Each connection gets `TCP_NODELAY`, a request-head read timeout (HTTP/1), keep-alive
-/// pings (HTTP/2), and is closed once it has had no request in flight for the idle
-/// timeout, whatever it sent (see [`crate::connection`]); accept failures back off.
-/// At shutdown, streams are ended and connections get a short grace period.
-///
-/// # Errors
-/// [`ServeError`] on a wrong setting or a socket failure.
-pub async fn serve_with_shutdown(
-    config: Config,
+/// Serves `app` on `listener` until `shutdown` completes, running the background
+/// tasks of `state` meanwhile.
+async fn accept_loop(
+    state: AppState,
+    app: App,
     listener: TcpListener,
+    local: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let validated = config.validate()?;
-    let local = listener.local_addr()?;
-    if validated.raw.no_auth && !local.ip().is_loopback() {
-        return Err(ConfigError::new(
-            "no-auth",
-            format!(
-                "refused with the non-loopback listen address {local}: without authorization \
-                 anyone who can reach the port can call every tool; listen on 127.0.0.1 or [::1]"
-            ),
-        )
-        .into());
-    }
-    let mut state = AppState::new(validated, Some(local));
-    if let Some(url) = state.config.raw.redis_url.clone() {
-        state.share_state(&url)?;
-    }
     if let Some(validator) = &state.validator {
         let jwks = validator.jwks().clone();
         tokio::spawn(async move { jwks.prefetch().await });
@@ -576,9 +715,10 @@ pub async fn serve_with_shutdown(
         instance = state.cluster.as_ref().map(|c| c.instance()),
         "resource server listening"
     );
+    drop(state);
     let app = ServiceBuilder::new()
         .map_request(|request: axum::http::Request<Incoming>| request.map(axum::body::Body::new))
-        .service(app(state));
+        .service(app);
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Replies here are small (JSON-RPC results, challenges, SSE events): copying the

@@ -46,7 +46,7 @@ struct Counts {
 
 /// Counts of open event streams, overall and per principal.
 #[derive(Debug)]
-pub struct StreamSlots {
+pub(crate) struct StreamSlots {
     per_principal: usize,
     total: usize,
     counts: Mutex<Counts>,
@@ -55,7 +55,7 @@ pub struct StreamSlots {
 
 impl StreamSlots {
     /// Slots for at most `total` streams, `per_principal` of them for one principal.
-    pub fn new(per_principal: usize, total: usize) -> Self {
+    pub(crate) fn new(per_principal: usize, total: usize) -> Self {
         Self {
             per_principal,
             total,
@@ -66,7 +66,7 @@ impl StreamSlots {
 
     /// Counts each principal's streams over every instance sharing `cluster`.
     #[must_use]
-    pub fn shared(mut self, cluster: Arc<Cluster>) -> Self {
+    pub(crate) fn shared(mut self, cluster: Arc<Cluster>) -> Self {
         self.cluster = Some(cluster);
         self
     }
@@ -77,7 +77,7 @@ impl StreamSlots {
     /// # Errors
     /// As [`StreamSlots::acquire`]; [`Error::TooManyStreams`] past the cluster-wide
     /// limit; [`Error::StoreUnavailable`] when Redis cannot be reached.
-    pub async fn acquire_anywhere(
+    pub(crate) async fn acquire_anywhere(
         self: &Arc<Self>,
         principal: Option<Principal>,
     ) -> Result<StreamSlot, Error> {
@@ -98,7 +98,10 @@ impl StreamSlots {
     /// # Errors
     /// [`Error::TooManyStreams`] past the per-principal limit, [`Error::StreamCapacity`]
     /// past the overall one.
-    pub fn acquire(self: &Arc<Self>, principal: Option<Principal>) -> Result<StreamSlot, Error> {
+    pub(crate) fn acquire(
+        self: &Arc<Self>,
+        principal: Option<Principal>,
+    ) -> Result<StreamSlot, Error> {
         let mut counts = self.lock();
         if counts.total >= self.total {
             return Err(Error::StreamCapacity { limit: self.total });
@@ -121,13 +124,15 @@ impl StreamSlots {
         })
     }
 
+    #[cfg(test)]
     /// Number of streams open.
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.lock().total
     }
 
+    #[cfg(test)]
     /// Number of streams `principal` holds open.
-    pub fn open_for(&self, principal: &Principal) -> usize {
+    pub(crate) fn open_for(&self, principal: &Principal) -> usize {
         self.lock()
             .by_principal
             .get(principal)
@@ -138,7 +143,7 @@ impl StreamSlots {
 
 /// One taken slot; dropping it releases the slot.
 #[derive(Debug)]
-pub struct StreamSlot {
+pub(crate) struct StreamSlot {
     slots: Arc<StreamSlots>,
     principal: Option<Principal>,
     /// The cluster-wide lease, with shared state.
@@ -171,7 +176,7 @@ fn accepts_event_stream(request: &Request) -> bool {
 
 /// Middleware (after the authorization layer) limiting standalone `GET` event streams
 /// per principal: a slot is taken before the stream is opened and held by its body.
-pub async fn limit_streams(
+pub(crate) async fn limit_streams(
     State(slots): State<Arc<StreamSlots>>,
     request: Request,
     next: Next,

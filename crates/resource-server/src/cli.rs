@@ -5,10 +5,9 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
 
-use crate::auth::{DpopConfig, DpopPolicy};
 use mcp_auth_proto::secret::ClientSecret;
-
-use crate::config::{
+use mcp_resource_server::auth::{DpopConfig, DpopPolicy};
+use mcp_resource_server::config::{
     Config, ConfigError, CookieConfig, DEFAULT_COOKIE_SESSIONS,
     DEFAULT_COOKIE_SESSIONS_PER_PRINCIPAL, DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_ISSUER,
     DEFAULT_LISTEN, DEFAULT_MAX_MCP_SESSIONS, DEFAULT_MAX_MCP_SESSIONS_PER_PRINCIPAL,
@@ -258,12 +257,21 @@ impl Cli {
         }
     }
 
+    /// What the demo serves beside the MCP routes: `--web-dir`, `--conformance-fixtures`.
+    #[must_use]
+    pub fn options(&self) -> crate::DemoOptions {
+        crate::DemoOptions {
+            web_dir: Some(self.web_dir.clone()),
+            conformance_fixtures: self.conformance_fixtures,
+        }
+    }
+
     /// The configuration these flags describe (not validated yet).
     ///
     /// # Errors
     /// A [`ConfigError`] for a malformed `--tool-scope`.
     pub fn to_config(&self) -> Result<Config, ConfigError> {
-        let mut config = Config::new(self.public_url(), self.issuer.clone());
+        let mut config = crate::demo_config(self.public_url(), self.issuer.clone());
         config.listen = self.listen;
         config.jwks_uri = self.jwks_uri.clone().filter(|s| !s.trim().is_empty());
         config.audiences = non_empty(&self.audiences);
@@ -294,7 +302,6 @@ impl Cli {
         config.leeway = Duration::from_secs(self.leeway);
         config.jwks.min_refetch_interval = Duration::from_secs(self.jwks_min_refetch);
         config.no_auth = self.no_auth;
-        config.conformance_fixtures = self.conformance_fixtures;
         config.introspection = self.introspection_endpoint.as_ref().map(|endpoint| {
             let mut settings = IntrospectionSettings::new(
                 endpoint.clone(),
@@ -313,7 +320,6 @@ impl Cli {
         config.mcp_session_idle_timeout = Duration::from_secs(self.mcp_session_idle_timeout);
         config.header_read_timeout = Duration::from_secs(self.header_read_timeout);
         config.idle_timeout = Duration::from_secs(self.idle_timeout);
-        config.web_dir = Some(self.web_dir.clone());
         config.dpop = DpopConfig {
             policy: self.dpop,
             algorithms: non_empty(&self.dpop_algs),
@@ -364,7 +370,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (setting `listen`): {e}", config.listen)
         })?;
-    crate::server::serve_with_shutdown(config, listener, async {
+    crate::serve_with_shutdown(config, &cli.options(), listener, async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
     })

@@ -3,7 +3,7 @@
 use std::io::IsTerminal as _;
 
 use clap::Parser;
-use mcp_resource_server::cli::{Cli, run};
+use resource_server::cli::{Cli, run};
 use tracing_subscriber::EnvFilter;
 
 /// jemalloc instead of the C library's malloc: every MCP request allocates and frees

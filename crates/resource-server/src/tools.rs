@@ -1,4 +1,4 @@
-//! The MCP server itself: an rmcp [`ServerHandler`] with the demo tools.
+//! The demo's rmcp [`ServerHandler`]: the demo tools.
 //!
 //! - `calculator` {operation: add|subtract|multiply|divide, a, b}; division by zero is a
 //!   tool error (`isError: true`), not a protocol error.
@@ -33,15 +33,16 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 
-use crate::{
-    auth::{
-        claims::VerifiedClaims,
-        tool_scope::{may_call, scopes_needed},
-    },
-    fixtures::{self, Fixtures},
+use mcp_resource_server::auth::{
+    claims::VerifiedClaims,
+    tool_scope::{may_call, scopes_needed},
 };
 
-/// Scope rules the handler enforces (mirrors [`crate::auth::ToolScopePolicy`]).
+use crate::fixtures::{self, Fixtures};
+
+/// Scope rules the handler enforces (the ones the library's HTTP layers enforce before
+/// it, from [`mcp_resource_server::Config::required_scopes`] and
+/// [`mcp_resource_server::Config::tool_scopes`]).
 #[derive(Debug, Clone, Default)]
 pub struct ToolAccess {
     /// Scopes every tool needs.
@@ -52,15 +53,15 @@ pub struct ToolAccess {
     pub enabled: bool,
 }
 
-/// The MCP handler. Cheap to clone; one per session.
+/// The demo's MCP handler. Cheap to clone; one per session.
 #[derive(Debug, Clone)]
-pub struct McpServer {
+pub struct DemoTools {
     access: Arc<ToolAccess>,
     started: Instant,
     fixtures: Option<Fixtures>,
 }
 
-impl McpServer {
+impl DemoTools {
     /// A handler enforcing `access`.
     pub fn new(access: Arc<ToolAccess>) -> Self {
         Self {
@@ -80,7 +81,7 @@ impl McpServer {
     /// The demo tools followed by the fixture tools, built once.
     fn tools_with_fixtures() -> &'static [Tool] {
         static TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(|| {
-            let mut tools = McpServer::tools().to_vec();
+            let mut tools = DemoTools::tools().to_vec();
             tools.extend_from_slice(fixtures::tools());
             tools
         });
@@ -109,7 +110,7 @@ impl McpServer {
     /// `tools/call` of protocol versions with standard headers (to check `Mcp-Param-*`
     /// against its schema).
     pub fn tools() -> &'static [Tool] {
-        static TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(McpServer::build_tools);
+        static TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(DemoTools::build_tools);
         &TOOLS
     }
 
@@ -153,11 +154,7 @@ impl McpServer {
     }
 
     fn claims(context: &RequestContext<RoleServer>) -> Option<Arc<VerifiedClaims>> {
-        context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<Arc<VerifiedClaims>>())
-            .cloned()
+        VerifiedClaims::from_context(context)
     }
 
     fn check_scope(&self, tool: &str, claims: Option<&VerifiedClaims>) -> Result<(), McpError> {
@@ -314,7 +311,7 @@ fn whoami(claims: &VerifiedClaims) -> Value {
     value
 }
 
-impl ServerHandler for McpServer {
+impl ServerHandler for DemoTools {
     fn get_info(&self) -> ServerConfig {
         let capabilities = if self.fixtures.is_some() {
             ServerCapabilities::builder()
@@ -432,17 +429,17 @@ mod tests {
 
     #[test]
     fn tools_are_looked_up_by_name_in_the_listed_ones() {
-        let server = McpServer::new(Arc::new(ToolAccess::default()));
-        let names: Vec<_> = McpServer::tools().iter().map(|t| t.name.as_ref()).collect();
+        let server = DemoTools::new(Arc::new(ToolAccess::default()));
+        let names: Vec<_> = DemoTools::tools().iter().map(|t| t.name.as_ref()).collect();
         assert_eq!(names, ["calculator", "weather", "whoami", "admin_status"]);
-        for listed in McpServer::tools() {
+        for listed in DemoTools::tools() {
             let found = server
                 .get_tool(&listed.name)
                 .expect("listed tools are found");
             assert_eq!(found.input_schema, listed.input_schema);
         }
         assert_eq!(
-            McpServer::tools()[0].input_schema["required"],
+            DemoTools::tools()[0].input_schema["required"],
             json!(["operation", "a", "b"])
         );
         assert!(server.get_tool("missing").is_none());
@@ -478,12 +475,20 @@ mod tests {
 
     #[test]
     fn scope_is_checked_in_the_handler_too() {
-        let server = McpServer::new(Arc::new(ToolAccess {
+        let server = DemoTools::new(Arc::new(ToolAccess {
             required: Scopes::parse("mcp:tools"),
             per_tool: BTreeMap::from([("admin_status".into(), Scopes::parse("mcp:admin"))]),
             enabled: true,
         }));
-        let claims = VerifiedClaims::with_scopes;
+        let claims = |scopes: &str| -> VerifiedClaims {
+            serde_json::from_value(json!({
+                "issuer": "i", "subject": "s", "audience": [], "expires_at": 0,
+                "issued_at": null, "scopes": scopes.split(' ').collect::<Vec<_>>(),
+                "client_id": null, "kind": "jwt", "profile": {},
+                "token_fingerprint": "", "dpop_jkt": null
+            }))
+            .unwrap()
+        };
         assert!(server.check_scope("calculator", None).is_err());
         let tools = claims("mcp:tools");
         assert!(server.check_scope("calculator", Some(&tools)).is_ok());

@@ -10,7 +10,7 @@ fn repo(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn resource_server_defaults_match_the_dex_files() {
-    let rs = mcp_resource_server::cli::Cli::parse_from(["resource-server"]);
+    let rs = resource_server::cli::Cli::parse_from(["resource-server"]);
     let dex = dev_idp::DexConfig::load(&repo("dex-config.yaml")).unwrap();
     assert_eq!(
         rs.issuer, dex.issuer,

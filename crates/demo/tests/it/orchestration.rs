@@ -67,7 +67,7 @@ fn dex_topology_arguments() {
 
     // The resource server's own parser accepts what the orchestrator passes.
     let rs = rs_args(&args, &topology);
-    let cli = mcp_resource_server::cli::Cli::parse_from(
+    let cli = resource_server::cli::Cli::parse_from(
         std::iter::once("resource-server".to_owned()).chain(rs.into_iter().skip(1)),
     );
     assert_eq!(cli.authorization_servers, ["http://localhost:5558"]);
@@ -115,7 +115,7 @@ fn dex_topology_arguments() {
 
     let oidc = run_args(&["--discovery", "oidc"]);
     let rs = rs_args(&oidc, &Topology::new(&oidc));
-    let cli = mcp_resource_server::cli::Cli::parse_from(
+    let cli = resource_server::cli::Cli::parse_from(
         std::iter::once("resource-server".to_owned()).chain(rs.into_iter().skip(1)),
     );
     assert_eq!(cli.authorization_servers, ["http://localhost:5556/dex"]);
@@ -128,7 +128,7 @@ fn mcp_ready_leaves_the_resource_server_on_its_defaults() {
     assert_eq!(topology.issuer, "http://localhost:6000/dex");
     assert!(idp_args(&args, &topology).contains(&"--mcp-ready".to_owned()));
     let rs = rs_args(&args, &topology);
-    let cli = mcp_resource_server::cli::Cli::parse_from(
+    let cli = resource_server::cli::Cli::parse_from(
         std::iter::once("resource-server".to_owned()).chain(rs.into_iter().skip(1)),
     );
     assert!(
@@ -157,7 +157,7 @@ fn opaque_tokens_make_the_resource_server_introspect_without_credentials() {
         let topology = Topology::new(&args);
         assert!(idp_args(&args, &topology).contains(&"--opaque-tokens".to_owned()));
         let rs = rs_args(&args, &topology);
-        let cli = mcp_resource_server::cli::Cli::parse_from(
+        let cli = resource_server::cli::Cli::parse_from(
             std::iter::once("resource-server".to_owned()).chain(rs.into_iter().skip(1)),
         );
         assert_eq!(
@@ -186,7 +186,7 @@ fn dpop_requires_dpop_everywhere_and_needs_mcp_ready() {
     let args = run_args(&["--mcp-ready", "--dpop"]);
     let topology = Topology::new(&args);
     let rs = rs_args(&args, &topology);
-    let cli = mcp_resource_server::cli::Cli::parse_from(
+    let cli = resource_server::cli::Cli::parse_from(
         std::iter::once("resource-server".to_owned()).chain(rs.into_iter().skip(1)),
     );
     assert_eq!(cli.dpop, mcp_resource_server::auth::DpopPolicy::Required);

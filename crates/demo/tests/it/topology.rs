@@ -65,12 +65,12 @@ async fn start(discovery: &str) -> Running {
         demo::static_server::serve(&dir, static_l, std::future::pending()).await
     });
 
-    let rs = mcp_resource_server::cli::Cli::parse_from(
+    let rs = resource_server::cli::Cli::parse_from(
         std::iter::once("resource-server".to_owned())
             .chain(rs_args(&args, &topology).into_iter().skip(1)),
     );
     let config = rs.to_config().unwrap();
-    tokio::spawn(mcp_resource_server::serve(config, rs_l));
+    tokio::spawn(resource_server::serve(config, rs_l));
 
     let http = reqwest::Client::builder()
         .redirect(Policy::none())

@@ -16,7 +16,7 @@ use dev_idp::Features;
 use e2e::scenario::{Outcome, Scenario};
 use mcp_auth_client::TransportChoice;
 use mcp_auth_client::audience::AudiencePolicy;
-use mcp_resource_server::cli::Cli as RsCli;
+use resource_server::cli::Cli as RsCli;
 use serde_json::json;
 
 use crate::support::{

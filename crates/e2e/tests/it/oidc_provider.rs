@@ -19,7 +19,6 @@ use e2e::{
 };
 use mcp_auth_client::{TransportChoice, cache::TokenSet};
 use mcp_auth_proto::{BearerChallenge, BearerError};
-use mcp_resource_server::Config as RsConfig;
 
 use crate::support::{
     ProjectClient, init_tracing, jwt_header_and_claims, start_resource_server, two_plus_three,
@@ -61,7 +60,7 @@ async fn project_client_and_resource_server_with_oidc_provider() -> Outcome {
         .step("resource-server", "start", {
             let issuer = issuer.clone();
             start_resource_server("127.0.0.1", move |url| {
-                Ok(RsConfig::new(url, issuer).with_leeway(Duration::ZERO))
+                Ok(resource_server::demo_config(url, issuer).with_leeway(Duration::ZERO))
             })
         })
         .await?;

@@ -85,7 +85,7 @@ pub async fn start_resource_server(
         .validate()
         .with_context(|| format!("resource server configuration for {url}"))?;
     let task = tokio::spawn(async move {
-        if let Err(err) = mcp_resource_server::serve(config, listener).await {
+        if let Err(err) = resource_server::serve(config, listener).await {
             tracing::error!(%err, "resource server stopped");
         }
     });

@@ -10,7 +10,6 @@ use e2e::{
     node::{NodePeer, run_script},
     scenario::{Outcome, Scenario},
 };
-use mcp_resource_server::Config as RsConfig;
 use serde_json::Value;
 
 use crate::support::{init_tracing, start_dev_idp, start_resource_server};
@@ -114,7 +113,9 @@ async fn ts_client_with_oidc_provider_against_resource_server() -> Outcome {
     let rs = scenario
         .step("resource-server", "start", {
             let issuer = issuer.clone();
-            start_resource_server("127.0.0.1", move |url| Ok(RsConfig::new(url, issuer)))
+            start_resource_server("127.0.0.1", move |url| {
+                Ok(resource_server::demo_config(url, issuer))
+            })
         })
         .await?;
     let mcp_url = format!("{}/mcp", rs.url);
@@ -150,7 +151,9 @@ async fn ts_client_with_dev_idp_mcp_ready_against_resource_server() -> Outcome {
     let rs = scenario
         .step("resource-server", "start", {
             let issuer = issuer.clone();
-            start_resource_server("127.0.0.1", move |url| Ok(RsConfig::new(url, issuer)))
+            start_resource_server("127.0.0.1", move |url| {
+                Ok(resource_server::demo_config(url, issuer))
+            })
         })
         .await?;
     let mcp_url = format!("{}/mcp", rs.url);

@@ -77,9 +77,9 @@ async fn start(configure: impl FnOnce(IdpConfig) -> IdpConfig) -> Servers {
         "http://127.0.0.1:{}",
         rs_listener.local_addr().unwrap().port()
     );
-    let rs_config = mcp_resource_server::Config::new(base.clone(), issuer.clone());
+    let rs_config = resource_server::demo_config(base.clone(), issuer.clone());
     let rs_task = tokio::spawn(async move {
-        let _ = mcp_resource_server::serve(rs_config, rs_listener).await;
+        let _ = resource_server::serve(rs_config, rs_listener).await;
     });
     Servers {
         mcp_url: format!("{base}/mcp"),

@@ -51,12 +51,12 @@ async fn start() -> Servers {
         "http://127.0.0.1:{}",
         rs_listener.local_addr().unwrap().port()
     );
-    let rs_config = mcp_resource_server::Config::new(base.clone(), issuer.clone())
+    let rs_config = resource_server::demo_config(base.clone(), issuer.clone())
         .with_audiences(["mcp-resource-server"])
         .with_scopes_supported(["openid", "audience:server:client_id:mcp-resource-server"])
         .with_required_scopes(Vec::<String>::new());
     let rs_task = tokio::spawn(async move {
-        let _ = mcp_resource_server::serve(rs_config, rs_listener).await;
+        let _ = resource_server::serve(rs_config, rs_listener).await;
     });
     Servers {
         mcp_url: format!("{base}/mcp"),

@@ -52,9 +52,9 @@ pub(crate) async fn start() -> Servers {
         "http://127.0.0.1:{}",
         rs_listener.local_addr().unwrap().port()
     );
-    let rs_config = mcp_resource_server::Config::new(mcp_base.clone(), issuer.clone());
+    let rs_config = resource_server::demo_config(mcp_base.clone(), issuer.clone());
     let rs_task = tokio::spawn(async move {
-        let _ = mcp_resource_server::serve(rs_config, rs_listener).await;
+        let _ = resource_server::serve(rs_config, rs_listener).await;
     });
     Servers {
         mcp_base,

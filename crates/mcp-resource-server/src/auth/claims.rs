@@ -14,6 +14,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use mcp_auth_proto::scope::Scopes;
+use rmcp::{RoleServer, service::RequestContext};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -81,6 +82,18 @@ fn serialize_scopes<S: serde::Serializer>(
 }
 
 impl VerifiedClaims {
+    /// The claims of the caller of an MCP request, inside an rmcp handler: the
+    /// authorization layers put them in the HTTP request whose head rmcp hands the
+    /// handler (on `/mcp` and on the legacy SSE transport alike). `None` only when
+    /// authorization is off.
+    pub fn from_context(context: &RequestContext<RoleServer>) -> Option<Arc<Self>> {
+        context
+            .extensions
+            .get::<Parts>()
+            .and_then(|parts| parts.extensions.get::<Arc<Self>>())
+            .cloned()
+    }
+
     /// The principal this token speaks for: issuer and subject together.
     pub fn principal(&self) -> Principal {
         Principal {

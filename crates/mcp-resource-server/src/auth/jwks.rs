@@ -31,8 +31,6 @@ use mcp_auth_proto::{metadata::AuthorizationServerMetadata, wellknown};
 use tokio::time::Instant;
 use url::Url;
 
-use crate::config::JwksConfig;
-
 /// Largest JWKS or metadata document accepted.
 const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
 
@@ -190,6 +188,33 @@ fn verification_key(jwk: &Jwk) -> Option<VerificationKey> {
         key,
         algorithms,
     })
+}
+
+/// Tuning of the JWKS cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksConfig {
+    /// Lifetime of fetched keys when the response has no usable `Cache-Control`.
+    pub default_ttl: Duration,
+    /// Lower bound applied to `Cache-Control: max-age`.
+    pub min_ttl: Duration,
+    /// Upper bound applied to `Cache-Control: max-age`.
+    pub max_ttl: Duration,
+    /// Minimum time between two refetches caused by an unknown `kid` (or a failure).
+    pub min_refetch_interval: Duration,
+    /// Timeout of one JWKS or metadata request.
+    pub http_timeout: Duration,
+}
+
+impl Default for JwksConfig {
+    fn default() -> Self {
+        Self {
+            default_ttl: Duration::from_secs(300),
+            min_ttl: Duration::from_secs(30),
+            max_ttl: Duration::from_secs(24 * 3600),
+            min_refetch_interval: Duration::from_secs(30),
+            http_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Where the keys come from.

@@ -45,12 +45,7 @@ use super::{
     dpop::{DpopError, DpopVerifier, VerifiedProof},
     verify::VerifyToken,
 };
-use crate::{
-    cluster::Cluster,
-    cookie_store::{CookieStore, Lookup},
-    error::{ChallengeContext, DpopAdvert, Error, Refusal},
-    session::cookie_value,
-};
+use crate::error::{ChallengeContext, DpopAdvert, Error, Refusal};
 
 /// How a request was authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,15 +78,36 @@ impl AuthorizedUntil {
     }
 }
 
+/// A cookie session's verified claims and its end (seconds since the epoch).
+pub(crate) type CookieSession = (Arc<VerifiedClaims>, u64);
+
+/// A cookie session looked up in a store that must be asked over the network.
+pub(crate) type PendingCookie =
+    Pin<Box<dyn Future<Output = Result<Option<CookieSession>, Error>> + Send>>;
+
+/// What a [`CookieSessionLookup`] found for a request's cookie.
+pub(crate) enum CookieLookup {
+    /// Known at once: the session, or none.
+    Ready(Option<CookieSession>),
+    /// To be awaited (a store shared between instances).
+    Pending(PendingCookie),
+}
+
+/// Where the layer finds the cookie session a request names: implemented by the
+/// cookie session store, so that this module knows neither the cookie's format nor
+/// where sessions live.
+pub(crate) trait CookieSessionLookup: Send + Sync + std::fmt::Debug {
+    /// The session the request's cookie names; `None` when it carries no such cookie.
+    fn find(&self, headers: &HeaderMap) -> Option<CookieLookup>;
+}
+
 /// Cookie authentication settings for [`AuthLayer::with_cookie_sessions`].
 #[derive(Debug, Clone)]
-pub struct CookieAuth {
-    /// Where sessions live.
-    pub sessions: Arc<CookieStore>,
-    /// Cookie name.
-    pub cookie_name: String,
+pub(crate) struct CookieAuth {
+    /// Where sessions are found.
+    pub(crate) sessions: Arc<dyn CookieSessionLookup>,
     /// Origins allowed to use the cookie (serialised `scheme://host[:port]`).
-    pub allowed_origins: Arc<[String]>,
+    pub(crate) allowed_origins: Arc<[String]>,
 }
 
 #[derive(Debug, Clone)]
@@ -185,7 +201,7 @@ impl AuthLayer {
 
     /// Accepts the session cookie when no `Authorization` header is sent.
     #[must_use]
-    pub fn with_cookie_sessions(mut self, cookies: CookieAuth) -> Self {
+    pub(crate) fn with_cookie_sessions(mut self, cookies: CookieAuth) -> Self {
         Arc::make_mut(&mut self.settings).cookies = Some(cookies);
         self
     }
@@ -338,13 +354,13 @@ where
                     }),
                 }
             }
-            Ok(Decision::LookUpCookie(cluster, id)) => {
+            Ok(Decision::LookUpCookie(pending)) => {
                 let settings = self.settings.clone();
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 AuthState::Validating {
                     future: Box::pin(async move {
-                        match settings.shared_cookie(&cluster, &id).await {
+                        match settings.shared_cookie(pending).await {
                             Ok((claims, method)) => {
                                 Self::authorized(&settings, &mut request, claims, method);
                                 let response = inner.call(request).await?;
@@ -509,18 +525,16 @@ impl Settings {
         let Some(cookies) = &self.cookies else {
             return Err(Error::MissingCredentials);
         };
-        let Some(id) = cookie_value(headers, &cookies.cookie_name) else {
+        let Some(lookup) = cookies.sessions.find(headers) else {
             return Err(Error::MissingCredentials);
         };
         if !origin_allowed(method, headers, &cookies.allowed_origins) {
             tracing::info!("refused a cookie-authenticated request without an allowed Origin");
             return Err(Error::OriginNotAllowed);
         }
-        let (claims, expires_at) = match cookies.sessions.lookup(id) {
-            Lookup::Ready(found) => found.ok_or(Error::InvalidSession)?,
-            Lookup::Shared(cluster) => {
-                return Ok(Decision::LookUpCookie(cluster, id.to_string()));
-            }
+        let (claims, expires_at) = match lookup {
+            CookieLookup::Ready(found) => found.ok_or(Error::InvalidSession)?,
+            CookieLookup::Pending(pending) => return Ok(Decision::LookUpCookie(pending)),
         };
         Ok(Decision::Authorized(
             self.check_scopes(claims)?,
@@ -556,7 +570,7 @@ impl Settings {
         match self.decide(method, uri, headers)? {
             Decision::Authorized(claims, method) => Ok((claims, method)),
             Decision::Validate(token, proof) => self.validate(token.secret(), proof.as_ref()).await,
-            Decision::LookUpCookie(cluster, id) => self.shared_cookie(&cluster, &id).await,
+            Decision::LookUpCookie(pending) => self.shared_cookie(pending).await,
         }
     }
 
@@ -587,13 +601,12 @@ impl Settings {
         }
     }
 
-    /// Looks a cookie session up in the shared store, then checks its scopes.
+    /// Waits for a cookie session from the shared store, then checks its scopes.
     async fn shared_cookie(
         &self,
-        cluster: &Cluster,
-        id: &str,
+        pending: PendingCookie,
     ) -> Result<(Arc<VerifiedClaims>, AuthMethod), Error> {
-        let (claims, expires_at) = cluster.get_cookie(id).await?.ok_or(Error::InvalidSession)?;
+        let (claims, expires_at) = pending.await?.ok_or(Error::InvalidSession)?;
         Ok((
             self.check_scopes(claims)?,
             AuthMethod::Cookie { expires_at },
@@ -627,8 +640,8 @@ enum Decision {
     Authorized(Arc<VerifiedClaims>, AuthMethod),
     /// A token whose signature must be checked, with its verified DPoP proof if any.
     Validate(AccessToken, Option<VerifiedProof>),
-    /// A session cookie to look up in the shared store.
-    LookUpCookie(Arc<Cluster>, String),
+    /// A session cookie being looked up in the shared store.
+    LookUpCookie(PendingCookie),
 }
 
 #[cfg(test)]

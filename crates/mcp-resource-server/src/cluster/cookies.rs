@@ -99,7 +99,7 @@ impl Cluster {
     /// # Errors
     /// [`Error::CookieStoreFull`] when `capacity` sessions are live over all instances,
     /// [`Error::StoreUnavailable`] when Redis cannot be reached.
-    pub async fn put_cookie(
+    pub(crate) async fn put_cookie(
         &self,
         id: &str,
         claims: &VerifiedClaims,
@@ -150,7 +150,10 @@ impl Cluster {
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`] when Redis cannot be reached.
-    pub async fn get_cookie(&self, id: &str) -> Result<Option<(Arc<VerifiedClaims>, u64)>, Error> {
+    pub(crate) async fn get_cookie(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Arc<VerifiedClaims>, u64)>, Error> {
         let mut conn = self.conn()?;
         let value: Option<String> = redis::cmd("GET")
             .arg(key(&sha256_hex(id)))
@@ -173,7 +176,7 @@ impl Cluster {
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`] when Redis cannot be reached.
-    pub async fn remove_cookie(&self, id: &str) -> Result<bool, Error> {
+    pub(crate) async fn remove_cookie(&self, id: &str) -> Result<bool, Error> {
         let hash = sha256_hex(id);
         let mut conn = self.conn()?;
         let (removed, _): (usize, usize) = redis::pipe()

@@ -18,9 +18,9 @@ use super::{Cluster, sha256_hex, unavailable};
 use crate::{auth::claims::Principal, error::Error};
 
 /// How long a lease lives unless renewed.
-pub const LEASE_TTL: Duration = Duration::from_secs(30);
+pub(crate) const LEASE_TTL: Duration = Duration::from_secs(30);
 /// How often the holding instance renews its leases.
-pub const RENEW_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(10);
 
 const ACQUIRE: &str = r"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -44,7 +44,7 @@ fn ttl_ms() -> u64 {
 
 /// Leases this instance holds: (sorted set, member).
 #[derive(Debug, Default)]
-pub struct HeldLeases(Mutex<Vec<(String, String)>>);
+pub(crate) struct HeldLeases(Mutex<Vec<(String, String)>>);
 
 impl HeldLeases {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, String)>> {
@@ -54,7 +54,7 @@ impl HeldLeases {
 
 /// A stream's place in its principal's cluster-wide count; dropping it gives it back.
 #[derive(Debug)]
-pub struct Lease {
+pub(crate) struct Lease {
     cluster: Arc<Cluster>,
     key: String,
     member: String,
@@ -89,7 +89,7 @@ impl Cluster {
     /// # Errors
     /// [`Error::TooManyStreams`] at the limit, [`Error::StoreUnavailable`] when Redis
     /// cannot be reached.
-    pub async fn lease_stream(
+    pub(crate) async fn lease_stream(
         self: &Arc<Self>,
         principal: &Principal,
         limit: usize,

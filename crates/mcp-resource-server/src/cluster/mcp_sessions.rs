@@ -27,9 +27,9 @@ use super::{Cluster, unavailable};
 use crate::{auth::claims::Principal, error::Error};
 
 /// Channel on which ended Streamable HTTP sessions are announced (payload: the id).
-pub const SESSION_ENDED: &str = "mcp:session-ended";
+pub(crate) const SESSION_ENDED: &str = "mcp:session-ended";
 /// Longest a session is kept (as in the in-process owner map).
-pub const SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
 
 fn state_key(id: &str) -> String {
     format!("mcp:session:{id}")
@@ -41,7 +41,7 @@ fn owner_key(id: &str) -> String {
 
 /// rmcp's session store in Redis.
 #[derive(Debug, Clone)]
-pub struct RedisSessionStore(pub std::sync::Arc<Cluster>);
+pub(crate) struct RedisSessionStore(pub std::sync::Arc<Cluster>);
 
 #[async_trait::async_trait]
 impl SessionStore for RedisSessionStore {
@@ -89,7 +89,7 @@ impl Cluster {
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`] when Redis cannot be reached.
-    pub async fn set_session_owner(
+    pub(crate) async fn set_session_owner(
         &self,
         id: &str,
         principal: Option<&Principal>,
@@ -112,7 +112,7 @@ impl Cluster {
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`] when Redis cannot be reached.
-    pub async fn session_owner(&self, id: &str) -> Result<Option<Option<Principal>>, Error> {
+    pub(crate) async fn session_owner(&self, id: &str) -> Result<Option<Option<Principal>>, Error> {
         let mut conn = self.conn()?;
         let value: Option<String> = redis::cmd("GET")
             .arg(owner_key(id))
@@ -126,7 +126,7 @@ impl Cluster {
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`] when Redis cannot be reached.
-    pub async fn end_session(&self, id: &str) -> Result<(), Error> {
+    pub(crate) async fn end_session(&self, id: &str) -> Result<(), Error> {
         let mut conn = self.conn()?;
         redis::pipe()
             .cmd("DEL")

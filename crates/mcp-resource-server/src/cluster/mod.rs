@@ -32,10 +32,10 @@
 //! that its session is gone and reconnects. A POST is never answered 202 when no
 //! instance received its message.
 
-pub mod cookies;
-pub mod leases;
-pub mod mcp_sessions;
-pub mod relay;
+pub(crate) mod cookies;
+pub(crate) mod leases;
+pub(crate) mod mcp_sessions;
+pub(crate) mod relay;
 
 use std::{
     sync::{
@@ -56,7 +56,7 @@ use rmcp::transport::streamable_http_server::session::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{error::Error, mcp_session::OwnedSessionManager, sse::SseSessions};
+use crate::{error::Error, legacy_sse::LegacySseSessions, mcp_session_owners::OwnedSessionManager};
 
 /// Channel on which ended cookie sessions are announced (payload: the key hash).
 const COOKIE_ENDED: &str = "mcp:cookie-ended";
@@ -66,7 +66,7 @@ const PING_INTERVAL: Duration = Duration::from_millis(500);
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// A connection to the Redis shared by the instances, and this instance's identity.
-pub struct Cluster {
+pub(crate) struct Cluster {
     client: Client,
     conn: ConnectionManager,
     instance: String,
@@ -88,7 +88,7 @@ impl std::fmt::Debug for Cluster {
 }
 
 /// Hex SHA-256 of `value`: how a cookie is named in Redis (never the raw value).
-pub fn sha256_hex(value: &str) -> String {
+pub(crate) fn sha256_hex(value: &str) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
     digest.as_ref().iter().fold(String::new(), |mut out, b| {
         use std::fmt::Write;
@@ -102,7 +102,7 @@ impl Cluster {
     ///
     /// # Errors
     /// [`Error::Internal`] for a URL the client does not accept.
-    pub fn new(url: &str) -> Result<Self, Error> {
+    pub(crate) fn new(url: &str) -> Result<Self, Error> {
         let client = Client::open(url)
             .map_err(|e| Error::Internal(format!("redis URL refused: {:?}", e.kind())))?;
         let config = ConnectionManagerConfig::new()
@@ -123,18 +123,21 @@ impl Cluster {
     }
 
     /// This instance's id (random per process).
-    pub fn instance(&self) -> &str {
+    pub(crate) fn instance(&self) -> &str {
         &self.instance
     }
 
     /// Makes `sessions` (this instance's Streamable HTTP sessions) follow the ends
     /// announced by other instances.
-    pub fn follow_mcp_sessions(&self, sessions: Arc<OwnedSessionManager<LocalSessionManager>>) {
+    pub(crate) fn follow_mcp_sessions(
+        &self,
+        sessions: Arc<OwnedSessionManager<LocalSessionManager>>,
+    ) {
         let _ = self.mcp_sessions.set(sessions);
     }
 
     /// Whether the last PING was answered.
-    pub fn is_up(&self) -> bool {
+    pub(crate) fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
     }
 
@@ -149,7 +152,11 @@ impl Cluster {
 
     /// Starts the PING task and the subscriber delivering other instances' messages to
     /// `sse` (forwarded posts, ended cookie sessions); both stop with `shutdown`.
-    pub fn spawn_tasks(self: &Arc<Self>, sse: Arc<SseSessions>, shutdown: CancellationToken) {
+    pub(crate) fn spawn_tasks(
+        self: &Arc<Self>,
+        sse: Arc<LegacySseSessions>,
+        shutdown: CancellationToken,
+    ) {
         let this = self.clone();
         let stop = shutdown.clone();
         tokio::spawn(async move { this.watch(stop).await });
@@ -187,7 +194,7 @@ impl Cluster {
 
     /// Subscribes to this instance's channel and to the ended cookie sessions,
     /// resubscribing whenever the connection drops.
-    async fn subscribe(&self, sse: Arc<SseSessions>, shutdown: CancellationToken) {
+    async fn subscribe(&self, sse: Arc<LegacySseSessions>, shutdown: CancellationToken) {
         let own = relay::instance_channel(&self.instance);
         loop {
             let connected = async {
@@ -248,7 +255,7 @@ impl Cluster {
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`] when Redis cannot be reached.
-    pub async fn announce_cookie_ended(&self, hash: &str) -> Result<(), Error> {
+    pub(crate) async fn announce_cookie_ended(&self, hash: &str) -> Result<(), Error> {
         let mut conn = self.conn()?;
         redis::cmd("PUBLISH")
             .arg(COOKIE_ENDED)

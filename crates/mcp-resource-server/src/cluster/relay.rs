@@ -19,14 +19,14 @@ use super::{Cluster, unavailable};
 use crate::{
     auth::claims::{Principal, VerifiedClaims},
     error::Error,
-    sse::SseSessions,
+    legacy_sse::LegacySseSessions,
 };
 
 /// Longest a stream record lives without its stream (it is deleted when the stream ends).
 const MAX_RECORD: Duration = Duration::from_secs(24 * 3600);
 
 /// The channel of instance `instance`.
-pub fn instance_channel(instance: &str) -> String {
+pub(crate) fn instance_channel(instance: &str) -> String {
     format!("mcp:instance:{instance}")
 }
 
@@ -36,7 +36,7 @@ fn session_key(id: &str) -> String {
 
 /// Who holds a legacy SSE stream.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct StreamOwner {
+pub(crate) struct StreamOwner {
     /// The instance holding the stream.
     pub instance: String,
     /// The principal that opened it.
@@ -55,7 +55,7 @@ impl Cluster {
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`] when Redis cannot be reached.
-    pub async fn register_stream(
+    pub(crate) async fn register_stream(
         &self,
         id: &str,
         principal: &Principal,
@@ -79,7 +79,7 @@ impl Cluster {
     }
 
     /// Forgets stream `id` (when it ends); a failure is only logged, the record expires.
-    pub async fn forget_stream(&self, id: &str) {
+    pub(crate) async fn forget_stream(&self, id: &str) {
         let Ok(mut conn) = self.conn() else { return };
         if let Err(error) = redis::cmd("DEL")
             .arg(session_key(id))
@@ -94,7 +94,7 @@ impl Cluster {
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`] when Redis cannot be reached.
-    pub async fn stream_owner(&self, id: &str) -> Result<Option<StreamOwner>, Error> {
+    pub(crate) async fn stream_owner(&self, id: &str) -> Result<Option<StreamOwner>, Error> {
         let mut conn = self.conn()?;
         let value: Option<String> = redis::cmd("GET")
             .arg(session_key(id))
@@ -109,7 +109,7 @@ impl Cluster {
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`] when Redis cannot be reached.
-    pub async fn forward(
+    pub(crate) async fn forward(
         &self,
         owner: &StreamOwner,
         id: &str,
@@ -138,7 +138,7 @@ impl Cluster {
 
 /// Hands a message another instance forwarded to the local session it names, if the
 /// principal still matches.
-pub(crate) fn deliver(sse: &SseSessions, payload: &[u8]) {
+pub(crate) fn deliver(sse: &LegacySseSessions, payload: &[u8]) {
     let Ok(forwarded) = serde_json::from_slice::<Forwarded>(payload) else {
         tracing::warn!("unreadable forwarded message ignored");
         return;

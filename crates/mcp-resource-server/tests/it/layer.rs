@@ -113,7 +113,6 @@ async fn layer_protects_a_plain_axum_router() {
 
 #[tokio::test]
 async fn layer_wraps_an_rmcp_service_directly() {
-    use mcp_resource_server::mcp::{McpServer, ToolAccess};
     use rmcp::transport::{
         StreamableHttpServerConfig, StreamableHttpService,
         streamable_http_server::session::never::NeverSessionManager,
@@ -136,7 +135,7 @@ async fn layer_wraps_an_rmcp_service_directly() {
         jwks,
     ));
     let rmcp_service = StreamableHttpService::new(
-        || Ok(McpServer::new(Arc::new(ToolAccess::default()))),
+        || Ok(crate::custom_tools::example::Tools),
         Arc::new(NeverSessionManager::default()),
         StreamableHttpServerConfig::default()
             .with_legacy_session_mode(false)
@@ -160,10 +159,7 @@ async fn layer_wraps_an_rmcp_service_directly() {
     )
     .await;
     assert_eq!(reply.status, 200);
-    assert_eq!(
-        reply.body.unwrap()["result"]["structuredContent"]["subject"],
-        "alice"
-    );
+    assert_eq!(reply.body.unwrap()["result"]["content"][0]["text"], "alice");
 }
 
 /// The cache of verified tokens answers only for the very token it verified: a token

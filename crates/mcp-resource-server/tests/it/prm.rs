@@ -2,7 +2,10 @@
 
 use serde_json::Value;
 
-use crate::fixture::{TestAuthServer, TestKey, client, start_rs, test_config};
+use crate::{
+    custom_tools::start_rs,
+    fixture::{TestAuthServer, TestKey, client, test_config},
+};
 
 #[tokio::test]
 async fn each_location_names_its_resource_and_is_readable_cross_origin() {
@@ -31,10 +34,7 @@ async fn each_location_names_its_resource_and_is_readable_cross_origin() {
         let prm: Value = response.json().await.unwrap();
         assert_eq!(prm["resource"], resource.as_str());
         assert_eq!(prm["authorization_servers"][0], auth.issuer());
-        assert_eq!(
-            prm["scopes_supported"],
-            serde_json::json!(["mcp:tools", "mcp:admin"])
-        );
+        assert_eq!(prm["scopes_supported"], serde_json::json!(["mcp:tools"]));
         assert_eq!(
             prm["bearer_methods_supported"],
             serde_json::json!(["header"])

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::fixture::{
     TestAuthServer, TestKey, call, client, initialize, open_mcp_session, rpc, rpc_with,
-    standalone_stream, start_rs, test_config,
+    standalone_stream, start_demo, start_rs, test_config,
 };
 
 async fn setup() -> (TestAuthServer, String) {
@@ -444,12 +444,18 @@ async fn standard_headers_are_validated_after_authorization() {
 async fn conformance_fixtures_are_served_only_when_switched_on() {
     let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
     let issuer = auth.issuer().to_string();
-    let url = start_rs(move |url| {
-        test_config(url, &issuer)
-            .with_stateless(true)
-            .with_no_auth(true)
-            .with_conformance_fixtures(true)
-    })
+    let options = resource_server::DemoOptions {
+        conformance_fixtures: true,
+        ..resource_server::DemoOptions::default()
+    };
+    let url = start_demo(
+        move |url| {
+            test_config(url, &issuer)
+                .with_stateless(true)
+                .with_no_auth(true)
+        },
+        options,
+    )
     .await;
     let (status, _, body) = post_2026(&url, None, "tools/list", list_tools_2026()).await;
     assert_eq!(status, 200, "{body}");

@@ -1,6 +1,8 @@
 //! The browser page under `/app/`.
 
-use crate::fixture::{TestAuthServer, TestKey, client, start_rs, test_config};
+use resource_server::DemoOptions;
+
+use crate::fixture::{TestAuthServer, TestKey, client, start_demo, start_rs, test_config};
 
 #[tokio::test]
 async fn the_page_is_served_at_app_and_at_its_callback() {
@@ -15,7 +17,11 @@ async fn the_page_is_served_at_app_and_at_its_callback() {
     let auth = TestAuthServer::with_keys(&[TestKey::rsa1()]).await;
     let issuer = auth.issuer().to_string();
     let web = dir.clone();
-    let url = start_rs(move |url| test_config(url, &issuer).with_web_dir(web)).await;
+    let options = DemoOptions {
+        web_dir: Some(web),
+        ..DemoOptions::default()
+    };
+    let url = start_demo(move |url| test_config(url, &issuer), options).await;
 
     for path in ["/app/", "/app/callback?code=x&state=y"] {
         let response = client().get(format!("{url}{path}")).send().await.unwrap();

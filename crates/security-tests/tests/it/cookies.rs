@@ -487,7 +487,7 @@ async fn no_auth_is_refused_on_a_non_loopback_listener() {
     config.no_auth = true;
     let result = tokio::time::timeout(
         Duration::from_secs(5),
-        mcp_resource_server::serve(config, listener),
+        resource_server::serve(config, listener),
     )
     .await
     .expect("refused at once");
@@ -497,7 +497,7 @@ async fn no_auth_is_refused_on_a_non_loopback_listener() {
         "{error}"
     );
     // The command line refuses it before binding.
-    let cli = <mcp_resource_server::cli::Cli as clap::Parser>::try_parse_from([
+    let cli = <resource_server::cli::Cli as clap::Parser>::try_parse_from([
         "resource-server",
         "--no-auth",
         "--listen",

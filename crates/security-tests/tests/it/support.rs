@@ -155,7 +155,7 @@ impl Tripwire {
 
 /// Test-friendly configuration: quick refetches, keys cached as the AS says (≥ 0 s).
 pub fn rs_config(public_url: String, issuer: &str) -> Config {
-    Config::new(public_url, issuer).with_jwks_config(JwksConfig {
+    resource_server::demo_config(public_url, issuer).with_jwks_config(JwksConfig {
         min_refetch_interval: Duration::from_millis(300),
         min_ttl: Duration::ZERO,
         http_timeout: Duration::from_secs(1),
@@ -170,7 +170,7 @@ pub async fn start_rs(make: impl FnOnce(String) -> Config) -> String {
     serve_on_loopback(|listener, url| {
         let config = make(url);
         config.validate().expect("test configuration is valid");
-        mcp_resource_server::serve(config, listener)
+        resource_server::serve(config, listener)
     })
     .await
 }

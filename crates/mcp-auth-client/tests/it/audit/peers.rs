@@ -93,9 +93,9 @@ async fn project_resource_server_with_oidc_provider() {
     let issuer = op.ready().to_owned();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let config = mcp_resource_server::Config::new(&base, &issuer);
+    let config = resource_server::demo_config(&base, &issuer);
     let task = tokio::spawn(async move {
-        let _ = mcp_resource_server::serve(config, listener).await;
+        let _ = resource_server::serve(config, listener).await;
     });
     let (report, _) = audit(
         &format!("{base}/mcp"),

@@ -63,14 +63,14 @@ async fn resource_server(
     let base = format!("http://127.0.0.1:{port}");
     let config = configure(&base);
     running.0.push(tokio::spawn(async move {
-        let _ = mcp_resource_server::serve(config, l).await;
+        let _ = resource_server::serve(config, l).await;
     }));
     base
 }
 
 /// The resource server configured for Dex, as the README and `demo` give it.
 fn dex_flags(base: &str, issuer: &str, authorization_server: &str) -> mcp_resource_server::Config {
-    mcp_resource_server::Config::new(base, issuer)
+    resource_server::demo_config(base, issuer)
         .with_authorization_servers([authorization_server])
         .with_jwks_uri(format!("{issuer}/keys"))
         .with_audiences(["mcp-resource-server"])
@@ -120,7 +120,7 @@ async fn mcp_ready_stateful_and_stateless() {
         let mut running = Running(Vec::new());
         let issuer = idp(Features::mcp_ready(), &mut running).await;
         let base = resource_server(&mut running, |base| {
-            mcp_resource_server::Config::new(base, &issuer).with_stateless(stateless)
+            resource_server::demo_config(base, &issuer).with_stateless(stateless)
         })
         .await;
         let (report, trace) = audit(
