@@ -8,8 +8,9 @@
 //! 2. reads exactly one `Authorization: Bearer <token>` header (scheme case-insensitive),
 //!    or, with DPoP on ([`AuthLayer::with_dpop`]), `Authorization: DPoP <token>`, whose
 //!    `DPoP` proof is checked first ([`super::dpop`]);
-//! 3. or, where enabled with [`AuthLayer::with_cookie_sessions`] and no header was sent,
-//!    the session cookie, which needs an allowed `Origin` on state-changing methods;
+//! 3. or, on the legacy SSE routes of [`crate::McpResourceServer`] and when no header
+//!    was sent, the session cookie, which needs an allowed `Origin` on state-changing
+//!    methods;
 //! 4. verifies the token with its [`VerifyToken`] (JWT validation or introspection);
 //! 5. checks the binding (RFC 9449 §7): a token with `cnf.jkt` must come with the `DPoP`
 //!    scheme and a proof signed by that key (a bound token sent as `Bearer` is a
