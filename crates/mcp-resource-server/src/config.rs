@@ -523,6 +523,12 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.dpop.replay_per_principal == 0 {
+            return Err(ConfigError::new(
+                "dpop-replay-per-principal",
+                "must be at least 1",
+            ));
+        }
         let jwks = &self.jwks;
         if jwks.min_ttl > jwks.max_ttl {
             return Err(ConfigError::new("jwks-min-ttl", "greater than the maximum"));

@@ -23,6 +23,10 @@ use crate::auth::{
     validator::ValidationError,
 };
 
+/// `Retry-After` of the refusals that end by themselves soon (a server that is busy,
+/// keys or shared state that are away).
+const RETRY_AFTER_SECS: u64 = 5;
+
 /// What the challenges of an endpoint say about DPoP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DpopAdvert {
@@ -143,6 +147,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Dpop(DpopError::ReplayCacheFull) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Dpop(DpopError::OverQuota { .. }) => StatusCode::TOO_MANY_REQUESTS,
             Self::MissingCredentials
             | Self::InvalidToken(_)
             | Self::InvalidSession
@@ -244,6 +249,9 @@ impl Error {
     fn challenge_scope(&self, context: &ChallengeContext) -> Option<Option<String>> {
         match self {
             Self::InsufficientScope { needed } => Some(Some(needed.to_string())),
+            // Over its share, the client's credentials are fine: no challenge, as for
+            // the other per-principal limits.
+            Self::Dpop(DpopError::OverQuota { .. }) => None,
             Self::MissingCredentials
             | Self::InvalidRequest(_)
             | Self::InvalidToken(_)
@@ -348,18 +356,19 @@ impl Error {
                 _ => None,
             },
             body: body.expect("strings and numbers serialise").into(),
-            retry_after: matches!(
-                self,
+            retry_after: match self {
+                Self::Dpop(DpopError::OverQuota { retry_after }) => Some(*retry_after),
                 Self::KeysUnavailable(_)
-                    | Self::Dpop(DpopError::ReplayCacheFull)
-                    | Self::Busy
-                    | Self::TooManyStreams { .. }
-                    | Self::StreamCapacity { .. }
-                    | Self::TooManySessions { .. }
-                    | Self::SessionCapacity { .. }
-                    | Self::CookieStoreFull
-                    | Self::StoreUnavailable(_)
-            ),
+                | Self::Dpop(DpopError::ReplayCacheFull)
+                | Self::Busy
+                | Self::TooManyStreams { .. }
+                | Self::StreamCapacity { .. }
+                | Self::TooManySessions { .. }
+                | Self::SessionCapacity { .. }
+                | Self::CookieStoreFull
+                | Self::StoreUnavailable(_) => Some(RETRY_AFTER_SECS),
+                _ => None,
+            },
             no_store: matches!(
                 self,
                 Self::MissingCredentials
@@ -395,7 +404,8 @@ pub struct Refusal {
     challenges: Vec<HeaderValue>,
     dpop_nonce: Option<HeaderValue>,
     body: Bytes,
-    retry_after: bool,
+    /// `Retry-After`, in seconds.
+    retry_after: Option<u64>,
     no_store: bool,
 }
 
@@ -417,8 +427,8 @@ impl Refusal {
         if let Some(nonce) = &self.dpop_nonce {
             headers.insert(DPOP_NONCE.clone(), nonce.clone());
         }
-        if self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if self.no_store {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -516,8 +526,19 @@ mod tests {
             values[0].starts_with(r#"DPoP error="invalid_token""#),
             "{values:?}"
         );
-        let (status, _, _) = challenges_of(Error::Dpop(DpopError::ReplayCacheFull), required);
+        let (status, _, _) =
+            challenges_of(Error::Dpop(DpopError::ReplayCacheFull), required.clone());
         assert_eq!(status, 503);
+        // Over the principal's share: 429, when to come back, no challenge.
+        let context = ChallengeContext {
+            dpop: Some(required),
+            ..context()
+        };
+        let response = Error::Dpop(DpopError::OverQuota { retry_after: 42 })
+            .into_response_with(Some(&context));
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+        assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
     }
 
     fn header_of(error: Error) -> (StatusCode, String) {

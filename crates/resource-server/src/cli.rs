@@ -6,7 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 use clap::Parser;
 
 use mcp_auth_proto::secret::ClientSecret;
-use mcp_resource_server::auth::{DpopConfig, DpopPolicy};
+use mcp_resource_server::auth::{DpopConfig, DpopPolicy, dpop::DEFAULT_REPLAY_PER_PRINCIPAL};
 use mcp_resource_server::config::{
     Config, ConfigError, CookieConfig, DEFAULT_COOKIE_SESSIONS,
     DEFAULT_COOKIE_SESSIONS_PER_PRINCIPAL, DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_ISSUER,
@@ -184,6 +184,11 @@ pub struct Cli {
     /// Most DPoP proofs remembered at once to refuse replays (about 40 bytes each).
     #[arg(long, env = "MCP_RS_DPOP_REPLAY_CAPACITY", default_value_t = 1_000_000)]
     pub dpop_replay_capacity: usize,
+
+    /// Most of those from one principal (token issuer and subject): past it, that
+    /// principal's requests are answered 429 with `Retry-After`, everyone else's served.
+    #[arg(long, env = "MCP_RS_DPOP_REPLAY_PER_PRINCIPAL", default_value_t = DEFAULT_REPLAY_PER_PRINCIPAL)]
+    pub dpop_replay_per_principal: usize,
     /// RFC 7662 introspection endpoint: verify every bearer token (opaque or JWT) by
     /// asking the authorization server instead of checking it as a JWT.
     #[arg(long, env = "MCP_RS_INTROSPECTION_ENDPOINT")]
@@ -326,6 +331,7 @@ impl Cli {
             iat_window: Duration::from_secs(self.dpop_iat_window),
             nonce: self.dpop_nonce,
             replay_capacity: self.dpop_replay_capacity,
+            replay_per_principal: self.dpop_replay_per_principal,
         };
         config.redis_url = self.redis_url.clone().filter(|s| !s.trim().is_empty());
         Ok(config)

@@ -82,6 +82,11 @@ impl FromStr for DpopPolicy {
 /// Default proof algorithms.
 pub const DEFAULT_ALGORITHMS: &[&str] = &["ES256", "ES384", "EdDSA", "PS256", "RS256"];
 
+/// Default share of the replay cache one principal may fill: 10,000 proofs within the
+/// window, 33 requests a second sustained over the default ±5 minutes, and room for a
+/// hundred principals at their limit in the default cache.
+pub const DEFAULT_REPLAY_PER_PRINCIPAL: usize = 10_000;
+
 /// DPoP settings of the resource server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DpopConfig {
@@ -95,6 +100,9 @@ pub struct DpopConfig {
     pub nonce: bool,
     /// Most proofs remembered at once for replay detection.
     pub replay_capacity: usize,
+    /// Most of those from one principal (issuer and subject of the token): past it that
+    /// principal is answered 429 while everyone else is served.
+    pub replay_per_principal: usize,
 }
 
 impl Default for DpopConfig {
@@ -108,6 +116,7 @@ impl Default for DpopConfig {
             iat_window: Duration::from_secs(300),
             nonce: false,
             replay_capacity: 1_000_000,
+            replay_per_principal: DEFAULT_REPLAY_PER_PRINCIPAL,
         }
     }
 }
@@ -195,6 +204,13 @@ pub enum DpopError {
     /// The replay cache is full; the proof cannot be checked for replay now.
     #[error("replay cache full")]
     ReplayCacheFull,
+    /// The principal has sent as many proofs within the window as one principal may;
+    /// the proof was not checked for replay and is not remembered.
+    #[error("too many proofs from this principal within the window")]
+    OverQuota {
+        /// Seconds until the principal's oldest proofs leave the replay cache.
+        retry_after: u64,
+    },
 }
 
 impl DpopError {
@@ -204,6 +220,7 @@ impl DpopError {
             Self::UseNonce(_) => "use_dpop_nonce",
             Self::NotBound | Self::Downgrade | Self::Required => "invalid_token",
             Self::ReplayCacheFull => "temporarily_unavailable",
+            Self::OverQuota { .. } => "too_many_proofs",
             _ => "invalid_dpop_proof",
         }
     }
@@ -232,6 +249,9 @@ impl DpopError {
             Self::Downgrade => "A DPoP-bound access token must be sent with the DPoP scheme",
             Self::Required => "A DPoP-bound access token is required",
             Self::ReplayCacheFull => "DPoP proofs cannot be checked right now",
+            Self::OverQuota { .. } => {
+                "Too many DPoP proofs from this user within the proof window; retry after the time given"
+            }
         }
     }
 }
@@ -324,7 +344,11 @@ impl DpopVerifier {
             algs_text: config.algorithms.join(" "),
             window: config.iat_window.as_secs(),
             origin: public_url.clone(),
-            replay: ReplayCache::new(config.iat_window.as_secs(), config.replay_capacity),
+            replay: ReplayCache::new(
+                config.iat_window.as_secs(),
+                config.replay_capacity,
+                config.replay_per_principal,
+            ),
             nonces,
         }))
     }
@@ -474,18 +498,31 @@ impl DpopVerifier {
         })
     }
 
-    /// Records a verified proof as used: the last step, after the token's binding has
-    /// been checked.
+    /// Records a verified proof as used by the principal `issuer`/`subject` (the
+    /// token's): the last step, after the token's binding has been checked.
     ///
     /// # Errors
-    /// [`DpopError::Replayed`] if the proof was used before, [`DpopError::ReplayCacheFull`]
-    /// if it cannot be remembered.
-    pub fn commit(&self, proof: &VerifiedProof, now: u64) -> Result<(), DpopError> {
+    /// [`DpopError::Replayed`] if the proof was used before, [`DpopError::OverQuota`]
+    /// if the principal has its share of the cache, [`DpopError::ReplayCacheFull`] if
+    /// it cannot be remembered.
+    pub fn commit(
+        &self,
+        proof: &VerifiedProof,
+        issuer: &str,
+        subject: &str,
+        now: u64,
+    ) -> Result<(), DpopError> {
         self.replay
-            .insert(proof.replay_key, proof.expires_at, now)
+            .insert(
+                proof.replay_key,
+                holder_key(issuer, subject),
+                proof.expires_at,
+                now,
+            )
             .map_err(|e| match e {
                 ReplayError::Replayed => DpopError::Replayed,
                 ReplayError::Full => DpopError::ReplayCacheFull,
+                ReplayError::OverQuota { retry_after } => DpopError::OverQuota { retry_after },
             })
     }
 
@@ -558,6 +595,16 @@ fn replay_key(jkt: &str, jti: &str) -> u128 {
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&hash.as_ref()[..16]);
     u128::from_be_bytes(bytes)
+}
+
+/// The replay cache's name for a principal: 64 bits of SHA-256 over issuer and subject.
+fn holder_key(issuer: &str, subject: &str) -> u64 {
+    let mut context = digest::Context::new(&digest::SHA256);
+    context.update(issuer.as_bytes());
+    context.update(b"\n");
+    context.update(subject.as_bytes());
+    let hash = context.finish();
+    u64::from_be_bytes(hash.as_ref()[..8].try_into().expect("eight bytes"))
 }
 
 /// Stateless server nonces: a time slot and its HMAC.

@@ -595,10 +595,12 @@ impl Settings {
             (None, Some(_)) => refuse(DpopError::Downgrade),
             (Some(_), None) => refuse(DpopError::NotBound),
             (Some(proof), Some(jkt)) if *jkt != proof.jkt => refuse(DpopError::KeyMismatch),
-            (Some(proof), Some(_)) => match dpop.commit(proof, now()) {
-                Ok(()) => Ok(AuthMethod::Dpop),
-                Err(error) => refuse(error),
-            },
+            (Some(proof), Some(_)) => {
+                match dpop.commit(proof, &claims.issuer, &claims.subject, now()) {
+                    Ok(()) => Ok(AuthMethod::Dpop),
+                    Err(error) => refuse(error),
+                }
+            }
         }
     }
 

@@ -11,9 +11,18 @@
 //! Keys are 128-bit digests of the proof key's thumbprint and the `jti` (the caller
 //! computes them), stored in hash sets that use the digest itself as the hash. One
 //! million entries take about 38 MiB of resident memory (`cargo bench -p bench --bench dpop`).
+//!
+//! # Shares
+//! A full cache refuses everyone, so one token holder sending proofs as fast as it can
+//! would lock every other holder out. Each entry is therefore counted against its
+//! holder (the caller passes a digest of the principal the token names), and a holder
+//! with `per_holder` entries in the cache is refused ([`ReplayError::OverQuota`], with
+//! the seconds until its oldest entries leave) while the others keep being served. The
+//! counts live in buckets like the entries and leave with them: one small map entry
+//! per holder and bucket, never more than one per cached entry.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     hash::{BuildHasherDefault, Hasher},
     sync::{
         Mutex,
@@ -37,6 +46,12 @@ pub enum ReplayError {
     /// The cache holds as many entries as allowed.
     #[error("the replay cache is full")]
     Full,
+    /// The holder has as many entries in the cache as one holder may.
+    #[error("too many proofs from one holder within the window")]
+    OverQuota {
+        /// Seconds until the holder's oldest entries leave the cache.
+        retry_after: u64,
+    },
 }
 
 /// A hasher for keys that are already uniform digests: it takes their low 64 bits.
@@ -65,6 +80,52 @@ impl Hasher for DigestHasher {
 }
 
 type DigestSet = HashSet<u128, BuildHasherDefault<DigestHasher>>;
+type HolderCounts = HashMap<u64, u32, BuildHasherDefault<DigestHasher>>;
+
+/// Entries per holder, by bucket: the part of [`ReplayCache`] that enforces the shares.
+#[derive(Default)]
+struct Quota {
+    /// `(bucket number, entries per holder expiring within it)`, oldest bucket first.
+    buckets: VecDeque<(u64, HolderCounts)>,
+}
+
+impl Quota {
+    fn prune(&mut self, now: u64, bucket_secs: u64) {
+        while let Some((bucket, _)) = self.buckets.front() {
+            if (bucket + 1).saturating_mul(bucket_secs) > now {
+                break;
+            }
+            self.buckets.pop_front();
+        }
+    }
+
+    /// The holder's entries, and the end of the oldest bucket holding one.
+    fn held(&self, holder: u64, bucket_secs: u64) -> (usize, Option<u64>) {
+        let mut held = 0;
+        let mut first_end = None;
+        for (bucket, counts) in &self.buckets {
+            if let Some(count) = counts.get(&holder) {
+                held += *count as usize;
+                first_end.get_or_insert((bucket + 1).saturating_mul(bucket_secs));
+            }
+        }
+        (held, first_end)
+    }
+
+    fn add(&mut self, holder: u64, bucket: u64) {
+        let position = self.buckets.partition_point(|(b, _)| *b < bucket);
+        match self.buckets.get_mut(position) {
+            Some((b, counts)) if *b == bucket => {
+                *counts.entry(holder).or_insert(0) += 1;
+            }
+            _ => {
+                let mut counts = HolderCounts::default();
+                counts.insert(holder, 1);
+                self.buckets.insert(position, (bucket, counts));
+            }
+        }
+    }
+}
 
 #[derive(Default)]
 struct Shard {
@@ -93,9 +154,12 @@ impl Shard {
 /// A bounded set of recently seen proof digests. See the module documentation.
 pub struct ReplayCache {
     shards: Box<[Mutex<Shard>]>,
+    /// Entries per holder, sharded by holder.
+    quotas: Box<[Mutex<Quota>]>,
     /// Entries over all shards.
     total: AtomicUsize,
     capacity: usize,
+    per_holder: usize,
     bucket_secs: u64,
 }
 
@@ -103,6 +167,7 @@ impl std::fmt::Debug for ReplayCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReplayCache")
             .field("capacity", &self.capacity)
+            .field("per_holder", &self.per_holder)
             .field("bucket_secs", &self.bucket_secs)
             .finish_non_exhaustive()
     }
@@ -110,24 +175,34 @@ impl std::fmt::Debug for ReplayCache {
 
 impl ReplayCache {
     /// A cache for proofs accepted within `window_secs` of their `iat`, holding at most
-    /// about `capacity` entries.
-    pub fn new(window_secs: u64, capacity: usize) -> Self {
+    /// about `capacity` entries, of which at most `per_holder` from one holder.
+    pub fn new(window_secs: u64, capacity: usize, per_holder: usize) -> Self {
         let shards = (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect();
+        let quotas = (0..SHARDS).map(|_| Mutex::new(Quota::default())).collect();
         Self {
             shards,
+            quotas,
             total: AtomicUsize::new(0),
             capacity: capacity.max(1),
+            per_holder: per_holder.max(1),
             bucket_secs: (window_secs / BUCKETS_PER_WINDOW).max(1),
         }
     }
 
-    /// Records `key`, which must be remembered until `expires_at` (seconds since the
-    /// epoch); `now` is the current time in the same unit.
+    /// Records `key` for `holder` (a digest naming who presented it), which must be
+    /// remembered until `expires_at` (seconds since the epoch); `now` is the current
+    /// time in the same unit.
     ///
     /// # Errors
-    /// [`ReplayError::Replayed`] if `key` is present, [`ReplayError::Full`] if there is
-    /// no room for it.
-    pub fn insert(&self, key: u128, expires_at: u64, now: u64) -> Result<(), ReplayError> {
+    /// [`ReplayError::Replayed`] if `key` is present, [`ReplayError::OverQuota`] if
+    /// `holder` has its share of the cache, [`ReplayError::Full`] if there is no room.
+    pub fn insert(
+        &self,
+        key: u128,
+        holder: u64,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<(), ReplayError> {
         #[allow(clippy::cast_possible_truncation)]
         let shard = &self.shards[(key >> 64) as usize % SHARDS];
         let mut shard = shard
@@ -140,12 +215,25 @@ impl ReplayCache {
         if shard.buckets.iter().any(|(_, keys)| keys.contains(&key)) {
             return Err(ReplayError::Replayed);
         }
+        let bucket = expires_at / self.bucket_secs;
+        // Lock order: key shard, then holder shard (nothing takes them the other way).
+        #[allow(clippy::cast_possible_truncation)]
+        let mut quota = self.quotas[(holder >> 32) as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        quota.prune(now, self.bucket_secs);
+        let (held, first_end) = quota.held(holder, self.bucket_secs);
+        if held >= self.per_holder {
+            let retry_after = first_end.map_or(1, |end| end.saturating_sub(now).max(1));
+            return Err(ReplayError::OverQuota { retry_after });
+        }
         // Shards fill unevenly, so the bound is on the total; concurrent insertions in
         // other shards may pass it by at most one entry each.
         if self.total.load(Ordering::Relaxed) >= self.capacity {
             return Err(ReplayError::Full);
         }
-        let bucket = expires_at / self.bucket_secs;
+        quota.add(holder, bucket);
+        drop(quota);
         let position = shard.buckets.partition_point(|(b, _)| *b < bucket);
         match shard.buckets.get_mut(position) {
             Some((b, keys)) if *b == bucket => {
@@ -189,39 +277,90 @@ mod tests {
         n.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)
     }
 
+    const A: u64 = 0x1234_5678_9abc_def0;
+    const B: u64 = 0x0fed_cba9_8765_4321;
+
     #[test]
     fn a_key_is_refused_until_it_expires() {
-        let cache = ReplayCache::new(300, 100);
-        assert_eq!(cache.insert(key(1), 1300, 1000), Ok(()));
-        assert_eq!(cache.insert(key(1), 1300, 1100), Err(ReplayError::Replayed));
-        assert_eq!(cache.insert(key(2), 1300, 1100), Ok(()));
-        // Still remembered right up to its expiry.
-        assert_eq!(cache.insert(key(1), 1300, 1299), Err(ReplayError::Replayed));
+        let cache = ReplayCache::new(300, 100, 100);
+        assert_eq!(cache.insert(key(1), A, 1300, 1000), Ok(()));
+        assert_eq!(
+            cache.insert(key(1), A, 1300, 1100),
+            Err(ReplayError::Replayed)
+        );
+        assert_eq!(cache.insert(key(2), A, 1300, 1100), Ok(()));
+        // Still remembered right up to its expiry, whoever presents it.
+        assert_eq!(
+            cache.insert(key(1), B, 1300, 1299),
+            Err(ReplayError::Replayed)
+        );
         // Once the bucket holding it has ended, it is gone.
-        assert_eq!(cache.insert(key(1), 2000, 1400), Ok(()));
-        assert_eq!(cache.insert(key(2), 2000, 1400), Ok(()));
+        assert_eq!(cache.insert(key(1), A, 2000, 1400), Ok(()));
+        assert_eq!(cache.insert(key(2), A, 2000, 1400), Ok(()));
         assert_eq!(cache.len(), 2);
     }
 
     #[test]
     fn full_means_refused_not_forgotten() {
-        let cache = ReplayCache::new(300, 20);
+        let cache = ReplayCache::new(300, 20, 1000);
         let mut accepted = 0;
         let mut full = 0;
         for n in 0..200 {
-            match cache.insert(key(n), 1300, 1000) {
+            match cache.insert(key(n), A, 1300, 1000) {
                 Ok(()) => accepted += 1,
                 Err(ReplayError::Full) => full += 1,
-                Err(ReplayError::Replayed) => panic!("distinct keys"),
+                Err(e) => panic!("distinct keys, one holder under its share: {e}"),
             }
         }
         assert_eq!(accepted, 20);
         assert_eq!(accepted + full, 200);
         // Every accepted key is still refused as a replay.
         for n in 0..200 {
-            assert_ne!(cache.insert(key(n), 1300, 1000), Ok(()));
+            assert_ne!(cache.insert(key(n), A, 1300, 1000), Ok(()));
         }
         // Room comes back as entries expire.
-        assert_eq!(cache.insert(key(500), 3000, 2000), Ok(()));
+        assert_eq!(cache.insert(key(500), A, 3000, 2000), Ok(()));
+    }
+
+    #[test]
+    fn one_holder_fills_only_its_share() {
+        // Window 300 s: buckets of 37 s; entries expiring at 1300 sit in bucket 35,
+        // which ends at 1332.
+        let cache = ReplayCache::new(300, 100, 10);
+        for n in 0..10 {
+            assert_eq!(cache.insert(key(n), A, 1300, 1000), Ok(()));
+        }
+        for n in 10..50 {
+            assert_eq!(
+                cache.insert(key(n), A, 1300, 1000),
+                Err(ReplayError::OverQuota { retry_after: 332 })
+            );
+        }
+        // The refused proofs were not remembered: the holder may send them again later.
+        assert_eq!(cache.len(), 10);
+        // Another holder is served as if nothing happened.
+        for n in 100..110 {
+            assert_eq!(cache.insert(key(n), B, 1300, 1000), Ok(()));
+        }
+        // A replay is still a replay, not a quota matter.
+        assert_eq!(
+            cache.insert(key(3), A, 1300, 1001),
+            Err(ReplayError::Replayed)
+        );
+        // The share comes back as the holder's entries leave.
+        assert_eq!(cache.insert(key(10), A, 1700, 1332), Ok(()));
+        assert_eq!(cache.insert(key(11), A, 1700, 1332), Ok(()));
+    }
+
+    #[test]
+    fn retry_after_names_the_oldest_bucket_of_the_holder() {
+        let cache = ReplayCache::new(300, 100, 2);
+        // Buckets of 37 s: 1300 -> bucket 35 (ends 1332), 1400 -> bucket 37 (ends 1406).
+        assert_eq!(cache.insert(key(1), A, 1400, 1100), Ok(()));
+        assert_eq!(cache.insert(key(2), A, 1300, 1100), Ok(()));
+        assert_eq!(
+            cache.insert(key(3), A, 1400, 1200),
+            Err(ReplayError::OverQuota { retry_after: 132 })
+        );
     }
 }

@@ -561,3 +561,102 @@ async fn cookie_session_from_a_bound_token_records_the_binding() {
     );
     assert_not_leaked(&token, &[&reply.body, &reply.headers], "cookie session");
 }
+
+/// One principal sending fresh proofs as fast as it can fills only its own share of the
+/// replay cache: past it that principal is answered 429 with `Retry-After` (and no
+/// challenge: its credentials are fine), a second key bound to the same principal does
+/// not buy a second share, and another principal is served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_principal_fills_only_its_share_of_the_replay_cache() {
+    const SHARE: usize = 10;
+    const FLOOD: usize = 40;
+    logs();
+    let as1 = TestKey::rsa1();
+    let mallory_key = TestKey::attacker();
+    let mallory_second_key = TestKey::rsa2();
+    let alice_key = TestKey::ec();
+    let auth_server = TestAuthServer::with_keys(std::slice::from_ref(&as1)).await;
+    let url = start_rs(|url| {
+        rs_config(url, auth_server.issuer()).with_dpop(DpopConfig {
+            policy: DpopPolicy::Required,
+            replay_capacity: 1000,
+            replay_per_principal: SHARE,
+            ..DpopConfig::default()
+        })
+    })
+    .await;
+    let aud = format!("{url}/mcp");
+    let bound_to = |sub: &str, key: &TestKey| {
+        as1.sign(&edit(&auth_server.claims(sub, &aud, "mcp:tools"), |c| {
+            c.insert("cnf".into(), json!({"jkt": thumbprint(key)}));
+        }))
+    };
+    let mallory = bound_to("mallory", &mallory_key);
+    let mallory_second = bound_to("mallory", &mallory_second_key);
+    let alice = bound_to("alice", &alice_key);
+    let request = |token: &str, key: &TestKey| {
+        let proof = proof(key, header(key), &proof_claims(&url, "/mcp", "POST", token));
+        vec![("authorization", format!("DPoP {token}")), ("dpop", proof)]
+    };
+
+    // Mallory floods, all at once.
+    let flood = (0..FLOOD).map(|_| {
+        let url = url.clone();
+        let headers = request(&mallory, &mallory_key);
+        tokio::spawn(async move { post_mcp(&url, "/mcp", &headers).await })
+    });
+    let replies = futures::future::join_all(flood).await;
+    let mut served = 0;
+    let mut over = 0;
+    for reply in replies {
+        let reply = reply.unwrap();
+        match reply.status {
+            200 => served += 1,
+            429 => {
+                over += 1;
+                assert!(
+                    reply.www_authenticate.is_empty(),
+                    "no challenge: {}",
+                    reply.www_authenticate
+                );
+                // `headers` is the header map's `Debug`: `{"name": "value", ...}`.
+                let retry_after: u64 = reply
+                    .headers
+                    .split_once("\"retry-after\": \"")
+                    .and_then(|(_, rest)| rest.split_once('"'))
+                    .unwrap_or_else(|| panic!("Retry-After in {}", reply.headers))
+                    .0
+                    .parse()
+                    .unwrap();
+                // Until the oldest proofs leave: within the window after their iat.
+                assert!((1..=600).contains(&retry_after), "{retry_after}");
+                let body: Value = serde_json::from_str(&reply.body).unwrap();
+                assert_eq!(body["error"], "too_many_proofs");
+            }
+            other => panic!("flood: status {other}, body {}", reply.body),
+        }
+    }
+    assert_eq!((served, over), (SHARE, FLOOD - SHARE));
+
+    // A second key bound to the same principal shares the same quota.
+    let reply = post_mcp(&url, "/mcp", &request(&mallory_second, &mallory_second_key)).await;
+    assert_eq!(reply.status, 429, "second key of the same principal");
+
+    // Alice is served for her whole share, while Mallory is still refused.
+    let mut last = Vec::new();
+    for n in 0..SHARE {
+        last = request(&alice, &alice_key);
+        let reply = post_mcp(&url, "/mcp", &last).await;
+        assert_eq!(reply.status, 200, "alice, request {n}: {}", reply.body);
+    }
+    let reply = post_mcp(&url, "/mcp", &request(&mallory, &mallory_key)).await;
+    assert_eq!(reply.status, 429, "mallory, after alice");
+    let reply = post_mcp(&url, "/mcp", &request(&alice, &alice_key)).await;
+    assert_eq!(reply.status, 429, "alice, past her share");
+
+    // A replayed proof is refused as a replay, share or not.
+    let reply = post_mcp(&url, "/mcp", &last).await;
+    assert_eq!(reply.status, 401, "replay: {}", reply.body);
+    let body: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(body["error"], "invalid_dpop_proof");
+}

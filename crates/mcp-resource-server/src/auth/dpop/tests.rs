@@ -133,9 +133,12 @@ fn good_proofs_of_each_key_type_pass_and_name_their_key() {
         let verified = check(&verifier, &proof).unwrap_or_else(|e| panic!("{}: {e}", key.name));
         assert_eq!(verified.jkt, key.thumbprint(), "{}", key.name);
         // The same proof is accepted once.
-        assert_eq!(verifier.commit(&verified, NOW), Ok(()));
+        assert_eq!(verifier.commit(&verified, "iss", "alice", NOW), Ok(()));
         let again = check(&verifier, &proof).unwrap();
-        assert_eq!(verifier.commit(&again, NOW), Err(DpopError::Replayed));
+        assert_eq!(
+            verifier.commit(&again, "iss", "alice", NOW),
+            Err(DpopError::Replayed)
+        );
     }
 }
 
