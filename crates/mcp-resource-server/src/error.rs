@@ -146,7 +146,9 @@ impl Error {
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Dpop(DpopError::ReplayCacheFull) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Dpop(DpopError::ReplayCacheFull | DpopError::SharedReplayUnavailable) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Dpop(DpopError::OverQuota { .. }) => StatusCode::TOO_MANY_REQUESTS,
             Self::MissingCredentials
             | Self::InvalidToken(_)
@@ -359,7 +361,7 @@ impl Error {
             retry_after: match self {
                 Self::Dpop(DpopError::OverQuota { retry_after }) => Some(*retry_after),
                 Self::KeysUnavailable(_)
-                | Self::Dpop(DpopError::ReplayCacheFull)
+                | Self::Dpop(DpopError::ReplayCacheFull | DpopError::SharedReplayUnavailable)
                 | Self::Busy
                 | Self::TooManyStreams { .. }
                 | Self::StreamCapacity { .. }

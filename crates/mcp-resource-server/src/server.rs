@@ -273,6 +273,9 @@ impl AppState {
             )
             .shared(cluster.clone()),
         );
+        if let Some(dpop) = &self.dpop {
+            dpop.share_replay(cluster.clone());
+        }
         self.cluster = Some(cluster);
         Ok(())
     }

@@ -29,7 +29,11 @@
 //! Proofs, keys and tokens never appear in errors or logs; the thumbprint (a hash of a
 //! public key) may.
 
-use std::{str::FromStr, time::Duration};
+use std::{
+    str::FromStr,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use aws_lc_rs::{digest, hmac, rand::SecureRandom};
 use axum::http::{HeaderMap, HeaderName, Method, Uri};
@@ -43,6 +47,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::replay::{ReplayCache, ReplayError};
+use crate::cluster::Cluster;
 
 /// The `DPoP` request header.
 pub static DPOP: HeaderName = HeaderName::from_static("dpop");
@@ -204,6 +209,10 @@ pub enum DpopError {
     /// The replay cache is full; the proof cannot be checked for replay now.
     #[error("replay cache full")]
     ReplayCacheFull,
+    /// The replay record shared by the instances (Redis) cannot be reached: the proof
+    /// cannot be checked against the other instances, so it is refused (fail closed).
+    #[error("shared replay record unavailable")]
+    SharedReplayUnavailable,
     /// The principal has sent as many proofs within the window as one principal may;
     /// the proof was not checked for replay and is not remembered.
     #[error("too many proofs from this principal within the window")]
@@ -219,7 +228,7 @@ impl DpopError {
         match self {
             Self::UseNonce(_) => "use_dpop_nonce",
             Self::NotBound | Self::Downgrade | Self::Required => "invalid_token",
-            Self::ReplayCacheFull => "temporarily_unavailable",
+            Self::ReplayCacheFull | Self::SharedReplayUnavailable => "temporarily_unavailable",
             Self::OverQuota { .. } => "too_many_proofs",
             _ => "invalid_dpop_proof",
         }
@@ -249,6 +258,9 @@ impl DpopError {
             Self::Downgrade => "A DPoP-bound access token must be sent with the DPoP scheme",
             Self::Required => "A DPoP-bound access token is required",
             Self::ReplayCacheFull => "DPoP proofs cannot be checked right now",
+            Self::SharedReplayUnavailable => {
+                "DPoP proofs cannot be checked for replay right now; retry shortly"
+            }
             Self::OverQuota { .. } => {
                 "Too many DPoP proofs from this user within the proof window; retry after the time given"
             }
@@ -294,6 +306,8 @@ pub struct DpopVerifier {
     window: u64,
     origin: Url,
     replay: ReplayCache,
+    /// The instances' shared record of proofs, with `--redis-url`.
+    shared: OnceLock<Arc<Cluster>>,
     nonces: Option<NonceKey>,
 }
 
@@ -305,6 +319,7 @@ impl std::fmt::Debug for DpopVerifier {
             .field("window", &self.window)
             .field("origin", &self.origin.as_str())
             .field("nonces", &self.nonces.is_some())
+            .field("shared", &self.shared.get().is_some())
             .finish_non_exhaustive()
     }
 }
@@ -349,6 +364,7 @@ impl DpopVerifier {
                 config.replay_capacity,
                 config.replay_per_principal,
             ),
+            shared: OnceLock::new(),
             nonces,
         }))
     }
@@ -524,6 +540,41 @@ impl DpopVerifier {
                 ReplayError::Full => DpopError::ReplayCacheFull,
                 ReplayError::OverQuota { retry_after } => DpopError::OverQuota { retry_after },
             })
+    }
+
+    /// Also records every proof in the state shared by the instances behind a load
+    /// balancer, so that a proof used on one is refused on all (see
+    /// [`crate::cluster::replay`]); this instance's cache stays the first filter.
+    pub(crate) fn share_replay(&self, cluster: Arc<Cluster>) {
+        let _ = self.shared.set(cluster);
+    }
+
+    /// Whether proofs are also recorded in the shared state.
+    pub fn is_shared(&self) -> bool {
+        self.shared.get().is_some()
+    }
+
+    /// After [`DpopVerifier::commit`]: records the proof in the state shared by the
+    /// instances, if there is one.
+    ///
+    /// # Errors
+    /// [`DpopError::Replayed`] if another instance accepted the proof before,
+    /// [`DpopError::SharedReplayUnavailable`] if the shared state cannot be reached.
+    pub async fn commit_shared(&self, proof: &VerifiedProof, now: u64) -> Result<(), DpopError> {
+        let Some(cluster) = self.shared.get() else {
+            return Ok(());
+        };
+        match cluster
+            .record_proof(proof.replay_key, proof.expires_at, now)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(DpopError::Replayed),
+            Err(error) => {
+                tracing::warn!(%error, "DPoP proof refused: the shared replay record is unavailable");
+                Err(DpopError::SharedReplayUnavailable)
+            }
+        }
     }
 
     /// Whether `htu` names the request URL: scheme, host and port of the public URL,

@@ -15,7 +15,8 @@
 //! 5. checks the binding (RFC 9449 §7): a token with `cnf.jkt` must come with the `DPoP`
 //!    scheme and a proof signed by that key (a bound token sent as `Bearer` is a
 //!    downgrade and refused), a token without it must not; then records the proof's
-//!    `jti` so it cannot be replayed;
+//!    `jti` so it cannot be replayed (with `--redis-url`, also in Redis, so that no
+//!    other instance takes it either);
 //! 6. checks the layer's required scopes (403 `insufficient_scope`);
 //! 7. hands `Arc<VerifiedClaims>` and the [`AuthMethod`] to the inner service as request
 //!    extensions (see [`VerifiedClaims`] for the extractor).
@@ -372,6 +373,23 @@ where
                     }),
                 }
             }
+            Ok(Decision::RecordProof(claims, proof)) => {
+                let settings = self.settings.clone();
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                AuthState::Validating {
+                    future: Box::pin(async move {
+                        match settings.record_shared(&proof).await {
+                            Ok(()) => {
+                                Self::authorized(&settings, &mut request, claims, AuthMethod::Dpop);
+                                let response = inner.call(request).await?;
+                                Ok(response.map(Body::new))
+                            }
+                            Err(error) => Ok(settings.refuse(error)),
+                        }
+                    }),
+                }
+            }
         };
         AuthFuture { state }
     }
@@ -513,7 +531,13 @@ impl Settings {
             // before, its syntax included; only a miss needs the syntax checked.
             if let Some(claims) = self.validator.cached(token) {
                 let method = self.check_binding(&claims, proof.as_ref())?;
-                return Ok(Decision::Authorized(self.check_scopes(claims)?, method));
+                let claims = self.check_scopes(claims)?;
+                return Ok(match proof {
+                    Some(proof) if self.dpop.as_ref().is_some_and(|d| d.is_shared()) => {
+                        Decision::RecordProof(claims, proof)
+                    }
+                    _ => Decision::Authorized(claims, method),
+                });
             }
             check_token_syntax(token)?;
             return Ok(Decision::Validate(AccessToken::new(token), proof));
@@ -553,7 +577,11 @@ impl Settings {
         match self.validator.verify(token).await {
             Ok(claims) => {
                 let method = self.check_binding(&claims, proof)?;
-                Ok((self.check_scopes(claims)?, method))
+                let claims = self.check_scopes(claims)?;
+                if let Some(proof) = proof {
+                    self.record_shared(proof).await?;
+                }
+                Ok((claims, method))
             }
             Err(error) => {
                 tracing::info!(token = %secret::fingerprint(token), reason = %error, "bearer token refused");
@@ -572,7 +600,23 @@ impl Settings {
             Decision::Authorized(claims, method) => Ok((claims, method)),
             Decision::Validate(token, proof) => self.validate(token.secret(), proof.as_ref()).await,
             Decision::LookUpCookie(pending) => self.shared_cookie(pending).await,
+            Decision::RecordProof(claims, proof) => {
+                self.record_shared(&proof).await?;
+                Ok((claims, AuthMethod::Dpop))
+            }
         }
+    }
+
+    /// Records an accepted proof in the state shared by the instances, when there is
+    /// one (after this instance's cache took it in [`Settings::check_binding`]).
+    async fn record_shared(&self, proof: &VerifiedProof) -> Result<(), Error> {
+        let Some(dpop) = &self.dpop else {
+            return Ok(());
+        };
+        dpop.commit_shared(proof, now()).await.map_err(|error| {
+            tracing::info!(reason = %error, "DPoP proof refused by the shared replay record");
+            Error::Dpop(error)
+        })
     }
 
     /// RFC 9449 §7: a bound token only with a proof of its key, an unbound one only
@@ -645,6 +689,8 @@ enum Decision {
     Validate(AccessToken, Option<VerifiedProof>),
     /// A session cookie being looked up in the shared store.
     LookUpCookie(PendingCookie),
+    /// Authorized with DPoP once the proof is recorded in the shared state.
+    RecordProof(Arc<VerifiedClaims>, VerifiedProof),
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! | ended Streamable HTTP sessions | channel `mcp:session-ended` | every instance drops its copy |
 //! | stream limits per principal | `mcp:streams:<SHA-256 of the principal>` | a sorted set of leases scored by expiry ([`leases`]) |
 //! | legacy SSE sessions | `mcp:sse:<session id>` | owner instance and principal; messages go over the owner's channel `mcp:instance:<id>` ([`relay`]) |
+//! | DPoP proofs seen | `mcp:dpop:<replay key>` | `SET NX PX` until the proof leaves its window: a proof replayed to another instance is refused ([`replay`]) |
 //!
 //! The JWKS and the cache of verified tokens stay per instance: they are derived from
 //! public data (the authorization server's keys) and rebuilt on demand, so sharing
@@ -36,6 +37,7 @@ pub(crate) mod cookies;
 pub(crate) mod leases;
 pub(crate) mod mcp_sessions;
 pub(crate) mod relay;
+pub(crate) mod replay;
 
 use std::{
     sync::{

@@ -1041,6 +1041,129 @@ async fn per_principal_stream_limit_counts_every_instance() {
     }
 }
 
+/// A DPoP proof by `key` for `POST {htu}` carrying `token`, with a fresh `jti`.
+fn dpop_proof(key: &TestKey, htu: &str, token: &str) -> String {
+    key.sign_dpop_proof(&json!({
+        "jti": format!("{:x}", rand_suffix()),
+        "htm": "POST",
+        "htu": htu,
+        "iat": crate::fixture::now(),
+        "ath": mcp_resource_server::auth::dpop::access_token_hash(token),
+    }))
+}
+
+/// `tools/call whoami` at `base` with `Authorization: DPoP` and `proof`.
+async fn dpop_whoami(base: &str, token: &str, proof: &str) -> reqwest::Response {
+    client()
+        .post(format!("{base}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
+        .json(&call(1, "whoami", json!({})))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A proof accepted by one instance is refused by the others (the record is in Redis);
+/// while Redis is away DPoP requests fail closed with 503 and `Retry-After`, bearer
+/// requests go on; when it returns, proofs are accepted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_proof_used_on_one_instance_is_refused_on_another() {
+    let Some(mut cluster) = Cluster::start_with(&["--stateless", "--dpop", "allowed"]).await else {
+        return;
+    };
+    let lb = cluster.url();
+    let htu = format!("{lb}/mcp");
+    let key = TestKey::ec();
+    let jkt = key.thumbprint();
+    let mut claims = cluster.auth.claims("alice", &htu, "mcp:tools");
+    claims["cnf"] = json!({"jkt": jkt});
+    let bound = TestKey::rsa1().sign(&claims);
+
+    let proof = dpop_proof(&key, &htu, &bound);
+    let response = dpop_whoami(&cluster.instance_url(0), &bound, &proof).await;
+    assert_eq!(response.status(), 200, "first use on instance 0");
+    for i in [1, 2] {
+        let response = dpop_whoami(&cluster.instance_url(i), &bound, &proof).await;
+        assert_eq!(response.status(), 401, "replayed to instance {i}");
+        let challenge = www_authenticate_of(&response);
+        assert!(
+            challenge.contains(r#"error="invalid_dpop_proof""#),
+            "{challenge}"
+        );
+    }
+    // Recorded under a digest, never the proof, and only for as long as it matters.
+    let keys = redis_cli(cluster.redis.port, &["--scan", "--pattern", "mcp:dpop:*"]);
+    let recorded: Vec<&str> = keys.lines().collect();
+    assert_eq!(recorded.len(), 1, "{keys}");
+    let ttl: u64 = redis_cli(cluster.redis.port, &["PTTL", recorded[0]])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 600_000, "{ttl}");
+    // A fresh proof is served on any instance.
+    let response = dpop_whoami(
+        &cluster.instance_url(1),
+        &bound,
+        &dpop_proof(&key, &htu, &bound),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "fresh proof on instance 1");
+
+    // Redis away: DPoP fails closed at once, bearer tokens are served.
+    cluster.redis.stop();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for i in 0..3 {
+        let started = Instant::now();
+        let response = dpop_whoami(
+            &cluster.instance_url(i),
+            &bound,
+            &dpop_proof(&key, &htu, &bound),
+        )
+        .await;
+        assert_eq!(response.status(), 503, "instance {i} without redis");
+        assert!(response.headers().contains_key("retry-after"));
+        assert!(started.elapsed() < Duration::from_millis(500));
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable");
+    }
+    let reply = rpc(
+        &cluster.instance_url(0),
+        Some(&cluster.token("bob", "/mcp")),
+        None,
+        call(1, "whoami", json!({})),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "bearer without redis");
+
+    // Redis back (empty): proofs are accepted again without a restart.
+    cluster.redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = dpop_whoami(
+            &cluster.instance_url(2),
+            &bound,
+            &dpop_proof(&key, &htu, &bound),
+        )
+        .await;
+        if response.status() == 200 {
+            break;
+        }
+        assert_eq!(response.status(), 503);
+        assert!(
+            Instant::now() < deadline,
+            "DPoP served again once redis is back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn www_authenticate_of(response: &reqwest::Response) -> String {
+    crate::fixture::www_authenticate(response)
+}
+
 /// Runs `redis-cli` against the test's Redis.
 pub fn redis_cli(port: u16, args: &[&str]) -> String {
     let output = Command::new("redis-cli")
