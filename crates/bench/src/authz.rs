@@ -61,4 +61,17 @@ impl TokenSpec {
             .claim("nbf", unix_now().saturating_sub(1))
             .sign()
     }
+
+    /// Mints this token bound to the client key whose thumbprint is `jkt` (`cnf.jkt`,
+    /// RFC 9449 §6.1), for DPoP.
+    pub fn mint_bound(&self, auth: &AuthServer, jkt: &str) -> String {
+        auth.token()
+            .subject(&self.subject)
+            .aud(&self.audience)
+            .scope(&self.scope)
+            .expires_in(Duration::from_secs(self.lifetime_secs))
+            .claim("nbf", unix_now().saturating_sub(1))
+            .claim("cnf", serde_json::json!({ "jkt": jkt }))
+            .sign()
+    }
 }

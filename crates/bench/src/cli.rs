@@ -87,13 +87,14 @@ pub struct HarnessArgs {
 /// The cases of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Case {
-    /// Targets 1-3 and 5: wrk against both servers, then the key rotation burst.
+    /// Targets 1-3, 5 and 8: wrk against both servers (and DPoP-bound requests at
+    /// ours), then the key rotation burst.
     Http,
     /// Target 4: SSE streams held open.
     Sse,
     /// Target 6: the client against the TypeScript SDK client.
     Client,
-    /// Target 7: JWT verification timings.
+    /// Targets 7 and 9: JWT verification timings, the DPoP replay cache's memory.
     Jwt,
 }
 
@@ -116,6 +117,16 @@ pub enum Component {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: std::net::SocketAddr,
+    },
+    /// Fills the resource server's DPoP replay cache and prints the growth of this
+    /// process's resident memory (`REPLAY_MEMORY <json>`).
+    ReplayMemory {
+        /// Entries to hold.
+        #[arg(long, default_value_t = crate::dpop::MEMORY_ENTRIES)]
+        entries: usize,
+        /// Principals the entries are spread over.
+        #[arg(long, default_value_t = 10_000)]
+        principals: usize,
     },
 }
 
@@ -146,6 +157,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Component::BareHttp { listen }) => {
             crate::component::bare_http(listen).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Component::ReplayMemory {
+            entries,
+            principals,
+        }) => {
+            crate::dpop::replay_memory(entries, principals)?;
             Ok(ExitCode::SUCCESS)
         }
         None => crate::harness::run(cli.harness).await,

@@ -15,6 +15,7 @@ use crate::{
     chart::{self, Series},
     cli::{Case, HarnessArgs},
     client::{self, median},
+    dpop,
     keys::KeyAlg,
     load::{self, CASE_NO_TOKEN, CASE_TOOLS_CALL, Row, Target, Wrk},
     procs::{self, ResourceServerOptions, Server},
@@ -404,6 +405,18 @@ pub async fn run(args: HarnessArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
+    if settings.runs(Case::Jwt) {
+        eprintln!("bench: DPoP replay cache memory");
+        for principals in [10_000, dpop::MEMORY_ENTRIES] {
+            match dpop::measure_replay_memory(principals).await {
+                Ok(result) => report.replay_memory.push(result),
+                Err(error) => report
+                    .broken
+                    .push(format!("DPoP replay cache memory: {error:#}")),
+            }
+        }
+    }
+
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         let load = load
             .split_whitespace()
@@ -577,6 +590,31 @@ async fn http_cases(
             note(&row, report);
             samples.push(row);
         }
+    }
+    // DPoP-bound tools/call (target 8): a server of its own, fresh proofs for each run.
+    eprintln!("bench: DPoP-bound tools/call");
+    let most_rps = samples
+        .iter()
+        .filter(|r| {
+            r.case == CASE_TOOLS_CALL && r.server == RS && r.connections == TARGET_CONNECTIONS
+        })
+        .map(|r| r.result.rps)
+        .fold(f64::NAN, f64::max);
+    let plan = dpop::LoadPlan {
+        connections: TARGET_CONNECTIONS,
+        warmup: settings.warmup,
+        duration: settings.duration,
+        rounds: settings.rounds,
+        most_rps,
+    };
+    match dpop::run_load(&wrk, auth, dir, RS_TEXT, plan).await {
+        Ok(rows) => {
+            for row in rows {
+                note(&row, report);
+                samples.push(row);
+            }
+        }
+        Err(error) => report.broken.push(format!("DPoP load: {error:#}")),
     }
     report.rows = median_rows(samples);
 
@@ -939,6 +977,60 @@ fn judge(settings: &Settings, report: &mut Report) {
             status: Status::Info,
         }
     });
+    // 8. DPoP-bound tools/call against the peer's Bearer tools/call.
+    verdicts.push(
+        match (
+            report.row(dpop::CASE_DPOP, dpop::RS_DPOP, TARGET_CONNECTIONS),
+            row(CASE_TOOLS_CALL, TS),
+        ) {
+            (Some(ours), Some(peer)) if peer.result.rps > 0.0 => {
+                let ratio = ours.result.rps / peer.result.rps;
+                let bearer = row(CASE_TOOLS_CALL, RS).map_or_else(String::new, |b| {
+                    format!(
+                        "; the same request with a cached Bearer token: {:.0} req/s, {:.1} µs",
+                        b.result.rps, b.cpu_us_per_request
+                    )
+                });
+                Verdict {
+                    id: 8,
+                    name: "DPoP-bound tools/call, 32 connections",
+                    goal: "≥ 10x the TS SDK server's Bearer req/s (one ES256 proof checked per request), 0 errors".into(),
+                    measured: format!(
+                        "{:.0} vs {:.0} req/s = **{ratio:.1}x** (medians of {} and {} runs; server CPU per request {:.1} vs {:.1} µs{bearer}), p99 {:.2} ms, {} errors",
+                        ours.result.rps,
+                        peer.result.rps,
+                        ours.runs,
+                        peer.runs,
+                        ours.cpu_us_per_request,
+                        peer.cpu_us_per_request,
+                        ours.result.p99_ms,
+                        ours.result.errors
+                    ),
+                    status: Status::from_bool(ratio >= 10.0 && ours.result.errors == 0),
+                }
+            }
+            _ => not_run(8, "DPoP-bound tools/call, 32 connections", why(Case::Http)),
+        },
+    );
+
+    // 9. The replay cache's memory.
+    verdicts.push(match report.replay_memory.as_slice() {
+        [] => not_run(9, "DPoP replay cache, 1 million jtis", why(Case::Jwt)),
+        results => {
+            let worst = results.iter().map(|r| r.bytes).max().unwrap_or(0);
+            Verdict {
+                id: 9,
+                name: "DPoP replay cache, 1 million jtis",
+                goal: "≤ 64 MiB resident".into(),
+                measured: results
+                    .iter()
+                    .map(|r| format!("**{:.1} MiB** over {} principals", r.mib(), r.principals))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                status: Status::from_bool(worst <= dpop::MEMORY_GOAL),
+            }
+        }
+    });
     report.verdicts = verdicts;
 }
 
@@ -971,7 +1063,13 @@ fn write_outputs(settings: &Settings, report: &Report) -> anyhow::Result<()> {
         if r.server == TS || r.server == BARE {
             return None;
         }
-        let peer = report.row(r.case, TS, r.connections)?;
+        // DPoP rows are compared with the peer's Bearer rows (it has no DPoP).
+        let case = if r.case == dpop::CASE_DPOP {
+            CASE_TOOLS_CALL
+        } else {
+            r.case
+        };
+        let peer = report.row(case, TS, r.connections)?;
         (peer.result.rps > 0.0).then(|| r.result.rps / peer.result.rps)
     };
     let colors = [

@@ -12,13 +12,15 @@
 //!   root and a generated key) and the tokens it mints for the load;
 //! - [`procs`]: the servers under test as child processes, and their memory;
 //! - [`wrk`], [`load`]: the HTTP load; [`sse`], [`rotation`], [`client`], [`verify`]:
-//!   the other cases; [`report`], [`chart`]: the output.
+//!   the other cases; [`dpop`]: DPoP-bound load and the replay cache's memory;
+//!   [`report`], [`chart`]: the output.
 
 pub mod authz;
 pub mod chart;
 pub mod cli;
 pub mod client;
 pub mod component;
+pub mod dpop;
 pub mod harness;
 pub mod keys;
 pub mod load;

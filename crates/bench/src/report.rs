@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::{
     client::{ClientResult, median},
+    dpop::ReplayMemory,
     load::Row,
     rotation::RotationResult,
     sse::SseResult,
@@ -76,6 +77,8 @@ pub struct Report {
     pub client: Option<ClientResult>,
     /// Target 7.
     pub verify: Vec<VerifyTimes>,
+    /// Target 9: the DPoP replay cache holding one million entries.
+    pub replay_memory: Vec<ReplayMemory>,
     /// Verdicts.
     pub verdicts: Vec<Verdict>,
     /// What broke (servers that did not start, errors under load).
@@ -246,6 +249,7 @@ impl Report {
             }
             out.push('\n');
         }
+        out.push_str(&crate::dpop::memory_details(&self.replay_memory));
         out
     }
 
