@@ -19,15 +19,23 @@
 //! beyond the overall limit, and sessions idle out after rmcp's `keep_alive`
 //! ([`crate::config::Config::mcp_session_idle_timeout`]).
 //!
-//! With shared state (`--redis-url`) the owner is also kept in Redis and checked there
-//! on every request, so that a session created on one instance is served, and a
-//! session ended on one instance is refused, by all of them
-//! ([`crate::cluster::mcp_sessions`]). A request for a session this instance does not
+//! With shared state (`--redis-url`) the owner is also kept in Redis, so that a session
+//! created on one instance is served, and a session ended on one instance is refused,
+//! by all of them ([`crate::cluster::mcp_sessions`]). An instance reads a session's
+//! owner from Redis once per copy it holds, not on every request: the owner never
+//! changes, and the end of a session is announced to every instance, which closes its
+//! copy (and forgets the owner with it). The owner read is trusted only while the
+//! subscription that carries those announcements is the one that was live when it was
+//! read; when that subscription drops (Redis restarted, connection lost) every copy's
+//! owner is read again. A request for a session this instance does not
 //! hold reserves a place for the session's owner as an `initialize` does (429/503 past
 //! the limits), and [`OwnedSessionManager::restore_session`] records the copy rmcp
 //! re-creates from Redis with that owner; without shared state no place is reserved
-//! for such a request and nothing is restored. The limits count the sessions each
-//! instance holds (its own and re-created copies), not the whole cluster's.
+//! for such a request and nothing is restored. The per-principal limit is also
+//! counted over the whole cluster when a session is created (a sorted set per
+//! principal in Redis, [`crate::cluster::mcp_sessions`]); the overall limit counts the
+//! sessions each instance holds (its own and re-created copies), as it protects the
+//! process.
 
 use std::{
     cell::RefCell,
@@ -70,6 +78,9 @@ pub(crate) struct McpSessionOwners {
 #[derive(Debug, Default)]
 struct Registry {
     owners: HashMap<SessionId, Option<Principal>>,
+    /// Sessions whose owner was read from the shared store, with the number of the
+    /// subscription that was live then ([`Cluster::subscription`]).
+    verified: HashMap<SessionId, u64>,
     /// Sessions and reservations per principal.
     counts: HashMap<Principal, usize>,
     /// Sessions and reservations over all principals.
@@ -147,9 +158,36 @@ impl McpSessionOwners {
         self.lock().owners.contains_key(id)
     }
 
+    /// Whether `id` is a live session of `principal` held here whose owner was read
+    /// from the shared store while subscription `subscription` was live.
+    pub(crate) fn is_verified(
+        &self,
+        id: &str,
+        principal: Option<&Principal>,
+        subscription: u64,
+    ) -> bool {
+        let registry = self.lock();
+        registry.verified.get(id) == Some(&subscription)
+            && registry
+                .owners
+                .get(id)
+                .is_some_and(|owner| owner.as_ref() == principal)
+    }
+
+    /// Notes that the owner of `id`, a session held here, was read from the shared
+    /// store while subscription `subscription` was live.
+    pub(crate) fn set_verified(&self, id: &str, subscription: u64) {
+        let mut registry = self.lock();
+        if let Some((id, _)) = registry.owners.get_key_value(id) {
+            let id = id.clone();
+            registry.verified.insert(id, subscription);
+        }
+    }
+
     /// Forgets session `id`, freeing its place.
     pub(crate) fn remove(&self, id: &str) {
         let mut registry = self.lock();
+        registry.verified.remove(id);
         if let Some(owner) = registry.owners.remove(id) {
             registry.release(owner.as_ref());
         }
@@ -159,6 +197,11 @@ impl McpSessionOwners {
     /// Live sessions (and reservations) of `principal`.
     pub(crate) fn count_of(&self, principal: &Principal) -> usize {
         self.lock().counts.get(principal).copied().unwrap_or(0)
+    }
+
+    /// Most sessions one principal may hold.
+    pub(crate) fn per_principal(&self) -> usize {
+        self.per_principal
     }
 
     #[cfg(test)]
@@ -220,6 +263,17 @@ impl<M> OwnedSessionManager<M> {
     /// Wraps `inner`, recording into `sessions`.
     pub(crate) fn new(inner: M, sessions: Arc<McpSessionOwners>) -> Self {
         Self { inner, sessions }
+    }
+}
+
+impl
+    OwnedSessionManager<
+        rmcp::transport::streamable_http_server::session::local::LocalSessionManager,
+    >
+{
+    /// How long a session with no message lives.
+    pub(crate) fn idle_timeout(&self) -> Option<std::time::Duration> {
+        self.inner.session_config.keep_alive
     }
 }
 
@@ -414,32 +468,74 @@ async fn bind_shared(
             Ok(reservation) => reservation,
             Err(error) => return fail(error),
         };
+        // The per-principal cap counts every instance's sessions.
+        let place = match &principal {
+            Some(principal) => match cluster
+                .reserve_session(principal, binding.sessions.per_principal())
+                .await
+            {
+                Ok(place) => Some(place),
+                Err(error) => return fail(error),
+            },
+            None => None,
+        };
+        let subscription = cluster.subscription();
         let response = RESERVATION
             .scope(RefCell::new(Some(reservation)), next.run(request))
             .await;
-        if let Some(id) = response.headers().get(HEADER).and_then(|v| v.to_str().ok())
-            && let Err(error) = cluster.set_session_owner(id, principal.as_ref()).await
-        {
-            return fail(error);
+        match response.headers().get(HEADER).and_then(|v| v.to_str().ok()) {
+            Some(id) => {
+                if let Err(error) = cluster
+                    .set_session_owner(id, principal.as_ref(), place)
+                    .await
+                {
+                    return fail(error);
+                }
+                if let Some(live) = subscription {
+                    binding.sessions.set_verified(id, live);
+                }
+            }
+            None => {
+                if let Some(place) = place {
+                    cluster.release_session_place(place).await;
+                }
+            }
         }
         return response;
     };
     let Ok(id) = id else {
         return fail(Error::SessionNotFound);
     };
-    match cluster.session_owner(&id).await {
-        Ok(Some(owner)) if owner == principal => {}
-        Ok(_) => {
-            tracing::info!(
-                subject = principal.as_ref().map(|p| p.subject.as_str()),
-                "request for an unknown session or another principal's session"
-            );
-            return fail(Error::SessionNotFound);
+    // While Redis is away no session request is served, even for a copy held here:
+    // an end announced meanwhile would not have reached this instance.
+    if !cluster.is_up() {
+        return fail(Error::StoreUnavailable("redis is not answering".into()));
+    }
+    // A session's owner never changes, and its end is announced on the subscription:
+    // an owner read from Redis while the live subscription was already there holds
+    // until the session closes here. Only the first request per copy reads it.
+    let subscription = cluster.subscription();
+    let verified = subscription
+        .is_some_and(|live| binding.sessions.is_verified(&id, principal.as_ref(), live));
+    if !verified {
+        match cluster.session_owner(&id).await {
+            Ok(Some(owner)) if owner == principal => {}
+            Ok(_) => {
+                tracing::info!(
+                    subject = principal.as_ref().map(|p| p.subject.as_str()),
+                    "request for an unknown session or another principal's session"
+                );
+                return fail(Error::SessionNotFound);
+            }
+            Err(error) => return fail(error),
         }
-        Err(error) => return fail(error),
     }
     let is_delete = request.method() == Method::DELETE;
+    cluster.session_served(&id, principal.as_ref());
     let response = if binding.sessions.holds(&id) {
+        if !verified && let Some(live) = subscription {
+            binding.sessions.set_verified(&id, live);
+        }
         next.run(request).await
     } else {
         // rmcp re-creates the session here from Redis; its place is reserved first.
@@ -447,13 +543,17 @@ async fn bind_shared(
             Ok(reservation) => reservation,
             Err(error) => return fail(error),
         };
-        RESERVATION
+        let response = RESERVATION
             .scope(RefCell::new(Some(reservation)), next.run(request))
-            .await
+            .await;
+        if let Some(live) = subscription {
+            binding.sessions.set_verified(&id, live);
+        }
+        response
     };
     if is_delete
         && response.status().is_success()
-        && let Err(error) = cluster.end_session(&id).await
+        && let Err(error) = cluster.end_session(&id, principal.as_ref()).await
     {
         tracing::warn!(%error, "session ended here but not announced; it expires elsewhere");
     }

@@ -22,7 +22,9 @@ pub(crate) const LEASE_TTL: Duration = Duration::from_secs(30);
 /// How often the holding instance renews its leases.
 pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(10);
 
-const ACQUIRE: &str = r"
+/// Drops the expired members of `KEYS[1]`, then adds `ARGV[3]` scored `ARGV[2]` if
+/// fewer than `ARGV[4]` remain (1), or not (0); the set expires after `ARGV[5]` ms.
+pub(super) const ACQUIRE: &str = r"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
   return 0
@@ -32,7 +34,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 ";
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

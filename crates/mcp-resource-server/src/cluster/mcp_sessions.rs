@@ -4,32 +4,101 @@
 //! (the client's `initialize` parameters: protocol version, capabilities, client info)
 //! as `mcp:session:<id>` through rmcp's [`SessionStore`] hook, and the principal that
 //! owns it as `mcp:session-owner:<id>`. A request for that session landing on another
-//! instance is checked against the stored owner first (on every instance, for every
-//! request), then rmcp replays the stored `initialize` into a fresh handler there. The
-//! tools keep no state between calls, so a re-created session answers exactly as the
-//! original would; re-creating needs no hop to the first instance and survives its
-//! death, where forwarding would not.
+//! instance is checked against the stored owner (once per copy an instance holds: see
+//! [`crate::mcp_session`]), then rmcp replays the stored `initialize` into a fresh
+//! handler there. The tools keep no state between calls, so a re-created session
+//! answers exactly as the original would; re-creating needs no hop to the first
+//! instance and survives its death, where forwarding would not.
 //!
-//! `DELETE /mcp` on any instance removes both keys and announces the end on
-//! `mcp:session-ended`; every instance then drops its copy.
+//! # Lifetime and the cluster-wide cap
+//! Both keys expire after the sessions' idle timeout (plus a margin). Each instance
+//! notes the sessions it served and pushes their expiry ahead in one pipeline every
+//! [`RENEW_EVERY`](super::leases::RENEW_EVERY) ([`Cluster::renew_sessions`]), not on
+//! every request; a session no instance served for the idle timeout thus ends in Redis
+//! as it does in one process.
 //!
-//! Replies always travel on the response of the POST that asked. Messages a server
-//! sends outside any request (this server's tools send none) would go to the
-//! standalone `GET` stream of the instance whose copy produced them.
+//! The sessions of a principal are the sorted set `mcp:sessions-of:<SHA-256 of the
+//! principal>`, scored by expiry. An `initialize` first takes a place there with one
+//! Lua script (drop the expired, count, add a pending member if under
+//! `--max-mcp-sessions-per-principal`), so the cap counts the sessions of every
+//! instance: past it, 429 on whichever instance the request lands. Once rmcp created
+//! the session, the pending member is swapped for the session id in the same pipeline
+//! that records the owner; a request that created no session gives its place back (a
+//! place left behind by a crash expires after [`PENDING_TTL`]).
+//!
+//! `DELETE /mcp` on any instance removes the keys and the session's place and
+//! announces the end on `mcp:session-ended`; every instance then drops its copy.
+//!
+//! # Messages a server sends outside any request
+//! Replies always travel on the response of the POST that asked. A message the server
+//! sends on its own (a notification, a request to the client) goes, in rmcp's
+//! [`LocalSessionManager`](rmcp::transport::streamable_http_server::session::local::LocalSessionManager),
+//! from the session's handler to the standalone `GET` stream *of the same process*: the
+//! worker owning the handler writes into a channel whose only reader is that stream.
+//! Each instance runs its own copy of the handler, so a copy on instance B cannot reach
+//! a `GET` stream open on instance A; B's copy would hold the message for a `GET`
+//! stream on B (or drop it when none comes). Routing it to A would need a session
+//! manager that publishes what B's copy emits and merges it into A's stream, i.e. a
+//! replacement for rmcp's local session worker (its transport and channels are not
+//! public). This server's tools send no such messages, so nothing is lost today; what
+//! is delivered is every reply, on the POST that asked, on every instance.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Mutex, OnceLock, PoisonError},
+    time::Duration,
+};
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rmcp::transport::streamable_http_server::session::{
     SessionState, SessionStore, SessionStoreError,
 };
 
-use super::{Cluster, unavailable};
+use super::{
+    Cluster,
+    leases::{ACQUIRE, RENEW_EVERY, now_ms},
+    sha256_hex, unavailable,
+};
 use crate::{auth::claims::Principal, error::Error};
 
 /// Channel on which ended Streamable HTTP sessions are announced (payload: the id).
 pub(crate) const SESSION_ENDED: &str = "mcp:session-ended";
-/// Longest a session is kept (as in the in-process owner map).
+/// How long a session lives in Redis without an idle timeout.
 pub(crate) const SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a place taken by an `initialize` waits for its session id.
+pub(crate) const PENDING_TTL: Duration = Duration::from_secs(30);
+
+fn sessions_of_key(principal: &Principal) -> String {
+    format!(
+        "mcp:sessions-of:{}",
+        sha256_hex(&format!("{}\n{}", principal.issuer, principal.subject))
+    )
+}
+
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Sessions' lifetime in Redis, and the sessions this instance served since their last
+/// renewal (id → the principal's set, if any).
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    ttl: OnceLock<Duration>,
+    served: Mutex<HashMap<String, Option<String>>>,
+}
+
+impl Activity {
+    fn served(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<String>>> {
+        self.served.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A place in a principal's cluster-wide count of sessions, taken for an `initialize`.
+#[derive(Debug)]
+pub(crate) struct SessionPlace {
+    key: String,
+    member: String,
+}
 
 fn state_key(id: &str) -> String {
     format!("mcp:session:{id}")
@@ -64,8 +133,8 @@ impl SessionStore for RedisSessionStore {
         redis::cmd("SET")
             .arg(state_key(session_id))
             .arg(value)
-            .arg("EX")
-            .arg(SESSION_TTL.as_secs())
+            .arg("PX")
+            .arg(ms(self.0.session_ttl()))
             .query_async::<()>(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -84,8 +153,67 @@ impl SessionStore for RedisSessionStore {
 }
 
 impl Cluster {
+    /// Sessions live in Redis for `idle` (the idle timeout of a session copy) plus
+    /// margin for the batched renewal; without an idle timeout, [`SESSION_TTL`].
+    pub(super) fn set_session_idle_timeout(&self, idle: Option<Duration>) {
+        let ttl = idle.map_or(SESSION_TTL, |idle| idle + RENEW_EVERY * 2);
+        let _ = self.mcp_activity.ttl.set(ttl);
+    }
+
+    fn session_ttl(&self) -> Duration {
+        self.mcp_activity.ttl.get().copied().unwrap_or(SESSION_TTL)
+    }
+
+    /// Takes a place for a new session of `principal` if it holds fewer than `limit`
+    /// over all instances.
+    ///
+    /// # Errors
+    /// [`Error::TooManySessions`] at the limit, [`Error::StoreUnavailable`] when Redis
+    /// cannot be reached.
+    pub(crate) async fn reserve_session(
+        &self,
+        principal: &Principal,
+        limit: usize,
+    ) -> Result<SessionPlace, Error> {
+        let key = sessions_of_key(principal);
+        let member = format!(
+            "pending:{}",
+            URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>())
+        );
+        let now = now_ms();
+        let mut conn = self.conn()?;
+        let taken: i64 = redis::Script::new(ACQUIRE)
+            .key(&key)
+            .arg(now)
+            .arg(now + ms(PENDING_TTL))
+            .arg(&member)
+            .arg(limit)
+            .arg(ms(self.session_ttl()) * 2)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if taken == 0 {
+            tracing::info!(subject = %principal.subject, limit, "new MCP session refused: cluster-wide per-principal limit");
+            return Err(Error::TooManySessions { limit });
+        }
+        Ok(SessionPlace { key, member })
+    }
+
+    /// Gives back a place no session was created in.
+    pub(crate) async fn release_session_place(&self, place: SessionPlace) {
+        let Ok(mut conn) = self.conn() else { return };
+        if let Err(error) = redis::cmd("ZREM")
+            .arg(&place.key)
+            .arg(&place.member)
+            .query_async::<usize>(&mut conn)
+            .await
+        {
+            tracing::debug!(kind = ?error.kind(), "session place not given back; it expires");
+        }
+    }
+
     /// Records `principal` (`None` with authorization off) as the owner of Streamable
-    /// HTTP session `id`.
+    /// HTTP session `id`, in the place taken for it.
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`] when Redis cannot be reached.
@@ -93,18 +221,36 @@ impl Cluster {
         &self,
         id: &str,
         principal: Option<&Principal>,
+        place: Option<SessionPlace>,
     ) -> Result<(), Error> {
         let value = serde_json::to_string(&principal)
             .map_err(|e| Error::Internal(format!("cannot serialise a principal: {e}")))?;
+        let ttl = ms(self.session_ttl());
         let mut conn = self.conn()?;
-        redis::cmd("SET")
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
             .arg(owner_key(id))
             .arg(value)
-            .arg("EX")
-            .arg(SESSION_TTL.as_secs())
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(unavailable)
+            .arg("PX")
+            .arg(ttl)
+            .ignore();
+        if let Some(place) = &place {
+            pipe.cmd("ZREM")
+                .arg(&place.key)
+                .arg(&place.member)
+                .ignore()
+                .cmd("ZADD")
+                .arg(&place.key)
+                .arg(now_ms() + ttl)
+                .arg(id)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&place.key)
+                .arg(ttl * 2)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
     }
 
     /// The owner of Streamable HTTP session `id` (itself `None` with authorization
@@ -122,23 +268,98 @@ impl Cluster {
         Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
     }
 
-    /// Ends Streamable HTTP session `id` on every instance.
+    /// Notes that this instance served session `id` of `principal`: its expiry in
+    /// Redis is pushed ahead at the next renewal. No Redis round trip.
+    pub(crate) fn session_served(&self, id: &str, principal: Option<&Principal>) {
+        let mut served = self.mcp_activity.served();
+        if !served.contains_key(id) {
+            served.insert(id.to_string(), principal.map(sessions_of_key));
+        }
+    }
+
+    /// Pushes the expiry of every session served since the last call
+    /// [`Cluster::session_ttl`] ahead, in one pipeline.
+    pub(super) async fn renew_sessions(&self) {
+        let served = std::mem::take(&mut *self.mcp_activity.served());
+        if served.is_empty() {
+            return;
+        }
+        let Ok(mut conn) = self.conn() else { return };
+        let ttl = ms(self.session_ttl());
+        let expiry = now_ms() + ttl;
+        let mut pipe = redis::pipe();
+        for (id, key) in &served {
+            pipe.cmd("PEXPIRE")
+                .arg(owner_key(id))
+                .arg(ttl)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(state_key(id))
+                .arg(ttl)
+                .ignore();
+            if let Some(key) = key {
+                pipe.cmd("ZADD")
+                    .arg(key)
+                    .arg("XX")
+                    .arg(expiry)
+                    .arg(id)
+                    .ignore()
+                    .cmd("PEXPIRE")
+                    .arg(key)
+                    .arg(ttl * 2)
+                    .ignore();
+            }
+        }
+        if let Err(error) = pipe.query_async::<()>(&mut conn).await {
+            tracing::debug!(kind = ?error.kind(), "could not renew MCP sessions");
+        }
+    }
+
+    /// Ends Streamable HTTP session `id` of `principal` on every instance.
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`] when Redis cannot be reached.
-    pub(crate) async fn end_session(&self, id: &str) -> Result<(), Error> {
+    pub(crate) async fn end_session(
+        &self,
+        id: &str,
+        principal: Option<&Principal>,
+    ) -> Result<(), Error> {
+        self.mcp_activity.served().remove(id);
         let mut conn = self.conn()?;
-        redis::pipe()
-            .cmd("DEL")
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL")
             .arg(owner_key(id))
             .arg(state_key(id))
-            .ignore()
-            .cmd("PUBLISH")
+            .ignore();
+        if let Some(principal) = principal {
+            pipe.cmd("ZREM")
+                .arg(sessions_of_key(principal))
+                .arg(id)
+                .ignore();
+        }
+        pipe.cmd("PUBLISH")
             .arg(SESSION_ENDED)
             .arg(id)
             .ignore()
             .query_async::<()>(&mut conn)
             .await
             .map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_principal_set_is_named_by_a_hash_of_issuer_and_subject() {
+        let principal = |issuer: &str, subject: &str| Principal {
+            issuer: issuer.into(),
+            subject: subject.into(),
+        };
+        let key = sessions_of_key(&principal("https://as", "alice"));
+        assert!(key.starts_with("mcp:sessions-of:"));
+        assert!(!key.contains("alice"));
+        assert_ne!(key, sessions_of_key(&principal("https://other", "alice")));
     }
 }

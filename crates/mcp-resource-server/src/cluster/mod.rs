@@ -9,7 +9,8 @@
 //! | cookie sessions (`POST /session`) | `mcp:cookie:<SHA-256 of the cookie>` | JSON claims, the session's end as the key's expiry ([`cookies`]) |
 //! | cookie-session caps | `mcp:cookies-of:<SHA-256 of the principal>`, `mcp:cookies` | sorted sets of session hashes: a principal's by opening time (its oldest ends past `--cookie-max-per-principal`), all by end (`503` past `--cookie-max-sessions`) ([`cookies`]) |
 //! | ended cookie sessions | channel `mcp:cookie-ended` | every instance ends the event streams opened with the cookie |
-//! | Streamable HTTP sessions | `mcp:session:<id>`, `mcp:session-owner:<id>` | the `initialize` parameters and the owner; re-created on any instance ([`mcp_sessions`]) |
+//! | Streamable HTTP sessions | `mcp:session:<id>`, `mcp:session-owner:<id>` | the `initialize` parameters and the owner, expiring after the idle timeout (renewed in batches); re-created on any instance ([`mcp_sessions`]) |
+//! | Streamable HTTP session caps | `mcp:sessions-of:<SHA-256 of the principal>` | a sorted set of session ids scored by expiry (429 past `--max-mcp-sessions-per-principal`, counted over all instances) ([`mcp_sessions`]) |
 //! | ended Streamable HTTP sessions | channel `mcp:session-ended` | every instance drops its copy |
 //! | stream limits per principal | `mcp:streams:<SHA-256 of the principal>` | a sorted set of leases scored by expiry ([`leases`]) |
 //! | legacy SSE sessions | `mcp:sse:<session id>` | owner instance and principal; messages go over the owner's channel `mcp:instance:<id>` ([`relay`]) |
@@ -42,7 +43,7 @@ pub(crate) mod replay;
 use std::{
     sync::{
         Arc, OnceLock,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -73,10 +74,17 @@ pub(crate) struct Cluster {
     conn: ConnectionManager,
     instance: String,
     up: Arc<AtomicBool>,
+    /// Which subscription to the instance channels is live: a new number on every
+    /// (re)subscription, 0 while there is none. What was read from Redis while a
+    /// subscription lived stays true until it ends, as every change to it is announced
+    /// on those channels ([`mcp_sessions`]).
+    subscription: AtomicU64,
     /// This instance's Streamable HTTP sessions, closed when another instance ends one.
     mcp_sessions: OnceLock<Arc<OwnedSessionManager<LocalSessionManager>>>,
     /// Stream leases this instance holds (renewed by the watcher).
     leases: leases::HeldLeases,
+    /// Streamable HTTP sessions served here since their last renewal.
+    mcp_activity: mcp_sessions::Activity,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -119,8 +127,10 @@ impl Cluster {
             conn,
             instance: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>()),
             up: Arc::new(AtomicBool::new(true)),
+            subscription: AtomicU64::new(0),
             mcp_sessions: OnceLock::new(),
             leases: leases::HeldLeases::default(),
+            mcp_activity: mcp_sessions::Activity::default(),
         })
     }
 
@@ -131,16 +141,27 @@ impl Cluster {
 
     /// Makes `sessions` (this instance's Streamable HTTP sessions) follow the ends
     /// announced by other instances.
+    /// Their keys in Redis live as long as their idle timeout.
     pub(crate) fn follow_mcp_sessions(
         &self,
         sessions: Arc<OwnedSessionManager<LocalSessionManager>>,
     ) {
+        self.set_session_idle_timeout(sessions.idle_timeout());
         let _ = self.mcp_sessions.set(sessions);
     }
 
     /// Whether the last PING was answered.
     pub(crate) fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    /// The live subscription's number, if there is one and Redis answers PINGs.
+    pub(crate) fn subscription(&self) -> Option<u64> {
+        match self.subscription.load(Ordering::Acquire) {
+            0 => None,
+            _ if !self.is_up() => None,
+            live => Some(live),
+        }
     }
 
     /// A connection for one operation, or 503 while Redis is known to be away.
@@ -185,6 +206,7 @@ impl Cluster {
             }
             if up && renewed.elapsed() >= leases::RENEW_EVERY {
                 self.renew_leases().await;
+                self.renew_sessions().await;
                 renewed = tokio::time::Instant::now();
             }
             tokio::select! {
@@ -198,6 +220,7 @@ impl Cluster {
     /// resubscribing whenever the connection drops.
     async fn subscribe(&self, sse: Arc<LegacySseSessions>, shutdown: CancellationToken) {
         let own = relay::instance_channel(&self.instance);
+        let mut generation = 0;
         loop {
             let connected = async {
                 let mut pubsub = self.client.get_async_pubsub().await?;
@@ -210,12 +233,17 @@ impl Cluster {
                 Ok(Ok(pubsub)) => {
                     tracing::debug!("subscribed to the instance channels");
                     let mut messages = pubsub.into_on_message();
+                    generation += 1;
+                    self.subscription.store(generation, Ordering::Release);
                     loop {
                         let message = tokio::select! {
                             message = messages.next() => message,
                             () = shutdown.cancelled() => return,
                         };
-                        let Some(message) = message else { break };
+                        let Some(message) = message else {
+                            self.subscription.store(0, Ordering::Release);
+                            break;
+                        };
                         let payload = message.get_payload_bytes();
                         let channel = message.get_channel_name();
                         if channel == mcp_sessions::SESSION_ENDED {

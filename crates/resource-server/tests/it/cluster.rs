@@ -559,7 +559,7 @@ async fn cookie_session_caps_count_every_instance() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streamable_http_sessions_recreated_from_redis_count_against_the_limits() {
+async fn streamable_http_session_cap_per_principal_counts_every_instance() {
     let Some(cluster) = Cluster::start_with(&["--max-mcp-sessions-per-principal", "1"]).await
     else {
         return;
@@ -571,18 +571,18 @@ async fn streamable_http_sessions_recreated_from_redis_count_against_the_limits(
         cluster.instance_url(2),
     );
     let first = open_mcp_session(&a, &token).await;
-    // B re-creates Alice's session, recorded with her as owner and counted as hers:
-    // a new session of hers on B is past her limit there.
+    // B re-creates Alice's session and serves it.
     let reply = rpc(&b, Some(&token), Some(&first), call(2, "whoami", json!({}))).await;
     assert_eq!(reply.status, 200);
-    let reply = rpc(&b, Some(&token), None, initialize()).await;
-    assert_eq!(reply.status, 429, "B holds Alice's re-created session");
-    // C holds none of hers: a second session opens there, and then C cannot re-create
-    // the first one for her.
-    let second = open_mcp_session(&c, &token).await;
-    let reply = rpc(&c, Some(&token), Some(&first), call(3, "whoami", json!({}))).await;
-    assert_eq!(reply.status, 429, "C is at Alice's limit");
-    // Another principal cannot use the re-created copy on B.
+    // Her one session, held by A and B, counts on every instance: C, which holds none
+    // of hers, refuses a second one too.
+    for base in [&a, &b, &c] {
+        let reply = rpc(base, Some(&token), None, initialize()).await;
+        assert_eq!(reply.status, 429, "{base}");
+    }
+    let reply = rpc(&cluster.url(), Some(&token), None, initialize()).await;
+    assert_eq!(reply.status, 429, "through the balancer");
+    // Another principal's sessions are counted apart, and cannot use hers.
     let mallory = cluster.token("mallory", "/mcp");
     let reply = rpc(
         &b,
@@ -592,7 +592,15 @@ async fn streamable_http_sessions_recreated_from_redis_count_against_the_limits(
     )
     .await;
     assert_eq!(reply.status, 404);
-    // Ending the first session on A closes B's copy and frees its place there.
+    open_mcp_session(&c, &mallory).await;
+    // The places live in Redis under a hash of the principal, never its name.
+    let sets = redis_cli(
+        cluster.redis.port,
+        &["--scan", "--pattern", "mcp:sessions-of:*"],
+    );
+    assert_eq!(sets.lines().count(), 2, "{sets}");
+    assert!(!sets.contains("alice"));
+    // Ending her session on A frees her place on every instance, and closes B's copy.
     let response = client()
         .delete(format!("{a}/mcp"))
         .bearer_auth(&token)
@@ -602,28 +610,74 @@ async fn streamable_http_sessions_recreated_from_redis_count_against_the_limits(
         .await
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let second = open_mcp_session(&c, &token).await;
+    let deadline = Instant::now() + Duration::from_secs(1);
     loop {
-        let reply = rpc(&b, Some(&token), None, initialize()).await;
-        if reply.status == 200 {
+        let reply = rpc(&b, Some(&token), Some(&first), call(5, "whoami", json!({}))).await;
+        if reply.status == 404 {
             break;
         }
-        assert_eq!(reply.status, 429);
         assert!(
             Instant::now() < deadline,
-            "B's copy was not closed within 2 s"
+            "B's copy was not closed within 1 s"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // The ended session freed its place on A too: A re-creates the second one.
+    // The second session is served anywhere.
     let reply = rpc(
         &a,
         Some(&token),
         Some(&second),
-        call(5, "whoami", json!({})),
+        call(6, "whoami", json!({})),
     )
     .await;
     assert_eq!(reply.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_copy_reads_its_owner_again_after_redis_restarts() {
+    let Some(mut cluster) = Cluster::start().await else {
+        return;
+    };
+    let token = cluster.token("alice", "/mcp");
+    let a = cluster.instance_url(0);
+    let session = open_mcp_session(&a, &token).await;
+    for id in 2..4 {
+        let reply = rpc(
+            &a,
+            Some(&token),
+            Some(&session),
+            call(id, "whoami", json!({})),
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+    }
+    // Redis comes back empty: the session's owner is gone, so A's copy, whose owner A
+    // had read before, is no longer served.
+    cluster.redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let reply = rpc(
+            &a,
+            Some(&token),
+            Some(&session),
+            call(9, "whoami", json!({})),
+        )
+        .await;
+        if reply.status == 404 {
+            break;
+        }
+        assert!(
+            reply.status == 503 || reply.status == 200,
+            "{}",
+            reply.status
+        );
+        assert!(
+            Instant::now() < deadline,
+            "A kept serving a session Redis no longer holds"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -867,15 +921,32 @@ async fn streamable_http_session_created_on_one_instance_is_served_by_the_others
         .await
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
-    for base in [&a, &b, &c] {
-        let reply = rpc(
-            base,
-            Some(&token),
-            Some(&session),
-            call(21, "whoami", json!({})),
-        )
-        .await;
-        assert_eq!(reply.status, 404, "{base}");
+    // B closed its copy before answering; A and C close theirs when the end's
+    // announcement reaches them.
+    let reply = rpc(
+        &b,
+        Some(&token),
+        Some(&session),
+        call(21, "whoami", json!({})),
+    )
+    .await;
+    assert_eq!(reply.status, 404);
+    for base in [&a, &c] {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let reply = rpc(
+                base,
+                Some(&token),
+                Some(&session),
+                call(21, "whoami", json!({})),
+            )
+            .await;
+            if reply.status == 404 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{base} still serves the session");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
