@@ -64,6 +64,10 @@ pub struct HarnessArgs {
     /// Timed runs of each client measurement [default: 15, or 3 with --smoke].
     #[arg(long, env = "BENCH_CLIENT_RUNS")]
     pub client_runs: Option<usize>,
+    /// Cookie sessions and Streamable HTTP sessions opened for the Redis memory figures
+    /// [default: 10000, or 1000 with --smoke].
+    #[arg(long, env = "BENCH_SCALE_SESSIONS")]
+    pub scale_sessions: Option<usize>,
     /// The wrk binary.
     #[arg(long, env = "BENCH_WRK", default_value = "wrk")]
     pub wrk: PathBuf,
@@ -96,6 +100,9 @@ pub enum Case {
     Client,
     /// Targets 7 and 9: JWT verification timings, the DPoP replay cache's memory.
     Jwt,
+    /// Targets 8-10: three instances behind nginx sharing Redis (`redis-server` and
+    /// `nginx` on PATH).
+    Scale,
 }
 
 /// Components the harness runs as child processes.

@@ -20,7 +20,7 @@ use crate::{
     load::{self, CASE_NO_TOKEN, CASE_TOOLS_CALL, Row, Target, Wrk},
     procs::{self, ResourceServerOptions, Server},
     report::{Report, Status, Verdict},
-    rotation, sse, verify,
+    rotation, scale, sse, verify,
     wrk::{self, LoadResult, WrkCpu},
 };
 
@@ -53,6 +53,7 @@ struct Settings {
     connections: Vec<u32>,
     rounds: usize,
     sse_streams: usize,
+    scale_sessions: usize,
     rotation_requests: usize,
     client_runs: usize,
     verify_budget: Duration,
@@ -97,6 +98,10 @@ impl Settings {
             sse_streams: args
                 .sse_streams
                 .unwrap_or(if smoke { 1000 } else { 10_000 }),
+            scale_sessions: args
+                .scale_sessions
+                .unwrap_or(if smoke { 1000 } else { 10_000 })
+                .max(1),
             rotation_requests: args.rotation_requests.max(1),
             client_runs: args
                 .client_runs
@@ -378,6 +383,23 @@ pub async fn run(args: HarnessArgs) -> anyhow::Result<ExitCode> {
                 report.sse_bare = bare;
             }
             Err(error) => report.broken.push(format!("SSE streams: {error:#}")),
+        }
+    }
+
+    if settings.runs(Case::Scale) {
+        eprintln!("bench: scale-out (three instances behind nginx, Redis)");
+        let scale_settings = scale::ScaleSettings {
+            wrk: args.wrk.clone(),
+            wrk_threads: settings.wrk_threads,
+            wrk_cpu: settings.wrk_cpu,
+            duration: settings.duration,
+            sse_calls: if settings.smoke { 10 } else { 50 },
+            memory_sessions: settings.scale_sessions,
+            out_dir: settings.out_dir.clone(),
+        };
+        match scale::run(&scale_settings, &auth).await {
+            Ok(result) => report.scale = Some(result),
+            Err(error) => report.broken.push(format!("scale-out: {error:#}")),
         }
     }
 
@@ -1031,7 +1053,67 @@ fn judge(settings: &Settings, report: &mut Report) {
             }
         }
     });
+    scale_verdicts(report.scale.as_ref(), why(Case::Scale), &mut verdicts);
     report.verdicts = verdicts;
+}
+
+/// Targets 8-10: the scale-out figures.
+fn scale_verdicts(scale: Option<&scale::ScaleResult>, why: &str, verdicts: &mut Vec<Verdict>) {
+    const SSE: &str = "legacy SSE across instances (Redis pub/sub)";
+    const HTTP: &str = "Streamable HTTP through nginx, stateful with Redis";
+    const MEMORY: &str = "Redis memory per session";
+    let Some(scale) = scale else {
+        verdicts.extend([
+            not_run(8, SSE, why),
+            not_run(9, HTTP, why),
+            not_run(10, MEMORY, why),
+        ]);
+        return;
+    };
+    let extra = scale.sse_cross.p99_ms - scale.sse_same.p99_ms;
+    verdicts.push(Verdict {
+        id: 8,
+        name: SSE,
+        goal: format!(
+            "post to another instance → reply on the stream: p99 ≤ 2 ms over the same instance, {} streams",
+            scale::CONNECTIONS
+        ),
+        measured: format!(
+            "p99 **{:.2} ms** vs {:.2} ms = **{extra:+.2} ms** (p50 {:.2} vs {:.2} ms)",
+            scale.sse_cross.p99_ms,
+            scale.sse_same.p99_ms,
+            scale.sse_cross.p50_ms,
+            scale.sse_same.p50_ms
+        ),
+        status: Status::from_bool(extra <= 2.0),
+    });
+    let ratio = scale.ratio();
+    verdicts.push(Verdict {
+        id: 9,
+        name: HTTP,
+        goal: "authenticated tools/call via nginx to 3 instances: stateful with Redis ≥ 0.8x stateless without".into(),
+        measured: format!(
+            "{:.0} vs {:.0} req/s = **{ratio:.2}x**; stateful costs {:.1} µs/request more; {:.3} Redis commands/request",
+            scale.lb_stateful.rps,
+            scale.lb_stateless.rps,
+            scale::extra_us(&scale.lb_stateful, &scale.lb_stateless),
+            scale.redis_commands_per_request
+        ),
+        status: Status::from_bool(ratio >= 0.8),
+    });
+    verdicts.push(Verdict {
+        id: 10,
+        name: MEMORY,
+        goal: format!(
+            "Redis `used_memory` growth at {} of each",
+            scale.memory_sessions
+        ),
+        measured: format!(
+            "**{:.0} B** per cookie session, **{:.0} B** per live Streamable HTTP session",
+            scale.cookie_bytes, scale.session_bytes
+        ),
+        status: Status::Info,
+    });
 }
 
 fn not_run(id: u8, name: &'static str, why: &str) -> Verdict {

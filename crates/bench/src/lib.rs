@@ -13,6 +13,7 @@
 //! - [`procs`]: the servers under test as child processes, and their memory;
 //! - [`wrk`], [`load`]: the HTTP load; [`sse`], [`rotation`], [`client`], [`verify`]:
 //!   the other cases; [`dpop`]: DPoP-bound load and the replay cache's memory;
+//!   [`scale`]: several instances behind nginx sharing Redis;
 //!   [`report`], [`chart`]: the output.
 
 pub mod authz;
@@ -28,6 +29,7 @@ pub mod procs;
 pub mod raw;
 pub mod report;
 pub mod rotation;
+pub mod scale;
 pub mod sse;
 pub mod verify;
 pub mod wrk;

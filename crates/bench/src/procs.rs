@@ -120,7 +120,11 @@ impl Server {
 }
 
 /// Starts `command` (stderr into `log`) and waits for its `READY <url>` line.
-async fn spawn_ready(name: &str, command: Command, log: &Path) -> anyhow::Result<Server> {
+pub(crate) async fn spawn_ready(
+    name: &str,
+    command: Command,
+    log: &Path,
+) -> anyhow::Result<Server> {
     let process = Spawn::new(name, command).stderr_to(log).start().await?;
     Ok(Server {
         name: name.to_string(),
@@ -187,7 +191,7 @@ pub async fn start_resource_server(
 
 /// A command running the binary with the harness's components (`exe`, by default this
 /// executable: the harness re-executes itself).
-fn harness_command(exe: Option<&Path>) -> anyhow::Result<Command> {
+pub(crate) fn harness_command(exe: Option<&Path>) -> anyhow::Result<Command> {
     let exe = match exe {
         Some(exe) => exe.to_path_buf(),
         None => std::env::current_exe().context("locating the harness binary")?,

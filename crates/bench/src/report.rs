@@ -8,6 +8,7 @@ use crate::{
     dpop::ReplayMemory,
     load::Row,
     rotation::RotationResult,
+    scale::ScaleResult,
     sse::SseResult,
     verify::VerifyTimes,
 };
@@ -79,6 +80,8 @@ pub struct Report {
     pub verify: Vec<VerifyTimes>,
     /// Target 9: the DPoP replay cache holding one million entries.
     pub replay_memory: Vec<ReplayMemory>,
+    /// Targets 8-10.
+    pub scale: Option<ScaleResult>,
     /// Verdicts.
     pub verdicts: Vec<Verdict>,
     /// What broke (servers that did not start, errors under load).
@@ -166,7 +169,7 @@ impl Report {
         out
     }
 
-    /// Details of targets 4-7 (Markdown).
+    /// Details of targets 4-10 (Markdown).
     pub fn details(&self) -> String {
         let mut out = String::new();
         if let Some(sse) = &self.sse {
@@ -250,6 +253,9 @@ impl Report {
             out.push('\n');
         }
         out.push_str(&crate::dpop::memory_details(&self.replay_memory));
+        if let Some(scale) = &self.scale {
+            let _ = writeln!(out, "**Scale-out (targets 8-10).** {}", scale.markdown());
+        }
         out
     }
 

@@ -187,18 +187,6 @@ impl Instance {
     }
 }
 
-/// One resource server behind the balancer at `public_url`, `--redis-url redis` if
-/// given, plus `extra` flags.
-pub fn start_instance_public(
-    port: u16,
-    public_url: &str,
-    auth: &TestAuthServer,
-    redis: Option<&str>,
-    extra: &[&str],
-) -> Instance {
-    start_instance(port, public_url, auth, redis, extra)
-}
-
 fn start_instance(
     port: u16,
     public_url: &str,

@@ -41,7 +41,6 @@ mod fixture {
 }
 
 mod cluster;
-mod cluster_measure;
 mod connections;
 mod introspection;
 mod logs;

@@ -1,0 +1,926 @@
+//! Scale-out (`--redis-url`): three resource-server instances behind nginx (round-robin,
+//! no affinity) sharing a `redis-server`, against the same three without Redis.
+//!
+//! - **Legacy SSE across instances**: 32 streams, each opened on instance A; every
+//!   stream's client posts alternately to A and to B over connections it keeps open
+//!   (one per instance), and times each post until its reply arrives on the stream. The
+//!   p99 of the B path over that of the A path is what relaying through Redis adds.
+//! - **Streamable HTTP through nginx**: authenticated `tools/call` with wrk, stateful
+//!   with Redis (32 sessions, each request naming the next one) against stateless
+//!   without Redis, and the split of the difference: the same loads on one instance
+//!   without nginx (stateless, stateful without Redis, stateful with Redis), and the
+//!   Redis commands per stateful request (`INFO commandstats`).
+//! - **Redis memory** per cookie session (`POST /session`) and per live Streamable HTTP
+//!   session (`initialize`): `used_memory` of `INFO memory` before and after opening
+//!   that many of each, divided by their number.
+//!
+//! `redis-server` and `nginx` are Debian's packages of those names; without them the
+//! case is reported as not run.
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use futures::future::join_all;
+use serde_json::{Value, json};
+use testkit::process::free_port;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    process::{Child, Command},
+};
+
+use crate::{
+    authz::{AuthServer, TokenSpec},
+    procs::{self, DEFAULT_LOG_FILTER, Server},
+    wrk::{self, Expect, Load, LoadResult, PROTOCOL_VERSION, WrkCpu},
+};
+
+/// Connections of the loads and streams of the SSE probe.
+pub const CONNECTIONS: u32 = 32;
+/// Instances behind the balancer.
+const INSTANCES: usize = 3;
+/// What the calculator answers (a substring of the reply).
+const EXPECT_TEXT: &str = "2 add 3 = 5";
+
+/// How the case runs.
+#[derive(Debug, Clone)]
+pub struct ScaleSettings {
+    /// The wrk binary.
+    pub wrk: PathBuf,
+    /// wrk's threads.
+    pub wrk_threads: u32,
+    /// Where wrk runs.
+    pub wrk_cpu: WrkCpu,
+    /// Length of each load.
+    pub duration: Duration,
+    /// Timed posts per SSE stream and path.
+    pub sse_calls: usize,
+    /// Cookie sessions and Streamable HTTP sessions opened for the memory figures.
+    pub memory_sessions: usize,
+    /// Logs and scripts go here.
+    pub out_dir: PathBuf,
+}
+
+/// p50 and p99 of a set of latencies, ms.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Latency {
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+}
+
+impl Latency {
+    fn of(mut samples: Vec<f64>) -> Self {
+        samples.sort_by(f64::total_cmp);
+        let at = |p: f64| {
+            if samples.is_empty() {
+                return f64::NAN;
+            }
+            let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
+            samples[rank.clamp(1, samples.len()) - 1]
+        };
+        Self {
+            p50_ms: at(50.0),
+            p99_ms: at(99.0),
+        }
+    }
+}
+
+/// Figures of the scale-out case.
+#[derive(Debug, Clone, Default)]
+pub struct ScaleResult {
+    /// Timed posts per path.
+    pub sse_samples: usize,
+    /// Post → reply on the stream, posted to the instance holding the stream.
+    pub sse_same: Latency,
+    /// The same, posted to another instance.
+    pub sse_cross: Latency,
+    /// Through nginx to three stateless instances without Redis.
+    pub lb_stateless: LoadResult,
+    /// Through nginx to three stateful instances with Redis.
+    pub lb_stateful: LoadResult,
+    /// Redis commands per request of `lb_stateful`.
+    pub redis_commands_per_request: f64,
+    /// One instance, no nginx: stateless.
+    pub one_stateless: LoadResult,
+    /// One instance, no nginx: stateful, no Redis.
+    pub one_stateful: LoadResult,
+    /// One instance, no nginx: stateful with Redis.
+    pub one_stateful_redis: LoadResult,
+    /// Sessions of each kind opened for the memory figures.
+    pub memory_sessions: usize,
+    /// Redis `used_memory` growth per cookie session, bytes.
+    pub cookie_bytes: f64,
+    /// Redis `used_memory` growth per live Streamable HTTP session, bytes.
+    pub session_bytes: f64,
+}
+
+/// Machine time one request of `slow` costs over one of `fast`, µs (from throughputs
+/// on the same machine).
+pub fn extra_us(slow: &LoadResult, fast: &LoadResult) -> f64 {
+    if slow.rps > 0.0 && fast.rps > 0.0 {
+        1e6 / slow.rps - 1e6 / fast.rps
+    } else {
+        f64::NAN
+    }
+}
+
+impl ScaleResult {
+    /// Stateful with Redis over stateless without, through nginx.
+    pub fn ratio(&self) -> f64 {
+        if self.lb_stateless.rps > 0.0 {
+            self.lb_stateful.rps / self.lb_stateless.rps
+        } else {
+            f64::NAN
+        }
+    }
+
+    /// The case's section of the report (Markdown).
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Three instances behind nginx (round-robin, no affinity), `{CONNECTIONS}` connections.\n"
+        );
+        let _ = writeln!(
+            out,
+            "Legacy SSE, post → reply on the stream ({} posts per path, persistent connections, streams open before posting): same instance p50 {:.2} ms, p99 {:.2} ms; another instance p50 {:.2} ms, p99 {:.2} ms.\n",
+            self.sse_samples,
+            self.sse_same.p50_ms,
+            self.sse_same.p99_ms,
+            self.sse_cross.p50_ms,
+            self.sse_cross.p99_ms
+        );
+        out.push_str("| authenticated tools/call | req/s | p50 | p99 | errors | cost over the row above |\n|---|--:|--:|--:|--:|--:|\n");
+        let rows = [
+            ("one instance, stateless", &self.one_stateless),
+            ("one instance, stateful, no Redis", &self.one_stateful),
+            ("one instance, stateful, Redis", &self.one_stateful_redis),
+            ("nginx → 3, stateless, no Redis", &self.lb_stateless),
+            ("nginx → 3, stateful, Redis", &self.lb_stateful),
+        ];
+        let mut above: Option<&LoadResult> = None;
+        for (name, row) in rows {
+            let extra = above.map_or_else(String::new, |a| {
+                format!("{:+.1} µs/request", extra_us(row, a))
+            });
+            let _ = writeln!(
+                out,
+                "| {name} | {:.0} | {:.2} ms | {:.2} ms | {} | {extra} |",
+                row.rps, row.p50_ms, row.p99_ms, row.errors
+            );
+            above = Some(row);
+        }
+        let _ = writeln!(
+            out,
+            "\nStateful with Redis / stateless, through nginx: **{:.2}x**; the stateful path costs {:.1} µs per request more (rmcp's session machinery {:.1} µs, Redis {:.1} µs, measured on one instance); Redis commands per stateful request: {:.3}.\n",
+            self.ratio(),
+            extra_us(&self.lb_stateful, &self.lb_stateless),
+            extra_us(&self.one_stateful, &self.one_stateless),
+            extra_us(&self.one_stateful_redis, &self.one_stateful),
+            self.redis_commands_per_request
+        );
+        let _ = writeln!(
+            out,
+            "Redis `used_memory` at {n} of each: **{:.0} B** per cookie session, **{:.0} B** per live Streamable HTTP session.",
+            self.cookie_bytes,
+            self.session_bytes,
+            n = self.memory_sessions
+        );
+        out
+    }
+}
+
+/// `program` on PATH, or in /usr/sbin (where Debian puts nginx).
+fn find(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+async fn wait_for_port(port: u16, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if Instant::now() > deadline {
+            bail!("{what} did not listen on {port} within 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// A helper process (redis-server, nginx), killed when dropped, with its directory.
+#[derive(Debug)]
+struct Helper {
+    port: u16,
+    dir: PathBuf,
+    _child: Child,
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Helper {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+async fn start_redis(program: &Path, dir: PathBuf) -> anyhow::Result<Helper> {
+    let port = free_port();
+    std::fs::create_dir_all(&dir)?;
+    let child = Command::new(program)
+        .args(["--port", &port.to_string()])
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting redis-server")?;
+    wait_for_port(port, "redis-server").await?;
+    Ok(Helper {
+        port,
+        dir,
+        _child: child,
+    })
+}
+
+/// nginx's configuration: round-robin over `upstreams`, no affinity, streams unbuffered
+/// (as in the resource server's cluster tests and the `scale` Compose profile).
+fn nginx_conf(port: u16, upstreams: &[u16], dir: &Path) -> String {
+    let servers: String = upstreams
+        .iter()
+        .map(|p| format!("        server 127.0.0.1:{p} max_fails=0;\n"))
+        .collect();
+    let dir = dir.display();
+    format!(
+        "daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream mcp {{
+{servers}        keepalive 32;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://mcp;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Host $http_host;
+            proxy_buffering off;
+            proxy_read_timeout 1h;
+        }}
+    }}
+}}
+"
+    )
+}
+
+async fn start_nginx(
+    program: &Path,
+    port: u16,
+    upstreams: &[u16],
+    dir: PathBuf,
+) -> anyhow::Result<Helper> {
+    std::fs::create_dir_all(&dir)?;
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, nginx_conf(port, upstreams, &dir))?;
+    let child = Command::new(program)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting nginx")?;
+    wait_for_port(port, "nginx").await?;
+    Ok(Helper {
+        port,
+        dir,
+        _child: child,
+    })
+}
+
+/// One Redis command (RESP), its bulk-string reply.
+async fn redis_command(port: u16, args: &[&str]) -> anyhow::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        let _ = write!(request, "${}\r\n{arg}\r\n", arg.len());
+    }
+    stream.write_all(request.as_bytes()).await?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .context("redis did not answer")??;
+        if n == 0 {
+            bail!("redis closed the connection");
+        }
+        reply.extend_from_slice(&buf[..n]);
+        if let Some(end) = reply.windows(2).position(|w| w == b"\r\n") {
+            let head = std::str::from_utf8(&reply[..end])?;
+            let Some(len) = head.strip_prefix('$') else {
+                bail!("unexpected redis reply {head:?}");
+            };
+            let len: usize = len.parse()?;
+            if reply.len() >= end + 2 + len {
+                return Ok(String::from_utf8_lossy(&reply[end + 2..end + 2 + len]).into_owned());
+            }
+        }
+    }
+}
+
+async fn used_memory(port: u16) -> anyhow::Result<i64> {
+    let info = redis_command(port, &["INFO", "memory"]).await?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .context("no used_memory in INFO memory")?
+        .trim()
+        .parse()
+        .context("used_memory")
+}
+
+async fn redis_calls(port: u16) -> anyhow::Result<u64> {
+    let info = redis_command(port, &["INFO", "commandstats"]).await?;
+    Ok(info
+        .lines()
+        .filter_map(|l| l.split("calls=").nth(1))
+        .filter_map(|rest| rest.split(',').next()?.parse::<u64>().ok())
+        .sum())
+}
+
+/// Starts one instance listening on `port`, behind `public_url`.
+async fn start_instance(
+    name: &str,
+    port: u16,
+    public_url: &str,
+    issuer: &str,
+    extra: &[&str],
+    log: &Path,
+) -> anyhow::Result<Server> {
+    // Room for the memory figures' sessions, all of one principal.
+    let room = "1000000";
+    let mut command = procs::harness_command(None)?;
+    command
+        .arg("resource-server")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--public-url", public_url])
+        .args(["--issuer", issuer, "--jwks-min-refetch", "1"])
+        .args(["--max-mcp-sessions-per-principal", room])
+        .args(["--max-mcp-sessions", room])
+        .args(["--cookie-max-per-principal", room])
+        .args(["--cookie-max-sessions", room])
+        .args(["--web-dir", "/nonexistent"])
+        .args(extra)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
+        );
+    procs::spawn_ready(name, command, log).await
+}
+
+/// Three instances (with `extra` flags) and nginx in front of them.
+struct Cluster {
+    nginx: Helper,
+    instances: Vec<Server>,
+}
+
+impl Cluster {
+    async fn start(
+        settings: &ScaleSettings,
+        nginx: &Path,
+        issuer: &str,
+        tag: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let ports = (0..INSTANCES).map(|_| free_port()).collect::<Vec<_>>();
+        let lb_port = free_port();
+        let public = format!("http://127.0.0.1:{lb_port}");
+        let mut instances = Vec::new();
+        for (i, port) in ports.iter().enumerate() {
+            instances.push(
+                start_instance(
+                    &format!("resource server ({tag} {i})"),
+                    *port,
+                    &public,
+                    issuer,
+                    extra,
+                    &settings.out_dir.join(format!("scale-{tag}-{i}.log")),
+                )
+                .await?,
+            );
+        }
+        let nginx = start_nginx(
+            nginx,
+            lb_port,
+            &ports,
+            settings.out_dir.join(format!("scale-nginx-{tag}")),
+        )
+        .await?;
+        Ok(Self { nginx, instances })
+    }
+
+    fn url(&self) -> String {
+        self.nginx.url()
+    }
+
+    fn instance_url(&self, i: usize) -> String {
+        format!("http://{}", self.instances[i].authority())
+    }
+
+    async fn stop(self) {
+        for instance in self.instances {
+            instance.stop().await;
+        }
+    }
+}
+
+fn http() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("HTTP client")
+}
+
+fn initialize_body(id: u64) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "1"}
+        }
+    })
+}
+
+/// Opens a Streamable HTTP session at `base` and completes its handshake.
+async fn open_session(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<String> {
+    let post = |session: Option<&str>, body: Value| {
+        let mut request = client
+            .post(format!("{base}/mcp"))
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", PROTOCOL_VERSION)
+            .json(&body);
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.send()
+    };
+    let response = post(None, initialize_body(1)).await?;
+    if response.status() != 200 {
+        bail!("initialize at {base} answered {}", response.status());
+    }
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .context("initialize without Mcp-Session-Id")?
+        .to_string();
+    response.bytes().await?;
+    let response = post(
+        Some(&session),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await?;
+    if !response.status().is_success() {
+        bail!("notifications/initialized answered {}", response.status());
+    }
+    Ok(session)
+}
+
+/// wrk's script: the harness's script, plus each request naming the next of `sessions`
+/// (`header`: `Mcp-Session-Id`, or a header the server ignores, so that the stateless
+/// load costs wrk the same work).
+fn write_script(
+    dir: &Path,
+    name: &str,
+    header: &str,
+    sessions: &[String],
+) -> anyhow::Result<PathBuf> {
+    let base = wrk::write_script(dir)?;
+    let mut script = std::fs::read_to_string(&base)?;
+    let list: Vec<String> = sessions.iter().map(|s| format!("{s:?}")).collect();
+    let _ = write!(
+        script,
+        "\nlocal sessions = {{{}}}\nlocal next_session = 0\nfunction request()\n  next_session = next_session % #sessions + 1\n  wrk.headers[{header:?}] = sessions[next_session]\n  return wrk.format()\nend\n",
+        list.join(", ")
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, script)?;
+    Ok(path)
+}
+
+async fn load(
+    settings: &ScaleSettings,
+    script: &Path,
+    url: &str,
+    token: &str,
+) -> anyhow::Result<LoadResult> {
+    let result = wrk::run(
+        &settings.wrk,
+        script,
+        &Load {
+            url,
+            threads: settings.wrk_threads,
+            cpu: settings.wrk_cpu,
+            connections: CONNECTIONS,
+            duration: settings.duration,
+            token: Some(token),
+            expect: Expect::ToolResult(EXPECT_TEXT.into()),
+        },
+    )
+    .await?;
+    if result.errors > 0 {
+        bail!("{} errors under load at {url}", result.errors);
+    }
+    Ok(result)
+}
+
+/// A stateless load at `url` (one instance or the balancer).
+async fn stateless_load(
+    settings: &ScaleSettings,
+    url: &str,
+    token: &str,
+) -> anyhow::Result<LoadResult> {
+    let ids: Vec<String> = (0..CONNECTIONS).map(|i| format!("s{i}")).collect();
+    let script = write_script(
+        &settings.out_dir,
+        "scale-stateless.lua",
+        "X-Bench-Seq",
+        &ids,
+    )?;
+    load(settings, &script, url, token).await
+}
+
+/// Opens [`CONNECTIONS`] sessions at `base` and warms them up; returns wrk's script
+/// whose requests name them in turn (rmcp serves one session's requests one at a time,
+/// so a single session would measure that queue rather than the servers).
+async fn stateful_script(
+    settings: &ScaleSettings,
+    base: &str,
+    token: &str,
+) -> anyhow::Result<PathBuf> {
+    let client = http()?;
+    let mut sessions = Vec::new();
+    for _ in 0..CONNECTIONS {
+        sessions.push(open_session(&client, base, token).await?);
+    }
+    let script = write_script(
+        &settings.out_dir,
+        "scale-stateful.lua",
+        "Mcp-Session-Id",
+        &sessions,
+    )?;
+    // A short warm-up: every instance makes its copy of every session first.
+    let warm = ScaleSettings {
+        duration: Duration::from_secs(1),
+        ..settings.clone()
+    };
+    load(&warm, &script, &format!("{base}/mcp"), token).await?;
+    Ok(script)
+}
+
+async fn stateful_load(
+    settings: &ScaleSettings,
+    base: &str,
+    token: &str,
+) -> anyhow::Result<LoadResult> {
+    let script = stateful_script(settings, base, token).await?;
+    load(settings, &script, &format!("{base}/mcp"), token).await
+}
+
+/// Events of one SSE response, as they arrive.
+struct SseEvents {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseEvents {
+    /// The next event's `data`.
+    async fn next_data(&mut self) -> anyhow::Result<String> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                let data: Vec<&str> = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if !data.is_empty() {
+                    return Ok(data.join("\n"));
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk())
+                .await
+                .context("no event within 10 s")??
+                .context("the stream ended")?;
+            self.buffer
+                .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+        }
+    }
+
+    /// Skips events until the JSON-RPC message with `id`.
+    async fn reply(&mut self, id: u64) -> anyhow::Result<()> {
+        loop {
+            let data = self.next_data().await?;
+            if serde_json::from_str::<Value>(&data).is_ok_and(|v| v["id"] == id) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// One stream on `a`, posts alternating between `a` and `b`: the latencies of each path.
+async fn sse_probe(
+    a: String,
+    b: String,
+    token: String,
+    calls: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    // One client per path, so each keeps its own connection open.
+    let stream_client = http()?;
+    let (to_a, to_b) = (http()?, http()?);
+    let response = stream_client
+        .get(format!("{a}/sse"))
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .send()
+        .await?;
+    if response.status() != 200 {
+        bail!("GET /sse answered {}", response.status());
+    }
+    let mut events = SseEvents {
+        response,
+        buffer: String::new(),
+    };
+    let endpoint = events.next_data().await?;
+    let post = |client: &reqwest::Client, base: &str, body: Value| {
+        client
+            .post(format!("{base}{endpoint}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    async fn accepted(response: reqwest::Result<reqwest::Response>) -> anyhow::Result<()> {
+        let response = response?;
+        let status = response.status();
+        response.bytes().await?;
+        if status != 202 {
+            bail!("POST /messages answered {status}");
+        }
+        Ok(())
+    }
+    accepted(post(&to_a, &a, initialize_body(1)).await).await?;
+    events.reply(1).await?;
+    let mut id = 1u64;
+    let call = |id: u64| json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}});
+    // Warm-up: both connections opened, both paths taken once.
+    for (client, base) in [(&to_a, &a), (&to_b, &b)] {
+        id += 1;
+        accepted(post(client, base, call(id)).await).await?;
+        events.reply(id).await?;
+    }
+    let (mut same, mut cross) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
+    for _ in 0..calls {
+        for (client, base, times) in [(&to_a, &a, &mut same), (&to_b, &b, &mut cross)] {
+            id += 1;
+            let started = Instant::now();
+            accepted(post(client, base, call(id)).await).await?;
+            events.reply(id).await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    Ok((same, cross))
+}
+
+/// Opens `n` of what `open` opens, 64 at a time, spread over the instances.
+async fn open_many<F, Fut>(n: usize, open: F) -> anyhow::Result<()>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut done = 0;
+    while done < n {
+        let batch = (done..n.min(done + 64)).map(&open);
+        for result in join_all(batch).await {
+            result?;
+        }
+        done = n.min(done + 64);
+    }
+    Ok(())
+}
+
+/// Runs the case.
+///
+/// # Errors
+/// When redis-server or nginx is missing, a process does not start, or a load fails.
+pub async fn run(settings: &ScaleSettings, auth: &AuthServer) -> anyhow::Result<ScaleResult> {
+    let (Some(redis_program), Some(nginx_program)) = (find("redis-server"), find("nginx")) else {
+        bail!("redis-server and nginx are needed (Debian packages redis-server, nginx)");
+    };
+    std::fs::create_dir_all(&settings.out_dir)?;
+    let mut result = ScaleResult {
+        sse_samples: settings.sse_calls * CONNECTIONS as usize,
+        memory_sessions: settings.memory_sessions,
+        ..ScaleResult::default()
+    };
+    let mint = |audience: String, subject: &str| -> anyhow::Result<String> {
+        Ok(TokenSpec {
+            subject: subject.into(),
+            ..TokenSpec::for_audience(audience)
+        }
+        .mint(auth))
+    };
+
+    // Without Redis, stateless: through nginx, then one instance alone.
+    let cluster = Cluster::start(
+        settings,
+        &nginx_program,
+        auth.issuer(),
+        "stateless",
+        &["--stateless"],
+    )
+    .await?;
+    let token = mint(format!("{}/mcp", cluster.url()), "scale-user")?;
+    eprintln!("bench: scale-out, stateless through nginx");
+    result.lb_stateless =
+        stateless_load(settings, &format!("{}/mcp", cluster.url()), &token).await?;
+    result.one_stateless = stateless_load(
+        settings,
+        &format!("{}/mcp", cluster.instance_url(0)),
+        &token,
+    )
+    .await?;
+    cluster.stop().await;
+
+    // One stateful instance without Redis (its public URL is its own).
+    let port = free_port();
+    let own = format!("http://127.0.0.1:{port}");
+    let single = start_instance(
+        "resource server (stateful)",
+        port,
+        &own,
+        auth.issuer(),
+        &[],
+        &settings.out_dir.join("scale-stateful.log"),
+    )
+    .await?;
+    eprintln!("bench: scale-out, one stateful instance");
+    result.one_stateful =
+        stateful_load(settings, &own, &mint(format!("{own}/mcp"), "scale-user")?).await?;
+    single.stop().await;
+
+    // With Redis.
+    let redis = start_redis(&redis_program, settings.out_dir.join("scale-redis")).await?;
+    let redis_url = format!("redis://127.0.0.1:{}", redis.port);
+    let cluster = Cluster::start(
+        settings,
+        &nginx_program,
+        auth.issuer(),
+        "redis",
+        &["--redis-url", &redis_url],
+    )
+    .await?;
+    let lb = cluster.url();
+    let token = mint(format!("{lb}/mcp"), "scale-user")?;
+    eprintln!("bench: scale-out, stateful with Redis");
+    result.one_stateful_redis = stateful_load(settings, &cluster.instance_url(0), &token).await?;
+    let script = stateful_script(settings, &lb, &token).await?;
+    let calls_before = redis_calls(redis.port).await?;
+    result.lb_stateful = load(settings, &script, &format!("{lb}/mcp"), &token).await?;
+    // Every command of the run: the requests' own and the instances' PINGs and renewals.
+    let calls = redis_calls(redis.port).await?.saturating_sub(calls_before);
+    result.redis_commands_per_request = calls as f64 / (result.lb_stateful.requests.max(1)) as f64;
+
+    eprintln!("bench: scale-out, legacy SSE across instances");
+    let probes = (0..CONNECTIONS as usize).map(|i| {
+        let token = mint(format!("{lb}/sse"), &format!("scale-sse-{i}"));
+        let (a, b) = (cluster.instance_url(0), cluster.instance_url(1));
+        let calls = settings.sse_calls;
+        async move { sse_probe(a, b, token?, calls).await }
+    });
+    let (mut same, mut cross) = (Vec::new(), Vec::new());
+    for probe in join_all(probes).await {
+        let (s, c) = probe?;
+        same.extend(s);
+        cross.extend(c);
+    }
+    result.sse_same = Latency::of(same);
+    result.sse_cross = Latency::of(cross);
+
+    eprintln!(
+        "bench: scale-out, Redis memory per session ({} of each)",
+        settings.memory_sessions
+    );
+    let client = http()?;
+    let sse_token = mint(format!("{lb}/sse"), "scale-memory")?;
+    let mcp_token = mint(format!("{lb}/mcp"), "scale-memory")?;
+    let urls: Vec<String> = (0..INSTANCES).map(|i| cluster.instance_url(i)).collect();
+    let before = used_memory(redis.port).await?;
+    open_many(settings.memory_sessions, |i| {
+        let request = client
+            .post(format!("{}/session", urls[i % INSTANCES]))
+            .bearer_auth(&sse_token)
+            .send();
+        async move {
+            let status = request.await?.status();
+            anyhow::ensure!(status == 204, "POST /session answered {status}");
+            Ok(())
+        }
+    })
+    .await?;
+    let after_cookies = used_memory(redis.port).await?;
+    open_many(settings.memory_sessions, |i| {
+        let request = client
+            .post(format!("{}/mcp", urls[i % INSTANCES]))
+            .bearer_auth(&mcp_token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", PROTOCOL_VERSION)
+            .json(&initialize_body(1))
+            .send();
+        async move {
+            let response = request.await?;
+            let status = response.status();
+            response.bytes().await?;
+            anyhow::ensure!(status == 200, "initialize answered {status}");
+            Ok(())
+        }
+    })
+    .await?;
+    let after_sessions = used_memory(redis.port).await?;
+    let n = settings.memory_sessions.max(1) as f64;
+    result.cookie_bytes = (after_cookies - before) as f64 / n;
+    result.session_bytes = (after_sessions - after_cookies) as f64 / n;
+    cluster.stop().await;
+    drop(redis);
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_rank() {
+        let latency = Latency::of((1..=100).map(f64::from).rev().collect());
+        assert_eq!((latency.p50_ms, latency.p99_ms), (50.0, 99.0));
+        assert!(Latency::of(Vec::new()).p99_ms.is_nan());
+    }
+
+    #[test]
+    fn extra_cost_from_throughputs() {
+        let at = |rps: f64| LoadResult {
+            rps,
+            ..LoadResult::default()
+        };
+        assert!((extra_us(&at(500.0), &at(1000.0)) - 1000.0).abs() < 1e-9);
+        assert!(extra_us(&at(0.0), &at(1000.0)).is_nan());
+    }
+
+    #[test]
+    fn nginx_balances_every_upstream_without_affinity() {
+        let conf = nginx_conf(8080, &[1, 2, 3], Path::new("/tmp/x"));
+        for port in 1..=3 {
+            assert!(conf.contains(&format!("server 127.0.0.1:{port} max_fails=0;")));
+        }
+        assert!(!conf.contains("ip_hash") && !conf.contains("sticky"));
+        assert!(conf.contains("proxy_buffering off;"));
+    }
+}
