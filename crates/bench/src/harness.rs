@@ -1093,7 +1093,7 @@ fn scale_verdicts(scale: Option<&scale::ScaleResult>, why: &str, verdicts: &mut 
         name: HTTP,
         goal: "authenticated tools/call via nginx to 3 instances: stateful with Redis ≥ 0.8x stateless without".into(),
         measured: format!(
-            "{:.0} vs {:.0} req/s = **{ratio:.2}x**; stateful costs {:.1} µs/request more; {:.3} Redis commands/request",
+            "{:.0} vs {:.0} req/s = **{ratio:.2}x**; stateful costs {:.1} µs/request more; {:.4} Redis commands/request",
             scale.lb_stateful.rps,
             scale.lb_stateless.rps,
             scale::extra_us(&scale.lb_stateful, &scale.lb_stateless),

@@ -118,6 +118,10 @@ pub struct ScaleResult {
     pub cookie_bytes: f64,
     /// Redis `used_memory` growth per live Streamable HTTP session, bytes.
     pub session_bytes: f64,
+    /// Principals the memory figures' sessions belong to.
+    pub memory_principals: usize,
+    /// Requests of the memory figures answered 503 and sent again.
+    pub memory_retries: usize,
 }
 
 /// Machine time one request of `slow` costs over one of `fast`, µs (from throughputs
@@ -178,7 +182,7 @@ impl ScaleResult {
         }
         let _ = writeln!(
             out,
-            "\nStateful with Redis / stateless, through nginx: **{:.2}x**; the stateful path costs {:.1} µs per request more (rmcp's session machinery {:.1} µs, Redis {:.1} µs, measured on one instance); Redis commands per stateful request: {:.3}.\n",
+            "\nStateful with Redis / stateless, through nginx: **{:.2}x**; the stateful path costs {:.1} µs per request more (rmcp's session machinery {:.1} µs, Redis {:.1} µs, measured on one instance); Redis commands per stateful request, PINGs and renewals included: {:.4}.\n",
             self.ratio(),
             extra_us(&self.lb_stateful, &self.lb_stateless),
             extra_us(&self.one_stateful, &self.one_stateless),
@@ -187,9 +191,11 @@ impl ScaleResult {
         );
         let _ = writeln!(
             out,
-            "Redis `used_memory` at {n} of each: **{:.0} B** per cookie session, **{:.0} B** per live Streamable HTTP session.",
+            "Redis `used_memory` at {n} of each ({} principals, ten of each per principal): **{:.0} B** per cookie session, **{:.0} B** per live Streamable HTTP session ({} requests answered 503 by a loaded Redis and sent again after `Retry-After`).",
+            self.memory_principals,
             self.cookie_bytes,
             self.session_bytes,
+            self.memory_retries,
             n = self.memory_sessions
         );
         out
@@ -730,7 +736,33 @@ async fn sse_probe(
     Ok((same, cross))
 }
 
-/// Opens `n` of what `open` opens, 64 at a time, spread over the instances.
+/// Sends `request`; a `503` (Redis slower than the instances' timeout on a loaded
+/// machine) is sent again after its `Retry-After`, at most five times, and counted.
+async fn send_retrying(
+    request: reqwest::RequestBuilder,
+    retries: &std::sync::atomic::AtomicUsize,
+) -> anyhow::Result<reqwest::Response> {
+    for _ in 0..5 {
+        let response = request
+            .try_clone()
+            .context("request cannot be sent again")?
+            .send()
+            .await?;
+        if response.status() != 503 {
+            return Ok(response);
+        }
+        retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let wait = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(1);
+        tokio::time::sleep(Duration::from_secs(wait.min(5))).await;
+    }
+    Ok(request.send().await?)
+}
+
+/// Opens `n` of what `open` opens, 32 at a time, spread over the instances.
 async fn open_many<F, Fut>(n: usize, open: F) -> anyhow::Result<()>
 where
     F: Fn(usize) -> Fut,
@@ -738,11 +770,11 @@ where
 {
     let mut done = 0;
     while done < n {
-        let batch = (done..n.min(done + 64)).map(&open);
+        let batch = (done..n.min(done + 32)).map(&open);
         for result in join_all(batch).await {
             result?;
         }
-        done = n.min(done + 64);
+        done = n.min(done + 32);
     }
     Ok(())
 }
@@ -849,18 +881,26 @@ pub async fn run(settings: &ScaleSettings, auth: &AuthServer) -> anyhow::Result<
         "bench: scale-out, Redis memory per session ({} of each)",
         settings.memory_sessions
     );
+    // Ten sessions of each kind per principal, as many clients would hold.
+    let principals = settings.memory_sessions.div_ceil(10).max(1);
+    let mut sse_tokens = Vec::with_capacity(principals);
+    let mut mcp_tokens = Vec::with_capacity(principals);
+    for p in 0..principals {
+        sse_tokens.push(mint(format!("{lb}/sse"), &format!("scale-memory-{p}"))?);
+        mcp_tokens.push(mint(format!("{lb}/mcp"), &format!("scale-memory-{p}"))?);
+    }
     let client = http()?;
-    let sse_token = mint(format!("{lb}/sse"), "scale-memory")?;
-    let mcp_token = mint(format!("{lb}/mcp"), "scale-memory")?;
     let urls: Vec<String> = (0..INSTANCES).map(|i| cluster.instance_url(i)).collect();
     let before = used_memory(redis.port).await?;
+    let retries = std::sync::atomic::AtomicUsize::new(0);
     open_many(settings.memory_sessions, |i| {
         let request = client
             .post(format!("{}/session", urls[i % INSTANCES]))
-            .bearer_auth(&sse_token)
-            .send();
+            .bearer_auth(&sse_tokens[i % principals]);
+        let retries = &retries;
         async move {
-            let status = request.await?.status();
+            let response = send_retrying(request, retries).await?;
+            let status = response.status();
             anyhow::ensure!(status == 204, "POST /session answered {status}");
             Ok(())
         }
@@ -870,13 +910,13 @@ pub async fn run(settings: &ScaleSettings, auth: &AuthServer) -> anyhow::Result<
     open_many(settings.memory_sessions, |i| {
         let request = client
             .post(format!("{}/mcp", urls[i % INSTANCES]))
-            .bearer_auth(&mcp_token)
+            .bearer_auth(&mcp_tokens[i % principals])
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", PROTOCOL_VERSION)
-            .json(&initialize_body(1))
-            .send();
+            .json(&initialize_body(1));
+        let retries = &retries;
         async move {
-            let response = request.await?;
+            let response = send_retrying(request, retries).await?;
             let status = response.status();
             response.bytes().await?;
             anyhow::ensure!(status == 200, "initialize answered {status}");
@@ -884,6 +924,8 @@ pub async fn run(settings: &ScaleSettings, auth: &AuthServer) -> anyhow::Result<
         }
     })
     .await?;
+    result.memory_principals = principals;
+    result.memory_retries = retries.into_inner();
     let after_sessions = used_memory(redis.port).await?;
     let n = settings.memory_sessions.max(1) as f64;
     result.cookie_bytes = (after_cookies - before) as f64 / n;
