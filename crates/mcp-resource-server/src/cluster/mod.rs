@@ -85,6 +85,8 @@ pub(crate) struct Cluster {
     leases: leases::HeldLeases,
     /// Streamable HTTP sessions served here since their last renewal.
     mcp_activity: mcp_sessions::Activity,
+    /// Legacy SSE stream records read here.
+    sse_owners: relay::Owners,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -131,6 +133,7 @@ impl Cluster {
             mcp_sessions: OnceLock::new(),
             leases: leases::HeldLeases::default(),
             mcp_activity: mcp_sessions::Activity::default(),
+            sse_owners: relay::Owners::default(),
         })
     }
 

@@ -4,13 +4,24 @@
 //! principal against that record, then publishes the message on the owner's channel
 //! `mcp:instance:<id>`.
 //!
+//! A post costs one Redis round trip once the poster's instance knows the stream's
+//! record: records never change while their stream lives, so each instance keeps the
+//! ones it read ([`Owners`]), and the publication is one Lua script that publishes only
+//! if the record is still there, unchanged (the stream has not ended), and otherwise
+//! answers that it is gone; a post is never answered `202` on the strength of a kept
+//! record alone.
+//!
 //! Messages from one poster arrive in order: one connection publishes them, Redis
 //! delivers a channel's messages in order, and the owner hands them to the session's
 //! queue in that order. A POST is answered `202` only when an instance received the
 //! message; when none did (the owner died), the stale record is dropped and the POST is
 //! answered `404`, as for any ended session.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Mutex, PoisonError},
+    time::Duration,
+};
 
 use rmcp::model::ClientJsonRpcMessage;
 use serde::{Deserialize, Serialize};
@@ -34,8 +45,30 @@ fn session_key(id: &str) -> String {
     format!("mcp:sse:{id}")
 }
 
+/// Most stream records an instance keeps; past it, they are all dropped and read again.
+const MAX_KEPT: usize = 10_000;
+
+/// Publishes `ARGV[3]` on channel `ARGV[2]` if `KEYS[1]` still holds `ARGV[1]`:
+/// the number of receivers, or -1 when the record is gone or another.
+const CHECKED_PUBLISH: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return -1
+end
+return redis.call('PUBLISH', ARGV[2], ARGV[3])
+";
+
+/// Stream records this instance read (they never change while their stream lives).
+#[derive(Debug, Default)]
+pub(crate) struct Owners(Mutex<HashMap<String, StreamOwner>>);
+
+impl Owners {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, StreamOwner>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// Who holds a legacy SSE stream.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StreamOwner {
     /// The instance holding the stream.
     pub instance: String,
@@ -80,6 +113,7 @@ impl Cluster {
 
     /// Forgets stream `id` (when it ends); a failure is only logged, the record expires.
     pub(crate) async fn forget_stream(&self, id: &str) {
+        self.sse_owners.lock().remove(id);
         let Ok(mut conn) = self.conn() else { return };
         if let Err(error) = redis::cmd("DEL")
             .arg(session_key(id))
@@ -96,12 +130,23 @@ impl Cluster {
     /// [`Error::StoreUnavailable`] when Redis cannot be reached.
     pub(crate) async fn stream_owner(&self, id: &str) -> Result<Option<StreamOwner>, Error> {
         let mut conn = self.conn()?;
+        if let Some(owner) = self.sse_owners.lock().get(id) {
+            return Ok(Some(owner.clone()));
+        }
         let value: Option<String> = redis::cmd("GET")
             .arg(session_key(id))
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
+        let owner: Option<StreamOwner> = value.and_then(|v| serde_json::from_str(&v).ok());
+        if let Some(owner) = &owner {
+            let mut kept = self.sse_owners.lock();
+            if kept.len() >= MAX_KEPT {
+                kept.clear();
+            }
+            kept.insert(id.to_string(), owner.clone());
+        }
+        Ok(owner)
     }
 
     /// Publishes `message` for stream `id` to `owner`; false when no instance received
@@ -122,17 +167,29 @@ impl Cluster {
             message,
         })
         .map_err(|e| Error::Internal(format!("cannot serialise a message: {e}")))?;
+        // The record as `register_stream` wrote it.
+        let record = serde_json::to_string(owner)
+            .map_err(|e| Error::Internal(format!("cannot serialise stream owner: {e}")))?;
         let mut conn = self.conn()?;
-        let receivers: usize = redis::cmd("PUBLISH")
+        let receivers: i64 = redis::Script::new(CHECKED_PUBLISH)
+            .key(session_key(id))
+            .arg(record)
             .arg(instance_channel(&owner.instance))
             .arg(payload)
-            .query_async(&mut conn)
+            .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        if receivers == 0 {
-            self.forget_stream(id).await;
+        match receivers {
+            -1 => {
+                self.sse_owners.lock().remove(id);
+                Ok(false)
+            }
+            0 => {
+                self.forget_stream(id).await;
+                Ok(false)
+            }
+            _ => Ok(true),
         }
-        Ok(receivers > 0)
     }
 }
 

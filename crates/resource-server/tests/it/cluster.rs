@@ -374,6 +374,31 @@ async fn legacy_sse_stream_on_one_instance_posts_through_the_others() {
         assert_eq!(reply["id"], id);
         assert_eq!(reply["result"]["structuredContent"]["subject"], "alice");
     }
+    // B and C keep the stream's record, but once the stream ended on A a post through
+    // them is refused, never accepted for a stream that is gone.
+    drop(reader);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let body = call(40, "whoami", json!({}));
+        let response = post_json(&b, &endpoint, &[("authorization", &auth)], &body).await;
+        if response.status() == 404 {
+            break;
+        }
+        assert_eq!(response.status(), 202);
+        assert!(
+            Instant::now() < deadline,
+            "B accepts posts for an ended stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let response = post_json(
+        &c,
+        &endpoint,
+        &[("authorization", &auth)],
+        &call(41, "whoami", json!({})),
+    )
+    .await;
+    assert_eq!(response.status(), 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
