@@ -5,7 +5,7 @@
 //! as `mcp:session:<id>` through rmcp's [`SessionStore`] hook, and the principal that
 //! owns it as `mcp:session-owner:<id>`. A request for that session landing on another
 //! instance is checked against the stored owner (once per copy an instance holds: see
-//! [`crate::mcp_session`]), then rmcp replays the stored `initialize` into a fresh
+//! [`crate::mcp_session_owners`]), then rmcp replays the stored `initialize` into a fresh
 //! handler there. The tools keep no state between calls, so a re-created session
 //! answers exactly as the original would; re-creating needs no hop to the first
 //! instance and survives its death, where forwarding would not.
@@ -13,7 +13,7 @@
 //! # Lifetime and the cluster-wide cap
 //! Both keys expire after the sessions' idle timeout (plus a margin). Each instance
 //! notes the sessions it served and pushes their expiry ahead in one pipeline every
-//! [`RENEW_EVERY`](super::leases::RENEW_EVERY) ([`Cluster::renew_sessions`]), not on
+//! [`super::leases::RENEW_EVERY`] ([`Cluster::renew_sessions`]), not on
 //! every request; a session no instance served for the idle timeout thus ends in Redis
 //! as it does in one process.
 //!
