@@ -100,7 +100,7 @@ pub enum Case {
     Client,
     /// Targets 7 and 9: JWT verification timings, the DPoP replay cache's memory.
     Jwt,
-    /// Targets 8-10: three instances behind nginx sharing Redis (`redis-server` and
+    /// Targets 10-12: three instances behind nginx sharing Redis (`redis-server` and
     /// `nginx` on PATH).
     Scale,
 }

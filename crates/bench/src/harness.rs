@@ -1057,22 +1057,22 @@ fn judge(settings: &Settings, report: &mut Report) {
     report.verdicts = verdicts;
 }
 
-/// Targets 8-10: the scale-out figures.
+/// Targets 10-12: the scale-out figures.
 fn scale_verdicts(scale: Option<&scale::ScaleResult>, why: &str, verdicts: &mut Vec<Verdict>) {
     const SSE: &str = "legacy SSE across instances (Redis pub/sub)";
     const HTTP: &str = "Streamable HTTP through nginx, stateful with Redis";
     const MEMORY: &str = "Redis memory per session";
     let Some(scale) = scale else {
         verdicts.extend([
-            not_run(8, SSE, why),
-            not_run(9, HTTP, why),
-            not_run(10, MEMORY, why),
+            not_run(10, SSE, why),
+            not_run(11, HTTP, why),
+            not_run(12, MEMORY, why),
         ]);
         return;
     };
     let extra = scale.sse_cross.p99_ms - scale.sse_same.p99_ms;
     verdicts.push(Verdict {
-        id: 8,
+        id: 10,
         name: SSE,
         goal: format!(
             "post to another instance → reply on the stream: p99 ≤ 2 ms over the same instance, {} streams",
@@ -1089,7 +1089,7 @@ fn scale_verdicts(scale: Option<&scale::ScaleResult>, why: &str, verdicts: &mut 
     });
     let ratio = scale.ratio();
     verdicts.push(Verdict {
-        id: 9,
+        id: 11,
         name: HTTP,
         goal: "authenticated tools/call via nginx to 3 instances: stateful with Redis ≥ 0.8x stateless without".into(),
         measured: format!(
@@ -1102,7 +1102,7 @@ fn scale_verdicts(scale: Option<&scale::ScaleResult>, why: &str, verdicts: &mut 
         status: Status::from_bool(ratio >= 0.8),
     });
     verdicts.push(Verdict {
-        id: 10,
+        id: 12,
         name: MEMORY,
         goal: format!(
             "Redis `used_memory` growth at {} of each",

@@ -80,7 +80,7 @@ pub struct Report {
     pub verify: Vec<VerifyTimes>,
     /// Target 9: the DPoP replay cache holding one million entries.
     pub replay_memory: Vec<ReplayMemory>,
-    /// Targets 8-10.
+    /// Targets 10-12: several instances behind nginx sharing Redis.
     pub scale: Option<ScaleResult>,
     /// Verdicts.
     pub verdicts: Vec<Verdict>,
@@ -254,7 +254,7 @@ impl Report {
         }
         out.push_str(&crate::dpop::memory_details(&self.replay_memory));
         if let Some(scale) = &self.scale {
-            let _ = writeln!(out, "**Scale-out (targets 8-10).** {}", scale.markdown());
+            let _ = writeln!(out, "**Scale-out (targets 10-12).** {}", scale.markdown());
         }
         out
     }
