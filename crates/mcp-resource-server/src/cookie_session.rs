@@ -23,6 +23,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use cookie::{Cookie, SameSite};
 
 use crate::{
     auth::claims::{Principal, VerifiedClaims},
@@ -245,10 +246,11 @@ pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim_matches('"'));
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .filter(|cookie| cookie.name() == name)
+        .filter_map(|cookie| cookie.value_raw())
+        .map(|value| value.trim_matches('"'));
     let first = values.next()?;
     if values.next().is_some() {
         tracing::info!(
@@ -261,10 +263,16 @@ pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a
 }
 
 fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    let value =
-        format!("{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Strict{secure}");
-    HeaderValue::from_str(&value).expect("cookie made of token characters")
+    let cookie = Cookie::build((name, value))
+        .max_age(cookie::time::Duration::seconds(
+            i64::try_from(max_age).unwrap_or(i64::MAX),
+        ))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .build();
+    HeaderValue::from_str(&cookie.to_string()).expect("cookie made of token characters")
 }
 
 /// `POST /session`: exchanges the verified bearer token for a session cookie.
@@ -434,10 +442,53 @@ mod tests {
 
     #[test]
     fn cookie_attributes() {
-        let value = set_cookie("mcp_session", "x", 60, true);
+        let attributes = |value: HeaderValue| {
+            let mut attributes: Vec<String> = value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .map(|part| part.trim().to_string())
+                .collect();
+            let pair = attributes.remove(0);
+            attributes.sort();
+            (pair, attributes)
+        };
         assert_eq!(
-            value.to_str().unwrap(),
-            "mcp_session=x; Max-Age=60; Path=/; HttpOnly; SameSite=Strict; Secure"
+            attributes(set_cookie("__Host-mcp_session", "x", 60, true)),
+            (
+                "__Host-mcp_session=x".to_string(),
+                [
+                    "HttpOnly",
+                    "Max-Age=60",
+                    "Path=/",
+                    "SameSite=Strict",
+                    "Secure"
+                ]
+                .map(String::from)
+                .to_vec()
+            )
         );
+        assert_eq!(
+            attributes(set_cookie("mcp_session", "", 0, false)),
+            (
+                "mcp_session=".to_string(),
+                ["HttpOnly", "Max-Age=0", "Path=/", "SameSite=Strict"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+    }
+
+    #[test]
+    fn cookie_values_are_read_as_sent() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=\"q\";b=;  c=x=y== ; junk"),
+        );
+        assert_eq!(cookie_value(&headers, "a"), Some("q"));
+        assert_eq!(cookie_value(&headers, "b"), Some(""));
+        assert_eq!(cookie_value(&headers, "c"), Some("x=y=="));
+        assert_eq!(cookie_value(&headers, "junk"), None);
     }
 }
