@@ -3,6 +3,17 @@
 //! directories, content type from the file extension and `application/octet-stream` for
 //! files without one (so `/.well-known/oauth-authorization-server` is served as
 //! octet-stream, and clients must read it anyway), no CORS headers.
+//!
+//! Why not tower-http's `ServeDir` (which the resource server uses for its web page):
+//! `ServeDir` keeps `..` out but follows symbolic links wherever they point, while this
+//! server canonicalises the path and refuses anything that resolves outside its root
+//! (`crates/demo/tests/it/static_server.rs`, `stays_inside_its_directory`, puts a link
+//! to a file outside in the root and expects it refused). It would also answer `POST`
+//! with 405 instead of busybox's 501, redirect a directory without its trailing slash
+//! instead of serving its `index.html`, and take content types from `mime_guess` rather
+//! than busybox's table. Wrapping it to restore those would leave a method guard, a
+//! path resolver and a content-type override around it, about as much code as this
+//! module, for a server that serves one metadata file to the demo.
 
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
