@@ -138,7 +138,7 @@ pub async fn authorize(
         .form(&form)
         .send_recorded()
         .await
-        .map_err(|e| ClientError::unreachable(endpoint.as_str(), &e))?;
+        .map_err(|e| ClientError::unreachable(endpoint.as_str(), e))?;
     let status = resp.status().as_u16();
     let body = read_body(resp, endpoint.as_str(), limits::TOKEN).await?;
     if status != 200 {
@@ -149,10 +149,10 @@ pub async fn authorize(
         });
     }
     let device: DeviceAuthorization =
-        serde_json::from_slice(&body).map_err(|e| ClientError::InvalidResponse {
+        serde_json::from_slice(&body).map_err(|e| ClientError::MalformedJson {
             what: "device authorization response",
             url: endpoint.to_string(),
-            reason: e.to_string(),
+            source: e,
         })?;
     let expires = Duration::from_secs(device.expires_in);
     let mut interval = device.interval.unwrap_or(DEFAULT_INTERVAL).max(1);

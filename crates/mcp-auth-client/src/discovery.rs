@@ -171,10 +171,10 @@ pub async fn discover_resource(
                 note_content_type(trace, ctype.as_deref());
                 trace.detail(AREA, pretty(&value));
                 let prm: ProtectedResourceMetadata =
-                    serde_json::from_value(value).map_err(|e| ClientError::InvalidResponse {
+                    serde_json::from_value(value).map_err(|e| ClientError::MalformedJson {
                         what: "protected resource metadata",
                         url: url.to_string(),
-                        reason: e.to_string(),
+                        source: e,
                     })?;
                 if !resource_matches(&prm.resource, server_url) {
                     trace.step(
@@ -247,10 +247,10 @@ pub async fn discover_authorization_server(
                 note_content_type(trace, ctype.as_deref());
                 trace.detail(AREA, pretty(&value));
                 let metadata: AuthorizationServerMetadata =
-                    serde_json::from_value(value).map_err(|e| ClientError::InvalidResponse {
+                    serde_json::from_value(value).map_err(|e| ClientError::MalformedJson {
                         what: "authorization server metadata",
                         url: url.to_string(),
-                        reason: e.to_string(),
+                        source: e,
                     })?;
                 if metadata.issuer != issuer {
                     return Err(ClientError::IssuerMismatch {
@@ -299,10 +299,10 @@ pub async fn discover_legacy(
             note_content_type(trace, ctype.as_deref());
             trace.detail(AREA, pretty(&value));
             let metadata: AuthorizationServerMetadata =
-                serde_json::from_value(value).map_err(|e| ClientError::InvalidResponse {
+                serde_json::from_value(value).map_err(|e| ClientError::MalformedJson {
                     what: "authorization server metadata",
                     url: url.to_string(),
-                    reason: e.to_string(),
+                    source: e,
                 })?;
             // In this older scheme the metadata URL comes from the MCP server, not from an
             // issuer, so there is no issuer to compare with; insist on the same origin.

@@ -10,22 +10,23 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum ClientError {
     /// A network error: the peer could not be reached or the connection broke.
-    #[error("cannot reach {url}: {reason}")]
+    #[error("cannot reach {url}: {}", cause(source))]
     Unreachable {
-        /// The URL that was requested.
+        /// The URL that was requested (without its query, where that may carry a code).
         url: String,
-        /// What the HTTP stack said.
-        reason: String,
+        /// What the HTTP stack said, without the URL.
+        #[source]
+        source: reqwest::Error,
     },
     /// A peer answered with an unexpected HTTP status.
-    #[error("{url} answered HTTP {status}{detail}")]
+    #[error("{url} answered HTTP {status}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
     HttpStatus {
         /// The URL that was requested.
         url: String,
         /// The status code.
         status: u16,
-        /// A short, already formatted detail (may be empty).
-        detail: String,
+        /// A short detail: what the body says, or what the status means here.
+        detail: Option<String>,
     },
     /// A peer sent a body larger than the client reads for that kind of response.
     #[error(
@@ -49,6 +50,17 @@ pub enum ClientError {
         url: String,
         /// Why it was rejected.
         reason: String,
+    },
+    /// A peer's JSON could not be read as what was expected.
+    #[error("{what} from {url} is not valid: {source}")]
+    MalformedJson {
+        /// What was expected (`token response`, `MCP response`, ...).
+        what: &'static str,
+        /// The URL that was requested.
+        url: String,
+        /// Where and why the JSON did not fit.
+        #[source]
+        source: serde_json::Error,
     },
     /// The Protected Resource Metadata names another resource (RFC 9728 §3.3).
     #[error(
@@ -268,27 +280,92 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    pub(crate) fn unreachable(url: impl Into<String>, err: &reqwest::Error) -> Self {
-        // reqwest's Display includes the URL; keep only the underlying cause.
-        let mut reason = String::new();
-        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
-        while let Some(s) = source {
-            reason = s.to_string();
-            source = s.source();
-        }
-        if reason.is_empty() {
-            reason = if err.is_timeout() {
-                "timed out".to_owned()
-            } else {
-                "request failed".to_owned()
-            };
-        }
+    /// `err` as [`ClientError::Unreachable`]. reqwest's error names the full URL, query
+    /// included, which on a redirect to the callback carries the authorization code: it
+    /// is kept without it, and `url` is the one to show.
+    pub(crate) fn unreachable(url: impl Into<String>, err: reqwest::Error) -> Self {
         ClientError::Unreachable {
             url: url.into(),
-            reason,
+            source: err.without_url(),
         }
+    }
+}
+
+/// The innermost cause of a reqwest error, which says what went wrong on the wire
+/// (`Connection refused (os error 111)`); reqwest's own message only says that sending
+/// failed.
+fn cause(err: &reqwest::Error) -> String {
+    let mut innermost: Option<&dyn std::error::Error> = None;
+    let mut next = std::error::Error::source(err);
+    while let Some(source) = next {
+        innermost = Some(source);
+        next = source.source();
+    }
+    match innermost {
+        Some(source) => source.to_string(),
+        None if err.is_timeout() => "timed out".to_owned(),
+        None => "request failed".to_owned(),
     }
 }
 
 /// Result alias of the crate.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn unreachable_keeps_its_cause_and_not_the_query() {
+        // A port that was free a moment ago: nothing listens there now.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let url = format!("http://127.0.0.1:{port}/callback");
+        let err = reqwest::get(format!("{url}?code=c0de-s3cret"))
+            .await
+            .unwrap_err();
+        let err = ClientError::unreachable(url.as_str(), err);
+        let text = err.to_string();
+        assert!(text.starts_with(&format!("cannot reach {url}: ")), "{text}");
+        assert!(text.to_lowercase().contains("refused"), "{text}");
+        let source = err.source().expect("the reqwest error is kept");
+        assert!(source.downcast_ref::<reqwest::Error>().is_some());
+        for shown in [text, format!("{err:?}"), source.to_string()] {
+            assert!(!shown.contains("c0de-s3cret"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn http_status_detail_reads_as_before() {
+        let err = |detail: Option<&str>| ClientError::HttpStatus {
+            url: "http://127.0.0.1:1/mcp".into(),
+            status: 404,
+            detail: detail.map(str::to_owned),
+        };
+        assert_eq!(
+            err(Some("not found")).to_string(),
+            "http://127.0.0.1:1/mcp answered HTTP 404: not found"
+        );
+        assert_eq!(
+            err(None).to_string(),
+            "http://127.0.0.1:1/mcp answered HTTP 404"
+        );
+    }
+
+    #[test]
+    fn malformed_json_keeps_serde_s_error() {
+        let source = serde_json::from_str::<u64>("\"x\"").unwrap_err();
+        let expected = format!("token response from http://as/token is not valid: {source}");
+        let err = ClientError::MalformedJson {
+            what: "token response",
+            url: "http://as/token".into(),
+            source,
+        };
+        assert_eq!(err.to_string(), expected);
+        assert!(err.source().unwrap().is::<serde_json::Error>());
+    }
+}

@@ -26,7 +26,7 @@ pub async fn follow(trace: &Trace, authorization_url: &Url, redirect_uri: &str) 
             .get(url.clone())
             .send_recorded()
             .await
-            .map_err(|e| ClientError::unreachable(url.as_str(), &e))?;
+            .map_err(|e| ClientError::unreachable(url.as_str(), e))?;
         let status = resp.status();
         if !status.is_redirection() {
             trace.step(
@@ -75,7 +75,7 @@ pub async fn follow(trace: &Trace, authorization_url: &Url, redirect_uri: &str) 
                 .get(next.clone())
                 .send_recorded()
                 .await
-                .map_err(|e| ClientError::unreachable(without_query(&next), &e))?;
+                .map_err(|e| ClientError::unreachable(without_query(&next), e))?;
             return Ok(());
         }
         url = next;

@@ -113,7 +113,7 @@ pub(crate) async fn read_body(
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| ClientError::unreachable(url, &e))?
+        .map_err(|e| ClientError::unreachable(url, e))?
     {
         if body.len() + chunk.len() > limit.bytes {
             return Err(too_large());
@@ -225,7 +225,7 @@ pub(crate) async fn get_json(http: &reqwest::Client, url: &url::Url) -> Result<F
         .header(reqwest::header::ACCEPT, "application/json")
         .send_recorded()
         .await
-        .map_err(|e| ClientError::unreachable(url.as_str(), &e))?;
+        .map_err(|e| ClientError::unreachable(url.as_str(), e))?;
     let status = resp.status().as_u16();
     let content_type = resp
         .headers()
@@ -244,20 +244,16 @@ pub(crate) async fn get_json(http: &reqwest::Client, url: &url::Url) -> Result<F
 
 /// A short human label of a body for error messages: an OAuth error object if there is one,
 /// else the first characters of the text.
-pub(crate) fn body_summary(body: &[u8]) -> String {
+pub(crate) fn body_summary(body: &[u8]) -> Option<String> {
     if let Ok(err) = serde_json::from_slice::<mcp_auth_proto::ErrorResponse>(body) {
-        return format!(": {err}");
+        return Some(err.to_string());
     }
     let text = String::from_utf8_lossy(body);
     if let Some(summary) = html_summary(&text) {
-        return format!(": {summary}");
+        return Some(summary);
     }
     let text: String = text.chars().filter(|c| !c.is_control()).take(160).collect();
-    if text.trim().is_empty() {
-        String::new()
-    } else {
-        format!(": {}", text.trim())
-    }
+    Some(text.trim().to_owned()).filter(|text| !text.is_empty())
 }
 
 /// An HTML page in one phrase (`an HTML page titled "Welcome", 5120 bytes`), or `None`
@@ -301,14 +297,19 @@ mod tests {
         let page = "<!DOCTYPE html>\n<html><head><title>\n  Example   Domain </title><style>body{}</style></head><body><p>secret-ish text</p></body></html>";
         let s = body_summary(page.as_bytes());
         assert_eq!(
-            s,
+            s.unwrap(),
             format!(
-                ": an HTML page titled \"Example Domain\", {} bytes (a web page, not an MCP or OAuth response: is the URL right?)",
+                "an HTML page titled \"Example Domain\", {} bytes (a web page, not an MCP or OAuth response: is the URL right?)",
                 page.len()
             )
         );
-        assert!(body_summary(b"<html><body>x</body></html>").starts_with(": an HTML page, "));
-        assert_eq!(body_summary(b"plain words"), ": plain words");
+        assert!(
+            body_summary(b"<html><body>x</body></html>")
+                .unwrap()
+                .starts_with("an HTML page, ")
+        );
+        assert_eq!(body_summary(b"plain words").as_deref(), Some("plain words"));
+        assert_eq!(body_summary(b" \r\n"), None);
     }
 
     #[test]

@@ -327,14 +327,17 @@ async fn register(
         .json(&request)
         .send_recorded()
         .await
-        .map_err(|e| ClientError::unreachable(endpoint.as_str(), &e))?;
+        .map_err(|e| ClientError::unreachable(endpoint.as_str(), e))?;
     let status = resp.status().as_u16();
     let body = read_body(resp, endpoint.as_str(), limits::REGISTRATION).await?;
     if !(200..300).contains(&status) {
         trace.step(AREA, format!("-> {status}"));
         return Err(ClientError::Registration {
             url: endpoint.to_string(),
-            reason: format!("HTTP {status}{}", body_summary(&body)),
+            reason: match body_summary(&body) {
+                Some(summary) => format!("HTTP {status}: {summary}"),
+                None => format!("HTTP {status}"),
+            },
         });
     }
     let info: ClientInformation =

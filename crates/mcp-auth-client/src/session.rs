@@ -332,6 +332,7 @@ impl Session {
                 self.transport = None;
                 match self.with_auth(Op::OpenSse).await {
                     Err(ClientError::HttpStatus { status: get, .. }) => {
+                        let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
                         return Err(ClientError::Transport(format!(
                             "{} speaks neither transport: POST initialize answered {status}{detail}, and GET answered {get} without an SSE stream",
                             self.options.server_url
@@ -915,7 +916,7 @@ impl Session {
             return Err(ClientError::HttpStatus {
                 url: self.options.server_url.to_string(),
                 status,
-                detail: ": the new token was refused for a session cookie".to_owned(),
+                detail: Some("the new token was refused for a session cookie".to_owned()),
             });
         }
         Ok(())

@@ -261,26 +261,22 @@ pub(crate) async fn post(
             .form(&form)
             .send_recorded()
             .await
-            .map_err(|e| ClientError::unreachable(url.as_str(), &e))?;
+            .map_err(|e| ClientError::unreachable(url.as_str(), e))?;
         let status = resp.status().as_u16();
         let new_nonce = endpoint
             .dpop
             .is_some_and(|k| k.note_nonce(url, resp.headers()));
         let body = read_body(resp, url.as_str(), limits::TOKEN).await?;
         if status == 200 {
-            return serde_json::from_slice(&body).map_err(|e| ClientError::InvalidResponse {
+            return serde_json::from_slice(&body).map_err(|e| ClientError::MalformedJson {
                 what: "token response",
                 url: url.to_string(),
-                reason: e.to_string(),
+                source: e,
             });
         }
         let (error, description) = match serde_json::from_slice::<ErrorResponse>(&body) {
             Ok(e) => (e.error, e.error_description),
-            Err(_) => (
-                format!("HTTP {status}"),
-                Some(body_summary(&body).trim_start_matches(": ").to_owned())
-                    .filter(|s| !s.is_empty()),
-            ),
+            Err(_) => (format!("HTTP {status}"), body_summary(&body)),
         };
         if status == 400 && dpop::is_use_nonce(&error) && new_nonce && !nonce_retried {
             nonce_retried = true;

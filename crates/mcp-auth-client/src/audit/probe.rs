@@ -68,12 +68,9 @@ impl Reply {
 
     /// A short description of the body for a report line.
     pub(crate) fn summary(&self) -> String {
-        let s = crate::http::body_summary(&self.body);
-        let s = s.trim_start_matches(": ").to_owned();
-        if s.is_empty() {
-            "an empty body".to_owned()
-        } else {
-            format!("\"{s}\"")
+        match crate::http::body_summary(&self.body) {
+            None => "an empty body".to_owned(),
+            Some(s) => format!("\"{s}\""),
         }
     }
 }
@@ -130,7 +127,7 @@ impl Probe {
     ) -> Result<Reply, ClientError> {
         let mut resp = req.send_recorded().await.map_err(|e| {
             let url = e.url().map(Url::to_string).unwrap_or_default();
-            ClientError::unreachable(url, &e)
+            ClientError::unreachable(url, e)
         })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();

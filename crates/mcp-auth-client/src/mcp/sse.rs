@@ -101,7 +101,7 @@ impl LegacySse {
         let resp = req
             .send_recorded()
             .await
-            .map_err(|e| ClientError::unreachable(url.as_str(), &e))?;
+            .map_err(|e| ClientError::unreachable(url.as_str(), e))?;
         if let Some(t) = token {
             t.note_nonce(url, resp.headers());
         }
@@ -120,8 +120,9 @@ impl LegacySse {
             return Err(ClientError::HttpStatus {
                 url: url.to_string(),
                 status,
-                detail: ": not an SSE stream, so not the legacy HTTP+SSE transport either"
-                    .to_owned(),
+                detail: Some(
+                    "not an SSE stream, so not the legacy HTTP+SSE transport either".to_owned(),
+                ),
             });
         }
         // Bounded: while nobody reads (between requests), the reader stops reading and
@@ -263,7 +264,7 @@ impl LegacySse {
         let resp = req
             .send_recorded()
             .await
-            .map_err(|e| ClientError::unreachable(self.endpoint.as_str(), &e))?;
+            .map_err(|e| ClientError::unreachable(self.endpoint.as_str(), e))?;
         if let Some(t) = token {
             t.note_nonce(&self.endpoint, resp.headers());
         }
@@ -339,7 +340,7 @@ async fn session_cookie(
         .apply(trace, req, "POST", session_url)?
         .send_recorded()
         .await
-        .map_err(|e| ClientError::unreachable(session_url.as_str(), &e))?;
+        .map_err(|e| ClientError::unreachable(session_url.as_str(), e))?;
     token.note_nonce(session_url, resp.headers());
     let status = resp.status().as_u16();
     let got_cookie = resp.headers().contains_key(reqwest::header::SET_COOKIE);
@@ -362,11 +363,7 @@ async fn session_cookie(
         return Err(ClientError::HttpStatus {
             url: session_url.to_string(),
             status,
-            detail: if got_cookie {
-                String::new()
-            } else {
-                ": no session cookie was set".to_owned()
-            },
+            detail: (!got_cookie).then(|| "no session cookie was set".to_owned()),
         });
     }
     Ok(Outcome::Ok(()))

@@ -106,7 +106,7 @@ impl Streamable {
                 format!(
                     "DELETE {} (end of session) failed: {}",
                     self.url,
-                    ClientError::unreachable(self.url.as_str(), &e)
+                    ClientError::unreachable(self.url.as_str(), e)
                 ),
             ),
         }
@@ -150,7 +150,7 @@ impl Streamable {
         let resp = req
             .send_recorded()
             .await
-            .map_err(|e| ClientError::unreachable(self.url.as_str(), &e))?;
+            .map_err(|e| ClientError::unreachable(self.url.as_str(), e))?;
         let status = resp.status().as_u16();
         let ctype = resp
             .headers()
@@ -233,7 +233,7 @@ impl Streamable {
             let mut received = 0usize;
             let mut stream = resp.bytes_stream();
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| ClientError::unreachable(self.url.as_str(), &e))?;
+                let chunk = chunk.map_err(|e| ClientError::unreachable(self.url.as_str(), e))?;
                 received += chunk.len();
                 if received > limits::REPLY_STREAM.bytes {
                     return Err(too_large(limits::REPLY_STREAM));
@@ -267,10 +267,10 @@ impl Streamable {
         } else {
             let body = read_body(resp, self.url.as_str(), limits::MESSAGE).await?;
             let msg: Value =
-                serde_json::from_slice(&body).map_err(|e| ClientError::InvalidResponse {
+                serde_json::from_slice(&body).map_err(|e| ClientError::MalformedJson {
                     what: "MCP response",
                     url: self.url.to_string(),
-                    reason: e.to_string(),
+                    source: e,
                 })?;
             trace.detail(AREA, format!("response: {msg}"));
             find_response(&msg, id)
