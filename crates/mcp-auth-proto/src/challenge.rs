@@ -39,6 +39,47 @@ impl Challenge {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// The parameters of this challenge if its scheme is `scheme` (case-insensitive),
+    /// as a lookup by name.
+    fn params_of(&self, scheme: &str) -> Option<impl Fn(&str) -> Option<String> + '_> {
+        self.scheme
+            .eq_ignore_ascii_case(scheme)
+            .then_some(|name: &str| self.param(name).map(str::to_owned))
+    }
+}
+
+/// The first challenge among `header_values` that `view` accepts. Values that do not
+/// parse are skipped.
+fn find_first<'a, T>(
+    header_values: impl IntoIterator<Item = &'a str>,
+    view: impl Fn(&Challenge) -> Option<T>,
+) -> Option<T> {
+    header_values
+        .into_iter()
+        .filter_map(|v| parse_www_authenticate(v).ok())
+        .flatten()
+        .find_map(|c| view(&c))
+}
+
+/// Writes `scheme` and the parameters that have a value, in the order given, each as
+/// a quoted-string.
+fn write_challenge(
+    f: &mut fmt::Formatter<'_>,
+    scheme: &str,
+    params: &[(&str, Option<&str>)],
+) -> fmt::Result {
+    f.write_str(scheme)?;
+    let mut separator = " ";
+    for (name, value) in params {
+        let Some(value) = value else { continue };
+        f.write_str(separator)?;
+        separator = ", ";
+        f.write_str(name)?;
+        f.write_str("=")?;
+        write_quoted(f, value)?;
+    }
+    Ok(())
 }
 
 /// A `WWW-Authenticate` value that does not follow RFC 9110's grammar.
@@ -296,14 +337,11 @@ impl BearerChallenge {
     /// The Bearer view of a parsed challenge, if its scheme is `Bearer`.
     #[must_use]
     pub fn from_challenge(challenge: &Challenge) -> Option<Self> {
-        if !challenge.scheme.eq_ignore_ascii_case("bearer") {
-            return None;
-        }
-        let get = |name| challenge.param(name).map(str::to_owned);
+        let get = challenge.params_of("bearer")?;
         Some(Self {
             realm: get("realm"),
             scope: get("scope"),
-            error: challenge.param("error").map(BearerError::from_wire),
+            error: get("error").as_deref().map(BearerError::from_wire),
             error_description: get("error_description"),
             error_uri: get("error_uri"),
             resource_metadata: get("resource_metadata"),
@@ -313,11 +351,7 @@ impl BearerChallenge {
     /// The first Bearer challenge among the `WWW-Authenticate` values of a response.
     /// Values that do not parse are skipped.
     pub fn find<'a>(header_values: impl IntoIterator<Item = &'a str>) -> Option<Self> {
-        header_values
-            .into_iter()
-            .filter_map(|v| parse_www_authenticate(v).ok())
-            .flatten()
-            .find_map(|c| Self::from_challenge(&c))
+        find_first(header_values, Self::from_challenge)
     }
 
     /// The scopes of the `scope` parameter.
@@ -345,26 +379,18 @@ fn write_quoted(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::Result {
 
 impl fmt::Display for BearerChallenge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Bearer")?;
-        let error = self.error.as_ref().map(BearerError::as_str);
-        let params = [
-            ("realm", self.realm.as_deref()),
-            ("error", error),
-            ("error_description", self.error_description.as_deref()),
-            ("error_uri", self.error_uri.as_deref()),
-            ("scope", self.scope.as_deref()),
-            ("resource_metadata", self.resource_metadata.as_deref()),
-        ];
-        let mut first = true;
-        for (name, value) in params {
-            let Some(value) = value else { continue };
-            f.write_str(if first { " " } else { ", " })?;
-            first = false;
-            f.write_str(name)?;
-            f.write_str("=")?;
-            write_quoted(f, value)?;
-        }
-        Ok(())
+        write_challenge(
+            f,
+            "Bearer",
+            &[
+                ("realm", self.realm.as_deref()),
+                ("error", self.error.as_ref().map(BearerError::as_str)),
+                ("error_description", self.error_description.as_deref()),
+                ("error_uri", self.error_uri.as_deref()),
+                ("scope", self.scope.as_deref()),
+                ("resource_metadata", self.resource_metadata.as_deref()),
+            ],
+        )
     }
 }
 
@@ -387,10 +413,7 @@ impl DpopChallenge {
     /// The DPoP view of a parsed challenge, if its scheme is `DPoP`.
     #[must_use]
     pub fn from_challenge(challenge: &Challenge) -> Option<Self> {
-        if !challenge.scheme.eq_ignore_ascii_case("dpop") {
-            return None;
-        }
-        let get = |name| challenge.param(name).map(str::to_owned);
+        let get = challenge.params_of("dpop")?;
         Some(Self {
             algs: get("algs"),
             scope: get("scope"),
@@ -402,34 +425,23 @@ impl DpopChallenge {
 
     /// The first DPoP challenge among the `WWW-Authenticate` values of a response.
     pub fn find<'a>(header_values: impl IntoIterator<Item = &'a str>) -> Option<Self> {
-        header_values
-            .into_iter()
-            .filter_map(|v| parse_www_authenticate(v).ok())
-            .flatten()
-            .find_map(|c| Self::from_challenge(&c))
+        find_first(header_values, Self::from_challenge)
     }
 }
 
 impl fmt::Display for DpopChallenge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DPoP")?;
-        let params = [
-            ("error", self.error.as_deref()),
-            ("error_description", self.error_description.as_deref()),
-            ("scope", self.scope.as_deref()),
-            ("resource_metadata", self.resource_metadata.as_deref()),
-            ("algs", self.algs.as_deref()),
-        ];
-        let mut first = true;
-        for (name, value) in params {
-            let Some(value) = value else { continue };
-            f.write_str(if first { " " } else { ", " })?;
-            first = false;
-            f.write_str(name)?;
-            f.write_str("=")?;
-            write_quoted(f, value)?;
-        }
-        Ok(())
+        write_challenge(
+            f,
+            "DPoP",
+            &[
+                ("error", self.error.as_deref()),
+                ("error_description", self.error_description.as_deref()),
+                ("scope", self.scope.as_deref()),
+                ("resource_metadata", self.resource_metadata.as_deref()),
+                ("algs", self.algs.as_deref()),
+            ],
+        )
     }
 }
 
