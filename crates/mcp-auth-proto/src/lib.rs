@@ -13,10 +13,12 @@
 //! | [`registration`] | Dynamic client registration | [RFC 7591](https://www.rfc-editor.org/rfc/rfc7591) |
 //! | [`scope`] | Scope sets | [RFC 6749 §3.3](https://www.rfc-editor.org/rfc/rfc6749#section-3.3) |
 //! | [`wellknown`] | Well-known URLs, canonical resource URIs | RFC 8414 §3, RFC 9728 §3, [RFC 8707](https://www.rfc-editor.org/rfc/rfc8707) |
+//! | [`origin`] | Matching an `Origin` against the allowed ones | [RFC 6454](https://www.rfc-editor.org/rfc/rfc6454) |
 //! | [`secret`] | Newtypes for tokens and secrets that never print | |
 
 pub mod challenge;
 pub mod metadata;
+pub mod origin;
 pub mod prm;
 pub mod registration;
 pub mod scope;

@@ -36,11 +36,9 @@ impl OriginPolicy {
             .any(|allowed| allowed.eq_ignore_ascii_case(host))
     }
 
-    /// Whether an `Origin` header value is allowed.
+    /// Whether an `Origin` header value is allowed ([`mcp_auth_proto::origin`]'s rule).
     pub fn origin_allowed(&self, origin: &str) -> bool {
-        self.origins
-            .iter()
-            .any(|allowed| allowed.eq_ignore_ascii_case(origin.trim()))
+        mcp_auth_proto::origin::origin_allowed(&self.origins, origin)
     }
 }
 

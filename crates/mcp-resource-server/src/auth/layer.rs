@@ -478,11 +478,13 @@ fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Whether `Origin` (if any) is allowed; state-changing methods must send one.
-pub fn origin_allowed(method: &Method, headers: &HeaderMap, allowed: &[String]) -> bool {
+/// Whether a cookie-authenticated request may go on as far as its `Origin` goes: one that
+/// sends an `Origin` must name an allowed one ([`mcp_auth_proto::origin`]'s rule), and
+/// state-changing methods must send one.
+pub fn cookie_origin_allowed(method: &Method, headers: &HeaderMap, allowed: &[String]) -> bool {
     match headers.get(header::ORIGIN).map(|v| v.to_str()) {
         None => matches!(*method, Method::GET | Method::HEAD),
-        Some(Ok(origin)) => allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)),
+        Some(Ok(origin)) => mcp_auth_proto::origin::origin_allowed(allowed, origin),
         Some(Err(_)) => false,
     }
 }
@@ -553,7 +555,7 @@ impl Settings {
         let Some(lookup) = cookies.sessions.find(headers) else {
             return Err(Error::MissingCredentials);
         };
-        if !origin_allowed(method, headers, &cookies.allowed_origins) {
+        if !cookie_origin_allowed(method, headers, &cookies.allowed_origins) {
             tracing::info!("refused a cookie-authenticated request without an allowed Origin");
             return Err(Error::OriginNotAllowed);
         }
@@ -756,17 +758,17 @@ mod tests {
     fn origins() {
         let allowed = vec!["http://localhost:3001".to_string()];
         let mut h = HeaderMap::new();
-        assert!(origin_allowed(&Method::GET, &h, &allowed));
-        assert!(!origin_allowed(&Method::POST, &h, &allowed));
+        assert!(cookie_origin_allowed(&Method::GET, &h, &allowed));
+        assert!(!cookie_origin_allowed(&Method::POST, &h, &allowed));
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://localhost:3001"),
         );
-        assert!(origin_allowed(&Method::POST, &h, &allowed));
+        assert!(cookie_origin_allowed(&Method::POST, &h, &allowed));
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://evil.example"),
         );
-        assert!(!origin_allowed(&Method::GET, &h, &allowed));
+        assert!(!cookie_origin_allowed(&Method::GET, &h, &allowed));
     }
 }
