@@ -28,7 +28,7 @@ pub async fn id_token(issuer: &str, path: &Path) -> anyhow::Result<String> {
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let (challenge, verifier) = mcp_auth_client::pkce::new_pair();
-    let state = mcp_auth_client::pkce::new_state();
+    let state = mcp_auth_client::random::unguessable();
     let mut url = Url::parse(&format!("{issuer}/auth"))?;
     url.query_pairs_mut()
         .append_pair("client_id", CLIENT_ID)

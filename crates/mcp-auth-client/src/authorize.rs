@@ -162,7 +162,7 @@ pub async fn authorize(
     let dpop = crate::grants::dpop_key(trace, cache, options, discovered, &client)?;
 
     let (challenge, verifier) = pkce::new_pair();
-    let state = pkce::new_state();
+    let state = crate::random::unguessable();
     let mut url = as_.authorization_endpoint.clone();
     {
         let mut q = url.query_pairs_mut();

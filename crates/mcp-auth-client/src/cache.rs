@@ -293,7 +293,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!(
         ".{file_name}.{}.{}.tmp",
         std::process::id(),
-        crate::pkce::new_state()
+        crate::random::unguessable()
     ));
     let result = (|| -> std::io::Result<()> {
         let mut opts = fs::OpenOptions::new();

@@ -40,6 +40,7 @@ pub mod http;
 pub mod loopback;
 pub mod mcp;
 pub mod pkce;
+pub mod random;
 pub mod registration;
 pub mod session;
 pub mod token;

@@ -1,10 +1,8 @@
-//! PKCE (RFC 7636) with S256, and the `state` value.
-//!
-//! Both come from the oauth2 crate: a 32-byte random verifier (43 base64url characters)
-//! whose SHA-256 is the challenge, and a random 16-byte `state`. The verifier is not
-//! `Clone` and prints as `[redacted]`.
+//! PKCE (RFC 7636) with S256, from the oauth2 crate: a 32-byte random verifier (43
+//! base64url characters) whose SHA-256 is the challenge. The verifier is not `Clone` and
+//! prints as `[redacted]`. The `state` sent beside it is [`crate::random::unguessable`].
 
-pub use oauth2::{CsrfToken, PkceCodeVerifier};
+pub use oauth2::PkceCodeVerifier;
 
 /// A fresh PKCE pair: the `code_challenge` to send with the authorization request and
 /// the verifier to send with the token request.
@@ -12,12 +10,6 @@ pub use oauth2::{CsrfToken, PkceCodeVerifier};
 pub fn new_pair() -> (String, PkceCodeVerifier) {
     let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
     (challenge.as_str().to_owned(), verifier)
-}
-
-/// A fresh `state` value.
-#[must_use]
-pub fn new_state() -> String {
-    CsrfToken::new_random().secret().clone()
 }
 
 #[cfg(test)]
@@ -44,6 +36,5 @@ mod tests {
                 .len(),
             32
         );
-        assert_ne!(new_state(), new_state());
     }
 }

@@ -281,7 +281,7 @@ async fn every_method(ctx: &Context, post: &Reply, f: &mut Findings, trace: &Tra
 
 async fn invalid_token(ctx: &Context, f: &mut Findings, trace: &Trace) {
     let id = CheckId::TokenInvalid;
-    let bogus = format!("mcp-audit-invalid-{}", crate::pkce::new_state());
+    let bogus = format!("mcp-audit-invalid-{}", crate::random::unguessable());
     let req = mcp_post(ctx, &ctx.server, &initialize_body()).bearer_auth(&bogus);
     let reply = match ctx.probe.send(req, true).await {
         Ok(r) => r,
@@ -349,7 +349,7 @@ pub(super) async fn unsigned_token(ctx: &Context, f: &mut Findings, trace: &Trac
         "scope": scope,
         "iat": now,
         "exp": now + 300,
-        "jti": crate::pkce::new_state(),
+        "jti": crate::random::unguessable(),
     });
     let enc = |v: &serde_json::Value| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
