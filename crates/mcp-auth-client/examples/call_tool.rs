@@ -17,7 +17,7 @@ use mcp_auth_client::cache::Cache;
 use mcp_auth_client::mcp::sse::SseAuth;
 use mcp_auth_client::registration::ClientConfig;
 use mcp_auth_client::trace::{Trace, Verbosity};
-use mcp_auth_client::{Session, SessionOptions, TransportChoice};
+use mcp_auth_client::{ConnectionOptions, McpConnection, TransportChoice};
 use mcp_auth_proto::scope::Scopes;
 use serde_json::json;
 
@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let server = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "http://localhost:3001/mcp".into());
-    let options = SessionOptions {
+    let options = ConnectionOptions {
         server_url: server.parse()?,
         transport: TransportChoice::Auto,
         sse_auth: SseAuth::Bearer,
@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
         refresh_margin_secs: 60,
     };
     let cache = Cache::new(std::env::temp_dir().join("mcp-client-example"));
-    let mut session = Session::new(options, Trace::stderr(Verbosity::Normal), cache)?;
+    let mut session = McpConnection::new(options, Trace::stderr(Verbosity::Normal), cache)?;
     session.connect().await?;
     let result = session
         .call_tool("calculator", json!({"operation": "add", "a": 2, "b": 3}))

@@ -25,12 +25,12 @@ use crate::audience::{AllowedAudience, AudiencePolicy};
 use crate::audit::{AuditOptions, LoginOptions};
 use crate::authorize::{AuthorizeOptions, Interaction};
 use crate::cache::Cache;
+use crate::connection::{ConnectionOptions, McpConnection, TransportChoice};
 use crate::dpop::{DpopAlg, DpopPolicy};
 use crate::grants::assertion::ClientKey;
 use crate::grants::{Grant, IdJagConfig};
 use crate::mcp::sse::SseAuth;
 use crate::registration::{ClientConfig, TokenAuthMethod};
-use crate::session::{Session, SessionOptions, TransportChoice};
 use crate::trace::{Trace, Verbosity, describe_token, jwt_claims};
 
 /// Try OAuth for MCP against any MCP server: discover, authorize, then list and call tools.
@@ -453,7 +453,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Tools { url } => {
             let url = server_url(o, url.as_deref())?;
-            let mut session = Session::new(session_options(o, url)?, trace, cache)?;
+            let mut session = McpConnection::new(connection_options(o, url)?, trace, cache)?;
             session.connect().await?;
             let tools = session.list_tools().await?;
             print_tools(o.json, &tools);
@@ -462,7 +462,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Call { words } => {
             let (url, tool, args) = split_call(o, words)?;
-            let mut session = Session::new(session_options(o, url)?, trace, cache)?;
+            let mut session = McpConnection::new(connection_options(o, url)?, trace, cache)?;
             session.connect().await?;
             let result = session.call_tool(&tool, args).await?;
             session.close().await;
@@ -474,7 +474,8 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check { url } => {
             let url = server_url(o, url.as_deref())?;
-            let mut session = Session::new(session_options(o, url)?, trace.clone(), cache)?;
+            let mut session =
+                McpConnection::new(connection_options(o, url)?, trace.clone(), cache)?;
             session.connect().await?;
             let tools = session.list_tools().await?;
             print_tools(o.json, &tools);
@@ -497,7 +498,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Login { url } => {
             let url = server_url(o, url.as_deref())?;
-            let mut session = Session::new(session_options(o, url)?, trace, cache)?;
+            let mut session = McpConnection::new(connection_options(o, url)?, trace, cache)?;
             session.connect().await?;
             match session.tokens() {
                 Some(t) => out!(
@@ -516,7 +517,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut options = AuditOptions::new(url.clone());
             options.timeout = Duration::from_secs(args.timeout.max(1));
             if args.login {
-                let session = session_options(o, url)?;
+                let session = connection_options(o, url)?;
                 let tool = match &args.tool {
                     Some(t) => Some((t.clone(), parse_arguments(&[args.tool_args.as_str()])?)),
                     None => None,
@@ -628,7 +629,7 @@ pub fn parse_arguments(words: &[&str]) -> anyhow::Result<Value> {
     Ok(Value::Object(map))
 }
 
-fn session_options(o: &Options, server_url: Url) -> anyhow::Result<SessionOptions> {
+fn connection_options(o: &Options, server_url: Url) -> anyhow::Result<ConnectionOptions> {
     let mut extra = Scopes::default();
     for s in &o.scopes {
         for part in s.split([',', ' ']).filter(|p| !p.is_empty()) {
@@ -687,7 +688,7 @@ fn session_options(o: &Options, server_url: Url) -> anyhow::Result<SessionOption
     if let Some(issuer) = o.client_issuer.as_deref().filter(|i| !i.is_empty()) {
         parse_url(issuer).map_err(|e| anyhow::anyhow!("--client-issuer: {e}"))?;
     }
-    Ok(SessionOptions {
+    Ok(ConnectionOptions {
         server_url,
         transport: match o.transport {
             TransportArg::Auto => TransportChoice::Auto,

@@ -14,7 +14,7 @@
 //!    [`dpop`]: DPoP-bound tokens (RFC 9449) and [`credential`]: how a token goes on a
 //!    request; [`audience`]: which tokens may go to which server; [`cache`]: tokens
 //!    (and DPoP keys) on disk, owner-only;
-//! 5. [`session`]: MCP over Streamable HTTP or legacy SSE ([`mcp`]), with refresh on
+//! 5. [`connection`]: MCP over Streamable HTTP or legacy SSE ([`mcp`]), with refresh on
 //!    401 and step-up on 403 `insufficient_scope`;
 //! 6. [`trace`]: the readable account of all of the above.
 //!
@@ -28,6 +28,7 @@ pub mod audit;
 pub mod authorize;
 pub mod cache;
 pub mod cli;
+pub mod connection;
 pub mod credential;
 pub mod device;
 pub mod diagram;
@@ -42,9 +43,8 @@ pub mod mcp;
 pub mod pkce;
 pub mod random;
 pub mod registration;
-pub mod session;
 pub mod token;
 pub mod trace;
 
+pub use connection::{ConnectionOptions, McpConnection, TransportChoice};
 pub use error::ClientError;
-pub use session::{Session, SessionOptions, TransportChoice};

@@ -10,7 +10,7 @@ use std::{
 use anyhow::Context;
 use dev_idp::{DevIdp, DexConfig, Features, IdpConfig};
 use mcp_auth_client::{
-    Session, SessionOptions, TransportChoice,
+    ConnectionOptions, McpConnection, TransportChoice,
     audience::AudiencePolicy,
     authorize::{AuthorizeOptions, Interaction},
     cache::Cache,
@@ -128,7 +128,7 @@ pub async fn start_dev_idp(host: &str, path: &str, features: Features) -> anyhow
 /// The project's client, as a library: a session plus the trace it wrote.
 pub struct ProjectClient {
     /// The session.
-    pub session: Session,
+    pub session: McpConnection,
     trace: Arc<Mutex<Vec<u8>>>,
 }
 
@@ -153,10 +153,10 @@ impl ProjectClient {
         server_url: &str,
         transport: TransportChoice,
         refresh_margin_secs: i64,
-    ) -> anyhow::Result<SessionOptions> {
+    ) -> anyhow::Result<ConnectionOptions> {
         let server_url =
             Url::parse(server_url).with_context(|| format!("server URL {server_url}"))?;
-        Ok(SessionOptions {
+        Ok(ConnectionOptions {
             server_url,
             transport,
             sse_auth: SseAuth::Bearer,
@@ -181,9 +181,9 @@ impl ProjectClient {
     }
 
     /// A session with `options`, its token cache in `cache_dir`, and a captured trace.
-    pub fn with_options(options: SessionOptions, cache_dir: &Path) -> anyhow::Result<Self> {
+    pub fn with_options(options: ConnectionOptions, cache_dir: &Path) -> anyhow::Result<Self> {
         let (trace, buffer) = Trace::capture(Verbosity::Verbose);
-        let session = Session::new(options, trace, Cache::new(cache_dir))?;
+        let session = McpConnection::new(options, trace, Cache::new(cache_dir))?;
         Ok(Self {
             session,
             trace: buffer,

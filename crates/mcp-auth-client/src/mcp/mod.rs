@@ -5,7 +5,7 @@
 //! step-up, the legacy SSE transport may authenticate with a session cookie), and rmcp's
 //! client no longer has the legacy HTTP+SSE transport. So the transports here only carry
 //! messages and report a refusal ([`Outcome::Refused`]) with the server's challenge; the
-//! session (`session.rs`) decides what to do about it.
+//! connection (`connection.rs`) decides what to do about it.
 
 pub mod event_stream;
 pub mod jsonrpc;

@@ -7,15 +7,18 @@ use std::time::Duration;
 use mcp_auth_client::cache::Cache;
 use mcp_auth_client::mcp::sse::SseAuth;
 use mcp_auth_client::trace::{Trace, Verbosity};
-use mcp_auth_client::{ClientError, Session, SessionOptions};
+use mcp_auth_client::{ClientError, ConnectionOptions, McpConnection};
 use tokio::net::TcpListener;
 use url::Url;
 
 use crate::support::{options, session, text};
 
-/// `Session::new`, which sends nothing: the URL checks happen there.
-fn new_session(options: SessionOptions, dir: &std::path::Path) -> Result<Session, ClientError> {
-    Session::new(options, Trace::capture(Verbosity::Quiet).0, Cache::new(dir))
+/// `McpConnection::new`, which sends nothing: the URL checks happen there.
+fn new_session(
+    options: ConnectionOptions,
+    dir: &std::path::Path,
+) -> Result<McpConnection, ClientError> {
+    McpConnection::new(options, Trace::capture(Verbosity::Quiet).0, Cache::new(dir))
 }
 
 /// Whether a connection arrives at `listener` within a short while.

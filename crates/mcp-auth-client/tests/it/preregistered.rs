@@ -12,7 +12,7 @@ use crate::support::{Mock, MockConfig, options, session, text};
 const SECRET: &str = "s3cr3t-of-the-pre-registered-client";
 
 /// Options of a confidential pre-registered client for `server`.
-fn confidential(server: &str, issuer: Option<&str>) -> mcp_auth_client::SessionOptions {
+fn confidential(server: &str, issuer: Option<&str>) -> mcp_auth_client::ConnectionOptions {
     let mut o = options(server);
     o.authorize.client.client_id = Some("mcp-client".into());
     o.authorize.client.client_secret = Some(ClientSecret::new(SECRET));

@@ -23,7 +23,7 @@ use mcp_auth_client::cache::Cache;
 use mcp_auth_client::mcp::sse::SseAuth;
 use mcp_auth_client::registration::ClientConfig;
 use mcp_auth_client::trace::{Trace, Verbosity};
-use mcp_auth_client::{Session, SessionOptions, TransportChoice};
+use mcp_auth_client::{ConnectionOptions, McpConnection, TransportChoice};
 use mcp_auth_proto::Scopes;
 use serde_json::{Value, json};
 use url::Url;
@@ -564,9 +564,9 @@ async fn mcp(State(s): State<AppState>, headers: HeaderMap, body: String) -> Res
     axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
 }
 
-/// Session options for a headless client of `server_url`.
-pub fn options(server_url: &str) -> SessionOptions {
-    SessionOptions {
+/// McpConnection options for a headless client of `server_url`.
+pub fn options(server_url: &str) -> ConnectionOptions {
+    ConnectionOptions {
         server_url: Url::parse(server_url).unwrap(),
         transport: TransportChoice::Auto,
         sse_auth: SseAuth::Bearer,
@@ -591,9 +591,12 @@ pub fn options(server_url: &str) -> SessionOptions {
 }
 
 /// A headless session and the buffer its trace goes to.
-pub fn session(options: SessionOptions, cache_dir: &Path) -> (Session, Arc<Mutex<Vec<u8>>>) {
+pub fn session(
+    options: ConnectionOptions,
+    cache_dir: &Path,
+) -> (McpConnection, Arc<Mutex<Vec<u8>>>) {
     let (trace, buf) = Trace::capture(Verbosity::Verbose);
-    let session = Session::new(options, trace, Cache::new(cache_dir)).unwrap();
+    let session = McpConnection::new(options, trace, Cache::new(cache_dir)).unwrap();
     (session, buf)
 }
 

@@ -1,12 +1,13 @@
-//! An authorized MCP session: where transports, tokens and the OAuth flow meet.
+//! [`McpConnection`]: a connection to one MCP server that gets itself authorized, where
+//! transports, tokens and the OAuth flow meet.
 //!
-//! Every operation goes through one loop ([`Session::with_auth`]):
+//! Every operation goes through one loop ([`McpConnection::with_auth`]):
 //! - before sending, an access token about to expire is refreshed;
 //! - 401: refresh once if there is a refresh token (the new refresh token replaces the old
 //!   one when the AS rotates it), else (or if that fails) discover and authorize;
 //! - 403 `insufficient_scope`: step-up, i.e. authorize again with the challenged scopes
 //!   added to the current ones;
-//! - at most [`SessionOptions::max_authorizations`] (3) authorizations in the whole
+//! - at most [`ConnectionOptions::max_authorizations`] (3) authorizations in the whole
 //!   session, whatever the number of operations: one budget for a run of `mcp-client`,
 //!   so a server that refuses every tool cannot send the user to the authorization
 //!   server again and again.
@@ -18,7 +19,7 @@
 //!
 //! # Security
 //! A session refuses a plain `http://` server URL whose host is not a loopback address
-//! before it sends anything (unless [`SessionOptions::allow_insecure_http`]): the bearer
+//! before it sends anything (unless [`ConnectionOptions::allow_insecure_http`]): the bearer
 //! token would cross the network readable by anyone on the path. With the legacy
 //! transport's cookie, the session URL must be on the server's origin, the only place
 //! the token goes.
@@ -63,7 +64,7 @@ pub enum TransportChoice {
 
 /// Options of a session.
 #[derive(Debug, Clone)]
-pub struct SessionOptions {
+pub struct ConnectionOptions {
     /// The MCP server URL.
     pub server_url: Url,
     /// Which transport.
@@ -126,9 +127,11 @@ enum ToolHeaders {
     Invalid(String),
 }
 
-/// An MCP session with authorization handled.
-pub struct Session {
-    options: SessionOptions,
+/// A connection to one MCP server with authorization handled: it discovers, authorizes,
+/// refreshes and steps up as the server's answers require, over either transport. (Not
+/// an MCP session: the server may or may not give it an `Mcp-Session-Id`.)
+pub struct McpConnection {
+    options: ConnectionOptions,
     trace: Trace,
     cache: Cache,
     oauth_http: reqwest::Client,
@@ -148,18 +151,18 @@ pub struct Session {
     tools: std::collections::HashMap<String, ToolHeaders>,
 }
 
-impl std::fmt::Debug for Session {
+impl std::fmt::Debug for McpConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session")
+        f.debug_struct("McpConnection")
             .field("server", &self.server_key)
             .field("has_tokens", &self.tokens.is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl Session {
+impl McpConnection {
     /// A session (not yet connected), with the cached tokens of this server if any.
-    pub fn new(options: SessionOptions, trace: Trace, cache: Cache) -> Result<Self> {
+    pub fn new(options: ConnectionOptions, trace: Trace, cache: Cache) -> Result<Self> {
         check_transport_security(&options, &trace)?;
         let server_key = canonical_resource(&options.server_url).map_err(|e| {
             ClientError::Config(format!(
@@ -276,7 +279,7 @@ impl Session {
     }
 
     /// How many authorizations this session started in all (its budget is
-    /// [`SessionOptions::max_authorizations`]).
+    /// [`ConnectionOptions::max_authorizations`]).
     #[must_use]
     pub fn authorizations(&self) -> u32 {
         self.authorizations_total
@@ -1138,7 +1141,7 @@ impl Session {
 
 /// Refuses, before any request, a server URL that would carry the token in clear text
 /// over a network, and a cookie session URL on another origin than the server.
-fn check_transport_security(options: &SessionOptions, trace: &Trace) -> Result<()> {
+fn check_transport_security(options: &ConnectionOptions, trace: &Trace) -> Result<()> {
     let url = &options.server_url;
     if !is_loopback_or_https(url) {
         if !options.allow_insecure_http {
