@@ -10,6 +10,24 @@
 //! `400 use_dpop_nonce` with a `DPoP-Nonce` header is answered by one retry with the nonce
 //! (RFC 9449 §8), and the response's `token_type` must then be `DPoP` (or `Bearer`, when
 //! the server chose not to bind the token).
+//!
+//! Why not the oauth2 crate's request builders (`exchange_code(..).add_extra_param(
+//! "resource", ..)`), when PKCE and the random values already come from it: its builders
+//! do the form and the Basic header, which is the 20 lines of `post` that would go, and
+//! everything else would have to be put back around them. A DPoP proof is made per
+//! request for its method, URL and nonce, and the one `use_dpop_nonce` retry needs the
+//! `DPoP-Nonce` header of the error response; the builders have no per-request header
+//! and their `RequestTokenError` keeps the body but not the headers, so both would move
+//! into a custom `AsyncHttpClient` that rewrites requests and remembers responses, where
+//! the retry no longer reads as one. That custom client would be needed anyway: oauth2
+//! 5's reqwest integration is built on reqwest 0.12 and this workspace uses 0.13, and the
+//! recorded send of the sequence diagram, the body limit ([`limits::TOKEN`]) and the
+//! shared HTTP client with its timeouts all live at that seam. `private_key_jwt` is not
+//! one of oauth2's `AuthType`s and would still be extra parameters; its
+//! `StandardTokenResponse` would be converted into [`TokenResponse`], whose token
+//! newtypes never print; and it refuses a response whose `Content-Type` is not
+//! `application/json`, which this client reads all the same. The swap would trade a
+//! readable loop for the same code spread over an adapter, so the requests stay here.
 
 use base64::Engine;
 use mcp_auth_proto::{ErrorResponse, RefreshToken, TokenResponse};
