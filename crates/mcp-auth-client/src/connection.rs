@@ -456,6 +456,10 @@ impl McpConnection {
                 self,
                 format!("server/discover -> not a JSON-RPC reply ({reason})"),
             ),
+            Err(ClientError::MalformedJson { source, .. }) => legacy(
+                self,
+                format!("server/discover -> not a JSON-RPC reply ({source})"),
+            ),
             Err(e) => Err(e),
         }
     }

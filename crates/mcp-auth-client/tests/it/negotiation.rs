@@ -421,6 +421,41 @@ async fn falls_back_to_a_2025_03_26_server() {
     assert_eq!(all[1].params["protocolVersion"], "2025-11-25");
 }
 
+/// The 2025-03-26 mock, except that `server/discover` is answered 200 with a body
+/// that is not JSON at all, as some older servers answer an unknown method.
+async fn garbled_discover(state: State<Log>, headers: HeaderMap, body: String) -> Response {
+    if body.contains("\"server/discover\"") {
+        return (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            "<not json>",
+        )
+            .into_response();
+    }
+    legacy_2025_03_26(state, headers, body).await
+}
+
+#[tokio::test]
+async fn falls_back_when_discover_is_not_json() {
+    let log = Log::default();
+    let (url, _task) = serve(
+        Router::new()
+            .route("/mcp", post(garbled_discover))
+            .with_state(log.clone()),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, buf) = session(options(&url), dir.path());
+    s.connect()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", text(&buf)));
+    assert_eq!(s.protocol_version(), Some("2025-03-26"), "{}", text(&buf));
+    assert!(
+        text(&buf).contains("server/discover -> not a JSON-RPC reply"),
+        "{}",
+        text(&buf)
+    );
+}
+
 #[tokio::test]
 async fn falls_back_with_the_project_resource_server() {
     let servers = crate::project::start().await;
