@@ -466,14 +466,7 @@ impl McpConnection {
 
     async fn initialize(&mut self) -> Result<()> {
         let result = self
-            .request(
-                "initialize",
-                Some(json!({
-                    "protocolVersion": LATEST_PROTOCOL_VERSION,
-                    "capabilities": {},
-                    "clientInfo": {"name": "mcp-client", "version": env!("CARGO_PKG_VERSION")}
-                })),
-            )
+            .request("initialize", Some(jsonrpc::initialize_params()))
             .await?;
         let version = result
             .get("protocolVersion")
@@ -515,7 +508,7 @@ impl McpConnection {
         let mut tools = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let params = cursor.as_ref().map(|c| json!({"cursor": c}));
+            let params = jsonrpc::list_tools_params(cursor.as_deref());
             let result = self.request("tools/list", params).await?;
             if let Some(list) = result.get("tools").and_then(Value::as_array) {
                 tools.extend(list.iter().cloned());
@@ -558,7 +551,7 @@ impl McpConnection {
     /// `Mcp-Param-*` headers (the tools are listed first if they were not), and a tool
     /// left out for a malformed definition is not called.
     pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Result<Value> {
-        let params = json!({"name": name, "arguments": arguments});
+        let params = jsonrpc::call_tool_params(name, &arguments);
         if !matches!(self.era, Era::Modern(_)) {
             return self.request("tools/call", Some(params)).await;
         }

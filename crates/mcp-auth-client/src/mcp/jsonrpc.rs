@@ -29,6 +29,28 @@ pub fn notification(method: &str, params: Option<Value>) -> Value {
     m
 }
 
+/// The `params` of `initialize`: this client's name and version, no capabilities.
+#[must_use]
+pub fn initialize_params() -> Value {
+    json!({
+        "protocolVersion": LATEST_PROTOCOL_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": "mcp-client", "version": env!("CARGO_PKG_VERSION")}
+    })
+}
+
+/// The `params` of `tools/list`: none for the first page, the cursor for the next ones.
+#[must_use]
+pub fn list_tools_params(cursor: Option<&str>) -> Option<Value> {
+    cursor.map(|c| json!({"cursor": c}))
+}
+
+/// The `params` of `tools/call`.
+#[must_use]
+pub fn call_tool_params(name: &str, arguments: &Value) -> Value {
+    json!({"name": name, "arguments": arguments})
+}
+
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RpcError {
@@ -110,6 +132,28 @@ pub fn find_response(msg: &Value, id: u64) -> Option<Result<Value, RpcError>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_params_as_on_the_wire() {
+        assert_eq!(
+            initialize_params(),
+            json!({
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "mcp-client", "version": env!("CARGO_PKG_VERSION")}
+            })
+        );
+        assert_eq!(list_tools_params(None), None);
+        assert_eq!(list_tools_params(Some("p2")), Some(json!({"cursor": "p2"})));
+        assert_eq!(
+            call_tool_params("echo", &json!({"text": "hi", "n": 2})),
+            json!({"name": "echo", "arguments": {"text": "hi", "n": 2}})
+        );
+        assert_eq!(
+            call_tool_params("echo", &json!({})),
+            json!({"name": "echo", "arguments": {}})
+        );
+    }
 
     #[test]
     fn classifies_messages() {
