@@ -551,7 +551,7 @@ impl McpConnection {
     /// `Mcp-Param-*` headers (the tools are listed first if they were not), and a tool
     /// left out for a malformed definition is not called.
     pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Result<Value> {
-        let params = jsonrpc::call_tool_params(name, &arguments);
+        let params = jsonrpc::call_tool_params(name, &arguments)?;
         if !matches!(self.era, Era::Modern(_)) {
             return self.request("tools/call", Some(params)).await;
         }

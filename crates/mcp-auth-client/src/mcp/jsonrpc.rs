@@ -3,8 +3,21 @@
 //! Just enough to build requests and notifications and to sort what comes back:
 //! a response to one of our requests, or a request or notification from the server
 //! (which this client does not serve; they are shown in the trace and skipped).
+//!
+//! The `params` of the requests this client makes are rmcp's model types
+//! (`rmcp::model`, without rmcp's client or server side). The envelope and the results
+//! stay `serde_json::Value`: the envelope carries whatever method the caller names, and
+//! results are read leniently (a server that leaves out a required member of
+//! `InitializeResult` or a tool's `inputSchema` is still understood), where rmcp's
+//! result types would refuse the whole message.
 
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, Implementation, InitializeRequestParams,
+    PaginatedRequestParams, ProtocolVersion,
+};
 use serde_json::{Value, json};
+
+use crate::error::{ClientError, Result};
 
 /// The protocol version this client asks for first.
 pub const LATEST_PROTOCOL_VERSION: &str = "2025-11-25";
@@ -32,23 +45,42 @@ pub fn notification(method: &str, params: Option<Value>) -> Value {
 /// The `params` of `initialize`: this client's name and version, no capabilities.
 #[must_use]
 pub fn initialize_params() -> Value {
-    json!({
-        "protocolVersion": LATEST_PROTOCOL_VERSION,
-        "capabilities": {},
-        "clientInfo": {"name": "mcp-client", "version": env!("CARGO_PKG_VERSION")}
-    })
+    let params = InitializeRequestParams::new(
+        ClientCapabilities::default(),
+        Implementation::new("mcp-client", env!("CARGO_PKG_VERSION")),
+    )
+    .with_protocol_version(ProtocolVersion::V_2025_11_25);
+    to_value(&params)
 }
 
 /// The `params` of `tools/list`: none for the first page, the cursor for the next ones.
 #[must_use]
 pub fn list_tools_params(cursor: Option<&str>) -> Option<Value> {
-    cursor.map(|c| json!({"cursor": c}))
+    let cursor = cursor?.to_owned();
+    Some(to_value(
+        &PaginatedRequestParams::default().with_cursor(Some(cursor)),
+    ))
 }
 
 /// The `params` of `tools/call`.
-#[must_use]
-pub fn call_tool_params(name: &str, arguments: &Value) -> Value {
-    json!({"name": name, "arguments": arguments})
+///
+/// # Errors
+/// [`ClientError::Config`] when `arguments` is not a JSON object, which is all
+/// `tools/call` takes.
+pub fn call_tool_params(name: &str, arguments: &Value) -> Result<Value> {
+    let Value::Object(arguments) = arguments else {
+        return Err(ClientError::Config(format!(
+            "the arguments of the tool {name} must be a JSON object, not {arguments}"
+        )));
+    };
+    let params = CallToolRequestParams::new(name.to_owned()).with_arguments(arguments.clone());
+    Ok(to_value(&params))
+}
+
+/// A model type as JSON. Serialising these types (strings, maps, derived `Serialize`)
+/// cannot fail.
+fn to_value(params: &impl serde::Serialize) -> Value {
+    serde_json::to_value(params).unwrap_or_default()
 }
 
 /// A JSON-RPC error object.
@@ -143,16 +175,24 @@ mod tests {
                 "clientInfo": {"name": "mcp-client", "version": env!("CARGO_PKG_VERSION")}
             })
         );
+        assert_eq!(
+            initialize_params()["protocolVersion"],
+            LATEST_PROTOCOL_VERSION
+        );
         assert_eq!(list_tools_params(None), None);
         assert_eq!(list_tools_params(Some("p2")), Some(json!({"cursor": "p2"})));
         assert_eq!(
-            call_tool_params("echo", &json!({"text": "hi", "n": 2})),
+            call_tool_params("echo", &json!({"text": "hi", "n": 2})).unwrap(),
             json!({"name": "echo", "arguments": {"text": "hi", "n": 2}})
         );
         assert_eq!(
-            call_tool_params("echo", &json!({})),
+            call_tool_params("echo", &json!({})).unwrap(),
             json!({"name": "echo", "arguments": {}})
         );
+        assert!(matches!(
+            call_tool_params("echo", &json!(["a"])),
+            Err(ClientError::Config(_))
+        ));
     }
 
     #[test]
