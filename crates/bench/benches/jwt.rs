@@ -5,7 +5,7 @@
 
 use std::hint::black_box;
 
-use bench::{keys::KeyAlg, verify::VerifyFixture};
+use bench::{jwt_verify::VerifyFixture, keys::KeyAlg};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn verification(c: &mut Criterion) {

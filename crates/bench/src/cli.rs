@@ -91,17 +91,17 @@ pub struct HarnessArgs {
 /// The cases of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Case {
-    /// Targets 1-3, 5 and 8: wrk against both servers (and DPoP-bound requests at
-    /// ours), then the key rotation burst.
+    /// HTTP load against both servers (and DPoP-bound requests at ours), then the key
+    /// rotation burst (T1-T3, T5, T8).
     Http,
-    /// Target 4: SSE streams held open.
+    /// SSE streams held open (T4).
     Sse,
-    /// Target 6: the client against the TypeScript SDK client.
+    /// The client against the TypeScript SDK client (T6).
     Client,
-    /// Targets 7 and 9: JWT verification timings, the DPoP replay cache's memory.
+    /// JWT verification timings and the DPoP replay cache's memory (T7, T9).
     Jwt,
-    /// Targets 10-12: three instances behind nginx sharing Redis (`redis-server` and
-    /// `nginx` on PATH).
+    /// Three instances behind nginx sharing Redis, `redis-server` and `nginx` on PATH
+    /// (T10-T12).
     Scale,
 }
 

@@ -37,7 +37,7 @@ use serde_json::json;
 
 use crate::{
     authz::{AuthServer, TokenSpec, unix_now},
-    load::{self, Row, Target, Wrk},
+    http_load::{self, Row, Target, Wrk},
     procs::{self, ResourceServerOptions, Server},
 };
 use mcp_resource_server::auth::{dpop::access_token_hash, replay::ReplayCache};
@@ -306,7 +306,7 @@ impl DpopTarget {
             token: Some(self.token.clone()),
             expect_text,
         };
-        let row = load::measure(&wrk, CASE_DPOP, &target, connections, duration).await;
+        let row = http_load::measure(&wrk, CASE_DPOP, &target, connections, duration).await;
         self.clean(wrk.threads);
         row
     }

@@ -14,13 +14,14 @@ use crate::{
     authz::AuthServer,
     chart::{self, Series},
     cli::{Case, HarnessArgs},
-    client::{self, median},
+    client_flow::{self, median},
     dpop,
+    http_load::{self, CASE_NO_TOKEN, CASE_TOOLS_CALL, Row, Target, Wrk},
+    jwt_verify, key_rotation,
     keys::KeyAlg,
-    load::{self, CASE_NO_TOKEN, CASE_TOOLS_CALL, Row, Target, Wrk},
     procs::{self, ResourceServerOptions, Server},
     report::{Report, Status, Verdict},
-    rotation, scale, sse, verify,
+    scale, sse_streams,
     wrk::{self, LoadResult, WrkCpu},
 };
 
@@ -363,7 +364,7 @@ pub async fn run(args: HarnessArgs) -> anyhow::Result<ExitCode> {
     // Build what the client case runs first, so no compilation overlaps a measurement.
     let client_bin = if settings.runs(Case::Client) {
         eprintln!("bench: building mcp-client and dev-idp");
-        Some(client::build_binaries(&repo).await)
+        Some(client_flow::build_binaries(&repo).await)
     } else {
         None
     };
@@ -407,7 +408,7 @@ pub async fn run(args: HarnessArgs) -> anyhow::Result<ExitCode> {
         eprintln!("bench: client");
         let result = match bin {
             Ok(bin) => {
-                client::run(&repo, &bin, &settings.out_dir, &node, settings.client_runs).await
+                client_flow::run(&repo, &bin, &settings.out_dir, &node, settings.client_runs).await
             }
             Err(error) => Err(error),
         };
@@ -420,7 +421,7 @@ pub async fn run(args: HarnessArgs) -> anyhow::Result<ExitCode> {
     if settings.runs(Case::Jwt) {
         eprintln!("bench: JWT verification");
         let budget = settings.verify_budget;
-        match tokio::task::spawn_blocking(move || verify::time_all(budget)).await {
+        match tokio::task::spawn_blocking(move || jwt_verify::time_all(budget)).await {
             Ok(Ok(times)) => report.verify = times,
             Ok(Err(error)) => report.broken.push(format!("JWT verification: {error:#}")),
             Err(error) => report.broken.push(format!("JWT verification: {error}")),
@@ -511,7 +512,7 @@ async fn http_cases(
 
     // Every server gets the same request, token included: those with authorization
     // off ignore it, so the comparison is of the work done, not of bytes sent.
-    let rs_token = load::token_for(auth, &rs);
+    let rs_token = http_load::token_for(auth, &rs);
     let targets = [
         Target {
             server: &rs,
@@ -520,7 +521,7 @@ async fn http_cases(
         },
         Target {
             server: &ts,
-            token: Some(load::token_for(auth, &ts)),
+            token: Some(http_load::token_for(auth, &ts)),
             expect_text: TS_TEXT,
         },
         Target {
@@ -530,12 +531,12 @@ async fn http_cases(
         },
         Target {
             server: &rs_no_cache,
-            token: Some(load::token_for(auth, &rs_no_cache)),
+            token: Some(http_load::token_for(auth, &rs_no_cache)),
             expect_text: RS_TEXT,
         },
         Target {
             server: &rs_info,
-            token: Some(load::token_for(auth, &rs_info)),
+            token: Some(http_load::token_for(auth, &rs_info)),
             expect_text: RS_TEXT,
         },
         Target {
@@ -545,11 +546,11 @@ async fn http_cases(
         },
     ];
     for target in &targets {
-        load::sanity_check(target).await?;
+        http_load::sanity_check(target).await?;
     }
     eprintln!("bench: warm-up");
     for target in &targets {
-        load::measure(
+        http_load::measure(
             &wrk,
             CASE_TOOLS_CALL,
             target,
@@ -589,7 +590,8 @@ async fn http_cases(
     let mut samples: Vec<Row> = Vec::new();
     for &c in &settings.connections {
         for target in [rs_t, ts_t, off_t, bare_t] {
-            let row = load::measure(&wrk, CASE_TOOLS_CALL, target, c, settings.duration).await?;
+            let row =
+                http_load::measure(&wrk, CASE_TOOLS_CALL, target, c, settings.duration).await?;
             note(&row, report);
             samples.push(row);
         }
@@ -607,8 +609,8 @@ async fn http_cases(
     ];
     for _ in 0..settings.rounds {
         for (case, target) in round {
-            let row =
-                load::measure(&wrk, case, target, TARGET_CONNECTIONS, settings.duration).await?;
+            let row = http_load::measure(&wrk, case, target, TARGET_CONNECTIONS, settings.duration)
+                .await?;
             note(&row, report);
             samples.push(row);
         }
@@ -644,7 +646,7 @@ async fn http_cases(
         "bench: key rotation under load ({} requests)",
         settings.rotation_requests
     );
-    match rotation::run(auth, &rs, RS_TEXT, settings.rotation_requests).await {
+    match key_rotation::run(auth, &rs, RS_TEXT, settings.rotation_requests).await {
         Ok(result) => {
             if result.succeeded != result.requests {
                 report.broken.push(format!(
@@ -750,11 +752,12 @@ async fn stop_checked(mut server: Server, report: &mut Report) {
 async fn sse_case(
     settings: &Settings,
     auth: &AuthServer,
-) -> anyhow::Result<(sse::SseResult, Option<sse::SseResult>)> {
+) -> anyhow::Result<(sse_streams::SseResult, Option<sse_streams::SseResult>)> {
     // The reference first: the same streams on a bare axum SSE server.
     let bare = match procs::start_bare_sse(None, &settings.out_dir.join("bare-sse.log")).await {
         Ok(server) => {
-            let result = sse::run(auth, &server, settings.sse_streams, Duration::ZERO).await;
+            let result =
+                sse_streams::run(auth, &server, settings.sse_streams, Duration::ZERO).await;
             server.stop().await;
             match result {
                 Ok(result) if result.opened == result.requested => Some(result),
@@ -787,7 +790,7 @@ async fn sse_case(
         &settings.out_dir.join("resource-server-sse.log"),
     )
     .await?;
-    let result = sse::run(auth, &server, settings.sse_streams, SSE_LEEWAY)
+    let result = sse_streams::run(auth, &server, settings.sse_streams, SSE_LEEWAY)
         .await
         .context("holding SSE streams")?;
     server.stop().await;

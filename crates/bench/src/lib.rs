@@ -11,25 +11,26 @@
 //! - [`authz`]: the harness's authorization server (the test kit's, with its issuer at the
 //!   root and a generated key) and the tokens it mints for the load;
 //! - [`procs`]: the servers under test as child processes, and their memory;
-//! - [`wrk`], [`load`]: the HTTP load; [`sse`], [`rotation`], [`client`], [`verify`]:
-//!   the other cases; [`dpop`]: DPoP-bound load and the replay cache's memory;
+//! - [`wrk`], [`http_load`]: the HTTP load (T1-T3); [`sse_streams`] (T4), [`key_rotation`]
+//!   (T5), [`client_flow`] (T6), [`jwt_verify`] (T7): the other cases; [`dpop`]:
+//!   DPoP-bound load and the replay cache's memory;
 //!   [`scale`]: several instances behind nginx sharing Redis;
 //!   [`report`], [`chart`]: the output.
 
 pub mod authz;
 pub mod chart;
 pub mod cli;
-pub mod client;
+pub mod client_flow;
 pub mod component;
 pub mod dpop;
 pub mod harness;
+pub mod http_load;
+pub mod jwt_verify;
+pub mod key_rotation;
 pub mod keys;
-pub mod load;
 pub mod procs;
 pub mod raw;
 pub mod report;
-pub mod rotation;
 pub mod scale;
-pub mod sse;
-pub mod verify;
+pub mod sse_streams;
 pub mod wrk;

@@ -4,13 +4,13 @@
 use std::fmt::Write as _;
 
 use crate::{
-    client::{ClientResult, median},
+    client_flow::{ClientResult, median},
     dpop::ReplayMemory,
-    load::Row,
-    rotation::RotationResult,
+    http_load::Row,
+    jwt_verify::VerifyTimes,
+    key_rotation::RotationResult,
     scale::ScaleResult,
-    sse::SseResult,
-    verify::VerifyTimes,
+    sse_streams::SseResult,
 };
 
 /// Whether a target was met.

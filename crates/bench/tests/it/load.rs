@@ -5,7 +5,7 @@ use std::{path::Path, time::Duration};
 
 use bench::{
     harness::repo_root,
-    load::{self, CASE_NO_TOKEN, CASE_TOOLS_CALL, Target, Wrk},
+    http_load::{self, CASE_NO_TOKEN, CASE_TOOLS_CALL, Target, Wrk},
     procs::{self, ResourceServerOptions},
     raw,
     wrk::{self, WrkCpu},
@@ -18,10 +18,10 @@ async fn wrk_load_on_the_resource_server_has_no_errors() {
     let (auth, server) = resource_server("load", ResourceServerOptions::default()).await;
     let target = Target {
         server: &server,
-        token: Some(load::token_for(&auth, &server)),
+        token: Some(http_load::token_for(&auth, &server)),
         expect_text: "2 add 3 = 5",
     };
-    load::sanity_check(&target).await.unwrap();
+    http_load::sanity_check(&target).await.unwrap();
     let script = wrk::write_script(&scratch("load")).unwrap();
     let wrk = Wrk {
         program: Path::new("wrk"),
@@ -31,7 +31,7 @@ async fn wrk_load_on_the_resource_server_has_no_errors() {
         cpu: WrkCpu::last_allowed(),
     };
     for case in [CASE_TOOLS_CALL, CASE_NO_TOKEN] {
-        let row = load::measure(&wrk, case, &target, 4, Duration::from_secs(1))
+        let row = http_load::measure(&wrk, case, &target, 4, Duration::from_secs(1))
             .await
             .expect("wrk runs (apt-get install wrk)");
         assert!(row.result.requests > 0, "{case}: no requests");
@@ -43,7 +43,7 @@ async fn wrk_load_on_the_resource_server_has_no_errors() {
         expect_text: "2 add 3 = 6",
         ..target.clone()
     };
-    let row = load::measure(&wrk, CASE_TOOLS_CALL, &wrong, 2, Duration::from_secs(1))
+    let row = http_load::measure(&wrk, CASE_TOOLS_CALL, &wrong, 2, Duration::from_secs(1))
         .await
         .unwrap();
     assert!(row.result.requests > 0);
@@ -62,10 +62,10 @@ async fn the_typescript_peer_accepts_the_harness_tokens_and_challenges_without_o
         .expect("TypeScript SDK server (npm ci --prefix interop)");
     let target = Target {
         server: &ts,
-        token: Some(load::token_for(&auth, &ts)),
+        token: Some(http_load::token_for(&auth, &ts)),
         expect_text: r#""text":"5""#,
     };
-    load::sanity_check(&target).await.unwrap();
+    http_load::sanity_check(&target).await.unwrap();
     let script = wrk::write_script(&scratch("peer")).unwrap();
     let wrk = Wrk {
         program: Path::new("wrk"),
@@ -73,7 +73,7 @@ async fn the_typescript_peer_accepts_the_harness_tokens_and_challenges_without_o
         threads: 2,
         cpu: WrkCpu::Unpinned,
     };
-    let row = load::measure(&wrk, CASE_NO_TOKEN, &target, 2, Duration::from_secs(1))
+    let row = http_load::measure(&wrk, CASE_NO_TOKEN, &target, 2, Duration::from_secs(1))
         .await
         .unwrap();
     assert!(row.result.requests > 0);
@@ -92,7 +92,7 @@ async fn the_bare_http_reference_answers_what_the_resource_server_answers() {
     )
     .await
     .expect("bare HTTP server");
-    let token = format!("Bearer {}", load::token_for(&auth, &server));
+    let token = format!("Bearer {}", http_load::token_for(&auth, &server));
     let mut bodies = Vec::new();
     for (target, bearer) in [(&server, Some(token.as_str())), (&bare, None)] {
         let mut headers = vec![

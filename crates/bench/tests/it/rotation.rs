@@ -1,6 +1,6 @@
 //! A key rotation followed by a burst: one JWKS fetch, every request accepted.
 
-use bench::{procs::ResourceServerOptions, rotation};
+use bench::{key_rotation, procs::ResourceServerOptions};
 
 use crate::support::resource_server;
 
@@ -8,7 +8,7 @@ use crate::support::resource_server;
 async fn a_burst_after_a_rotation_fetches_the_keys_once() {
     let (auth, server) = resource_server("rotation", ResourceServerOptions::default()).await;
     let before = auth.current_kid();
-    let result = rotation::run(&auth, &server, "2 add 3 = 5", 100)
+    let result = key_rotation::run(&auth, &server, "2 add 3 = 5", 100)
         .await
         .unwrap();
     assert_ne!(auth.current_kid(), before, "the key was rotated");

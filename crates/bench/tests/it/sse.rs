@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use bench::{procs::ResourceServerOptions, sse};
+use bench::{procs::ResourceServerOptions, sse_streams};
 
 use crate::support::resource_server;
 
@@ -13,7 +13,7 @@ async fn streams_open_and_close_at_token_expiry() {
         ..ResourceServerOptions::default()
     };
     let (auth, server) = resource_server("sse", options).await;
-    let result = sse::run(&auth, &server, 40, Duration::from_secs(1))
+    let result = sse_streams::run(&auth, &server, 40, Duration::from_secs(1))
         .await
         .unwrap();
     assert_eq!(result.opened, 40, "failures: {:?}", result.failures);

@@ -1,6 +1,7 @@
-//! Targets 1-3: the same bounded `wrk` load (authenticated `tools/call`, and the same
-//! request without a token) against the project's resource server, the same server with
-//! authorization off or its token cache off, and the TypeScript SDK server.
+//! Throughput and latency of both servers (T1-T3 in the report): the same bounded `wrk`
+//! load (authenticated `tools/call`, and the same request without a token) against the
+//! project's resource server, the same server with authorization off or its token cache
+//! off, and the TypeScript SDK server.
 
 use std::{path::Path, time::Duration};
 

@@ -1,8 +1,9 @@
-//! Target 7: the cost of verifying one access token, per algorithm, as the resource
-//! server's [`Validator`] does it: *cold* (the full check: header pre-checks, signature,
-//! claims; the cache of verified tokens is off) and *cached* (the same token again, a
-//! cache hit), beside the bare signature check of `jsonwebtoken`. The criterion benches
-//! (`benches/jwt.rs`) and the harness's own quick timing share this fixture.
+//! JWT verification timings (T7 in the report): the cost of verifying one access token,
+//! per algorithm, as the resource server's [`Validator`] does it: *cold* (the full
+//! check: header pre-checks, signature, claims; the cache of verified tokens is off)
+//! and *cached* (the same token again, a cache hit), beside the bare signature check of
+//! `jsonwebtoken`. The criterion benches (`benches/jwt.rs`) and the harness's own quick
+//! timing share this fixture.
 
 use std::{
     sync::Arc,

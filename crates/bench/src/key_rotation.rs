@@ -1,7 +1,8 @@
-//! Target 5: the authorization server rotates its signing key, and a burst of requests
-//! signed with the new key reaches the resource server at once. The resource server does
-//! not know the new `kid`; it must fetch the JWKS exactly once (counted by the harness's
-//! authorization server) and accept every request.
+//! A JWKS key rotation under load (T5 in the report): the authorization server rotates
+//! its signing key, and a burst of requests signed with the new key reaches the
+//! resource server at once. The resource server does not know the new `kid`; it must
+//! fetch the JWKS exactly once (counted by the harness's authorization server) and
+//! accept every request.
 
 use std::{
     net::SocketAddr,

@@ -1,4 +1,5 @@
-//! Target 4: many authenticated legacy SSE streams held by one resource-server process.
+//! Memory and latency of many SSE streams (T4 in the report): many authenticated legacy
+//! SSE streams held by one resource-server process.
 //!
 //! The harness opens `N` streams (`GET /sse` with a Bearer token, a hundred distinct
 //! tokens, each shared by `N/100` streams), waits for every `endpoint` event, reads the

@@ -1,6 +1,7 @@
-//! Target 6: the client. `dev-idp --mcp-ready --auto-login` is the local authorization
-//! server and the project's resource server sits in front of it. Measured, as whole
-//! processes from spawn to exit:
+//! The client's start-up and full flow, against the TypeScript SDK client (T6 in the
+//! report). `dev-idp --mcp-ready --auto-login` is the local authorization server and
+//! the project's resource server sits in front of it. Measured, as whole processes from
+//! spawn to exit:
 //!
 //! - `mcp-client call` with a cached token (process start to the `tools/call` result);
 //! - the full headless flow (discovery, registration, authorization, token, initialize,
