@@ -1,11 +1,10 @@
 //! Wire types and pure logic for OAuth 2.0 authorization in the Model Context Protocol.
 //!
-//! Everything here is shared by the resource server (`mcp-resource-server`) and the
-//! client (`mcp-auth-client`), and does no I/O: serde types for the documents that
-//! travel between them and their authorization server, and the small algorithms the
-//! specifications define on top of them. The local authorization server (`dev-idp`)
-//! and the test crates use it in their tests, to read what the servers answer as a
-//! client would.
+//! Everything here is shared by the resource server (`mcp-resource-server`), the client
+//! (`mcp-auth-client`) and the local authorization server (`dev-idp`, for its metadata
+//! document), and does no I/O: serde types for the documents that travel between them,
+//! and the small algorithms the specifications define on top of them. The test crates
+//! use it to read what the servers answer as a client would.
 //!
 //! | module | what it holds | specification |
 //! |---|---|---|

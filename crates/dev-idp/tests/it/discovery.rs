@@ -120,3 +120,92 @@ async fn jwks_has_cache_control_and_cors_follows_allowed_origins() {
         .unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
+
+async fn document(t: &crate::support::TestIdp, path: &str) -> Value {
+    t.http
+        .get(format!("{}{path}", t.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The whole documents, member for member: Dex's, and the one with every addition on.
+#[tokio::test]
+async fn metadata_documents_member_for_member() {
+    let t = start(|c| c).await;
+    let i = &t.issuer;
+    assert_eq!(
+        document(&t, "/dex/.well-known/openid-configuration").await,
+        serde_json::json!({
+            "issuer": i,
+            "authorization_endpoint": format!("{i}/auth"),
+            "token_endpoint": format!("{i}/token"),
+            "jwks_uri": format!("{i}/keys"),
+            "userinfo_endpoint": format!("{i}/userinfo"),
+            "device_authorization_endpoint": format!("{i}/device/code"),
+            "introspection_endpoint": format!("{i}/token/introspect"),
+            "grant_types_supported": [
+                "authorization_code",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:device_code",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
+            ],
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "code_challenge_methods_supported": ["S256", "plain"],
+            "scopes_supported": ["openid", "email", "groups", "profile", "offline_access"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "claims_supported": [
+                "iss", "sub", "aud", "iat", "exp", "email", "email_verified",
+                "locale", "name", "preferred_username", "at_hash"
+            ]
+        })
+    );
+
+    let t = start(|c| {
+        let mut features = Features::mcp_ready();
+        features.client_credentials = true;
+        c.with_features(features)
+    })
+    .await;
+    let i = &t.issuer;
+    let expected = serde_json::json!({
+        "issuer": i,
+        "authorization_endpoint": format!("{i}/auth"),
+        "token_endpoint": format!("{i}/token"),
+        "jwks_uri": format!("{i}/keys"),
+        "userinfo_endpoint": format!("{i}/userinfo"),
+        "device_authorization_endpoint": format!("{i}/device/code"),
+        "introspection_endpoint": format!("{i}/token/introspect"),
+        "registration_endpoint": format!("{i}/register"),
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": [
+            "openid", "email", "groups", "profile", "offline_access", "mcp:tools", "mcp:admin"
+        ],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic", "client_secret_post", "none"
+        ],
+        "claims_supported": [
+            "iss", "sub", "aud", "iat", "exp", "email", "email_verified",
+            "locale", "name", "preferred_username", "at_hash"
+        ],
+        "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "PS256", "RS256"],
+        "authorization_response_iss_parameter_supported": true
+    });
+    assert_eq!(
+        document(&t, "/dex/.well-known/openid-configuration").await,
+        expected
+    );
+    assert_eq!(
+        document(&t, "/.well-known/oauth-authorization-server/dex").await,
+        expected
+    );
+}
