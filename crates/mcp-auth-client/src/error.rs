@@ -274,6 +274,17 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    /// A file named by a flag (a key, a JWT) could not be read.
+    #[error("{flag} {path}: {source}")]
+    File {
+        /// The flag that named it (`--client-key`, `--assertion-file`, ...).
+        flag: &'static str,
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Bad configuration or arguments.
     #[error("{0}")]
     Config(String),
@@ -287,6 +298,15 @@ impl ClientError {
         ClientError::Unreachable {
             url: url.into(),
             source: err.without_url(),
+        }
+    }
+
+    /// `source` as [`ClientError::File`] for the file at `path` that `flag` named.
+    pub(crate) fn file(flag: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        ClientError::File {
+            flag,
+            path: path.display().to_string(),
+            source,
         }
     }
 }
@@ -354,6 +374,16 @@ mod tests {
             err(None).to_string(),
             "http://127.0.0.1:1/mcp answered HTTP 404"
         );
+    }
+
+    #[test]
+    fn unreadable_files_keep_the_io_error() {
+        let path = std::env::temp_dir().join("mcp-auth-client-no-such-file.jwt");
+        let source = std::fs::read(&path).unwrap_err();
+        let expected = format!("--assertion-file {}: {source}", path.display());
+        let err = ClientError::file("--assertion-file", &path, source);
+        assert_eq!(err.to_string(), expected);
+        assert!(err.source().unwrap().is::<std::io::Error>());
     }
 
     #[test]

@@ -52,7 +52,7 @@ impl ClientKey {
                     "{alg} is not an asymmetric JWS algorithm this client signs with"
                 ))
             })?;
-        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let pem = std::fs::read(path).map_err(|e| ClientError::file("--client-key", path, e))?;
         let key = match alg {
             Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(&pem),
             Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),

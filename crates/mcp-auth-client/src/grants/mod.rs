@@ -159,13 +159,13 @@ pub async fn obtain(
 }
 
 /// Reads a JWT from a file (at most 64 KiB, surrounding whitespace ignored).
-pub(crate) fn read_jwt_file(path: &Path, flag: &str) -> Result<String> {
+pub(crate) fn read_jwt_file(path: &Path, flag: &'static str) -> Result<String> {
     let bad = |why: &str| ClientError::Config(format!("{flag} {}: {why}", path.display()));
-    let meta = std::fs::metadata(path).map_err(|e| bad(&e.to_string()))?;
+    let meta = std::fs::metadata(path).map_err(|e| ClientError::file(flag, path, e))?;
     if meta.len() > 64 * 1024 {
         return Err(bad("larger than 64 KiB, not a JWT"));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| bad(&e.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| ClientError::file(flag, path, e))?;
     let jwt = text.trim();
     if jwt.split('.').count() != 3 || jwt.contains(char::is_whitespace) {
         return Err(bad("does not hold a JWT (three dot-separated parts)"));
