@@ -10,19 +10,27 @@
 //!
 //! Keys are 128-bit digests of the proof key's thumbprint and the `jti` (the caller
 //! computes them), stored in hash sets that use the digest itself as the hash. One
-//! million entries take about 38 MiB of resident memory (`cargo bench -p bench --bench dpop`).
+//! million entries take about 46 MiB of resident memory with their holders' counts,
+//! whether they come from ten thousand holders or a million (`bench replay-memory`).
 //!
 //! # Shares
 //! A full cache refuses everyone, so one token holder sending proofs as fast as it can
 //! would lock every other holder out. Each entry is therefore counted against its
 //! holder (the caller passes a digest of the principal the token names), and a holder
 //! with `per_holder` entries in the cache is refused ([`ReplayError::OverQuota`], with
-//! the seconds until its oldest entries leave) while the others keep being served. The
-//! counts live in buckets like the entries and leave with them: one small map entry
-//! per holder and bucket, never more than one per cached entry.
+//! the seconds until its oldest entries leave) while the others keep being served.
+//!
+//! The counts live in buckets like the entries and leave with them. Each bucket counts
+//! in a count-min sketch (a few rows of counters, each row indexed by its own seeded
+//! hash of the holder; a holder's count is the smallest of its counters), so their
+//! memory is fixed, 2.3 MiB at most (16 KiB per holder shard and bucket), however many
+//! holders there are: exact counts, one map entry per holder and bucket, cost 38 MiB
+//! more when a million entries come from a million holders. A sketch's count is never too low, so no holder gets past
+//! its share; it can be too high by the entries of holders that share all of its
+//! counters, a few per bucket at a million entries, far below any useful share.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashSet, VecDeque},
     hash::{BuildHasherDefault, Hasher},
     sync::{
         Mutex,
@@ -80,16 +88,71 @@ impl Hasher for DigestHasher {
 }
 
 type DigestSet = HashSet<u128, BuildHasherDefault<DigestHasher>>;
-type HolderCounts = HashMap<u64, u32, BuildHasherDefault<DigestHasher>>;
+
+/// Rows of a [`Sketch`]: a holder is over-counted only if every row over-counts it.
+const SKETCH_ROWS: usize = 4;
+
+/// Counters per row of a [`Sketch`] (a power of two). A holder shard sees 1/[`SHARDS`]
+/// of the holders, so this is 16,384 counters per row over the whole cache.
+const SKETCH_WIDTH: usize = 1024;
+
+/// Entries per holder within one bucket, as a count-min sketch.
+struct Sketch {
+    counters: Box<[[u32; SKETCH_WIDTH]; SKETCH_ROWS]>,
+}
+
+impl Sketch {
+    fn new() -> Self {
+        Self {
+            counters: Box::new([[0; SKETCH_WIDTH]; SKETCH_ROWS]),
+        }
+    }
+
+    /// The holder's counter in each row.
+    fn slots(seeds: &[u64; SKETCH_ROWS], holder: u64) -> impl Iterator<Item = usize> + '_ {
+        seeds.iter().map(move |seed| {
+            // A multiply-xorshift mix of the holder with the row's secret seed; the
+            // top bits pick the counter.
+            let mut x = (holder ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            x ^= x >> 29;
+            x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            #[allow(clippy::cast_possible_truncation)]
+            let slot = (x >> (64 - SKETCH_WIDTH.trailing_zeros())) as usize;
+            slot
+        })
+    }
+
+    fn count(&self, seeds: &[u64; SKETCH_ROWS], holder: u64) -> u32 {
+        Self::slots(seeds, holder)
+            .zip(self.counters.iter())
+            .map(|(slot, row)| row[slot])
+            .min()
+            .unwrap_or(0)
+    }
+
+    fn add(&mut self, seeds: &[u64; SKETCH_ROWS], holder: u64) {
+        for (slot, row) in Self::slots(seeds, holder).zip(self.counters.iter_mut()) {
+            row[slot] = row[slot].saturating_add(1);
+        }
+    }
+}
 
 /// Entries per holder, by bucket: the part of [`ReplayCache`] that enforces the shares.
-#[derive(Default)]
 struct Quota {
+    /// The rows' hash seeds, secret so that nobody can pick holders that collide.
+    seeds: [u64; SKETCH_ROWS],
     /// `(bucket number, entries per holder expiring within it)`, oldest bucket first.
-    buckets: VecDeque<(u64, HolderCounts)>,
+    buckets: VecDeque<(u64, Sketch)>,
 }
 
 impl Quota {
+    fn new() -> Self {
+        Self {
+            seeds: rand::random(),
+            buckets: VecDeque::new(),
+        }
+    }
+
     fn prune(&mut self, now: u64, bucket_secs: u64) {
         while let Some((bucket, _)) = self.buckets.front() {
             if (bucket + 1).saturating_mul(bucket_secs) > now {
@@ -99,13 +162,15 @@ impl Quota {
         }
     }
 
-    /// The holder's entries, and the end of the oldest bucket holding one.
+    /// The holder's entries (never fewer than it has), and the end of the oldest
+    /// bucket counting one.
     fn held(&self, holder: u64, bucket_secs: u64) -> (usize, Option<u64>) {
         let mut held = 0;
         let mut first_end = None;
-        for (bucket, counts) in &self.buckets {
-            if let Some(count) = counts.get(&holder) {
-                held += *count as usize;
+        for (bucket, sketch) in &self.buckets {
+            let count = sketch.count(&self.seeds, holder);
+            if count > 0 {
+                held += count as usize;
                 first_end.get_or_insert((bucket + 1).saturating_mul(bucket_secs));
             }
         }
@@ -114,16 +179,10 @@ impl Quota {
 
     fn add(&mut self, holder: u64, bucket: u64) {
         let position = self.buckets.partition_point(|(b, _)| *b < bucket);
-        match self.buckets.get_mut(position) {
-            Some((b, counts)) if *b == bucket => {
-                *counts.entry(holder).or_insert(0) += 1;
-            }
-            _ => {
-                let mut counts = HolderCounts::default();
-                counts.insert(holder, 1);
-                self.buckets.insert(position, (bucket, counts));
-            }
+        if !matches!(self.buckets.get(position), Some((b, _)) if *b == bucket) {
+            self.buckets.insert(position, (bucket, Sketch::new()));
         }
+        self.buckets[position].1.add(&self.seeds, holder);
     }
 }
 
@@ -178,7 +237,7 @@ impl ReplayCache {
     /// about `capacity` entries, of which at most `per_holder` from one holder.
     pub fn new(window_secs: u64, capacity: usize, per_holder: usize) -> Self {
         let shards = (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect();
-        let quotas = (0..SHARDS).map(|_| Mutex::new(Quota::default())).collect();
+        let quotas = (0..SHARDS).map(|_| Mutex::new(Quota::new())).collect();
         Self {
             shards,
             quotas,
@@ -350,6 +409,24 @@ mod tests {
         // The share comes back as the holder's entries leave.
         assert_eq!(cache.insert(key(10), A, 1700, 1332), Ok(()));
         assert_eq!(cache.insert(key(11), A, 1700, 1332), Ok(()));
+    }
+
+    #[test]
+    fn many_light_holders_are_not_taken_for_a_heavy_one() {
+        // 50,000 holders with one entry each, then one holder sending until refused: the
+        // sketch never lets it past its share and over-counts it by only a few.
+        let cache = ReplayCache::new(300, 1_000_000, 50);
+        for n in 0..50_000u64 {
+            let holder = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5555;
+            assert_eq!(cache.insert(key(u128::from(n)), holder, 1300, 1000), Ok(()));
+        }
+        let accepted = (1_000_000..1_000_100u128)
+            .take_while(|&n| cache.insert(key(n), A, 1300, 1000).is_ok())
+            .count();
+        assert!(
+            (40..=50).contains(&accepted),
+            "{accepted} entries accepted from one holder with a share of 50"
+        );
     }
 
     #[test]
