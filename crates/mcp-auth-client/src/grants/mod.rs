@@ -98,6 +98,27 @@ pub async fn obtain(
     if let Grant::AuthorizationCode = &options.grant {
         return authorize::authorize(http, trace, cache, discovered, options, scopes).await;
     }
+    // No person takes part from here on, so no refresh token is wanted: the client
+    // asks again with its credentials or a fresh assertion (RFC 6749 §4.4.3; RFC 7521
+    // §4.1 leaves refresh tokens for assertion grants to policy). `offline_access`,
+    // added for the authorization code flow, is left out.
+    let without_offline;
+    let scopes = if scopes.contains("offline_access") {
+        without_offline = scopes
+            .iter()
+            .filter(|s| *s != "offline_access")
+            .collect::<Scopes>();
+        trace.step(
+            "grant",
+            format!(
+                "the {} grant involves no person: leaving offline_access out of the scope",
+                options.grant.name()
+            ),
+        );
+        &without_offline
+    } else {
+        scopes
+    };
     let as_ = &discovered.authorization_server;
     if options.client.client_id.is_none() {
         return Err(ClientError::Config(format!(

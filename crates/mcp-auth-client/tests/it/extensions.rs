@@ -85,7 +85,7 @@ impl Lab {
 
 async fn prm(State(lab): State<Lab>) -> Response {
     axum::Json(
-        json!({"resource": format!("{}/mcp", lab.base), "authorization_servers": [lab.base]}),
+        json!({"resource": format!("{}/mcp", lab.base), "authorization_servers": [lab.base], "scopes_supported": ["mcp:tools"]}),
     )
     .into_response()
 }
@@ -95,7 +95,9 @@ async fn as_metadata(State(lab): State<Lab>) -> Response {
         "issuer": lab.base,
         "authorization_endpoint": format!("{}/authorize", lab.base),
         "token_endpoint": format!("{}/token", lab.base),
-        "grant_types_supported": ["client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"],
+        "grant_types_supported": ["client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer", "refresh_token"],
+        // Offered for people's sessions; grants without a person must not ask for it.
+        "scopes_supported": ["mcp:tools", "offline_access"],
         "token_endpoint_auth_methods_supported": ["private_key_jwt", "none"],
         "code_challenge_methods_supported": ["S256"],
     });
@@ -151,6 +153,9 @@ async fn token(
     let mut inner = lab.inner.lock().unwrap();
     let grant = f.get("grant_type").cloned().unwrap_or_default();
     inner.log.push(format!("token {grant}"));
+    if let Some(scope) = f.get("scope") {
+        inner.log.push(format!("scope {scope}"));
+    }
     // The client's authentication: a private_key_jwt assertion, or none with client_id.
     if let Some(assertion) = f.get("client_assertion") {
         let key = DecodingKey::from_ec_pem(&inner.client_public_pem).unwrap();
@@ -360,6 +365,10 @@ async fn client_credentials_with_private_key_jwt_and_dpop_nonces() {
     let log = lab.log();
     assert_eq!(lab.count("token client_credentials"), 2, "{log:?}");
     assert_eq!(lab.count("token nonce challenge"), 1, "{log:?}");
+    // The scope asked for is the resource's; offline_access, which the authorization
+    // server offers, is not asked for by a grant without a person.
+    assert!(lab.count("scope ") > 0, "{log:?}");
+    assert!(log.iter().all(|l| !l.contains("offline_access")), "{log:?}");
     assert_eq!(
         lab.count("assertion ok"),
         2,
