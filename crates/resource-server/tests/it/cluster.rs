@@ -782,7 +782,27 @@ async fn redis_restart_stateless_keeps_working_stateful_gets_503_then_recovers()
         assert!(Instant::now() < deadline, "stateful requests recover");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Every instance recovered, its subscription included: a stream on A gets posts from B.
+    // Every instance recovers, each in its own time (the one that answered above may
+    // be the only one so far): wait for each to issue a cookie again.
+    for i in 0..3 {
+        let url = cluster.instance_url(i);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let response =
+                post_json(&url, "/session", &[("authorization", &auth)], &json!({})).await;
+            if response.status() == 204 {
+                break;
+            }
+            assert_eq!(
+                response.status(),
+                503,
+                "only unavailable while Redis is away"
+            );
+            assert!(Instant::now() < deadline, "instance {i} recovers");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Its subscription included: a stream on A gets posts from B.
     let a = cluster.instance_url(0);
     let b = cluster.instance_url(1);
     let deadline = Instant::now() + Duration::from_secs(5);
