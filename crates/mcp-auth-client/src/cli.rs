@@ -320,7 +320,7 @@ pub struct Options {
         default_value = "mcp-client"
     )]
     pub client_name: String,
-    /// Port of the loopback redirect URI http://127.0.0.1:<port>/callback (0: any free
+    /// Port of the loopback redirect URI http://127.0.0.1:PORT/callback (0: any free
     /// port; set one for authorization servers that match redirect URIs exactly).
     #[arg(
         long,

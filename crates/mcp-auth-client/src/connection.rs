@@ -1,7 +1,7 @@
 //! [`McpConnection`]: a connection to one MCP server that gets itself authorized, where
 //! transports, tokens and the OAuth flow meet.
 //!
-//! Every operation goes through one loop ([`McpConnection::with_auth`]):
+//! Every operation goes through one loop (`McpConnection::with_auth`):
 //! - before sending, an access token about to expire is refreshed;
 //! - 401: refresh once if there is a refresh token (the new refresh token replaces the old
 //!   one when the AS rotates it), else (or if that fails) discover and authorize;

@@ -2,7 +2,7 @@
 //! HTTP exchange the client made (`--diagram FILE`).
 //!
 //! Recording is switched on for one command by running it inside [`record`]; every
-//! request sent through [`crate::http::RecordedSend`] is then noted here, with nothing
+//! request sent through `http::RecordedSend` is then noted here, with nothing
 //! asked of the code that sends it. Outside [`record`] the hook costs one task-local
 //! lookup.
 //!
@@ -11,8 +11,8 @@
 //! - a request with `response_type=` (the authorization request) and each request that
 //!   follows a `Location` it got is the **browser**'s (with `--headless` the client
 //!   follows the redirects itself; in a real browser the client only sees the URL it
-//!   opens and the callback it receives, which [`browser_opened`] and
-//!   [`callback_received`] draw);
+//!   opens and the callback it receives, which `browser_opened` and
+//!   `callback_received` draw);
 //! - the browser's request that carries `code` or `error` with `state` reaches the
 //!   client's own loopback listener;
 //! - any other origin is a **metadata server** if it served only well-known documents,

@@ -9,7 +9,7 @@
 //! - [`mcp_client`]: the MCP transport's client, with a cookie jar for the legacy SSE
 //!   session cookie, no overall timeout (SSE streams are long-lived).
 //!
-//! Every request goes out through [`RecordedSend::send_recorded`], the one place where
+//! Every request goes out through `RecordedSend::send_recorded`, the one place where
 //! `--diagram` sees it (see `diagram.rs`).
 //!
 //! # Security
