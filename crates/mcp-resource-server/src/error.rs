@@ -18,10 +18,9 @@ use mcp_auth_proto::{
 };
 use serde::Serialize;
 
-use crate::auth::{
-    dpop::{DPOP_NONCE, DpopError},
-    validator::ValidationError,
-};
+pub(crate) mod token;
+
+use self::token::{DPOP_NONCE, DpopError, ValidationError};
 
 /// `Retry-After` of the refusals that end by themselves soon (a server that is busy,
 /// keys or shared state that are away).

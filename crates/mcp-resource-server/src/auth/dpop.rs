@@ -46,13 +46,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::replay::{ReplayCache, ReplayError};
-use crate::cluster::Cluster;
+use super::replay::{ReplayCache, ReplayError, SharedReplay};
+pub use crate::error::token::{DPOP_NONCE, DpopError};
 
 /// The `DPoP` request header.
 pub static DPOP: HeaderName = HeaderName::from_static("dpop");
-/// The `DPoP-Nonce` response header.
-pub static DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
 
 /// Largest accepted proof, in bytes (an RSA-4096 `jwk` and a signature fit easily).
 const MAX_PROOF_BYTES: usize = 8 * 1024;
@@ -142,132 +140,6 @@ pub fn proof_algorithm(alg: &str) -> Option<Algorithm> {
     })
 }
 
-/// Why a proof, or the binding between proof and token, was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DpopError {
-    /// `Authorization: DPoP` without a `DPoP` header.
-    #[error("no DPoP proof")]
-    MissingProof,
-    /// More than one `DPoP` header.
-    #[error("more than one DPoP proof")]
-    MultipleProofs,
-    /// Not a compact JWS of acceptable size, or a header or claim of the wrong shape.
-    #[error("malformed proof: {0}")]
-    Malformed(&'static str),
-    /// `typ` is not `dpop+jwt`.
-    #[error("proof typ is not dpop+jwt")]
-    WrongType,
-    /// `alg` outside the allow-list (`none` and HMAC included).
-    #[error("proof algorithm {0:?} is not allowed")]
-    AlgorithmNotAllowed(String),
-    /// `jwk` holds private or symmetric key material.
-    #[error("proof jwk holds private key material")]
-    PrivateKey,
-    /// `jwk` is not a usable public key for `alg`.
-    #[error("proof jwk is not a public key for its alg")]
-    BadKey,
-    /// The signature does not verify.
-    #[error("invalid proof signature")]
-    InvalidSignature,
-    /// A required claim is missing.
-    #[error("proof lacks `{0}`")]
-    MissingClaim(&'static str),
-    /// `htm` is not the request method.
-    #[error("proof is for another method")]
-    WrongMethod,
-    /// `htu` is not the request URL.
-    #[error("proof is for another URL")]
-    WrongUrl,
-    /// `iat` is older than the window.
-    #[error("proof is too old")]
-    Stale,
-    /// `iat` is further ahead than the window.
-    #[error("proof is issued in the future")]
-    Future,
-    /// `ath` is not the hash of the access token.
-    #[error("proof is for another access token")]
-    WrongAth,
-    /// The proof's `jti` was seen before.
-    #[error("proof was used before")]
-    Replayed,
-    /// A nonce is required and the proof has none, or a stale one; carries a fresh one.
-    #[error("a current server nonce is required")]
-    UseNonce(String),
-    /// The token's `cnf.jkt` is not the thumbprint of the proof key.
-    #[error("token is bound to another key")]
-    KeyMismatch,
-    /// A token without `cnf.jkt` sent with the `DPoP` scheme.
-    #[error("token is not DPoP-bound")]
-    NotBound,
-    /// A DPoP-bound token sent with the `Bearer` scheme.
-    #[error("DPoP-bound token sent as a bearer token")]
-    Downgrade,
-    /// A `Bearer` token where only DPoP-bound tokens are accepted.
-    #[error("DPoP-bound token required")]
-    Required,
-    /// The replay cache is full; the proof cannot be checked for replay now.
-    #[error("replay cache full")]
-    ReplayCacheFull,
-    /// The replay record shared by the instances (Redis) cannot be reached: the proof
-    /// cannot be checked against the other instances, so it is refused (fail closed).
-    #[error("shared replay record unavailable")]
-    SharedReplayUnavailable,
-    /// The principal has sent as many proofs within the window as one principal may;
-    /// the proof was not checked for replay and is not remembered.
-    #[error("too many proofs from this principal within the window")]
-    OverQuota {
-        /// Seconds until the principal's oldest proofs leave the replay cache.
-        retry_after: u64,
-    },
-}
-
-impl DpopError {
-    /// The `error` code of the challenge (RFC 9449 §7.1, §9; RFC 6750 §3.1).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::UseNonce(_) => "use_dpop_nonce",
-            Self::NotBound | Self::Downgrade | Self::Required => "invalid_token",
-            Self::ReplayCacheFull | Self::SharedReplayUnavailable => "temporarily_unavailable",
-            Self::OverQuota { .. } => "too_many_proofs",
-            _ => "invalid_dpop_proof",
-        }
-    }
-
-    /// The message shown to the client.
-    pub fn external_message(&self) -> &'static str {
-        match self {
-            Self::MissingProof => "A DPoP proof is required in the DPoP header",
-            Self::MultipleProofs => "Exactly one DPoP header is allowed",
-            Self::Malformed(_) => "The DPoP proof is malformed",
-            Self::WrongType => "The DPoP proof must have typ dpop+jwt",
-            Self::AlgorithmNotAllowed(_) => "The DPoP proof algorithm is not allowed",
-            Self::PrivateKey => "The DPoP proof jwk must be a public key",
-            Self::BadKey => "The DPoP proof jwk is not a public key for its algorithm",
-            Self::InvalidSignature => "The DPoP proof signature is invalid",
-            Self::MissingClaim(_) => "The DPoP proof lacks a required claim",
-            Self::WrongMethod => "The DPoP proof htm does not match the request method",
-            Self::WrongUrl => "The DPoP proof htu does not match the request URL",
-            Self::Stale => "The DPoP proof iat is too old",
-            Self::Future => "The DPoP proof iat is in the future",
-            Self::WrongAth => "The DPoP proof ath does not match the access token",
-            Self::Replayed => "The DPoP proof was used before",
-            Self::UseNonce(_) => "Resource server requires nonce in DPoP proof",
-            Self::KeyMismatch => "The access token is bound to another key",
-            Self::NotBound => "The access token is not DPoP-bound",
-            Self::Downgrade => "A DPoP-bound access token must be sent with the DPoP scheme",
-            Self::Required => "A DPoP-bound access token is required",
-            Self::ReplayCacheFull => "DPoP proofs cannot be checked right now",
-            Self::SharedReplayUnavailable => {
-                "DPoP proofs cannot be checked for replay right now; retry shortly"
-            }
-            Self::OverQuota { .. } => {
-                "Too many DPoP proofs from this user within the proof window; retry after the time given"
-            }
-        }
-    }
-}
-
 /// A proof that passed [`DpopVerifier::verify`], not yet recorded as used.
 #[derive(Debug, Clone)]
 pub struct VerifiedProof {
@@ -307,7 +179,7 @@ pub struct DpopVerifier {
     origin: Url,
     replay: ReplayCache,
     /// The instances' shared record of proofs, with `--redis-url`.
-    shared: OnceLock<Arc<Cluster>>,
+    shared: OnceLock<Arc<dyn SharedReplay>>,
     nonces: Option<NonceKey>,
 }
 
@@ -545,8 +417,8 @@ impl DpopVerifier {
     /// Also records every proof in the state shared by the instances behind a load
     /// balancer, so that a proof used on one is refused on all (see
     /// [`crate::cluster::replay`]); this instance's cache stays the first filter.
-    pub(crate) fn share_replay(&self, cluster: Arc<Cluster>) {
-        let _ = self.shared.set(cluster);
+    pub(crate) fn share_replay(&self, shared: Arc<dyn SharedReplay>) {
+        let _ = self.shared.set(shared);
     }
 
     /// Whether proofs are also recorded in the shared state.
@@ -561,10 +433,10 @@ impl DpopVerifier {
     /// [`DpopError::Replayed`] if another instance accepted the proof before,
     /// [`DpopError::SharedReplayUnavailable`] if the shared state cannot be reached.
     pub async fn commit_shared(&self, proof: &VerifiedProof, now: u64) -> Result<(), DpopError> {
-        let Some(cluster) = self.shared.get() else {
+        let Some(shared) = self.shared.get() else {
             return Ok(());
         };
-        match cluster
+        match shared
             .record_proof(proof.replay_key, proof.expires_at, now)
             .await
         {

@@ -31,23 +31,10 @@ use mcp_auth_proto::{metadata::AuthorizationServerMetadata, wellknown};
 use tokio::time::Instant;
 use url::Url;
 
+pub use crate::error::token::JwksError;
+
 /// Largest JWKS or metadata document accepted.
 const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
-
-/// Why a key could not be provided.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum JwksError {
-    /// No key with this `kid` is published (after a refetch, when one was allowed).
-    #[error("no signing key with the token's key id")]
-    UnknownKey,
-    /// The token has no `kid` and the key set has more than one key.
-    #[error("token has no key id and the key set has several keys")]
-    AmbiguousKey,
-    /// No keys could be fetched and none are cached.
-    #[error("signing keys are unavailable: {0}")]
-    Unavailable(String),
-}
 
 /// A public key from the JWKS with the algorithms it may verify.
 pub struct VerificationKey {

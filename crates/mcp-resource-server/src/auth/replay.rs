@@ -38,6 +38,24 @@ use std::{
     },
 };
 
+use futures::future::BoxFuture;
+
+use crate::error::Error;
+
+/// A record of proofs kept beside this instance's cache and shared with the other
+/// instances behind a load balancer (the Redis one is [`crate::cluster::replay`]).
+pub(crate) trait SharedReplay: Send + Sync {
+    /// Records a proof's `replay_key` over every instance until `expires_at` (seconds
+    /// since the epoch; `now` in the same unit). Resolves to `false` if any instance
+    /// recorded it before.
+    fn record_proof(
+        &self,
+        replay_key: u128,
+        expires_at: u64,
+        now: u64,
+    ) -> BoxFuture<'_, Result<bool, Error>>;
+}
+
 /// Number of independently locked parts; a key picks its part from its own bits.
 const SHARDS: usize = 16;
 

@@ -30,76 +30,9 @@ use serde_json::{Map, Value};
 
 use super::{
     claims::{TokenKind, VerifiedClaims},
-    jwks::{JwksCache, JwksError},
+    jwks::JwksCache,
 };
-
-/// Why a token was refused. Messages describe the check, never the token.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ValidationError {
-    /// The token is longer than the configured cap.
-    #[error("token too large")]
-    TooLarge,
-    /// Not a compact JWS.
-    #[error("malformed token: {0}")]
-    Malformed(&'static str),
-    /// A JWE (five parts); only signed tokens are accepted.
-    #[error("encrypted tokens are not accepted")]
-    Encrypted,
-    /// `alg` outside the allow-list (including `none` and HMAC).
-    #[error("algorithm {0:?} is not allowed")]
-    AlgorithmNotAllowed(String),
-    /// `alg` not allowed with the selected key.
-    #[error("algorithm does not match the signing key")]
-    AlgorithmKeyMismatch,
-    /// The header has `crit`.
-    #[error("critical header parameters are not supported")]
-    CriticalHeader,
-    /// `typ` is neither absent, `JWT` nor `at+jwt`.
-    #[error("token type {0:?} is not an access token")]
-    WrongType(String),
-    /// No key could verify it.
-    #[error(transparent)]
-    Key(#[from] JwksError),
-    /// Bad signature.
-    #[error("invalid signature")]
-    InvalidSignature,
-    /// `exp` has passed.
-    #[error("token expired")]
-    Expired,
-    /// `nbf` is in the future.
-    #[error("token not yet valid")]
-    NotYetValid,
-    /// `iss` is not the configured issuer.
-    #[error("wrong issuer")]
-    WrongIssuer,
-    /// `aud` names none of the accepted audiences.
-    #[error("token was not issued for this resource")]
-    WrongAudience,
-    /// A required claim is absent.
-    #[error("missing claim `{0}`")]
-    MissingClaim(&'static str),
-    /// A claim has the wrong shape.
-    #[error("invalid claim `{0}`")]
-    InvalidClaim(&'static str),
-    /// The authorization server says the token is not active (RFC 7662 `active: false`).
-    #[error("the token is not active")]
-    Inactive,
-    /// The token cannot be checked right now (the introspection endpoint is down, slow
-    /// or answered an error).
-    #[error("cannot check the token: {0}")]
-    Unavailable(&'static str),
-}
-
-impl ValidationError {
-    /// True when the token may be fine but keys could not be obtained (answer 503, not 401).
-    pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            Self::Key(JwksError::Unavailable(_)) | Self::Unavailable(_)
-        )
-    }
-}
+pub use crate::error::token::ValidationError;
 
 /// Settings of a [`Validator`].
 #[derive(Debug, Clone)]

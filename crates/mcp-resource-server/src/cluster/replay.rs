@@ -12,8 +12,10 @@
 //! the shared record a proof could be replayed to another instance, so this fails
 //! closed. Bearer requests are not affected.
 
+use futures::future::BoxFuture;
+
 use super::{Cluster, unavailable};
-use crate::error::Error;
+use crate::{auth::replay::SharedReplay, error::Error};
 
 /// The Redis key of a proof's replay key (a digest of the proof key's thumbprint and
 /// its `jti`, never the proof itself).
@@ -21,32 +23,30 @@ fn proof_key(replay_key: u128) -> String {
     format!("mcp:dpop:{replay_key:032x}")
 }
 
-impl Cluster {
-    /// Records a proof's `replay_key` over every instance until `expires_at`
-    /// (seconds since the epoch; `now` in the same unit). Returns `false` if any
-    /// instance recorded it before.
-    ///
+impl SharedReplay for Cluster {
     /// # Errors
     /// [`Error::StoreUnavailable`] when Redis cannot be reached.
-    pub(crate) async fn record_proof(
+    fn record_proof(
         &self,
         replay_key: u128,
         expires_at: u64,
         now: u64,
-    ) -> Result<bool, Error> {
-        let mut conn = self.conn()?;
-        // At least a second: a key set with no life would be no record at all.
-        let ttl_ms = expires_at.saturating_sub(now).max(1).saturating_mul(1000);
-        let set: Option<String> = redis::cmd("SET")
-            .arg(proof_key(replay_key))
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl_ms)
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(set.is_some())
+    ) -> BoxFuture<'_, Result<bool, Error>> {
+        Box::pin(async move {
+            let mut conn = self.conn()?;
+            // At least a second: a key set with no life would be no record at all.
+            let ttl_ms = expires_at.saturating_sub(now).max(1).saturating_mul(1000);
+            let set: Option<String> = redis::cmd("SET")
+                .arg(proof_key(replay_key))
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(set.is_some())
+        })
     }
 }
 
