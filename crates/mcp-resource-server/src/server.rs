@@ -25,7 +25,7 @@ use std::{
 use axum::{
     Router,
     body::HttpBody,
-    http::{HeaderName, HeaderValue, Method, header},
+    http::{HeaderName, Method, header},
     middleware,
     routing::{get, post},
 };
@@ -35,6 +35,7 @@ use hyper_util::{
     server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
+use mcp_auth_proto::origin::origin_allowed;
 use rmcp::{
     ServerHandler,
     transport::{
@@ -318,15 +319,15 @@ where
 /// the MCP headers, and read the challenge and the session id.
 fn cors(config: &ValidatedConfig) -> CorsLayer {
     // A predicate rather than a list: the layer is cloned for every request, and a list
-    // would be copied each time.
-    let allowed_origins: Arc<[HeaderValue]> = config
-        .allowed_origins
-        .iter()
-        .filter_map(|o| o.parse().ok())
-        .collect();
+    // would be copied each time. It is the rule of the `Origin` check and the cookie
+    // check, so a browser is never told yes by CORS and then refused by those, or the
+    // other way round.
+    let allowed_origins: Arc<[String]> = config.allowed_origins.clone().into();
     CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |origin, _| {
-            allowed_origins.contains(origin)
+            origin
+                .to_str()
+                .is_ok_and(|origin| origin_allowed(&allowed_origins, origin))
         }))
         .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST, Method::DELETE])

@@ -3,6 +3,7 @@
 //! runs around the `custom_tools` example's handler; the `resource-server` crate's
 //! tests drive it further through the demo tools.
 
+mod cors;
 mod custom_tools;
 // Shared with the resource-server crate's tests, which use more of it.
 #[allow(dead_code, unused_imports)]
