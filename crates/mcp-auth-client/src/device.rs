@@ -84,10 +84,12 @@ pub async fn authorize(
             as_.issuer
         ))
     })?;
-    let endpoint = Url::parse(endpoint).map_err(|e| ClientError::InvalidResponse {
-        what: "device_authorization_endpoint",
+    let endpoint = Url::parse(endpoint).map_err(|source| ClientError::InvalidUrl {
+        what: "authorization server metadata",
         url: as_.issuer.clone(),
-        reason: e.to_string(),
+        field: Some("device_authorization_endpoint"),
+        value: endpoint.to_owned(),
+        source,
     })?;
     if !is_loopback_or_https(&endpoint) {
         return Err(ClientError::InsecureEndpoint {

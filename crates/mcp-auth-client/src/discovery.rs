@@ -221,10 +221,12 @@ pub async fn discover_authorization_server(
     trace: &Trace,
     issuer: &str,
 ) -> Result<AuthorizationServer> {
-    let issuer_url = Url::parse(issuer).map_err(|e| ClientError::InvalidResponse {
+    let issuer_url = Url::parse(issuer).map_err(|source| ClientError::InvalidUrl {
         what: "authorization server issuer",
         url: issuer.to_owned(),
-        reason: e.to_string(),
+        field: None,
+        value: issuer.to_owned(),
+        source,
     })?;
     check_secure(&issuer_url)?;
     let urls = authorization_server_metadata_urls(&issuer_url);
@@ -374,10 +376,12 @@ fn from_metadata(
         match value {
             None => Ok(None),
             Some(v) => {
-                let u = Url::parse(v).map_err(|e| ClientError::InvalidResponse {
+                let u = Url::parse(v).map_err(|source| ClientError::InvalidUrl {
                     what: "authorization server metadata",
                     url: metadata.issuer.clone(),
-                    reason: format!("{name} {v:?}: {e}"),
+                    field: Some(name),
+                    value: v.clone(),
+                    source,
                 })?;
                 check_secure(&u)?;
                 Ok(Some(u))
@@ -451,4 +455,48 @@ fn note_content_type(trace: &Trace, content_type: Option<&str>) {
 
 pub(crate) fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    fn parse_error(err: &ClientError) -> &url::ParseError {
+        err.source()
+            .and_then(|s| s.downcast_ref::<url::ParseError>())
+            .expect("the url error is kept")
+    }
+
+    #[tokio::test]
+    async fn an_issuer_that_is_not_a_url_keeps_the_parse_error() {
+        let err = discover_authorization_server(&reqwest::Client::new(), &Trace::silent(), "as")
+            .await
+            .unwrap_err();
+        let source = parse_error(&err);
+        assert_eq!(
+            err.to_string(),
+            format!("authorization server issuer from as is not valid: {source}")
+        );
+    }
+
+    #[test]
+    fn a_metadata_endpoint_that_is_not_a_url_keeps_the_parse_error() {
+        let metadata = serde_json::from_value(serde_json::json!({
+            "issuer": "https://as.example",
+            "authorization_endpoint": "https://as.example/authorize",
+            "token_endpoint": "/token",
+        }))
+        .unwrap();
+        let err =
+            from_metadata(&Trace::silent(), metadata, MetadataSource::Discovered).unwrap_err();
+        let source = parse_error(&err);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "authorization server metadata from https://as.example is not valid: token_endpoint \"/token\": {source}"
+            )
+        );
+    }
 }

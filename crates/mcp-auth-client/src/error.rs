@@ -51,6 +51,24 @@ pub enum ClientError {
         /// Why it was rejected.
         reason: String,
     },
+    /// A URL a peer sent could not be parsed.
+    #[error(
+        "{what} from {url} is not valid: {}{source}",
+        field.map(|f| format!("{f} {value:?}: ")).unwrap_or_default()
+    )]
+    InvalidUrl {
+        /// What was expected (`authorization server metadata`, ...).
+        what: &'static str,
+        /// Where it came from.
+        url: String,
+        /// The member that held it, where the URL is one member of a document.
+        field: Option<&'static str>,
+        /// The text that is not a URL.
+        value: String,
+        /// Why it is not a URL.
+        #[source]
+        source: url::ParseError,
+    },
     /// A peer's JSON could not be read as what was expected.
     #[error("{what} from {url} is not valid: {source}")]
     MalformedJson {
@@ -223,12 +241,19 @@ pub enum ClientError {
         description: Option<String>,
     },
     /// Dynamic client registration failed.
-    #[error("dynamic client registration at {url} failed: {reason}")]
+    #[error(
+        "dynamic client registration at {url} failed: {reason}{}",
+        source.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+    )]
     Registration {
         /// The registration endpoint.
         url: String,
         /// Why.
         reason: String,
+        /// Where and why the response did not fit, when it was not a client information
+        /// response.
+        #[source]
+        source: Option<serde_json::Error>,
     },
     /// The server kept asking for authorization past the session's budget.
     #[error(
@@ -288,6 +313,17 @@ pub enum ClientError {
     /// Bad configuration or arguments.
     #[error("{0}")]
     Config(String),
+    /// A URL of the configuration could not be parsed.
+    #[error("{what} {value:?} is not a URL: {source}")]
+    ConfigUrl {
+        /// What the URL is for (`redirect URI`, ...).
+        what: &'static str,
+        /// The text that is not a URL.
+        value: String,
+        /// Why it is not a URL.
+        #[source]
+        source: url::ParseError,
+    },
 }
 
 impl ClientError {

@@ -19,7 +19,11 @@ const MAX_HOPS: usize = 20;
 /// (the loopback listener).
 pub async fn follow(trace: &Trace, authorization_url: &Url, redirect_uri: &str) -> Result<()> {
     let http = crate::http::browser_like_client();
-    let redirect = Url::parse(redirect_uri).map_err(|e| ClientError::Config(e.to_string()))?;
+    let redirect = Url::parse(redirect_uri).map_err(|source| ClientError::ConfigUrl {
+        what: "redirect URI",
+        value: redirect_uri.to_owned(),
+        source,
+    })?;
     let mut url = authorization_url.clone();
     for _ in 0..MAX_HOPS {
         let resp = http
@@ -100,4 +104,27 @@ fn without_query(url: &Url) -> String {
     u.set_query(None);
     u.set_fragment(None);
     u.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_redirect_uri_that_is_not_a_url_keeps_the_parse_error() {
+        let authorize = Url::parse("http://127.0.0.1:1/authorize").unwrap();
+        let err = follow(&Trace::silent(), &authorize, "127.0.0.1:53682/callback")
+            .await
+            .unwrap_err();
+        let source = err
+            .source()
+            .and_then(|s| s.downcast_ref::<url::ParseError>())
+            .expect("the url error is kept");
+        assert_eq!(
+            err.to_string(),
+            format!("redirect URI \"127.0.0.1:53682/callback\" is not a URL: {source}")
+        );
+    }
 }

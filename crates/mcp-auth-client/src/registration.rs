@@ -338,12 +338,14 @@ async fn register(
                 Some(summary) => format!("HTTP {status}: {summary}"),
                 None => format!("HTTP {status}"),
             },
+            source: None,
         });
     }
     let info: ClientInformation =
         serde_json::from_slice(&body).map_err(|e| ClientError::Registration {
             url: endpoint.to_string(),
-            reason: format!("the response is not a client information response: {e}"),
+            reason: "the response is not a client information response".to_owned(),
+            source: Some(e),
         })?;
     let auth_method = match info
         .metadata
@@ -424,7 +426,83 @@ fn secret_method(as_: &AuthorizationServer) -> TokenAuthMethod {
 
 #[cfg(test)]
 mod tests {
-    use super::application_type;
+    use std::error::Error as _;
+
+    use super::*;
+    use crate::discovery::MetadataSource;
+
+    /// A registration endpoint on 127.0.0.1 that answers 201 with `body`; its URL.
+    async fn registration_endpoint(body: &'static str) -> url::Url {
+        let app = axum::Router::new().route(
+            "/register",
+            axum::routing::post(move || async move {
+                (
+                    axum::http::StatusCode::CREATED,
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+            }),
+        );
+        let base = testkit::http::serve_on_loopback(|listener, _| {
+            axum::serve(listener, app).into_future()
+        })
+        .await;
+        url::Url::parse(&format!("{base}/register")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_response_that_is_not_client_information_keeps_serde_s_error() {
+        let endpoint = registration_endpoint(r#"{"client_id": 7}"#).await;
+        let issuer = endpoint.origin().ascii_serialization();
+        let metadata = serde_json::from_value(serde_json::json!({
+            "issuer": issuer,
+            "registration_endpoint": endpoint.as_str(),
+        }))
+        .unwrap();
+        let as_ = AuthorizationServer {
+            issuer: issuer.clone(),
+            metadata,
+            source: MetadataSource::Discovered,
+            authorization_endpoint: endpoint.join("/authorize").unwrap(),
+            token_endpoint: endpoint.join("/token").unwrap(),
+            registration_endpoint: Some(endpoint.clone()),
+        };
+        let err = register(
+            &reqwest::Client::new(),
+            &Trace::silent(),
+            &as_,
+            &ClientConfig::default(),
+            &endpoint,
+            "http://127.0.0.1:53682/callback",
+        )
+        .await
+        .unwrap_err();
+        let source = err
+            .source()
+            .and_then(|s| s.downcast_ref::<serde_json::Error>())
+            .expect("the serde_json error is kept");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "dynamic client registration at {endpoint} failed: the response is not a client information response: {source}"
+            )
+        );
+        assert!(matches!(err, ClientError::Registration { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_refusal_has_no_source() {
+        let err = ClientError::Registration {
+            url: "http://as/register".into(),
+            reason: "HTTP 400: invalid_redirect_uri".into(),
+            source: None,
+        };
+        assert_eq!(
+            err.to_string(),
+            "dynamic client registration at http://as/register failed: HTTP 400: invalid_redirect_uri"
+        );
+        assert!(err.source().is_none());
+    }
 
     #[test]
     fn application_type_follows_the_redirect() {
