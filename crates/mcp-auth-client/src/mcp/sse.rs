@@ -197,7 +197,13 @@ impl LegacySse {
         };
         let endpoint_url = url
             .join(&endpoint)
-            .map_err(|e| ClientError::Transport(format!("bad endpoint event {endpoint:?}: {e}")))?;
+            .map_err(|source| ClientError::InvalidUrl {
+                what: "legacy SSE stream",
+                url: url.to_string(),
+                field: Some("endpoint event"),
+                value: endpoint.clone(),
+                source,
+            })?;
         if endpoint_url.origin() != url.origin() {
             reader.abort();
             return Err(ClientError::Transport(format!(

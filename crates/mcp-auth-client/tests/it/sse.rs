@@ -152,3 +152,23 @@ async fn a_server_of_neither_transport_gets_one_sentence() {
     assert!(err.contains("answered 404"), "{err}");
     task.abort();
 }
+
+#[tokio::test]
+async fn an_endpoint_that_is_not_a_url_keeps_the_parse_error() {
+    let (base, task) = start(|_| "http://[::1/messages".to_owned()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(&format!("{base}/sse"));
+    opts.transport = TransportChoice::Sse;
+    let (mut s, _) = session(opts, dir.path());
+    let err = s.connect().await.unwrap_err();
+    let source = std::error::Error::source(&err)
+        .and_then(|e| e.downcast_ref::<url::ParseError>())
+        .unwrap_or_else(|| panic!("the url error is kept: {err:?}"));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "legacy SSE stream from {base}/sse is not valid: endpoint event \"http://[::1/messages\": {source}"
+        )
+    );
+    task.abort();
+}
