@@ -16,19 +16,13 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use axum::{
-    Extension,
-    extract::State,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
-};
+use axum::http::{HeaderMap, HeaderValue, header};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use cookie::{Cookie, SameSite};
 
 use crate::{
     auth::claims::{Principal, VerifiedClaims},
     error::Error,
-    server::AppState,
 };
 
 struct Entry {
@@ -262,7 +256,8 @@ pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a
     Some(first)
 }
 
-fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
+/// The `Set-Cookie` value of the session cookie `name`.
+pub(crate) fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
     let cookie = Cookie::build((name, value))
         .max_age(cookie::time::Duration::seconds(
             i64::try_from(max_age).unwrap_or(i64::MAX),
@@ -275,78 +270,10 @@ fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValu
     HeaderValue::from_str(&cookie.to_string()).expect("cookie made of token characters")
 }
 
-/// `POST /session`: exchanges the verified bearer token for a session cookie.
-pub(crate) async fn create_session(
-    State(state): State<AppState>,
-    Extension(claims): Extension<Arc<VerifiedClaims>>,
-    headers: HeaderMap,
-) -> Response {
-    let cookie = &state.config.raw.cookie;
-    let name = &state.config.cookie_name;
-    // A new sign-in (a step-up, say) replaces the session this browser held.
-    if let Some(previous) = cookie_value(&headers, name) {
-        match state.cookie_sessions.remove(previous).await {
-            Ok(true) => tracing::info!("previous cookie session replaced"),
-            Ok(false) => {}
-            Err(error) => return error.into_response(),
-        }
-    }
-    match state
-        .cookie_sessions
-        .issue(claims.clone(), cookie.max_age)
-        .await
-    {
-        Ok((id, lifetime)) => {
-            tracing::info!(
-                subject = %claims.subject,
-                token = %claims.token_fingerprint,
-                dpop_jkt = claims.dpop_jkt.as_deref().unwrap_or("none"),
-                lifetime_secs = lifetime.as_secs(),
-                "cookie session opened"
-            );
-            let mut response = StatusCode::NO_CONTENT.into_response();
-            response.headers_mut().insert(
-                header::SET_COOKIE,
-                set_cookie(name, &id, lifetime.as_secs(), state.config.secure_cookie),
-            );
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
-        Err(error) => error.into_response(),
-    }
-}
-
-/// `DELETE /session`: ends the session named by the cookie and clears the cookie.
-pub(crate) async fn delete_session(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let name = &state.config.cookie_name;
-    if let Some(id) = cookie_value(&headers, name) {
-        // With shared state this also ends the streams other instances hold.
-        match state.cookie_sessions.remove(id).await {
-            Ok(true) => tracing::info!("cookie session ended"),
-            Ok(false) => {}
-            Err(error) => return error.into_response(),
-        }
-        // Streams opened with the cookie end with it, and free their slots.
-        let ended = state.sse_sessions.end_cookie_streams(id);
-        if ended > 0 {
-            tracing::info!(
-                streams = ended,
-                "event streams of the cookie session closed"
-            );
-        }
-    }
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        set_cookie(name, "", 0, state.config.secure_cookie),
-    );
-    response
-}
-
 #[cfg(test)]
 mod tests {
+    use axum::http::StatusCode;
+
     use super::*;
 
     #[test]

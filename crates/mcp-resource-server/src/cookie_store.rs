@@ -9,13 +9,21 @@
 //! refused with [`Error::CookieStoreFull`] (503). In Redis the caps hold across every
 //! instance (see [`crate::cluster::cookies`]); expired sessions there vanish with their
 //! key's expiry, so [`CookieStore::purge_expired`] has nothing to do for it.
+//!
+//! `POST /session` ([`create_session`]) opens a session and `DELETE /session`
+//! ([`delete_session`]) ends it, in whichever store the server keeps them.
 
 use std::{
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use axum::http::HeaderMap;
+use axum::{
+    Extension,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use crate::{
@@ -24,8 +32,10 @@ use crate::{
         layer::{CookieLookup, CookieSessionLookup},
     },
     cluster::Cluster,
-    cookie_session::{CookieSessions, cookie_value},
+    config::ValidatedConfig,
+    cookie_session::{CookieSessions, cookie_value, set_cookie},
     error::Error,
+    legacy_sse::LegacySseSessions,
 };
 
 /// A cookie session store.
@@ -146,4 +156,88 @@ impl CookieSessionLookup for NamedCookieStore {
             }
         })
     }
+}
+
+/// What the cookie session routes (`POST /session`, `DELETE /session`) work with.
+#[derive(Clone, Debug)]
+pub(crate) struct CookieRouteState {
+    /// The configuration (the cookie's name, attributes and longest life).
+    pub(crate) config: Arc<ValidatedConfig>,
+    /// The sessions.
+    pub(crate) cookie_sessions: Arc<CookieStore>,
+    /// The legacy SSE sessions, whose streams opened with a cookie end with it.
+    pub(crate) sse_sessions: Arc<LegacySseSessions>,
+}
+
+/// `POST /session`: exchanges the verified bearer token for a session cookie.
+pub(crate) async fn create_session(
+    State(state): State<CookieRouteState>,
+    Extension(claims): Extension<Arc<VerifiedClaims>>,
+    headers: HeaderMap,
+) -> Response {
+    let cookie = &state.config.raw.cookie;
+    let name = &state.config.cookie_name;
+    // A new sign-in (a step-up, say) replaces the session this browser held.
+    if let Some(previous) = cookie_value(&headers, name) {
+        match state.cookie_sessions.remove(previous).await {
+            Ok(true) => tracing::info!("previous cookie session replaced"),
+            Ok(false) => {}
+            Err(error) => return error.into_response(),
+        }
+    }
+    match state
+        .cookie_sessions
+        .issue(claims.clone(), cookie.max_age)
+        .await
+    {
+        Ok((id, lifetime)) => {
+            tracing::info!(
+                subject = %claims.subject,
+                token = %claims.token_fingerprint,
+                dpop_jkt = claims.dpop_jkt.as_deref().unwrap_or("none"),
+                lifetime_secs = lifetime.as_secs(),
+                "cookie session opened"
+            );
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            response.headers_mut().insert(
+                header::SET_COOKIE,
+                set_cookie(name, &id, lifetime.as_secs(), state.config.secure_cookie),
+            );
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `DELETE /session`: ends the session named by the cookie and clears the cookie.
+pub(crate) async fn delete_session(
+    State(state): State<CookieRouteState>,
+    headers: HeaderMap,
+) -> Response {
+    let name = &state.config.cookie_name;
+    if let Some(id) = cookie_value(&headers, name) {
+        // With shared state this also ends the streams other instances hold.
+        match state.cookie_sessions.remove(id).await {
+            Ok(true) => tracing::info!("cookie session ended"),
+            Ok(false) => {}
+            Err(error) => return error.into_response(),
+        }
+        // Streams opened with the cookie end with it, and free their slots.
+        let ended = state.sse_sessions.end_cookie_streams(id);
+        if ended > 0 {
+            tracing::info!(
+                streams = ended,
+                "event streams of the cookie session closed"
+            );
+        }
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(name, "", 0, state.config.secure_cookie),
+    );
+    response
 }

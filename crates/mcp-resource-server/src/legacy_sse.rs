@@ -46,15 +46,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::{
-        AuthMethod, AuthorizedUntil,
+        AuthMethod, AuthorizedUntil, ToolScopePolicy,
         claims::{Principal, VerifiedClaims},
     },
-    cluster::{Cluster, relay::StreamOwner},
+    cluster::{
+        Cluster,
+        relay::{HeldStreams, StreamOwner},
+    },
+    config::ValidatedConfig,
     cookie_session::cookie_value,
-    error::Error,
+    error::{ChallengeContext, Error},
     origin::cookie_stream_allowed,
-    server::AppState,
-    stream_limit::StreamSlot,
+    stream_limit::{StreamSlot, StreamSlots},
 };
 
 /// Queue depth between the HTTP side and the MCP handler, each way.
@@ -239,9 +242,22 @@ impl LegacySseSessions {
         ended
     }
 
-    /// Ends the streams opened with the cookie session whose key hash is `hash` (as
-    /// announced by another instance); returns how many.
-    pub(crate) fn end_cookie_streams_hashed(&self, hash: &str) -> usize {
+    fn sender_for(
+        &self,
+        id: &str,
+        principal: &Principal,
+    ) -> Option<mpsc::Sender<Box<ClientJsonRpcMessage>>> {
+        let mut sessions = self.lock();
+        let session = sessions.get_mut(id)?;
+        if session.owner != *principal {
+            return None;
+        }
+        session.inbound()
+    }
+}
+
+impl HeldStreams for LegacySseSessions {
+    fn end_cookie_streams_hashed(&self, hash: &str) -> usize {
         let sessions = self.lock();
         let mut ended = 0;
         for session in sessions.values() {
@@ -257,15 +273,14 @@ impl LegacySseSessions {
         ended
     }
 
-    /// Hands a message forwarded by another instance to session `id`, if `claims`'
-    /// principal opened it; false when it did not or the session is gone. A session
-    /// whose queue is full is ended rather than made to drop the message silently.
-    pub(crate) fn deliver_forwarded(
+    fn deliver_forwarded(
         &self,
         id: &str,
         claims: Option<Arc<VerifiedClaims>>,
         mut message: ClientJsonRpcMessage,
     ) -> bool {
+        // A session whose queue is full is ended rather than made to drop the message
+        // silently.
         let principal = principal_of(claims.as_ref());
         let Some(sender) = self.sender_for(id, &principal) else {
             return false;
@@ -290,19 +305,29 @@ impl LegacySseSessions {
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
+}
 
-    fn sender_for(
-        &self,
-        id: &str,
-        principal: &Principal,
-    ) -> Option<mpsc::Sender<Box<ClientJsonRpcMessage>>> {
-        let mut sessions = self.lock();
-        let session = sessions.get_mut(id)?;
-        if session.owner != *principal {
-            return None;
-        }
-        session.inbound()
-    }
+/// What the legacy SSE routes (`GET /sse`, `POST /messages`) work with.
+#[derive(Clone)]
+pub(crate) struct LegacySseState {
+    /// The configuration.
+    pub(crate) config: Arc<ValidatedConfig>,
+    /// State shared with other instances (`--redis-url`), if any.
+    pub(crate) cluster: Option<Arc<Cluster>>,
+    /// The open sessions.
+    pub(crate) sse_sessions: Arc<LegacySseSessions>,
+    /// Open event streams, overall and per principal.
+    pub(crate) stream_slots: Arc<StreamSlots>,
+    /// Reads the bodies of `POST /messages`.
+    pub(crate) tool_policy: Arc<ToolScopePolicy>,
+    /// Tool scopes for `/messages` (challenges point at the `/sse` PRM).
+    pub(crate) sse_tool_policy: Arc<ToolScopePolicy>,
+    /// Challenge details for the SSE routes.
+    pub(crate) sse_challenge: ChallengeContext,
+    /// Ends the streams at shutdown.
+    pub(crate) shutdown: CancellationToken,
+    /// Makes and runs each session's MCP handler.
+    pub(crate) sse_handlers: HandlerStarter,
 }
 
 /// Removes the session, stops its handler and frees its stream slot when the stream
@@ -330,7 +355,7 @@ impl Drop for SessionGuard {
 
 /// `GET /sse`: opens a session and its event stream.
 pub(crate) async fn open_stream(
-    State(state): State<AppState>,
+    State(state): State<LegacySseState>,
     claims: Option<Extension<Arc<VerifiedClaims>>>,
     until: Option<Extension<AuthorizedUntil>>,
     method: Option<Extension<AuthMethod>>,
@@ -469,7 +494,7 @@ fn is_json(request: &Request) -> bool {
 
 /// `POST /messages?sessionId=<id>`: delivers one JSON-RPC message to the session.
 pub(crate) async fn post_message(
-    State(state): State<AppState>,
+    State(state): State<LegacySseState>,
     query: Result<Query<MessageQuery>, axum::extract::rejection::QueryRejection>,
     request: Request,
 ) -> Response {

@@ -49,7 +49,7 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use futures::Stream;
+use futures::{Stream, future::BoxFuture};
 use rmcp::{
     model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
     transport::streamable_http_server::session::{
@@ -59,7 +59,7 @@ use rmcp::{
 
 use crate::{
     auth::claims::{Principal, VerifiedClaims},
-    cluster::Cluster,
+    cluster::{Cluster, mcp_sessions::LocalMcpSessions},
     error::{ChallengeContext, Error},
 };
 
@@ -266,14 +266,19 @@ impl<M> OwnedSessionManager<M> {
     }
 }
 
-impl
-    OwnedSessionManager<
+impl LocalMcpSessions
+    for OwnedSessionManager<
         rmcp::transport::streamable_http_server::session::local::LocalSessionManager,
     >
 {
-    /// How long a session with no message lives.
-    pub(crate) fn idle_timeout(&self) -> Option<std::time::Duration> {
+    fn idle_timeout(&self) -> Option<std::time::Duration> {
         self.inner.session_config.keep_alive
+    }
+
+    fn close(&self, id: SessionId) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let _ = self.close_session(&id).await;
+        })
     }
 }
 

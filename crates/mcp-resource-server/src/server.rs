@@ -59,12 +59,14 @@ use crate::{
     cluster::{Cluster, mcp_sessions::RedisSessionStore},
     config::{Config, ConfigError, ValidatedConfig},
     connection::{AcceptBackoff, Activity, Tracked, idle_watch},
-    cookie_session::{CookieSessions, create_session, delete_session},
-    cookie_store::{CookieStore, NamedCookieStore},
+    cookie_session::CookieSessions,
+    cookie_store::{
+        CookieRouteState, CookieStore, NamedCookieStore, create_session, delete_session,
+    },
     error::{ChallengeContext, DpopAdvert},
     host::{HostCheck, HostLayer, HostService},
     legacy_sse::{HandlerStarter, handler_starter},
-    legacy_sse::{LegacySseSessions, open_stream, post_message},
+    legacy_sse::{LegacySseSessions, LegacySseState, open_stream, post_message},
     mcp_session_owners::{McpSessionOwners, OwnedSessionManager, SessionBinding, bind_sessions},
     origin::{OriginCheck, OriginLayer, OriginPolicy},
     request_span::{RequestSpan, RequestSpanLayer},
@@ -459,7 +461,7 @@ fn legacy_sse(state: &AppState, guard: &RouteGuard) -> Router {
     let mut legacy = Router::new()
         .route("/sse", get(open_stream))
         .route("/messages", post(post_message));
-    let mut session = Router::<AppState>::new();
+    let mut session = Router::<CookieRouteState>::new();
     if let Some(validator) = &state.verifier {
         let cookie_auth = CookieAuth {
             sessions: Arc::new(NamedCookieStore {
@@ -479,7 +481,23 @@ fn legacy_sse(state: &AppState, guard: &RouteGuard) -> Router {
             .route("/session", post(create_session).layer(sse_auth))
             .route("/session", axum::routing::delete(delete_session));
     }
-    legacy.merge(session).with_state(state.clone()).layer(
+    let legacy = legacy.with_state(LegacySseState {
+        config: state.config.clone(),
+        cluster: state.cluster.clone(),
+        sse_sessions: state.sse_sessions.clone(),
+        stream_slots: state.stream_slots.clone(),
+        tool_policy: state.tool_policy.clone(),
+        sse_tool_policy: state.sse_tool_policy.clone(),
+        sse_challenge: state.sse_challenge.clone(),
+        shutdown: state.shutdown.clone(),
+        sse_handlers: state.sse_handlers.clone(),
+    });
+    let session = session.with_state(CookieRouteState {
+        config: state.config.clone(),
+        cookie_sessions: state.cookie_sessions.clone(),
+        sse_sessions: state.sse_sessions.clone(),
+    });
+    legacy.merge(session).layer(
         ServiceBuilder::new()
             .layer(guard.cors.clone())
             .layer(guard.origin.clone()),

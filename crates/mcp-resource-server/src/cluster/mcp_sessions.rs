@@ -50,8 +50,9 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use futures::future::BoxFuture;
 use rmcp::transport::streamable_http_server::session::{
-    SessionState, SessionStore, SessionStoreError,
+    SessionId, SessionState, SessionStore, SessionStoreError,
 };
 
 use super::{
@@ -63,6 +64,17 @@ use crate::{auth::claims::Principal, error::Error};
 
 /// Channel on which ended Streamable HTTP sessions are announced (payload: the id).
 pub(crate) const SESSION_ENDED: &str = "mcp:session-ended";
+
+/// This instance's Streamable HTTP sessions, as the ends announced by other instances
+/// reach them ([`Cluster::follow_mcp_sessions`]).
+pub(crate) trait LocalMcpSessions: Send + Sync {
+    /// How long a session with no message lives.
+    fn idle_timeout(&self) -> Option<Duration>;
+
+    /// Closes this instance's copy of session `id`.
+    fn close(&self, id: SessionId) -> BoxFuture<'_, ()>;
+}
+
 /// How long a session lives in Redis without an idle timeout.
 pub(crate) const SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long a place taken by an `initialize` waits for its session id.

@@ -54,12 +54,10 @@ use redis::{
     Client,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
-use rmcp::transport::streamable_http_server::session::{
-    SessionManager, local::LocalSessionManager,
-};
 use tokio_util::sync::CancellationToken;
 
-use crate::{error::Error, legacy_sse::LegacySseSessions, mcp_session_owners::OwnedSessionManager};
+use self::{mcp_sessions::LocalMcpSessions, relay::HeldStreams};
+use crate::error::Error;
 
 /// Channel on which ended cookie sessions are announced (payload: the key hash).
 const COOKIE_ENDED: &str = "mcp:cookie-ended";
@@ -80,7 +78,7 @@ pub(crate) struct Cluster {
     /// on those channels ([`mcp_sessions`]).
     subscription: AtomicU64,
     /// This instance's Streamable HTTP sessions, closed when another instance ends one.
-    mcp_sessions: OnceLock<Arc<OwnedSessionManager<LocalSessionManager>>>,
+    mcp_sessions: OnceLock<Arc<dyn LocalMcpSessions>>,
     /// Stream leases this instance holds (renewed by the watcher).
     leases: leases::HeldLeases,
     /// Streamable HTTP sessions served here since their last renewal.
@@ -145,10 +143,7 @@ impl Cluster {
     /// Makes `sessions` (this instance's Streamable HTTP sessions) follow the ends
     /// announced by other instances.
     /// Their keys in Redis live as long as their idle timeout.
-    pub(crate) fn follow_mcp_sessions(
-        &self,
-        sessions: Arc<OwnedSessionManager<LocalSessionManager>>,
-    ) {
+    pub(crate) fn follow_mcp_sessions(&self, sessions: Arc<dyn LocalMcpSessions>) {
         self.set_session_idle_timeout(sessions.idle_timeout());
         let _ = self.mcp_sessions.set(sessions);
     }
@@ -180,7 +175,7 @@ impl Cluster {
     /// `sse` (forwarded posts, ended cookie sessions); both stop with `shutdown`.
     pub(crate) fn spawn_tasks(
         self: &Arc<Self>,
-        sse: Arc<LegacySseSessions>,
+        sse: Arc<dyn HeldStreams>,
         shutdown: CancellationToken,
     ) {
         let this = self.clone();
@@ -221,7 +216,7 @@ impl Cluster {
 
     /// Subscribes to this instance's channel and to the ended cookie sessions,
     /// resubscribing whenever the connection drops.
-    async fn subscribe(&self, sse: Arc<LegacySseSessions>, shutdown: CancellationToken) {
+    async fn subscribe(&self, sse: Arc<dyn HeldStreams>, shutdown: CancellationToken) {
         let own = relay::instance_channel(&self.instance);
         let mut generation = 0;
         loop {
@@ -254,7 +249,7 @@ impl Cluster {
                             if let Some(sessions) = self.mcp_sessions.get() {
                                 let sessions = sessions.clone();
                                 tokio::spawn(async move {
-                                    let _ = sessions.close_session(&id.into()).await;
+                                    sessions.close(id.into()).await;
                                 });
                             }
                         } else if channel == COOKIE_ENDED {
@@ -267,7 +262,7 @@ impl Cluster {
                                 );
                             }
                         } else {
-                            relay::deliver(&sse, payload);
+                            relay::deliver(&*sse, payload);
                         }
                     }
                     tracing::warn!("redis subscription lost; resubscribing");

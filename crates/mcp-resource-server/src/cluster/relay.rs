@@ -19,7 +19,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
@@ -30,8 +30,24 @@ use super::{Cluster, unavailable};
 use crate::{
     auth::claims::{Principal, VerifiedClaims},
     error::Error,
-    legacy_sse::LegacySseSessions,
 };
+
+/// The legacy SSE streams this instance holds, as the other instances' messages reach
+/// them ([`Cluster::spawn_tasks`]).
+pub(crate) trait HeldStreams: Send + Sync {
+    /// Ends the streams opened with the cookie session whose key hash is `hash` (as
+    /// announced by another instance); returns how many.
+    fn end_cookie_streams_hashed(&self, hash: &str) -> usize;
+
+    /// Hands a message forwarded by another instance to stream `id`, if `claims`'
+    /// principal opened it; false when it did not or the stream is gone.
+    fn deliver_forwarded(
+        &self,
+        id: &str,
+        claims: Option<Arc<VerifiedClaims>>,
+        message: ClientJsonRpcMessage,
+    ) -> bool;
+}
 
 /// Longest a stream record lives without its stream (it is deleted when the stream ends).
 const MAX_RECORD: Duration = Duration::from_secs(24 * 3600);
@@ -195,7 +211,7 @@ impl Cluster {
 
 /// Hands a message another instance forwarded to the local session it names, if the
 /// principal still matches.
-pub(crate) fn deliver(sse: &LegacySseSessions, payload: &[u8]) {
+pub(crate) fn deliver(sse: &dyn HeldStreams, payload: &[u8]) {
     let Ok(forwarded) = serde_json::from_slice::<Forwarded>(payload) else {
         tracing::warn!("unreadable forwarded message ignored");
         return;
@@ -204,7 +220,7 @@ pub(crate) fn deliver(sse: &LegacySseSessions, payload: &[u8]) {
         tracing::warn!("forwarded body is not a JSON-RPC message; ignored");
         return;
     };
-    let claims = forwarded.claims.map(std::sync::Arc::new);
+    let claims = forwarded.claims.map(Arc::new);
     if !sse.deliver_forwarded(&forwarded.session, claims, message) {
         tracing::info!("forwarded message for a stream no longer here (or another principal's)");
     }
