@@ -26,6 +26,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use futures::future::join_all;
+use scale_out::{find_program, nginx_conf};
 use serde_json::{Value, json};
 use testkit::process::free_port;
 use tokio::{
@@ -202,16 +203,6 @@ impl ScaleResult {
     }
 }
 
-/// `program` on PATH, or in /usr/sbin (where Debian puts nginx).
-fn find(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-}
-
 async fn wait_for_port(port: u16, what: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -268,46 +259,6 @@ async fn start_redis(program: &Path, dir: PathBuf) -> anyhow::Result<Helper> {
     })
 }
 
-/// nginx's configuration: round-robin over `upstreams`, no affinity, streams unbuffered
-/// (as in the resource server's cluster tests and the `scale` Compose profile).
-fn nginx_conf(port: u16, upstreams: &[u16], dir: &Path) -> String {
-    let servers: String = upstreams
-        .iter()
-        .map(|p| format!("        server 127.0.0.1:{p} max_fails=0;\n"))
-        .collect();
-    let dir = dir.display();
-    format!(
-        "daemon off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    upstream mcp {{
-{servers}        keepalive 32;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://mcp;
-            proxy_http_version 1.1;
-            proxy_set_header Connection \"\";
-            proxy_set_header Host $http_host;
-            proxy_buffering off;
-            proxy_read_timeout 1h;
-        }}
-    }}
-}}
-"
-    )
-}
-
 async fn start_nginx(
     program: &Path,
     port: u16,
@@ -317,6 +268,8 @@ async fn start_nginx(
     std::fs::create_dir_all(&dir)?;
     let conf = dir.join("nginx.conf");
     std::fs::write(&conf, nginx_conf(port, upstreams, &dir))?;
+    // The configuration logs errors to stderr; here they go to a file beside it.
+    let error_log = std::fs::File::create(dir.join("error.log"))?;
     let child = Command::new(program)
         .arg("-e")
         .arg(dir.join("error.log"))
@@ -326,7 +279,7 @@ async fn start_nginx(
         .arg(&conf)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(error_log)
         .kill_on_drop(true)
         .spawn()
         .context("starting nginx")?;
@@ -784,7 +737,9 @@ where
 /// # Errors
 /// When redis-server or nginx is missing, a process does not start, or a load fails.
 pub async fn run(settings: &ScaleSettings, auth: &AuthServer) -> anyhow::Result<ScaleResult> {
-    let (Some(redis_program), Some(nginx_program)) = (find("redis-server"), find("nginx")) else {
+    let (Some(redis_program), Some(nginx_program)) =
+        (find_program("redis-server"), find_program("nginx"))
+    else {
         bail!("redis-server and nginx are needed (Debian packages redis-server, nginx)");
     };
     std::fs::create_dir_all(&settings.out_dir)?;
@@ -954,15 +909,5 @@ mod tests {
         };
         assert!((extra_us(&at(500.0), &at(1000.0)) - 1000.0).abs() < 1e-9);
         assert!(extra_us(&at(0.0), &at(1000.0)).is_nan());
-    }
-
-    #[test]
-    fn nginx_balances_every_upstream_without_affinity() {
-        let conf = nginx_conf(8080, &[1, 2, 3], Path::new("/tmp/x"));
-        for port in 1..=3 {
-            assert!(conf.contains(&format!("server 127.0.0.1:{port} max_fails=0;")));
-        }
-        assert!(!conf.contains("ip_hash") && !conf.contains("sticky"));
-        assert!(conf.contains("proxy_buffering off;"));
     }
 }

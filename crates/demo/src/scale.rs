@@ -9,19 +9,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use scale_out::{find_program, nginx_conf};
 
 use crate::children::Children;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// `program` on PATH, or in the sbin directories where Debian puts nginx.
-pub fn find_program(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-}
 
 /// `redis-server` and `nginx`, or a sentence naming the packages that provide them.
 ///
@@ -46,47 +38,6 @@ pub fn find_tools() -> anyhow::Result<(PathBuf, PathBuf)> {
             )
         }
     }
-}
-
-/// nginx's configuration: `listen` on loopback, round-robin over `upstreams` without
-/// affinity, event streams unbuffered, files under `dir`.
-pub fn nginx_conf(listen: u16, upstreams: &[u16], dir: &Path) -> String {
-    let servers: String = upstreams
-        .iter()
-        .map(|p| format!("        server 127.0.0.1:{p} max_fails=0;\n"))
-        .collect();
-    let dir = dir.display();
-    format!(
-        "daemon off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    upstream mcp {{
-{servers}        keepalive 32;
-    }}
-    server {{
-        listen 127.0.0.1:{listen};
-        location / {{
-            proxy_pass http://mcp;
-            proxy_http_version 1.1;
-            proxy_set_header Connection \"\";
-            proxy_set_header Host $http_host;
-            proxy_buffering off;
-            proxy_read_timeout 1h;
-            proxy_next_upstream error timeout;
-        }}
-    }}
-}}
-"
-    )
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -177,23 +128,4 @@ pub async fn start(
             .join(", ")
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nginx_balances_over_every_instance_without_affinity() {
-        let conf = nginx_conf(3001, &[4001, 4002, 4003], Path::new("/tmp/demo"));
-        for port in [4001, 4002, 4003] {
-            assert!(
-                conf.contains(&format!("server 127.0.0.1:{port} ")),
-                "{conf}"
-            );
-        }
-        assert!(conf.contains("listen 127.0.0.1:3001;"));
-        assert!(!conf.contains("ip_hash") && !conf.contains("sticky"));
-        assert!(conf.contains("proxy_buffering off"));
-    }
 }

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use demo::scale::{find_program, nginx_conf};
+use scale_out::{find_program, nginx_conf};
 use serde_json::{Value, json};
 pub use testkit::process::free_port;
 
@@ -1276,12 +1276,4 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
         .output()
         .expect("redis-cli (package redis-tools) is installed with redis-server");
     String::from_utf8(output.stdout).unwrap()
-}
-
-#[test]
-fn nginx_configuration_balances_without_affinity() {
-    let conf = nginx_conf(8080, &[1, 2, 3], std::path::Path::new("/tmp/x"));
-    assert_eq!(conf.matches("server 127.0.0.1:").count(), 3);
-    assert!(!conf.contains("ip_hash") && !conf.contains("sticky") && !conf.contains("hash "));
-    assert!(conf.contains("proxy_buffering off"));
 }
