@@ -68,17 +68,6 @@ wrk.headers["MCP-Protocol-Version"] = os.getenv("BENCH_PROTOCOL_VERSION")
 wrk.headers["Authorization"] = "DPoP " .. os.getenv("BENCH_TOKEN")
 local proof_header = "@HEADER@"
 local proof_file = "@FILE@"
-local expect_status = tonumber(os.getenv("BENCH_EXPECT_STATUS"))
-local expect_body = os.getenv("BENCH_EXPECT_BODY") or ""
-
-local threads = {}
-local count = 0
-function setup(thread)
-  thread:set("id", count)
-  count = count + 1
-  table.insert(threads, thread)
-end
-
 function init(args)
   bad = 0
   proofs = {}
@@ -96,29 +85,6 @@ function request()
   wrk.headers["DPoP"] = proof_header .. "." .. proofs[next_proof]
   next_proof = next_proof + 1
   return wrk.format()
-end
-
-function response(status, headers, body)
-  local ok = status == expect_status
-  if ok and expect_body ~= "" then
-    ok = body ~= nil and string.find(body, expect_body, 1, true) ~= nil
-      and string.find(body, '"isError":true', 1, true) == nil
-  end
-  if not ok then
-    bad = bad + 1
-  end
-end
-
-function done(summary, latency, requests)
-  local bad_total = 0
-  for _, thread in ipairs(threads) do
-    bad_total = bad_total + thread:get("bad")
-  end
-  local e = summary.errors
-  io.write(string.format(
-    'WRK_RESULT {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"bad":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d}\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout, bad_total,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
 end
 "#;
 
@@ -266,7 +232,8 @@ impl DpopTarget {
             &script,
             SCRIPT
                 .replace("@HEADER@", &header)
-                .replace("@FILE@", file_text),
+                .replace("@FILE@", file_text)
+                + crate::wrk::CHECKS,
         )?;
         eprintln!(
             "bench: signed {count} DPoP proofs in {:.1} s",
@@ -576,6 +543,6 @@ mod tests {
     #[test]
     fn the_script_has_its_placeholders() {
         assert!(SCRIPT.contains("@HEADER@") && SCRIPT.contains("@FILE@"));
-        assert!(SCRIPT.contains("WRK_RESULT"));
+        assert!(!SCRIPT.contains("WRK_RESULT") && crate::wrk::CHECKS.contains("WRK_RESULT"));
     }
 }

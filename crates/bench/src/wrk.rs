@@ -28,17 +28,25 @@ local token = os.getenv("BENCH_TOKEN")
 if token ~= nil and token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token
 end
+
+function init(args)
+  bad = 0
+end
+"#;
+
+/// The end of every load script of the harness: each thread numbered (`id`) and
+/// counting the responses that are not as expected (`bad`, which the script's `init`
+/// sets to 0), each response checked (status, body or challenge, from
+/// `BENCH_EXPECT_*`), and one `WRK_RESULT` JSON line printed by `done()`.
+pub const CHECKS: &str = r#"-- Checks and results (crates/bench/src/wrk.rs).
 local expect_status = tonumber(os.getenv("BENCH_EXPECT_STATUS"))
 local expect_body = os.getenv("BENCH_EXPECT_BODY") or ""
 local expect_challenge = os.getenv("BENCH_EXPECT_CHALLENGE") == "1"
 
 local threads = {}
 function setup(thread)
+  thread:set("id", #threads)
   table.insert(threads, thread)
-end
-
-function init(args)
-  bad = 0
 end
 
 function response(status, headers, body)
@@ -194,7 +202,7 @@ pub struct LoadResult {
 pub fn write_script(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join("tools-call.lua");
-    std::fs::write(&path, SCRIPT)?;
+    std::fs::write(&path, [SCRIPT, CHECKS].concat())?;
     Ok(path)
 }
 
