@@ -24,10 +24,18 @@ pub struct Cli {
     #[arg(long, env = "MCP_RS_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
-    /// Public base URL clients use to reach this server (origin only, no path)
-    /// [default: derived from --listen: http://localhost:<port> for a loopback or
-    /// unspecified address, else http://<address>].
-    #[arg(long, env = "MCP_RS_PUBLIC_URL")]
+    /// Public base URL clients use to reach this server (origin only, no path); by
+    /// default derived from `--listen`: `http://localhost:<port>` for a loopback or
+    /// unspecified address, else `http://<address>`.
+    // The `--help` text is given apart: clap prints doc comments as written, backticks
+    // included, and rustdoc would read the bare placeholders as HTML tags.
+    #[arg(
+        long,
+        env = "MCP_RS_PUBLIC_URL",
+        help = "Public base URL clients use to reach this server (origin only, no path) \
+                [default: derived from --listen: http://localhost:<port> for a loopback or \
+                unspecified address, else http://<address>]"
+    )]
     pub public_url: Option<String>,
 
     /// Expected `iss` of access tokens (exact match).
