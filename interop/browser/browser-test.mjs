@@ -251,7 +251,7 @@ async function main() {
   fs.mkdirSync(OUT, { recursive: true });
   for (const bin of ['dev-idp', 'resource-server']) {
     if (!env.BROWSER_TEST_RS_COMMAND || bin !== 'resource-server') {
-      if (!fs.existsSync(path.join(BIN, bin))) fail(`${path.join(BIN, bin)} is missing: run cargo build -p dev-idp -p mcp-resource-server first`);
+      if (!fs.existsSync(path.join(BIN, bin))) fail(`${path.join(BIN, bin)} is missing: run cargo build -p dev-idp -p resource-server first`);
     }
   }
   if (!fs.existsSync(CHROMIUM)) fail(`${CHROMIUM} is missing: apt-get install chromium chromium-driver`);

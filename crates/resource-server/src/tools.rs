@@ -325,7 +325,7 @@ impl ServerHandler for DemoTools {
         };
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new(
-                "mcp-resource-server",
+                env!("CARGO_PKG_NAME"),
                 env!("CARGO_PKG_VERSION"),
             ))
             .with_instructions(

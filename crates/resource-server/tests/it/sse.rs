@@ -23,7 +23,7 @@ fn token(auth: &TestAuthServer, url: &str, sub: &str, scope: &str) -> String {
 
 async fn handshake(url: &str, endpoint: &str, auth: SseAuth<'_>, reader: &mut SseReader) {
     let result = sse_handshake(url, endpoint, auth, reader, "it").await;
-    assert_eq!(result["serverInfo"]["name"], "mcp-resource-server");
+    assert_eq!(result["serverInfo"]["name"], "resource-server");
 }
 
 #[tokio::test]
