@@ -48,26 +48,65 @@ impl std::str::FromStr for AllowedAudience {
 
     /// Parses `RESOURCE=AUDIENCE` (split at the first `=`).
     fn from_str(s: &str) -> Result<Self> {
-        let invalid = |why: String| ClientError::Config(format!("--allow-audience {s:?}: {why}"));
-        let Some((resource, audience)) = s.split_once('=') else {
-            return Err(invalid(
-                "not RESOURCE=AUDIENCE (for example http://localhost:3001=mcp-resource-server)"
-                    .to_owned(),
-            ));
+        let invalid = |source| ClientError::AllowAudience {
+            value: s.to_owned(),
+            source,
         };
-        let resource = Url::parse(resource.trim())
-            .map_err(|e| e.to_string())
-            .and_then(|u| canonical_resource(&u).map_err(|e| e.to_string()))
-            .map_err(|e| invalid(format!("{resource:?} is not a resource URL ({e})")))?;
+        let Some((resource, audience)) = s.split_once('=') else {
+            return Err(invalid(AllowedAudienceError::NotAPair));
+        };
+        let resource = resource.trim();
+        let url = Url::parse(resource).map_err(|source| {
+            invalid(AllowedAudienceError::NotAUrl {
+                resource: resource.to_owned(),
+                source,
+            })
+        })?;
+        let resource = canonical_resource(&url).map_err(|source| {
+            invalid(AllowedAudienceError::NotAResource {
+                resource: resource.to_owned(),
+                source,
+            })
+        })?;
         let audience = audience.trim();
         if audience.is_empty() {
-            return Err(invalid("no audience after the =".to_owned()));
+            return Err(invalid(AllowedAudienceError::NoAudience));
         }
         Ok(Self {
             resource,
             audience: audience.to_owned(),
         })
     }
+}
+
+/// Why an `--allow-audience` value cannot be read ([`ClientError::AllowAudience`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AllowedAudienceError {
+    /// No `=` in it.
+    #[error("not RESOURCE=AUDIENCE (for example http://localhost:3001=mcp-resource-server)")]
+    NotAPair,
+    /// The resource is not a URL.
+    #[error("{resource:?} is not a resource URL ({source})")]
+    NotAUrl {
+        /// The resource as given.
+        resource: String,
+        /// Why it is not a URL.
+        #[source]
+        source: url::ParseError,
+    },
+    /// The resource is a URL, but not an http(s) URL with a host.
+    #[error("{resource:?} is not a resource URL ({source})")]
+    NotAResource {
+        /// The resource as given.
+        resource: String,
+        /// Why it cannot name a resource.
+        #[source]
+        source: mcp_auth_proto::wellknown::UrlError,
+    },
+    /// Nothing after the `=`.
+    #[error("no audience after the =")]
+    NoAudience,
 }
 
 /// The audiences the user allowed, per resource. Empty by default: then only tokens
@@ -222,6 +261,61 @@ mod tests {
         assert!("mcp-resource-server".parse::<AllowedAudience>().is_err());
         assert!("not a url=x".parse::<AllowedAudience>().is_err());
         assert!("http://h/mcp=".parse::<AllowedAudience>().is_err());
+    }
+
+    #[test]
+    fn unreadable_allowances_keep_their_causes() {
+        use std::error::Error as _;
+
+        let parse = |s: &str| s.parse::<AllowedAudience>().unwrap_err();
+        let err = parse("not a url=x");
+        assert!(
+            matches!(
+                &err,
+                ClientError::AllowAudience {
+                    source: AllowedAudienceError::NotAUrl { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let cause = err.source().and_then(std::error::Error::source);
+        assert_eq!(
+            cause.and_then(|e| e.downcast_ref::<url::ParseError>()),
+            Some(&url::ParseError::RelativeUrlWithoutBase)
+        );
+        assert_eq!(
+            err.to_string(),
+            "--allow-audience \"not a url=x\": \"not a url\" is not a resource URL \
+             (relative URL without a base)"
+        );
+
+        let err = parse("ftp://user:s3cret@h/mcp=x");
+        let cause = err.source().and_then(std::error::Error::source);
+        assert!(
+            cause
+                .and_then(|e| e.downcast_ref::<mcp_auth_proto::wellknown::UrlError>())
+                .is_some(),
+            "{err:?}"
+        );
+        // The URL error does not repeat the password (the value itself is the user's own).
+        assert!(!cause.unwrap().to_string().contains("s3cret"));
+
+        for (value, expected) in [
+            (
+                "mcp-resource-server",
+                "--allow-audience \"mcp-resource-server\": not RESOURCE=AUDIENCE \
+                 (for example http://localhost:3001=mcp-resource-server)",
+            ),
+            (
+                "http://h/mcp=",
+                "--allow-audience \"http://h/mcp=\": no audience after the =",
+            ),
+        ] {
+            let err = parse(value);
+            assert_eq!(err.to_string(), expected);
+            assert!(err.source().unwrap().source().is_none());
+        }
     }
 
     #[test]

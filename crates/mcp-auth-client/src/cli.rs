@@ -562,7 +562,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
 fn canonical(u: &str) -> anyhow::Result<String> {
     let url = parse_url(u)?;
     mcp_auth_proto::wellknown::canonical_resource(&url)
-        .map_err(|e| anyhow::anyhow!("{u} is not a usable MCP server URL: {e}"))
+        .map_err(|source| crate::ClientError::server_url(&url, source).into())
 }
 
 fn parse_url(u: &str) -> anyhow::Result<Url> {

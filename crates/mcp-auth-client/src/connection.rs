@@ -164,12 +164,8 @@ impl McpConnection {
     /// A session (not yet connected), with the cached tokens of this server if any.
     pub fn new(options: ConnectionOptions, trace: Trace, cache: Cache) -> Result<Self> {
         check_transport_security(&options, &trace)?;
-        let server_key = canonical_resource(&options.server_url).map_err(|e| {
-            ClientError::Config(format!(
-                "{} is not a usable MCP server URL: {e}",
-                options.server_url
-            ))
-        })?;
+        let server_key = canonical_resource(&options.server_url)
+            .map_err(|source| ClientError::server_url(&options.server_url, source))?;
         let mut tokens = cache.load_tokens(&server_key)?;
         if let Some(t) = &tokens
             && let Err(e) = options.audiences.check_token(

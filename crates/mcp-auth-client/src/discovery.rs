@@ -80,7 +80,7 @@ pub async fn discover(
     challenge: Option<&BearerChallenge>,
 ) -> Result<Discovered> {
     let canonical = canonical_resource(server_url)
-        .map_err(|e| ClientError::Config(format!("{server_url} is not a usable MCP URL: {e}")))?;
+        .map_err(|source| ClientError::server_url(server_url, source))?;
     match discover_resource(http, trace, server_url, challenge).await? {
         Some(prm) => {
             let Some(issuer) = prm.authorization_servers.first().cloned() else {

@@ -313,6 +313,25 @@ pub enum ClientError {
     /// Bad configuration or arguments.
     #[error("{0}")]
     Config(String),
+    /// An `--allow-audience` value that cannot be read.
+    #[error("--allow-audience {value:?}: {source}")]
+    AllowAudience {
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        #[source]
+        source: crate::audience::AllowedAudienceError,
+    },
+    /// The MCP server URL cannot name a resource (RFC 8707): it is not http(s) or has no
+    /// host.
+    #[error("{url} is not a usable MCP server URL: {source}")]
+    ServerUrl {
+        /// The MCP server URL, without its user name and password.
+        url: String,
+        /// Why it cannot name a resource.
+        #[source]
+        source: mcp_auth_proto::wellknown::UrlError,
+    },
     /// A URL of the configuration could not be parsed.
     #[error("{what} {value:?} is not a URL: {source}")]
     ConfigUrl {
@@ -334,6 +353,18 @@ impl ClientError {
         ClientError::Unreachable {
             url: url.into(),
             source: err.without_url(),
+        }
+    }
+
+    /// `source` as [`ClientError::ServerUrl`] for the MCP server URL `url`.
+    pub(crate) fn server_url(url: &url::Url, source: mcp_auth_proto::wellknown::UrlError) -> Self {
+        let mut shown = url.clone();
+        // Both fail only for URLs that cannot carry credentials, which then have none.
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        ClientError::ServerUrl {
+            url: shown.to_string(),
+            source,
         }
     }
 
@@ -420,6 +451,25 @@ mod tests {
         let err = ClientError::file("--assertion-file", &path, source);
         assert_eq!(err.to_string(), expected);
         assert!(err.source().unwrap().is::<std::io::Error>());
+    }
+
+    #[test]
+    fn an_unusable_server_url_keeps_its_cause_and_not_its_credentials() {
+        let url = url::Url::parse("ftp://user:s3cret@h/mcp").unwrap();
+        let source = mcp_auth_proto::wellknown::canonical_resource(&url).unwrap_err();
+        let err = ClientError::server_url(&url, source.clone());
+        assert_eq!(
+            err.to_string(),
+            format!("ftp://h/mcp is not a usable MCP server URL: {source}")
+        );
+        let kept = err.source().expect("the URL error is kept");
+        assert_eq!(
+            kept.downcast_ref::<mcp_auth_proto::wellknown::UrlError>(),
+            Some(&source)
+        );
+        for shown in [err.to_string(), format!("{err:?}")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+        }
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub const AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server"
 /// The well-known suffix of OpenID Connect discovery.
 pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
 
-/// A URL that cannot serve as a resource or issuer identifier.
+/// A URL that cannot serve as a resource or issuer identifier. The URL it names has
+/// no user name or password (a URL's credentials are not repeated in errors).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UrlError {
@@ -29,6 +30,15 @@ pub enum UrlError {
     NoHost(String),
 }
 
+/// `url` as errors show it: without its user name and password.
+fn shown(url: &Url) -> String {
+    let mut shown = url.clone();
+    // Both fail only for URLs that cannot carry credentials, which then have none.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
 /// The path without a trailing slash; empty for the root.
 fn trimmed_path(url: &Url) -> &str {
     url.path().trim_end_matches('/')
@@ -36,10 +46,10 @@ fn trimmed_path(url: &Url) -> &str {
 
 fn check_http(url: &Url) -> Result<(), UrlError> {
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(UrlError::Scheme(url.to_string()));
+        return Err(UrlError::Scheme(shown(url)));
     }
     if url.host().is_none() {
-        return Err(UrlError::NoHost(url.to_string()));
+        return Err(UrlError::NoHost(shown(url)));
     }
     Ok(())
 }
@@ -193,6 +203,18 @@ mod tests {
 
     fn u(s: &str) -> Url {
         Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn url_errors_do_not_repeat_credentials() {
+        let err = canonical_resource(&u("ftp://user:s3cret@h/mcp")).unwrap_err();
+        assert_eq!(err, UrlError::Scheme("ftp://h/mcp".into()));
+        for shown in [err.to_string(), format!("{err:?}")] {
+            assert!(
+                !shown.contains("s3cret") && !shown.contains("user"),
+                "{shown}"
+            );
+        }
     }
 
     fn strs(urls: Vec<Url>) -> Vec<String> {

@@ -168,12 +168,8 @@ impl Context {
 /// Only for a URL that cannot be an MCP server URL or does not answer at all; everything a
 /// server does wrong is a line of the report.
 pub async fn run(options: &AuditOptions, trace: &Trace, cache: &Cache) -> Result<Report> {
-    let canonical = canonical_resource(&options.server_url).map_err(|e| {
-        ClientError::Config(format!(
-            "{} is not a usable MCP server URL: {e}",
-            options.server_url
-        ))
-    })?;
+    let canonical = canonical_resource(&options.server_url)
+        .map_err(|source| ClientError::server_url(&options.server_url, source))?;
     let mut ctx = Context {
         probe: Probe::new(options.timeout, options.max_body),
         server: options.server_url.clone(),
