@@ -3,10 +3,7 @@
 use super::*;
 use jsonwebtoken::EncodingKey;
 use serde_json::json;
-
-const EC_PEM: &[u8] = include_bytes!("../../../tests/keys/ec256.pem");
-const ED_PEM: &[u8] = include_bytes!("../../../tests/keys/ed25519.pem");
-const RSA_PEM: &[u8] = include_bytes!("../../../tests/keys/rsa1.pem");
+use testkit::keys::{EC_PEM, ED_PEM, RSA1_PEM as RSA_PEM};
 
 const NOW: u64 = 1_800_000_000;
 const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln";
