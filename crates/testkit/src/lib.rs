@@ -1,6 +1,7 @@
 //! Shared test machinery for the workspace: a test authorization server on a real
 //! loopback socket (metadata, JWKS, tokens minted with chosen claims, algorithm and
-//! `kid`), fixed and generated signing keys, an SSE reader, small HTTP helpers and a
+//! `kid`), the servers a client meets in client tests ([`client_side`]), fixed and
+//! generated signing keys, an SSE reader, small HTTP helpers and a
 //! runner for real processes.
 //!
 //! ```no_run
@@ -17,6 +18,7 @@
 //! # }
 //! ```
 
+pub mod client_side;
 pub mod http;
 pub mod introspection;
 pub mod keys;

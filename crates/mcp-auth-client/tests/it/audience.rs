@@ -10,17 +10,19 @@ use mcp_auth_client::cache::{Cache, TokenSet, now};
 use mcp_auth_client::registration::{ClientSource, StoredClient, TokenAuthMethod};
 use mcp_auth_proto::{AccessToken, RefreshToken};
 
-use crate::support::{Mock, MockConfig, assert_no_secrets, files, options, session, text};
+use testkit::client_side::{ClientSideConfig, ClientSideServer};
+
+use crate::support::{assert_no_secrets, config, files, options, session, text};
 
 /// A mock whose metadata asks for Dex's cross-client scope for `audience`.
-async fn asking_for_audience(audience: &str) -> Mock {
+async fn asking_for_audience(audience: &str) -> ClientSideServer {
     let scope = format!("audience:server:client_id:{audience}");
-    Mock::start(MockConfig {
+    ClientSideServer::start(ClientSideConfig {
         prm_scopes: vec!["openid".into(), scope.clone()],
         required_scope: Some(scope),
         as_scopes: vec![],
         jwt_audience: Some(vec![audience.into(), "mcp-client".into()]),
-        ..MockConfig::default()
+        ..config()
     })
     .await
 }
@@ -30,8 +32,8 @@ fn allow(server: &str, audience: &str) -> AudiencePolicy {
 }
 
 /// Whether any bearer token was presented at the mock's `/mcp`.
-fn token_reached_the_server(mock: &Mock) -> bool {
-    !mock.issued.lock().unwrap().presented.is_empty()
+fn token_reached_the_server(mock: &ClientSideServer) -> bool {
+    !mock.presented().is_empty()
 }
 
 #[tokio::test]
@@ -91,9 +93,9 @@ async fn with_the_allowance_the_dex_flow_works() {
 async fn a_token_for_another_resource_is_neither_sent_nor_cached() {
     // The authorization server answers with a token for another resource (as one that
     // maps scopes to audiences would, whatever `resource` says).
-    let mock = Mock::start(MockConfig {
+    let mock = ClientSideServer::start(ClientSideConfig {
         jwt_audience: Some(vec!["https://bank.example.com/mcp".into()]),
-        ..MockConfig::default()
+        ..config()
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -115,9 +117,9 @@ async fn a_token_for_another_resource_is_neither_sent_nor_cached() {
     );
 
     // A JWT without any audience says nothing about where it may be used: not sent.
-    let mock = Mock::start(MockConfig {
+    let mock = ClientSideServer::start(ClientSideConfig {
         jwt_audience: Some(vec![]),
-        ..MockConfig::default()
+        ..config()
     })
     .await;
     let (mut s, _) = session(options(&mock.mcp_url()), dir.path());
@@ -129,9 +131,9 @@ async fn a_token_for_another_resource_is_neither_sent_nor_cached() {
 #[tokio::test]
 async fn tokens_for_this_resource_and_opaque_tokens_are_used() {
     for jwt_audience in [Some(vec!["{resource}".to_owned()]), None] {
-        let mock = Mock::start(MockConfig {
+        let mock = ClientSideServer::start(ClientSideConfig {
             jwt_audience: jwt_audience.clone(),
-            ..MockConfig::default()
+            ..config()
         })
         .await;
         let dir = tempfile::tempdir().unwrap();
@@ -145,10 +147,10 @@ async fn tokens_for_this_resource_and_opaque_tokens_are_used() {
 
 #[tokio::test]
 async fn a_refreshed_token_for_another_resource_is_not_used() {
-    let mock = Mock::start(MockConfig {
+    let mock = ClientSideServer::start(ClientSideConfig {
         jwt_audience: Some(vec!["{resource}".into()]),
         jwt_audience_on_refresh: Some(vec!["https://bank.example.com/mcp".into()]),
-        ..MockConfig::default()
+        ..config()
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -166,19 +168,18 @@ async fn a_refreshed_token_for_another_resource_is_not_used() {
     assert_eq!(mock.count("token grant=refresh_token"), 1);
     assert_eq!(mock.count("authorize"), 2);
     assert_ne!(s.tokens().unwrap().access_token, first);
-    let issued = mock.issued.lock().unwrap();
-    assert_eq!(issued.from_refresh.len(), 1);
+    let from_refresh = mock.from_refresh();
+    assert_eq!(from_refresh.len(), 1);
     assert!(
-        !issued.presented.contains(&issued.from_refresh[0]),
+        !mock.presented().contains(&from_refresh[0]),
         "the refreshed token reached the server"
     );
-    drop(issued);
     assert_no_secrets(&trace);
 }
 
 #[tokio::test]
 async fn a_cached_token_for_another_resource_is_not_used() {
-    let mock = Mock::start(MockConfig::default()).await;
+    let mock = ClientSideServer::start(config()).await;
     let dir = tempfile::tempdir().unwrap();
     use base64::Engine as _;
     let enc = |v: serde_json::Value| {

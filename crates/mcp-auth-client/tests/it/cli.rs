@@ -6,7 +6,9 @@ use clap::Parser;
 use mcp_auth_client::cache::Cache;
 use mcp_auth_client::cli::{Cli, run};
 
-use crate::support::{Mock, MockConfig};
+use testkit::client_side::{Break, ClientSideConfig, ClientSideServer};
+
+use crate::support::config;
 
 async fn mcp_client(args: &[&str]) -> anyhow::Result<ExitCode> {
     let mut argv = vec!["mcp-client"];
@@ -16,7 +18,7 @@ async fn mcp_client(args: &[&str]) -> anyhow::Result<ExitCode> {
 
 #[tokio::test]
 async fn tools_call_status_and_logout() {
-    let mock = Mock::start(MockConfig::default()).await;
+    let mock = ClientSideServer::start(config()).await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     let url = mock.mcp_url();
@@ -57,11 +59,7 @@ async fn tools_call_status_and_logout() {
 
 #[tokio::test]
 async fn failures_are_errors_not_panics() {
-    let mock = Mock::start(MockConfig {
-        s256: false,
-        ..MockConfig::default()
-    })
-    .await;
+    let mock = ClientSideServer::start(config().with(Break::NoS256)).await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     let err = mcp_client(&[
@@ -108,11 +106,10 @@ async fn failures_are_errors_not_panics() {
 async fn check_has_one_authorization_budget_for_all_its_steps() {
     // Every tool wants a new authorization once: without one budget per run, `check`
     // would authorize once per tool (up to 3 each), 21 times here.
-    let mock = Mock::start(MockConfig {
+    let mock = ClientSideServer::start(ClientSideConfig {
         extra_tools: 20,
-        reauthorize_per_tool: true,
         refresh_tokens: false,
-        ..MockConfig::default()
+        ..config().with(Break::ReauthorizePerTool)
     })
     .await;
     let err = mcp_client(&["--headless", "-q", "--no-cache", "check", &mock.mcp_url()])
@@ -124,12 +121,11 @@ async fn check_has_one_authorization_budget_for_all_its_steps() {
     );
     assert_eq!(mock.count("authorize"), 3, "{:?}", mock.log());
     // --max-authorizations sets the budget of the run.
-    let mock = Mock::start(MockConfig {
+    let mock = ClientSideServer::start(ClientSideConfig {
         extra_tools: 4,
-        reauthorize_per_tool: true,
         refresh_tokens: false,
         admin_scope: None,
-        ..MockConfig::default()
+        ..config().with(Break::ReauthorizePerTool)
     })
     .await;
     let code = mcp_client(&[
@@ -150,7 +146,7 @@ async fn check_has_one_authorization_budget_for_all_its_steps() {
 
 #[tokio::test]
 async fn diagram_draws_what_ran_also_when_the_command_fails() {
-    let mock = Mock::start(MockConfig::default()).await;
+    let mock = ClientSideServer::start(config()).await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     let url = mock.mcp_url();

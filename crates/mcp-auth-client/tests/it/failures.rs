@@ -6,14 +6,16 @@ use mcp_auth_client::cache::{Cache, TokenSet, now};
 use mcp_auth_client::registration::{ClientSource, StoredClient, TokenAuthMethod};
 use mcp_auth_proto::{AccessToken, RefreshToken};
 
-use crate::support::{
-    IssMode, Mock, MockConfig, StateMode, assert_no_secrets, files, options, session, text,
-};
+use testkit::client_side::{Break, ClientSideConfig, ClientSideServer};
+
+use crate::support::{assert_no_secrets, config, files, options, session, text};
 
 /// Seeds the cache with tokens the mock does not know (so they get refused, the refresh
 /// fails, and a new authorization starts), runs a connect, and checks the cache is intact.
-async fn fails_and_keeps_cache(config: MockConfig) -> (ClientError, Mock, String) {
-    let mock = Mock::start(config).await;
+async fn fails_and_keeps_cache(
+    config: ClientSideConfig,
+) -> (ClientError, ClientSideServer, String) {
+    let mock = ClientSideServer::start(config).await;
     let dir = tempfile::tempdir().unwrap();
     Cache::new(dir.path())
         .save_tokens(&TokenSet {
@@ -48,33 +50,21 @@ async fn fails_and_keeps_cache(config: MockConfig) -> (ClientError, Mock, String
 
 #[tokio::test]
 async fn state_mismatch() {
-    let (err, mock, _) = fails_and_keeps_cache(MockConfig {
-        state: StateMode::Wrong,
-        ..MockConfig::default()
-    })
-    .await;
+    let (err, mock, _) = fails_and_keeps_cache(config().with(Break::WrongState)).await;
     assert!(matches!(err, ClientError::StateMismatch), "{err}");
     assert_eq!(mock.count("token grant=authorization_code"), 0);
 }
 
 #[tokio::test]
 async fn metadata_issuer_mismatch() {
-    let (err, mock, _) = fails_and_keeps_cache(MockConfig {
-        metadata_issuer_override: Some("http://127.0.0.1:1/other".into()),
-        ..MockConfig::default()
-    })
-    .await;
+    let (err, mock, _) = fails_and_keeps_cache(config().with(Break::IssuerMismatch)).await;
     assert!(matches!(err, ClientError::IssuerMismatch { .. }), "{err}");
     assert_eq!(mock.count("authorize"), 0);
 }
 
 #[tokio::test]
 async fn callback_issuer_mismatch() {
-    let (err, mock, _) = fails_and_keeps_cache(MockConfig {
-        iss: IssMode::Wrong,
-        ..MockConfig::default()
-    })
-    .await;
+    let (err, mock, _) = fails_and_keeps_cache(config().with(Break::IssWrong)).await;
     assert!(
         matches!(err, ClientError::CallbackIssuerMismatch { .. }),
         "{err}"
@@ -84,12 +74,7 @@ async fn callback_issuer_mismatch() {
 
 #[tokio::test]
 async fn callback_without_promised_iss() {
-    let (err, _, _) = fails_and_keeps_cache(MockConfig {
-        iss: IssMode::Absent,
-        advertise_iss: true,
-        ..MockConfig::default()
-    })
-    .await;
+    let (err, _, _) = fails_and_keeps_cache(config().with(Break::IssAbsent)).await;
     assert!(
         matches!(err, ClientError::CallbackIssuerMismatch { .. }),
         "{err}"
@@ -98,11 +83,7 @@ async fn callback_without_promised_iss() {
 
 #[tokio::test]
 async fn no_s256() {
-    let (err, mock, trace) = fails_and_keeps_cache(MockConfig {
-        s256: false,
-        ..MockConfig::default()
-    })
-    .await;
+    let (err, mock, trace) = fails_and_keeps_cache(config().with(Break::NoS256)).await;
     assert!(matches!(err, ClientError::NoPkceS256 { .. }), "{err}");
     assert_eq!(mock.count("authorize"), 0);
     assert_eq!(mock.count("register"), 0);
@@ -111,20 +92,16 @@ async fn no_s256() {
 
 #[tokio::test]
 async fn resource_mismatch() {
-    let (err, mock, _) = fails_and_keeps_cache(MockConfig {
-        prm_resource_override: Some("https://evil.example.com/mcp".into()),
-        ..MockConfig::default()
-    })
-    .await;
+    let (err, mock, _) = fails_and_keeps_cache(config().with(Break::PrmWrongResource)).await;
     assert!(matches!(err, ClientError::ResourceMismatch { .. }), "{err}");
     assert_eq!(mock.count("authorize"), 0);
 }
 
 #[tokio::test]
 async fn plain_http_authorization_server_off_loopback() {
-    let (err, mock, _) = fails_and_keeps_cache(MockConfig {
+    let (err, mock, _) = fails_and_keeps_cache(ClientSideConfig {
         prm_authorization_server: Some("http://as.example.com/tenant".into()),
-        ..MockConfig::default()
+        ..config()
     })
     .await;
     assert!(matches!(err, ClientError::InsecureEndpoint { .. }), "{err}");
@@ -134,11 +111,7 @@ async fn plain_http_authorization_server_off_loopback() {
 
 #[tokio::test]
 async fn authorization_server_error_in_callback() {
-    let (err, _, _) = fails_and_keeps_cache(MockConfig {
-        callback_error: Some("access_denied".into()),
-        ..MockConfig::default()
-    })
-    .await;
+    let (err, _, _) = fails_and_keeps_cache(config().with(Break::CallbackError)).await;
     assert!(
         matches!(&err, ClientError::AuthorizationDenied { error, .. } if error == "access_denied"),
         "{err}"
@@ -148,11 +121,7 @@ async fn authorization_server_error_in_callback() {
 
 #[tokio::test]
 async fn headless_meets_a_login_page() {
-    let (err, mock, _) = fails_and_keeps_cache(MockConfig {
-        login_page: true,
-        ..MockConfig::default()
-    })
-    .await;
+    let (err, mock, _) = fails_and_keeps_cache(config().with(Break::LoginPage)).await;
     assert!(matches!(err, ClientError::Headless { .. }), "{err}");
     assert!(err.to_string().contains("wants a person"), "{err}");
     assert_eq!(mock.count("token grant=authorization_code"), 0);

@@ -4,11 +4,13 @@
 use mcp_auth_client::ClientError;
 use serde_json::json;
 
-use crate::support::{Mock, MockConfig, assert_no_secrets, options, session, text};
+use testkit::client_side::{Break, ClientSideConfig, ClientSideServer};
+
+use crate::support::{assert_no_secrets, config, options, session, text};
 
 #[tokio::test]
 async fn authorizes_lists_and_calls_then_reuses_the_cache() {
-    let mock = Mock::start(MockConfig::default()).await;
+    let mock = ClientSideServer::start(config()).await;
     let dir = tempfile::tempdir().unwrap();
     let (mut s, buf) = session(options(&mock.mcp_url()), dir.path());
     s.connect().await.unwrap();
@@ -60,7 +62,7 @@ async fn authorizes_lists_and_calls_then_reuses_the_cache() {
 
 #[tokio::test]
 async fn refreshes_on_401_and_keeps_the_rotated_refresh_token() {
-    let mock = Mock::start(MockConfig::default()).await;
+    let mock = ClientSideServer::start(config()).await;
     let dir = tempfile::tempdir().unwrap();
     let (mut s, _) = session(options(&mock.mcp_url()), dir.path());
     s.connect().await.unwrap();
@@ -87,9 +89,9 @@ async fn refreshes_on_401_and_keeps_the_rotated_refresh_token() {
 
 #[tokio::test]
 async fn refreshes_before_expiry() {
-    let mock = Mock::start(MockConfig {
+    let mock = ClientSideServer::start(ClientSideConfig {
         expires_in: 30,
-        ..MockConfig::default()
+        ..config()
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -113,7 +115,7 @@ async fn refreshes_before_expiry() {
 
 #[tokio::test]
 async fn authorizes_again_when_refresh_fails() {
-    let mock = Mock::start(MockConfig::default()).await;
+    let mock = ClientSideServer::start(config()).await;
     let dir = tempfile::tempdir().unwrap();
     let (mut s, buf) = session(options(&mock.mcp_url()), dir.path());
     s.connect().await.unwrap();
@@ -126,7 +128,7 @@ async fn authorizes_again_when_refresh_fails() {
 
 #[tokio::test]
 async fn steps_up_on_insufficient_scope() {
-    let mock = Mock::start(MockConfig::default()).await;
+    let mock = ClientSideServer::start(config()).await;
     let dir = tempfile::tempdir().unwrap();
     let (mut s, buf) = session(options(&mock.mcp_url()), dir.path());
     s.connect().await.unwrap();
@@ -155,11 +157,7 @@ async fn steps_up_on_insufficient_scope() {
 
 #[tokio::test]
 async fn gives_up_after_three_authorizations_in_the_whole_session() {
-    let mock = Mock::start(MockConfig {
-        never_grant: Some("mcp:admin".into()),
-        ..MockConfig::default()
-    })
-    .await;
+    let mock = ClientSideServer::start(config().with(Break::AdminScopeNeverGranted)).await;
     let dir = tempfile::tempdir().unwrap();
     let (mut s, _) = session(options(&mock.mcp_url()), dir.path());
     s.connect().await.unwrap();

@@ -18,7 +18,9 @@ use futures::StreamExt as _;
 use mcp_auth_client::{ClientError, TransportChoice};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{Mock, MockConfig, Oversized, options, session, text};
+use testkit::client_side::{Break, ClientSideServer, Oversized};
+
+use crate::support::{config, options, session, text};
 
 const MIB: usize = 1024 * 1024;
 /// What may be in flight beyond what the client read: loopback socket buffers on both
@@ -226,11 +228,7 @@ async fn oversized_oauth_documents_are_refused() {
         ),
         (Oversized::Token, "a token response", "/as/token"),
     ] {
-        let mock = Mock::start(MockConfig {
-            oversized: Some(oversized),
-            ..MockConfig::default()
-        })
-        .await;
+        let mock = ClientSideServer::start(config().with(Break::Oversized(oversized))).await;
         let dir = tempfile::tempdir().unwrap();
         let (mut s, buf) = session(options(&mock.mcp_url()), dir.path());
         let err = s.connect().await.unwrap_err();

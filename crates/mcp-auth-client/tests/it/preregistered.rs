@@ -7,7 +7,9 @@ use mcp_auth_client::ClientError;
 use mcp_auth_client::cache::Cache;
 use mcp_auth_proto::ClientSecret;
 
-use crate::support::{Mock, MockConfig, options, session, text};
+use testkit::client_side::{ClientSideConfig, ClientSideServer};
+
+use crate::support::{config, options, session, text};
 
 const SECRET: &str = "s3cr3t-of-the-pre-registered-client";
 
@@ -21,23 +23,23 @@ fn confidential(server: &str, issuer: Option<&str>) -> mcp_auth_client::Connecti
 }
 
 /// A server whose metadata names `as_issuer` as its authorization server.
-async fn server_naming(as_issuer: &str) -> Mock {
-    Mock::start(MockConfig {
+async fn server_naming(as_issuer: &str) -> ClientSideServer {
+    ClientSideServer::start(ClientSideConfig {
         prm_authorization_server: Some(as_issuer.to_owned()),
-        ..MockConfig::default()
+        ..config()
     })
     .await
 }
 
-fn assert_untouched(evil: &Mock) {
+fn assert_untouched(evil: &ClientSideServer) {
     assert_eq!(evil.count("authorize"), 0, "{:?}", evil.log());
     assert_eq!(evil.count("token"), 0, "{:?}", evil.log());
 }
 
 #[tokio::test]
 async fn with_client_issuer_the_credentials_go_nowhere_else() {
-    let good = Mock::start(MockConfig::default()).await;
-    let evil_as = Mock::start(MockConfig::default()).await;
+    let good = ClientSideServer::start(config()).await;
+    let evil_as = ClientSideServer::start(config()).await;
     let evil = server_naming(&evil_as.issuer()).await;
     let dir = tempfile::tempdir().unwrap();
 
@@ -73,8 +75,8 @@ async fn with_client_issuer_the_credentials_go_nowhere_else() {
 
 #[tokio::test]
 async fn without_client_issuer_the_first_use_binds_them() {
-    let good = Mock::start(MockConfig::default()).await;
-    let evil_as = Mock::start(MockConfig::default()).await;
+    let good = ClientSideServer::start(config()).await;
+    let evil_as = ClientSideServer::start(config()).await;
     let evil = server_naming(&evil_as.issuer()).await;
     let dir = tempfile::tempdir().unwrap();
 
@@ -135,8 +137,8 @@ async fn without_client_issuer_the_first_use_binds_them() {
 async fn a_public_client_id_is_bound_too() {
     // Sending even a public client id to another authorization server opens the mix-up
     // attack (RFC 9700 §4.4): its codes could be redeemed where they were not issued.
-    let good = Mock::start(MockConfig::default()).await;
-    let evil_as = Mock::start(MockConfig::default()).await;
+    let good = ClientSideServer::start(config()).await;
+    let evil_as = ClientSideServer::start(config()).await;
     let evil = server_naming(&evil_as.issuer()).await;
     let dir = tempfile::tempdir().unwrap();
     let mut o = options(&good.mcp_url());

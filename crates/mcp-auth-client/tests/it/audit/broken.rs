@@ -6,8 +6,9 @@
 use mcp_auth_client::audit::{CheckId, Report, Status};
 use mcp_auth_client::registration::ClientConfig;
 
-use super::mock::{Break, BrokenServer};
-use super::{audit, expect_no_failure, login, status};
+use testkit::client_side::Break;
+
+use super::{audit, expect_no_failure, login, server, status};
 
 use CheckId::*;
 use Status::{Fail, NotApplicable, Pass, Warn};
@@ -133,19 +134,26 @@ const CASES: &[Case] = &[
     case(Break::InsufficientScope401, ScopeInsufficient, Fail).with_login(),
 ];
 
-async fn run(broken: Break, with_login: bool) -> Report {
-    let server = BrokenServer::start(broken).await;
+async fn run(broken: Option<Break>, with_login: bool) -> Report {
+    let server = server(broken).await;
     let login = with_login.then(|| login(ClientConfig::default(), Some("admin")));
     let (report, trace) = audit(&server.mcp_url(), login).await;
-    // The mock's access tokens are JWTs whose payload names the mock; none may be shown.
-    assert!(!trace.contains(".c2ln"), "a token in the trace:\n{trace}");
-    assert!(!report.to_json().contains(".c2ln"), "a token in the report");
+    // The server's access tokens are JWTs whose last part is `secret-access-<n>`; none may
+    // be shown.
+    assert!(
+        !trace.contains("secret-access-"),
+        "a token in the trace:\n{trace}"
+    );
+    assert!(
+        !report.to_json().contains("secret-access-"),
+        "a token in the report"
+    );
     report
 }
 
 #[tokio::test]
 async fn the_unbroken_server_passes_every_check() {
-    let before = run(Break::Nothing, false).await;
+    let before = run(None, false).await;
     for id in CheckId::ALL {
         let expected = if [
             LoginFlow,
@@ -169,7 +177,7 @@ async fn the_unbroken_server_passes_every_check() {
             before.to_text()
         );
     }
-    let after = run(Break::Nothing, true).await;
+    let after = run(None, true).await;
     for id in CheckId::ALL {
         assert_eq!(
             status(&after, *id),
@@ -191,12 +199,9 @@ async fn each_break_turns_exactly_its_own_line() {
             id.id()
         );
     }
-    let baseline = [
-        run(Break::Nothing, false).await,
-        run(Break::Nothing, true).await,
-    ];
+    let baseline = [run(None, false).await, run(None, true).await];
     for case in CASES {
-        let report = run(case.broken, case.login).await;
+        let report = run(Some(case.broken), case.login).await;
         let base = &baseline[usize::from(case.login)];
         let label = format!(
             "{:?}{}",
@@ -237,9 +242,9 @@ async fn each_break_turns_exactly_its_own_line() {
 
 #[tokio::test]
 async fn a_token_echoed_by_the_server_is_not_repeated() {
-    // The mock refuses a token in the query string and quotes it in its challenge; the
+    // The server refuses a token in the query string and quotes it in its challenge; the
     // report says so without the token (`run` checks the trace and the JSON for it).
-    let report = run(Break::Nothing, true).await;
+    let report = run(None, true).await;
     expect_no_failure(&report);
     let seen = &report.check(TokenQuery).unwrap().seen;
     assert!(seen.contains("the token [token] was sent"), "{seen}");

@@ -5,8 +5,9 @@ use std::process::Output;
 
 use mcp_auth_client::audit::CheckId;
 use serde_json::Value;
+use testkit::client_side::Break;
 
-use super::mock::{Break, BrokenServer};
+use super::server;
 
 async fn mcp_client(args: &[&str]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-client"))
@@ -27,7 +28,7 @@ fn stderr(o: &Output) -> String {
 
 #[tokio::test]
 async fn json_for_machines_and_the_exit_code() {
-    let good = BrokenServer::start(Break::Nothing).await;
+    let good = server(None).await;
     let out = mcp_client(&["--json", "audit", &good.mcp_url()]).await;
     assert_eq!(
         out.status.code(),
@@ -56,7 +57,7 @@ async fn json_for_machines_and_the_exit_code() {
     assert_eq!(json["summary"]["fail"], 0);
 
     // One failing check: exit code 1, and the line says what was seen and what to do.
-    let broken = BrokenServer::start(Break::IssuerMismatch).await;
+    let broken = server(Some(Break::IssuerMismatch)).await;
     let out = mcp_client(&["--json", "audit", &broken.mcp_url()]).await;
     assert_eq!(out.status.code(), Some(1));
     let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -77,7 +78,7 @@ async fn json_for_machines_and_the_exit_code() {
 
 #[tokio::test]
 async fn text_lines_and_a_markdown_report() {
-    let broken = BrokenServer::start(Break::NoS256).await;
+    let broken = server(Some(Break::NoS256)).await;
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("audit.md");
     let out = mcp_client(&[
@@ -120,7 +121,7 @@ async fn text_lines_and_a_markdown_report() {
 
 #[tokio::test]
 async fn login_with_the_clients_own_flags_prints_no_token() {
-    let server = BrokenServer::start(Break::Nothing).await;
+    let server = server(None).await;
     let out = mcp_client(&[
         "--headless",
         "--no-cache",
@@ -136,9 +137,12 @@ async fn login_with_the_clients_own_flags_prints_no_token() {
     assert_eq!(out.status.code(), Some(0), "{o}{e}");
     assert!(o.contains("logged in"), "{o}");
     assert!(o.contains("PASS  scope.insufficient"), "{o}");
-    // The mock's tokens are JWTs signed "c2ln"; verbose mode shows their claims, never
-    // the token itself.
-    assert!(!o.contains(".c2ln") && !e.contains(".c2ln"), "{o}{e}");
+    // The server's tokens are JWTs whose last part is `secret-access-<n>`; verbose mode
+    // shows their claims, never the token itself.
+    assert!(
+        !o.contains("secret-access-") && !e.contains("secret-access-"),
+        "{o}{e}"
+    );
 }
 
 #[tokio::test]

@@ -4,7 +4,6 @@
 
 mod broken;
 mod cli;
-mod mock;
 mod peers;
 mod project;
 
@@ -17,7 +16,16 @@ use mcp_auth_client::registration::ClientConfig;
 use mcp_auth_client::trace::{Trace, Verbosity};
 use mcp_auth_proto::Scopes;
 use serde_json::json;
+use testkit::client_side::{Break, ClientSideConfig, ClientSideServer};
 use url::Url;
+
+/// The kit's client-side servers, complete in every respect the audit checks, with
+/// `broken` broken.
+pub async fn server(broken: Option<Break>) -> ClientSideServer {
+    let mut config = ClientSideConfig::complete();
+    config.breaks.extend(broken);
+    ClientSideServer::start(config).await
+}
 
 /// Headless login options, with `tool` as the call that needs more scope.
 pub fn login(client: ClientConfig, tool: Option<&str>) -> LoginOptions {
