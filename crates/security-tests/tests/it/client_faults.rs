@@ -12,29 +12,17 @@
 //! `mcp_auth_client::cli::run` with the arguments passed in an environment variable.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::ExitCode,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU8, Ordering},
-    },
     time::Duration,
 };
 
-use axum::{
-    Form, Json, Router,
-    extract::{Query, State},
-    http::StatusCode,
-    response::{IntoResponse, Redirect, Response},
-    routing::{get, post},
-};
-use jsonwebtoken::jwk::JwkSet;
 use serde_json::{Value, json};
-use tokio::{net::TcpListener, sync::oneshot};
+use testkit::client_side::{Break, ClientSideConfig, ClientSideServer};
 
-use crate::support::{TestKey, now, rs_config, start_rs};
+use crate::support::{TestKey, rs_config, start_rs};
 
 const CHILD_ARGS: &str = "SECURITY_TESTS_CLIENT_ARGS";
 /// When set, the child writes its peak resident memory (`VmHWM`) as its last line.
@@ -138,169 +126,6 @@ pub(crate) async fn run(mut command: tokio::process::Command) -> Run {
 }
 
 // ---------------------------------------------------------------------------
-// A scriptable authorization server
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-/// Faults of the authorization server; 0 (the default) is "answer normally".
-enum AsMode {
-    TokenEndpoint500 = 1,
-    CallbackError = 2,
-    WrongState = 3,
-}
-
-/// What an authorization code stands for: `code_challenge`, `resource`, `scope`.
-type Grant = (String, String, String);
-
-#[derive(Clone)]
-struct FakeAs {
-    issuer: String,
-    key: TestKey,
-    mode: Arc<AtomicU8>,
-    codes: Arc<Mutex<HashMap<String, Grant>>>,
-    token_lifetime: u64,
-}
-
-struct RunningAs {
-    state: FakeAs,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl RunningAs {
-    async fn start(token_lifetime: u64) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let state = FakeAs {
-            issuer,
-            key: TestKey::rsa1(),
-            mode: Arc::default(),
-            codes: Arc::default(),
-            token_lifetime,
-        };
-        let app = Router::new()
-            .route("/.well-known/oauth-authorization-server", get(as_metadata))
-            .route("/authorize", get(as_authorize))
-            .route("/token", post(as_token))
-            .route("/jwks", get(as_jwks))
-            .with_state(state.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
-        Self {
-            state,
-            stop: Some(stop),
-        }
-    }
-
-    fn set_mode(&self, mode: AsMode) {
-        self.state.mode.store(mode as u8, Ordering::SeqCst);
-    }
-
-    fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn as_metadata(State(state): State<FakeAs>) -> Response {
-    let i = &state.issuer;
-    Json(json!({
-        "issuer": i,
-        "authorization_endpoint": format!("{i}/authorize"),
-        "token_endpoint": format!("{i}/token"),
-        "jwks_uri": format!("{i}/jwks"),
-        "response_types_supported": ["code"],
-        "grant_types_supported": ["authorization_code"],
-        "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["none"],
-        "scopes_supported": ["mcp:tools", "mcp:admin"]
-    }))
-    .into_response()
-}
-
-async fn as_jwks(State(state): State<FakeAs>) -> Response {
-    Json(JwkSet {
-        keys: vec![state.key.jwk()],
-    })
-    .into_response()
-}
-
-async fn as_authorize(
-    State(state): State<FakeAs>,
-    Query(query): Query<BTreeMap<String, String>>,
-) -> Response {
-    let get = |k: &str| query.get(k).cloned().unwrap_or_default();
-    let redirect_uri = get("redirect_uri");
-    let mode = state.mode.load(Ordering::SeqCst);
-    let separator = if redirect_uri.contains('?') { '&' } else { '?' };
-    let state_param: String =
-        url::form_urlencoded::byte_serialize(get("state").as_bytes()).collect();
-    let location = match mode {
-        2 => format!(
-            "{redirect_uri}{separator}error=access_denied&error_description=The+user+said+no&state={state_param}"
-        ),
-        3 => format!("{redirect_uri}{separator}code=stolen-code&state=attacker-state"),
-        _ => {
-            let code = format!("code-{}", rand::random::<u64>());
-            state.codes.lock().unwrap().insert(
-                code.clone(),
-                (get("code_challenge"), get("resource"), get("scope")),
-            );
-            format!("{redirect_uri}{separator}code={code}&state={state_param}")
-        }
-    };
-    Redirect::to(&location).into_response()
-}
-
-async fn as_token(
-    State(state): State<FakeAs>,
-    Form(form): Form<BTreeMap<String, String>>,
-) -> Response {
-    if state.mode.load(Ordering::SeqCst) == AsMode::TokenEndpoint500 as u8 {
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "upstream database unavailable",
-        )
-            .into_response();
-    }
-    let invalid = |description: &str| {
-        (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "invalid_grant", "error_description": description})),
-        )
-            .into_response()
-    };
-    let Some(code) = form.get("code") else {
-        return invalid("no code");
-    };
-    let Some((challenge, resource, scope)) = state.codes.lock().unwrap().remove(code) else {
-        return invalid("unknown code");
-    };
-    let verifier =
-        oauth2::PkceCodeVerifier::new(form.get("code_verifier").cloned().unwrap_or_default());
-    if oauth2::PkceCodeChallenge::from_code_verifier_sha256(&verifier).as_str() != challenge {
-        return invalid("PKCE verification failed");
-    }
-    let now = now();
-    let access_token = state.key.sign(&json!({
-        "iss": state.issuer, "sub": "alice", "aud": resource, "exp": now + state.token_lifetime,
-        "iat": now, "scope": scope, "client_id": "mcp-client", "jti": format!("{}", rand::random::<u64>())
-    }));
-    Json(json!({
-        "access_token": access_token, "token_type": "Bearer",
-        "expires_in": state.token_lifetime, "scope": scope
-    }))
-    .into_response()
-}
-
-// ---------------------------------------------------------------------------
 // Cache snapshots
 
 /// Every file of the cache directory: name → (bytes, mode); plus the directory's mode.
@@ -344,7 +169,7 @@ fn cached_tokens(snapshot: &Snapshot) -> Vec<String> {
 }
 
 struct Fixture {
-    auth_server: RunningAs,
+    auth_server: ClientSideServer,
     mcp_url: String,
     cache: PathBuf,
     _tmp: tempfile::TempDir,
@@ -354,8 +179,15 @@ impl Fixture {
     /// An authorization server issuing tokens that live `token_lifetime` seconds and a
     /// resource server trusting it.
     async fn start(token_lifetime: u64) -> Self {
-        let auth_server = RunningAs::start(token_lifetime).await;
-        let issuer = auth_server.state.issuer.clone();
+        // The kit's authorization server, its tokens signed for the resource server.
+        let auth_server = ClientSideServer::start(ClientSideConfig {
+            signing_key: Some(TestKey::rsa1()),
+            expires_in: token_lifetime,
+            refresh_tokens: false,
+            ..ClientSideConfig::default()
+        })
+        .await;
+        let issuer = auth_server.issuer();
         let url = start_rs(|url| {
             rs_config(url, &issuer)
                 .with_jwks_uri(format!("{issuer}/jwks"))
@@ -469,7 +301,7 @@ async fn token_endpoint_500() {
     failing_run(
         &mut fixture,
         &["--headless"],
-        |f| f.auth_server.set_mode(AsMode::TokenEndpoint500),
+        |f| f.auth_server.add_break(Break::TokenEndpointDown),
         &["500"],
     )
     .await;
@@ -481,7 +313,7 @@ async fn error_in_the_callback() {
     failing_run(
         &mut fixture,
         &["--headless"],
-        |f| f.auth_server.set_mode(AsMode::CallbackError),
+        |f| f.auth_server.add_break(Break::CallbackError),
         &["access_denied"],
     )
     .await;
@@ -493,7 +325,7 @@ async fn state_mismatch_in_the_callback() {
     failing_run(
         &mut fixture,
         &["--headless"],
-        |f| f.auth_server.set_mode(AsMode::WrongState),
+        |f| f.auth_server.add_break(Break::WrongState),
         &["state"],
     )
     .await;
