@@ -19,6 +19,8 @@
 //! ```
 
 pub mod client_side;
+#[cfg(feature = "dex")]
+pub mod dex;
 pub mod http;
 pub mod introspection;
 pub mod keys;

@@ -85,7 +85,7 @@ async fn dex_topology(discovery: Discovery) -> Outcome {
             start_dev_idp("localhost", "/dex", Features::default()),
         )
         .await?;
-    let issuer = idp.url.clone();
+    let issuer = idp.issuer.clone();
     let static_dir = scenario
         .step("static metadata server", "temporary directory", async {
             Ok(tempfile::tempdir()?)

@@ -2,13 +2,13 @@
 //! helpers shared by the scenarios.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     sync::{Arc, Mutex, Once},
     time::Duration,
 };
 
 use anyhow::Context;
-use dev_idp::{DevIdp, DexConfig, Features, IdpConfig};
+use dev_idp::Features;
 use mcp_auth_client::{
     ConnectionOptions, McpConnection, TransportChoice,
     audience::AudiencePolicy,
@@ -21,6 +21,8 @@ use mcp_auth_client::{
 use mcp_auth_proto::Scopes;
 use mcp_resource_server::Config as RsConfig;
 use serde_json::Value;
+pub use testkit::dex::repo_root;
+use testkit::dex::{LocalDex, with_static_user_login};
 use tokio::{net::TcpListener, task::JoinHandle};
 use url::Url;
 
@@ -36,11 +38,6 @@ pub fn init_tracing() {
             .with_ansi(false)
             .try_init();
     });
-}
-
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// A server task that is aborted on drop.
@@ -92,37 +89,14 @@ pub async fn start_resource_server(
     Ok(Running { url, task })
 }
 
-/// The repository's `dex-config.yaml` (the file the README and docker-compose use).
-pub fn dex_config() -> anyhow::Result<DexConfig> {
-    let path = repo_root().join("dex-config.yaml");
-    DexConfig::load(&path).with_context(|| format!("loading {}", path.display()))
-}
-
 /// Starts dev-idp from the repository's `dex-config.yaml` on an ephemeral port, with
 /// issuer `http://<host>:<port><path>`, the given features, and auto-login of the
 /// configuration's static user.
-pub async fn start_dev_idp(host: &str, path: &str, features: Features) -> anyhow::Result<Running> {
-    let dex = dex_config()?;
-    let user = dex
-        .static_passwords
-        .first()
-        .context("dex-config.yaml has no static password user")?
-        .email
-        .clone();
-    let listener = loopback_listener().await?;
-    let port = listener.local_addr()?.port();
-    let issuer = format!("http://{host}:{port}{path}");
-    let config = IdpConfig::from_dex(dex)?
-        .with_issuer(&issuer)?
-        .with_features(features)
-        .with_auto_login(&user)?;
-    let idp = DevIdp::new(config)?;
-    let task = tokio::spawn(async move {
-        if let Err(err) = idp.serve(listener).await {
-            tracing::error!(%err, "dev-idp stopped");
-        }
-    });
-    Ok(Running { url: issuer, task })
+pub async fn start_dev_idp(host: &str, path: &str, features: Features) -> anyhow::Result<LocalDex> {
+    LocalDex::start_at(host, path, |config| {
+        with_static_user_login(config.with_features(features))
+    })
+    .await
 }
 
 /// The project's client, as a library: a session plus the trace it wrote.

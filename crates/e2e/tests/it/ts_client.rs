@@ -147,7 +147,7 @@ async fn ts_client_with_dev_idp_mcp_ready_against_resource_server() -> Outcome {
             start_dev_idp("127.0.0.1", "/dex", Features::mcp_ready()),
         )
         .await?;
-    let issuer = idp.url.clone();
+    let issuer = idp.issuer.clone();
     let rs = scenario
         .step("resource-server", "start", {
             let issuer = issuer.clone();

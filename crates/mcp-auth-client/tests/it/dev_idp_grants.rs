@@ -9,14 +9,16 @@ use std::sync::Arc;
 
 use base64::Engine;
 use dev_idp::config::StaticClient;
-use dev_idp::{DevIdp, DexConfig, Features, IdpConfig, TrustedIssuer};
+use dev_idp::{Features, IdpConfig, TrustedIssuer};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcp_auth_client::grants::Grant;
 use mcp_auth_client::grants::assertion::ClientKey;
 use serde_json::json;
 
-use crate::support::{assert_no_secrets, options, session, text};
+use testkit::dex::LocalDex;
+
+use crate::support::{ResourceServer, assert_no_secrets, options, session, text};
 
 const WORKLOAD_ISSUER: &str = "https://workloads.example";
 
@@ -43,48 +45,19 @@ fn key_pair(dir: &Path, kid: &str) -> (PathBuf, EncodingKey, serde_json::Value) 
 struct Servers {
     mcp_url: String,
     issuer: String,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    _idp: LocalDex,
+    _rs: ResourceServer,
 }
 
 async fn start(configure: impl FnOnce(IdpConfig) -> IdpConfig) -> Servers {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dex = DexConfig::load(&root.join("dex-config.yaml")).expect("dex-config.yaml");
-    let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!(
-        "http://127.0.0.1:{}/dex",
-        idp_listener.local_addr().unwrap().port()
-    );
-    let config = configure(
-        IdpConfig::from_dex(dex)
-            .unwrap()
-            .with_issuer(&issuer)
-            .unwrap(),
-    );
-    let idp = DevIdp::new(config).unwrap();
-    let idp_task = tokio::spawn(async move {
-        let _ = idp.serve(idp_listener).await;
-    });
-    let rs_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!(
-        "http://127.0.0.1:{}",
-        rs_listener.local_addr().unwrap().port()
-    );
-    let rs_config = resource_server::demo_config(base.clone(), issuer.clone());
-    let rs_task = tokio::spawn(async move {
-        let _ = resource_server::serve(rs_config, rs_listener).await;
-    });
+    let idp = LocalDex::start(configure).await;
+    let issuer = idp.issuer.clone();
+    let rs = ResourceServer::start(|base| resource_server::demo_config(base, &issuer)).await;
     Servers {
-        mcp_url: format!("{base}/mcp"),
+        mcp_url: rs.mcp_url(),
         issuer,
-        tasks: vec![idp_task, rs_task],
+        _idp: idp,
+        _rs: rs,
     }
 }
 

@@ -4,64 +4,39 @@
 //! test: it reads the code the client prints, opens dev-idp's user-code page over HTTP,
 //! enters the code and logs in through the real login form.
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use dev_idp::{DevIdp, DexConfig, IdpConfig};
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
+use testkit::dex::LocalDex;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use url::Url;
+
+use crate::support::ResourceServer;
 
 struct Servers {
     mcp_url: String,
     issuer: String,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    _idp: LocalDex,
+    _rs: ResourceServer,
 }
 
 async fn start() -> Servers {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dex = DexConfig::load(&root.join("dex-config.yaml")).expect("dex-config.yaml");
-    let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!(
-        "http://127.0.0.1:{}/dex",
-        idp_listener.local_addr().unwrap().port()
-    );
-    let idp = DevIdp::new(
-        IdpConfig::from_dex(dex)
-            .unwrap()
-            .with_issuer(&issuer)
-            .unwrap(),
-    )
-    .unwrap();
-    let idp_task = tokio::spawn(async move {
-        let _ = idp.serve(idp_listener).await;
-    });
-    let rs_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!(
-        "http://127.0.0.1:{}",
-        rs_listener.local_addr().unwrap().port()
-    );
-    let rs_config = resource_server::demo_config(base.clone(), issuer.clone())
-        .with_audiences(["mcp-resource-server"])
-        .with_scopes_supported(["openid", "audience:server:client_id:mcp-resource-server"])
-        .with_required_scopes(Vec::<String>::new());
-    let rs_task = tokio::spawn(async move {
-        let _ = resource_server::serve(rs_config, rs_listener).await;
-    });
+    let idp = LocalDex::start(|config| config).await;
+    let issuer = idp.issuer.clone();
+    let rs = ResourceServer::start(|base| {
+        resource_server::demo_config(base, &issuer)
+            .with_audiences(["mcp-resource-server"])
+            .with_scopes_supported(["openid", "audience:server:client_id:mcp-resource-server"])
+            .with_required_scopes(Vec::<String>::new())
+    })
+    .await;
     Servers {
-        mcp_url: format!("{base}/mcp"),
+        mcp_url: rs.mcp_url(),
         issuer,
-        tasks: vec![idp_task, rs_task],
+        _idp: idp,
+        _rs: rs,
     }
 }
 

@@ -3,63 +3,32 @@
 //! (RFC 8414, registration, `resource` → `aud`, `mcp:tools` / `mcp:admin`), which logs
 //! its static user in without a form, so the headless mode applies.
 
-use std::path::PathBuf;
-
-use dev_idp::{DevIdp, DexConfig, Features, IdpConfig};
+use dev_idp::Features;
 use mcp_auth_client::TransportChoice;
 use mcp_auth_client::mcp::sse::SseAuth;
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::support::{assert_no_secrets, options, session, text};
+use testkit::dex::LocalDex;
+
+use crate::support::{ResourceServer, assert_no_secrets, options, session, text};
 
 pub(crate) struct Servers {
     pub(crate) mcp_base: String,
     issuer: String,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    _idp: LocalDex,
+    _rs: ResourceServer,
 }
 
 pub(crate) async fn start() -> Servers {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dex = DexConfig::load(&root.join("dex-config.yaml")).expect("dex-config.yaml");
-    let user = dex.static_passwords[0].email.clone();
-    let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!(
-        "http://127.0.0.1:{}/dex",
-        idp_listener.local_addr().unwrap().port()
-    );
-    let config = IdpConfig::from_dex(dex)
-        .unwrap()
-        .with_issuer(&issuer)
-        .unwrap()
-        .with_features(Features::mcp_ready())
-        .with_auto_login(&user)
-        .unwrap();
-    let idp = DevIdp::new(config).unwrap();
-    let idp_task = tokio::spawn(async move {
-        let _ = idp.serve(idp_listener).await;
-    });
-    let rs_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mcp_base = format!(
-        "http://127.0.0.1:{}",
-        rs_listener.local_addr().unwrap().port()
-    );
-    let rs_config = resource_server::demo_config(mcp_base.clone(), issuer.clone());
-    let rs_task = tokio::spawn(async move {
-        let _ = resource_server::serve(rs_config, rs_listener).await;
-    });
+    let idp = LocalDex::auto_login(Features::mcp_ready()).await;
+    let issuer = idp.issuer.clone();
+    let rs = ResourceServer::start(|base| resource_server::demo_config(base, &issuer)).await;
     Servers {
-        mcp_base,
+        mcp_base: rs.base.clone(),
         issuer,
-        tasks: vec![idp_task, rs_task],
+        _idp: idp,
+        _rs: rs,
     }
 }
 

@@ -1,5 +1,6 @@
-//! What the client tests share: a headless client, its trace, and the checks on what it
-//! leaves behind. The servers it meets are `testkit::client_side`.
+//! What the client tests share: a headless client, its trace, the checks on what it
+//! leaves behind, and the project's resource server in-process. The other servers it
+//! meets are the test kit's: `testkit::client_side` and `testkit::dex`.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,36 @@ use url::Url;
 /// JSON), which the client accepts.
 pub fn config() -> ClientSideConfig {
     ClientSideConfig::default().with(Break::AsAsOctetStream)
+}
+
+/// The project's resource server on 127.0.0.1:0, set up by `configure` from its base
+/// URL (`http://127.0.0.1:<port>`); stopped on drop.
+pub struct ResourceServer {
+    pub base: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ResourceServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ResourceServer {
+    pub async fn start(configure: impl FnOnce(&str) -> mcp_resource_server::Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let config = configure(&base);
+        let task = tokio::spawn(async move {
+            let _ = resource_server::serve(config, listener).await;
+        });
+        Self { base, task }
+    }
+
+    /// `<base>/mcp`.
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base)
+    }
 }
 
 /// McpConnection options for a headless client of `server_url`.

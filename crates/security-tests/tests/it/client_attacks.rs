@@ -15,13 +15,13 @@
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
-    path::PathBuf,
     time::Duration,
 };
 
 use axum::http::header;
-use dev_idp::{DevIdp, DexConfig, Features, IdpConfig};
+use dev_idp::Features;
 use testkit::client_side::{Break, ClientSideConfig, ClientSideServer};
+use testkit::dex::LocalDex;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     net::TcpListener,
@@ -91,29 +91,6 @@ fn as_requests(server: &ClientSideServer) -> Vec<String> {
         .collect()
 }
 
-/// dev-idp in Dex mode from the repository's `dex-config.yaml`, logging its user in
-/// without the form; returns its issuer.
-async fn start_dex() -> String {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dex = DexConfig::load(&root.join("dex-config.yaml")).expect("dex-config.yaml");
-    let user = dex.static_passwords[0].email.clone();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!(
-        "http://127.0.0.1:{}/dex",
-        listener.local_addr().unwrap().port()
-    );
-    let config = IdpConfig::from_dex(dex)
-        .unwrap()
-        .with_issuer(&issuer)
-        .unwrap()
-        .with_features(Features::default())
-        .with_auto_login(&user)
-        .unwrap();
-    let idp = DevIdp::new(config).unwrap();
-    tokio::spawn(async move { idp.serve(listener).await.unwrap() });
-    issuer
-}
-
 /// The resource server as the README runs it in front of Dex.
 async fn start_dex_rs(issuer: &str) -> String {
     let issuer = issuer.to_owned();
@@ -175,7 +152,9 @@ fn assert_no_token_in(run: &Run, tokens: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confused_deputy_with_dex_gets_no_token() {
-    let dex = start_dex().await;
+    // dev-idp in Dex mode from dex-config.yaml, logging its user in without the form.
+    let idp = LocalDex::auto_login(Features::default()).await;
+    let dex = idp.issuer.clone();
     let real = start_dex_rs(&dex).await;
     let real_origin = real.trim_end_matches("/mcp").to_owned();
     let dir = tempfile::tempdir().unwrap();

@@ -3,29 +3,34 @@
 //! Dex-like, found by OIDC discovery or through the static metadata server of the
 //! docker-compose topology. Logged in headlessly; `admin_status` needs `mcp:admin`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use dev_idp::{DevIdp, DexConfig, Features, IdpConfig};
+use dev_idp::Features;
 use mcp_auth_client::audit::{CheckId, Report, Status};
 use mcp_auth_client::registration::ClientConfig;
 
+use testkit::dex::{LocalDex, repo_root};
+
 use super::{audit, expect, expect_no_failure, login};
+use crate::support::ResourceServer;
 
 use CheckId::*;
 use Status::{Fail, Pass, Warn};
 
-struct Running(Vec<tokio::task::JoinHandle<()>>);
+/// The servers of one test; stopped on drop.
+#[derive(Default)]
+struct Running {
+    idps: Vec<LocalDex>,
+    servers: Vec<ResourceServer>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        for t in &self.0 {
+        for t in &self.tasks {
             t.abort();
         }
     }
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 async fn listener() -> (tokio::net::TcpListener, u16) {
@@ -36,21 +41,9 @@ async fn listener() -> (tokio::net::TcpListener, u16) {
 
 /// dev-idp from the repository's dex-config.yaml, issuer `http://127.0.0.1:<port>/dex`.
 async fn idp(features: Features, running: &mut Running) -> String {
-    let dex = DexConfig::load(&repo().join("dex-config.yaml")).unwrap();
-    let user = dex.static_passwords[0].email.clone();
-    let (l, port) = listener().await;
-    let issuer = format!("http://127.0.0.1:{port}/dex");
-    let config = IdpConfig::from_dex(dex)
-        .unwrap()
-        .with_issuer(&issuer)
-        .unwrap()
-        .with_features(features)
-        .with_auto_login(&user)
-        .unwrap();
-    let idp = DevIdp::new(config).unwrap();
-    running.0.push(tokio::spawn(async move {
-        let _ = idp.serve(l).await;
-    }));
+    let idp = LocalDex::auto_login(features).await;
+    let issuer = idp.issuer.clone();
+    running.idps.push(idp);
     issuer
 }
 
@@ -59,12 +52,9 @@ async fn resource_server(
     running: &mut Running,
     configure: impl FnOnce(&str) -> mcp_resource_server::Config,
 ) -> String {
-    let (l, port) = listener().await;
-    let base = format!("http://127.0.0.1:{port}");
-    let config = configure(&base);
-    running.0.push(tokio::spawn(async move {
-        let _ = resource_server::serve(config, l).await;
-    }));
+    let server = ResourceServer::start(configure).await;
+    let base = server.base.clone();
+    running.servers.push(server);
     base
 }
 
@@ -117,7 +107,7 @@ fn expect_all(report: &Report, ids: &[CheckId], want: Status) {
 #[tokio::test]
 async fn mcp_ready_stateful_and_stateless() {
     for stateless in [false, true] {
-        let mut running = Running(Vec::new());
+        let mut running = Running::default();
         let issuer = idp(Features::mcp_ready(), &mut running).await;
         let base = resource_server(&mut running, |base| {
             resource_server::demo_config(base, &issuer).with_stateless(stateless)
@@ -157,7 +147,7 @@ async fn mcp_ready_stateful_and_stateless() {
 
 #[tokio::test]
 async fn dex_like_found_by_oidc_discovery() {
-    let mut running = Running(Vec::new());
+    let mut running = Running::default();
     let issuer = idp(Features::default(), &mut running).await;
     let base = resource_server(&mut running, |base| dex_flags(base, &issuer, &issuer)).await;
     let client = ClientConfig {
@@ -202,7 +192,7 @@ async fn dex_like_found_by_oidc_discovery() {
 async fn static_metadata(issuer: &str, dir: &Path, running: &mut Running) -> String {
     let (l, port) = listener().await;
     let url = format!("http://127.0.0.1:{port}");
-    let source = repo().join("static-metadata/.well-known");
+    let source = repo_root().join("static-metadata/.well-known");
     let target = dir.join(".well-known");
     std::fs::create_dir_all(&target).unwrap();
     for entry in std::fs::read_dir(source).unwrap() {
@@ -214,7 +204,7 @@ async fn static_metadata(issuer: &str, dir: &Path, running: &mut Running) -> Str
         std::fs::write(target.join(entry.file_name()), text).unwrap();
     }
     let root = dir.to_path_buf();
-    running.0.push(tokio::spawn(async move {
+    running.tasks.push(tokio::spawn(async move {
         let _ = demo::static_server::serve(&root, l, std::future::pending()).await;
     }));
     url
@@ -222,7 +212,7 @@ async fn static_metadata(issuer: &str, dir: &Path, running: &mut Running) -> Str
 
 #[tokio::test]
 async fn dex_like_through_the_static_metadata_server() {
-    let mut running = Running(Vec::new());
+    let mut running = Running::default();
     let issuer = idp(Features::default(), &mut running).await;
     let dir = tempfile::tempdir().unwrap();
     let metadata = static_metadata(&issuer, dir.path(), &mut running).await;
