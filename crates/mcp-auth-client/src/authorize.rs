@@ -54,6 +54,23 @@ pub struct AuthorizeOptions {
     pub dpop_alg: crate::dpop::DpopAlg,
 }
 
+impl AuthorizeOptions {
+    /// Without a person ([`Interaction::Headless`]): the authorization server must
+    /// approve at once. An ephemeral loopback port, the authorization code flow, DPoP by
+    /// the default policy; the callback awaited at most `timeout`.
+    pub fn headless(client: ClientConfig, timeout: Duration) -> Self {
+        Self {
+            interaction: Interaction::Headless,
+            redirect_port: 0,
+            timeout,
+            client,
+            grant: Default::default(),
+            dpop: Default::default(),
+            dpop_alg: Default::default(),
+        }
+    }
+}
+
 /// The outcome of a successful authorization.
 #[derive(Debug)]
 pub struct Authorized {
@@ -380,6 +397,20 @@ async fn open_in_browser(program: &str, url: &str) -> std::result::Result<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headless_options_use_the_code_flow_on_an_ephemeral_port() {
+        let client = ClientConfig {
+            client_id: Some("c".into()),
+            ..ClientConfig::default()
+        };
+        let o = AuthorizeOptions::headless(client, Duration::from_secs(7));
+        assert_eq!(o.interaction, Interaction::Headless);
+        assert_eq!(o.redirect_port, 0);
+        assert_eq!(o.timeout, Duration::from_secs(7));
+        assert_eq!(o.client.client_id.as_deref(), Some("c"));
+        assert!(matches!(o.grant, crate::grants::Grant::AuthorizationCode));
+    }
 
     #[tokio::test]
     async fn an_opener_that_fails_is_not_an_opened_browser() {

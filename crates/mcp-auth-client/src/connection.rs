@@ -87,6 +87,26 @@ pub struct ConnectionOptions {
     pub refresh_margin_secs: i64,
 }
 
+impl ConnectionOptions {
+    /// A session with `server_url`, authorized by `authorize`: either transport
+    /// ([`TransportChoice::Auto`]), the Bearer token on legacy SSE too, no scopes beyond
+    /// the spec's selection, no audience but the server's own, at most 3 authorizations,
+    /// no plain http off loopback, and tokens refreshed 60 s before they expire.
+    pub fn new(server_url: Url, authorize: AuthorizeOptions) -> Self {
+        Self {
+            server_url,
+            transport: TransportChoice::Auto,
+            sse_auth: SseAuth::Bearer,
+            authorize,
+            extra_scopes: Scopes::default(),
+            audiences: AudiencePolicy::new(),
+            max_authorizations: 3,
+            allow_insecure_http: false,
+            refresh_margin_secs: 60,
+        }
+    }
+}
+
 enum Transport {
     Streamable(Streamable),
     Sse(LegacySse),

@@ -11,14 +11,11 @@ use anyhow::Context;
 use dev_idp::Features;
 use mcp_auth_client::{
     ConnectionOptions, McpConnection, TransportChoice,
-    audience::AudiencePolicy,
-    authorize::{AuthorizeOptions, Interaction},
+    authorize::AuthorizeOptions,
     cache::Cache,
-    mcp::sse::SseAuth,
     registration::ClientConfig,
     trace::{Trace, Verbosity},
 };
-use mcp_auth_proto::Scopes;
 use mcp_resource_server::Config as RsConfig;
 use serde_json::Value;
 pub use testkit::dex::repo_root;
@@ -130,27 +127,15 @@ impl ProjectClient {
     ) -> anyhow::Result<ConnectionOptions> {
         let server_url =
             Url::parse(server_url).with_context(|| format!("server URL {server_url}"))?;
+        let client = ClientConfig {
+            client_name: "mcp-client (e2e)".into(),
+            ..ClientConfig::default()
+        };
+        let authorize = AuthorizeOptions::headless(client, Duration::from_secs(60));
         Ok(ConnectionOptions {
-            server_url,
             transport,
-            sse_auth: SseAuth::Bearer,
-            authorize: AuthorizeOptions {
-                interaction: Interaction::Headless,
-                redirect_port: 0,
-                timeout: Duration::from_secs(60),
-                client: ClientConfig {
-                    client_name: "mcp-client (e2e)".into(),
-                    ..ClientConfig::default()
-                },
-                grant: Default::default(),
-                dpop: Default::default(),
-                dpop_alg: Default::default(),
-            },
-            extra_scopes: Scopes::default(),
-            audiences: AudiencePolicy::new(),
-            max_authorizations: 3,
-            allow_insecure_http: false,
             refresh_margin_secs,
+            ..ConnectionOptions::new(server_url, authorize)
         })
     }
 

@@ -6,14 +6,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcp_auth_client::audience::AudiencePolicy;
-use mcp_auth_client::authorize::{AuthorizeOptions, Interaction};
+use mcp_auth_client::authorize::AuthorizeOptions;
 use mcp_auth_client::cache::Cache;
-use mcp_auth_client::mcp::sse::SseAuth;
 use mcp_auth_client::registration::ClientConfig;
 use mcp_auth_client::trace::{Trace, Verbosity};
-use mcp_auth_client::{ConnectionOptions, McpConnection, TransportChoice};
-use mcp_auth_proto::Scopes;
+use mcp_auth_client::{ConnectionOptions, McpConnection};
 use testkit::client_side::{Break, ClientSideConfig};
 use url::Url;
 
@@ -56,28 +53,14 @@ impl ResourceServer {
 
 /// McpConnection options for a headless client of `server_url`.
 pub fn options(server_url: &str) -> ConnectionOptions {
-    ConnectionOptions {
-        server_url: Url::parse(server_url).unwrap(),
-        transport: TransportChoice::Auto,
-        sse_auth: SseAuth::Bearer,
-        authorize: AuthorizeOptions {
-            interaction: Interaction::Headless,
-            redirect_port: 0,
-            timeout: Duration::from_secs(10),
-            client: ClientConfig {
-                client_name: "mcp-client tests".into(),
-                ..ClientConfig::default()
-            },
-            grant: Default::default(),
-            dpop: Default::default(),
-            dpop_alg: Default::default(),
-        },
-        extra_scopes: Scopes::default(),
-        audiences: AudiencePolicy::new(),
-        max_authorizations: 3,
-        allow_insecure_http: false,
-        refresh_margin_secs: 60,
-    }
+    let client = ClientConfig {
+        client_name: "mcp-client tests".into(),
+        ..ClientConfig::default()
+    };
+    ConnectionOptions::new(
+        Url::parse(server_url).unwrap(),
+        AuthorizeOptions::headless(client, Duration::from_secs(10)),
+    )
 }
 
 /// A headless session and the buffer its trace goes to.

@@ -10,7 +10,7 @@ mod project;
 use std::time::Duration;
 
 use mcp_auth_client::audit::{self, AuditOptions, CheckId, LoginOptions, Report, Status};
-use mcp_auth_client::authorize::{AuthorizeOptions, Interaction};
+use mcp_auth_client::authorize::AuthorizeOptions;
 use mcp_auth_client::cache::Cache;
 use mcp_auth_client::registration::ClientConfig;
 use mcp_auth_client::trace::{Trace, Verbosity};
@@ -30,18 +30,13 @@ pub async fn server(broken: Option<Break>) -> ClientSideServer {
 /// Headless login options, with `tool` as the call that needs more scope.
 pub fn login(client: ClientConfig, tool: Option<&str>) -> LoginOptions {
     LoginOptions {
-        authorize: AuthorizeOptions {
-            interaction: Interaction::Headless,
-            redirect_port: 0,
-            timeout: Duration::from_secs(30),
-            client: ClientConfig {
+        authorize: AuthorizeOptions::headless(
+            ClientConfig {
                 client_name: "mcp-client audit tests".into(),
                 ..client
             },
-            grant: Default::default(),
-            dpop: Default::default(),
-            dpop_alg: Default::default(),
-        },
+            Duration::from_secs(30),
+        ),
         extra_scopes: Scopes::default(),
         step_up_tool: tool.map(|t| (t.to_owned(), json!({}))),
     }
