@@ -540,6 +540,15 @@ async fn mcp(
         s.config.required_scope.clone()
     };
     let required = required.as_deref();
+    let invalid_token = || {
+        refuse(
+            &s,
+            &method,
+            StatusCode::UNAUTHORIZED,
+            Some("invalid_token"),
+            required,
+        )
+    };
     if !s.broken(Break::OriginIgnored)
         && let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
         && origin != s.base
@@ -607,13 +616,7 @@ async fn mcp(
             if s.broken(Break::InvalidToken400) {
                 return (StatusCode::BAD_REQUEST, "bad token").into_response();
             }
-            return refuse(
-                &s,
-                &method,
-                StatusCode::UNAUTHORIZED,
-                Some("invalid_token"),
-                required,
-            );
+            return invalid_token();
         }
     };
     if http_method != Method::POST {
@@ -628,13 +631,7 @@ async fn mcp(
         if issued.called.insert(name) {
             issued.access.remove(&token);
             drop(issued);
-            return refuse(
-                &s,
-                &method,
-                StatusCode::UNAUTHORIZED,
-                Some("invalid_token"),
-                required,
-            );
+            return invalid_token();
         }
     }
     let mut needed: Vec<String> = required
@@ -645,13 +642,7 @@ async fn mcp(
     }
     if !needed.iter().all(|n| scopes.contains(n)) {
         if s.broken(Break::InsufficientScope401) {
-            return refuse(
-                &s,
-                &method,
-                StatusCode::UNAUTHORIZED,
-                Some("invalid_token"),
-                required,
-            );
+            return invalid_token();
         }
         return refuse(
             &s,
