@@ -28,6 +28,7 @@ use mcp_auth_proto::{AccessToken, Scopes};
 use serde_json::Value;
 use url::Url;
 
+pub use crate::error::AllowedAudienceError;
 use crate::error::{ClientError, Result};
 
 /// The prefix of Dex's cross-client scopes: `audience:server:client_id:<id>` asks for a
@@ -77,36 +78,6 @@ impl std::str::FromStr for AllowedAudience {
             audience: audience.to_owned(),
         })
     }
-}
-
-/// Why an `--allow-audience` value cannot be read ([`ClientError::AllowAudience`]).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AllowedAudienceError {
-    /// No `=` in it.
-    #[error("not RESOURCE=AUDIENCE (for example http://localhost:3001=mcp-resource-server)")]
-    NotAPair,
-    /// The resource is not a URL.
-    #[error("{resource:?} is not a resource URL ({source})")]
-    NotAUrl {
-        /// The resource as given.
-        resource: String,
-        /// Why it is not a URL.
-        #[source]
-        source: url::ParseError,
-    },
-    /// The resource is a URL, but not an http(s) URL with a host.
-    #[error("{resource:?} is not a resource URL ({source})")]
-    NotAResource {
-        /// The resource as given.
-        resource: String,
-        /// Why it cannot name a resource.
-        #[source]
-        source: mcp_auth_proto::wellknown::UrlError,
-    },
-    /// Nothing after the `=`.
-    #[error("no audience after the =")]
-    NoAudience,
 }
 
 /// The audiences the user allowed, per resource. Empty by default: then only tokens

@@ -334,7 +334,7 @@ impl Pending {
             && resp.status().is_success()
             && resp
                 .content_length()
-                .is_some_and(|n| n <= crate::http::limits::TOKEN.bytes as u64)
+                .is_some_and(|n| n <= crate::body_limit::limits::TOKEN.bytes as u64)
     }
 
     /// Adds the fingerprints of the tokens of a token response body.

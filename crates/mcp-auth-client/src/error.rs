@@ -31,7 +31,7 @@ pub enum ClientError {
     /// A peer sent a body larger than the client reads for that kind of response.
     #[error(
         "{url} sent more than {} for {what}, the most this client reads: the response was dropped",
-        crate::http::human_bytes(*limit)
+        crate::body_limit::human_bytes(*limit)
     )]
     BodyTooLarge {
         /// The URL that was requested.
@@ -320,7 +320,7 @@ pub enum ClientError {
         value: String,
         /// What is wrong with it.
         #[source]
-        source: crate::audience::AllowedAudienceError,
+        source: AllowedAudienceError,
     },
     /// The MCP server URL cannot name a resource (RFC 8707): it is not http(s) or has no
     /// host.
@@ -393,6 +393,36 @@ fn cause(err: &reqwest::Error) -> String {
         None if err.is_timeout() => "timed out".to_owned(),
         None => "request failed".to_owned(),
     }
+}
+
+/// Why an `--allow-audience` value cannot be read ([`ClientError::AllowAudience`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AllowedAudienceError {
+    /// No `=` in it.
+    #[error("not RESOURCE=AUDIENCE (for example http://localhost:3001=mcp-resource-server)")]
+    NotAPair,
+    /// The resource is not a URL.
+    #[error("{resource:?} is not a resource URL ({source})")]
+    NotAUrl {
+        /// The resource as given.
+        resource: String,
+        /// Why it is not a URL.
+        #[source]
+        source: url::ParseError,
+    },
+    /// The resource is a URL, but not an http(s) URL with a host.
+    #[error("{resource:?} is not a resource URL ({source})")]
+    NotAResource {
+        /// The resource as given.
+        resource: String,
+        /// Why it cannot name a resource.
+        #[source]
+        source: mcp_auth_proto::wellknown::UrlError,
+    },
+    /// Nothing after the `=`.
+    #[error("no audience after the =")]
+    NoAudience,
 }
 
 /// Result alias of the crate.

@@ -46,5 +46,7 @@ pub mod registration;
 pub mod token;
 pub mod trace;
 
+mod body_limit;
+
 pub use connection::{ConnectionOptions, McpConnection, TransportChoice};
 pub use error::ClientError;
