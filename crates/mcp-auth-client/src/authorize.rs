@@ -8,84 +8,20 @@
 
 use std::time::Duration;
 
-use mcp_auth_proto::{BearerChallenge, Scopes, TokenResponse};
+use mcp_auth_proto::{BearerChallenge, Scopes};
 use url::Url;
 
+use crate::authorization::dpop_key;
+pub use crate::authorization::{AuthorizeOptions, Authorized, Interaction};
 use crate::cache::Cache;
 use crate::discovery::Discovered;
 use crate::error::{ClientError, Result};
 use crate::loopback::{CallbackListener, Expected};
-use crate::registration::{ClientConfig, StoredClient, client_identity, registered_redirect_uri};
+use crate::registration::{client_identity, registered_redirect_uri};
 use crate::trace::Trace;
 use crate::{headless, pkce, token};
 
 const AREA: &str = "authorize";
-
-/// How the user gets to the authorization URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interaction {
-    /// Print the URL and open the system browser (`open_browser: false` only prints it).
-    Browser {
-        /// Whether to launch the browser.
-        open_browser: bool,
-    },
-    /// Follow the URL over HTTP (for auto-approving authorization servers).
-    Headless,
-    /// The device authorization grant (RFC 8628): print a URL and a code, poll.
-    Device,
-}
-
-/// Options of the authorization flow.
-#[derive(Debug, Clone)]
-pub struct AuthorizeOptions {
-    /// Browser or headless.
-    pub interaction: Interaction,
-    /// Port of the loopback redirect URI (`0`: ephemeral).
-    pub redirect_port: u16,
-    /// How long to wait for the callback.
-    pub timeout: Duration,
-    /// The client identity configuration.
-    pub client: ClientConfig,
-    /// How tokens are obtained: the authorization code flow, or a grant without a person.
-    pub grant: crate::grants::Grant,
-    /// When tokens are DPoP-bound.
-    pub dpop: crate::dpop::DpopPolicy,
-    /// The DPoP proof algorithm preferred.
-    pub dpop_alg: crate::dpop::DpopAlg,
-}
-
-impl AuthorizeOptions {
-    /// Without a person ([`Interaction::Headless`]): the authorization server must
-    /// approve at once. An ephemeral loopback port, the authorization code flow, DPoP by
-    /// the default policy; the callback awaited at most `timeout`.
-    pub fn headless(client: ClientConfig, timeout: Duration) -> Self {
-        Self {
-            interaction: Interaction::Headless,
-            redirect_port: 0,
-            timeout,
-            client,
-            grant: Default::default(),
-            dpop: Default::default(),
-            dpop_alg: Default::default(),
-        }
-    }
-}
-
-/// The outcome of a successful authorization.
-#[derive(Debug)]
-pub struct Authorized {
-    /// The token response.
-    pub tokens: TokenResponse,
-    /// The client the tokens were issued to.
-    pub client: StoredClient,
-    /// The scope that was requested (`None` if omitted).
-    pub requested_scope: Option<Scopes>,
-    /// The `iss` parameter of the authorization response (RFC 9207), when it carried one
-    /// (already compared with the issuer by the loopback listener).
-    pub callback_issuer: Option<String>,
-    /// The DPoP key the tokens are bound to, if they are.
-    pub dpop: Option<std::sync::Arc<crate::dpop::DpopKey>>,
-}
 
 /// The scopes to request, as the MCP specification says ("Scope Selection Strategy"):
 /// the `scope` of the challenge, else every PRM `scopes_supported`, else none. On a step-up
@@ -176,7 +112,7 @@ pub async fn authorize(
         format!("listening for the redirect on {redirect_uri} (loopback only)"),
     );
     let client = client_identity(http, trace, cache, as_, &options.client, &redirect_uri).await?;
-    let dpop = crate::grants::dpop_key(trace, cache, options, discovered, &client)?;
+    let dpop = dpop_key(trace, cache, options, discovered, &client)?;
 
     let (challenge, verifier) = pkce::new_pair();
     let state = crate::random::unguessable();
@@ -397,6 +333,7 @@ async fn open_in_browser(program: &str, url: &str) -> std::result::Result<String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registration::ClientConfig;
 
     #[test]
     fn headless_options_use_the_code_flow_on_an_ephemeral_port() {

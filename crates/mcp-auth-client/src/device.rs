@@ -16,7 +16,7 @@ use mcp_auth_proto::wellknown::is_loopback_or_https;
 use serde::Deserialize;
 use url::Url;
 
-use crate::authorize::{AuthorizeOptions, Authorized};
+use crate::authorization::{AuthorizeOptions, Authorized, dpop_key};
 use crate::cache::Cache;
 use crate::discovery::{AuthorizationServer, Discovered};
 use crate::error::{ClientError, Result};
@@ -111,7 +111,7 @@ pub async fn authorize(
         "http://127.0.0.1/callback",
     )
     .await?;
-    let dpop = crate::grants::dpop_key(trace, cache, options, discovered, &client)?;
+    let dpop = dpop_key(trace, cache, options, discovered, &client)?;
 
     let mut form = vec![("client_id", client.client_id.clone())];
     if let Some(secret) = &client.client_secret {

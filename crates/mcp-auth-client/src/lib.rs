@@ -46,6 +46,7 @@ pub mod registration;
 pub mod token;
 pub mod trace;
 
+mod authorization;
 mod body_limit;
 
 pub use connection::{ConnectionOptions, McpConnection, TransportChoice};

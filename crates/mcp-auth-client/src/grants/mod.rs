@@ -24,16 +24,15 @@ pub mod client_credentials;
 pub mod id_jag;
 pub mod jwt_bearer;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-use mcp_auth_proto::{ClientSecret, Scopes, TokenResponse};
-use url::Url;
+use mcp_auth_proto::{Scopes, TokenResponse};
 
-use crate::authorize::{self, AuthorizeOptions, Authorized};
+use crate::authorization::{AuthorizeOptions, Authorized};
+pub use crate::authorization::{Grant, IdJagConfig, dpop_key};
+use crate::authorize;
 use crate::cache::Cache;
 use crate::discovery::{AuthorizationServer, Discovered};
-use crate::dpop::{self, DpopKey};
 use crate::error::{ClientError, Result};
 use crate::registration::{StoredClient, client_identity};
 use crate::token::{self, Endpoint};
@@ -41,50 +40,6 @@ use crate::trace::Trace;
 
 /// The `grant_type` of the JWT bearer grant (RFC 7523 §2.1).
 pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-
-/// How tokens are obtained (`--grant`).
-#[derive(Debug, Clone, Default)]
-pub enum Grant {
-    /// The authorization code flow with PKCE: a person logs in.
-    #[default]
-    AuthorizationCode,
-    /// The client credentials grant.
-    ClientCredentials,
-    /// The JWT bearer grant with an assertion read from a file at each use (workload
-    /// tokens are short-lived and rotated by their platform).
-    JwtBearer {
-        /// The file holding the JWT.
-        assertion_file: PathBuf,
-    },
-    /// Enterprise-managed authorization with an ID-JAG.
-    IdJag(IdJagConfig),
-}
-
-impl Grant {
-    /// The name used in the trace and on the command line.
-    #[must_use]
-    pub fn name(&self) -> &'static str {
-        match self {
-            Grant::AuthorizationCode => "authorization-code",
-            Grant::ClientCredentials => "client-credentials",
-            Grant::JwtBearer { .. } => "jwt-bearer",
-            Grant::IdJag(_) => "id-jag",
-        }
-    }
-}
-
-/// Where and how to get an ID-JAG from the enterprise identity provider.
-#[derive(Debug, Clone)]
-pub struct IdJagConfig {
-    /// The identity provider's token endpoint.
-    pub idp_token_endpoint: Url,
-    /// This client's id at the identity provider.
-    pub idp_client_id: String,
-    /// Its secret there, if it is a confidential client (sent by HTTP Basic).
-    pub idp_client_secret: Option<ClientSecret>,
-    /// The file holding the user's ID token from the identity provider.
-    pub id_token_file: PathBuf,
-}
 
 /// Obtains tokens for `discovered` with the configured grant.
 pub async fn obtain(
@@ -233,33 +188,4 @@ pub(crate) async fn request_tokens(
     grant: &'static str,
 ) -> Result<TokenResponse> {
     token::request(http, trace, endpoint, client, form, grant).await
-}
-
-/// The DPoP key of `client` at the authorization server of `discovered`, when tokens are
-/// to be DPoP-bound there (the policy and what the servers advertise decide; see
-/// [`dpop::choose`]).
-pub fn dpop_key(
-    trace: &Trace,
-    cache: &Cache,
-    options: &AuthorizeOptions,
-    discovered: &Discovered,
-    client: &StoredClient,
-) -> Result<Option<Arc<DpopKey>>> {
-    let as_ = &discovered.authorization_server;
-    match dpop::choose(
-        trace,
-        options.dpop,
-        options.dpop_alg,
-        &as_.metadata,
-        discovered.resource_offers_dpop,
-    )? {
-        Some(alg) => Ok(Some(DpopKey::for_client(
-            trace,
-            cache,
-            &as_.issuer,
-            &client.client_id,
-            alg,
-        )?)),
-        None => Ok(None),
-    }
 }
