@@ -18,7 +18,8 @@ use crate::cache::Cache;
 use crate::discovery::Discovered;
 use crate::dpop::{self, DpopAlg, DpopKey, DpopPolicy};
 use crate::error::Result;
-use crate::registration::{ClientConfig, StoredClient};
+use crate::identity::StoredClient;
+use crate::registration::ClientConfig;
 use crate::trace::Trace;
 
 /// How the user gets to the authorization URL.

@@ -25,7 +25,7 @@ use mcp_auth_proto::{AccessToken, RefreshToken};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ClientError, Result};
-use crate::registration::StoredClient;
+use crate::identity::StoredClient;
 
 /// Tokens for one server, authorization server and client.
 #[derive(Debug, Clone, Serialize, Deserialize)]

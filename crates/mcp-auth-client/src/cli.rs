@@ -25,12 +25,13 @@ use crate::audience::{AllowedAudience, AudiencePolicy};
 use crate::audit::{AuditOptions, LoginOptions};
 use crate::authorize::{AuthorizeOptions, Interaction};
 use crate::cache::Cache;
+use crate::client_assertion::ClientKey;
 use crate::connection::{ConnectionOptions, McpConnection, TransportChoice};
 use crate::dpop::{DpopAlg, DpopPolicy};
-use crate::grants::assertion::ClientKey;
 use crate::grants::{Grant, IdJagConfig};
+use crate::identity::TokenAuthMethod;
 use crate::mcp::sse::SseAuth;
-use crate::registration::{ClientConfig, TokenAuthMethod};
+use crate::registration::ClientConfig;
 use crate::trace::{Trace, Verbosity, describe_token, jwt_claims};
 
 /// Try OAuth for MCP against any MCP server: discover, authorize, then list and call tools.

@@ -48,6 +48,8 @@ pub mod trace;
 
 mod authorization;
 mod body_limit;
+mod client_assertion;
+mod identity;
 
 pub use connection::{ConnectionOptions, McpConnection, TransportChoice};
 pub use error::ClientError;

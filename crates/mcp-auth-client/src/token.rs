@@ -34,12 +34,12 @@ use mcp_auth_proto::{ErrorResponse, RefreshToken, TokenResponse};
 use url::Url;
 use url::form_urlencoded::byte_serialize;
 
+use crate::client_assertion::{CLIENT_ASSERTION_TYPE, ClientKey};
 use crate::dpop::{self, DpopKey};
 use crate::error::{ClientError, Result};
-use crate::grants::assertion::{CLIENT_ASSERTION_TYPE, ClientKey};
 use crate::http::{RecordedSend as _, body_summary, limits, read_body};
+use crate::identity::{StoredClient, TokenAuthMethod};
 use crate::pkce::PkceCodeVerifier;
-use crate::registration::{StoredClient, TokenAuthMethod};
 use crate::trace::{Trace, describe_token, jwt_claims};
 
 const AREA: &str = "token";

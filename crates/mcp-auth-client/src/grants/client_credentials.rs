@@ -8,7 +8,7 @@ use mcp_auth_proto::{Scopes, TokenResponse};
 use super::{base_form, note_grant_support, request_tokens};
 use crate::discovery::{AuthorizationServer, Discovered};
 use crate::error::{ClientError, Result};
-use crate::registration::{StoredClient, TokenAuthMethod};
+use crate::identity::{StoredClient, TokenAuthMethod};
 use crate::token::Endpoint;
 use crate::trace::Trace;
 

@@ -17,7 +17,7 @@ use mcp_auth_proto::Scopes;
 use super::{IdJagConfig, read_jwt_file};
 use crate::discovery::{AuthorizationServer, Discovered};
 use crate::error::{ClientError, Result};
-use crate::registration::{ClientSource, StoredClient, TokenAuthMethod};
+use crate::identity::{ClientSource, StoredClient, TokenAuthMethod};
 use crate::token::{self, Endpoint};
 use crate::trace::{Trace, jwt_claims};
 

@@ -12,7 +12,7 @@ use mcp_auth_proto::{Scopes, TokenResponse};
 use super::{JWT_BEARER_GRANT, base_form, note_grant_support, request_tokens};
 use crate::discovery::{AuthorizationServer, Discovered};
 use crate::error::Result;
-use crate::registration::StoredClient;
+use crate::identity::StoredClient;
 use crate::token::Endpoint;
 use crate::trace::{Trace, jwt_claims};
 

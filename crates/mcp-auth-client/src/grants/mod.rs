@@ -19,10 +19,16 @@
 //! authenticates at the token endpoint as configured (`none`, a secret, or
 //! `private_key_jwt` with [`assertion::ClientKey`]).
 
-pub mod assertion;
 pub mod client_credentials;
 pub mod id_jag;
 pub mod jwt_bearer;
+
+/// JWT client assertions (`private_key_jwt`, RFC 7523 §2.2): the client's key. The client
+/// authenticates with it at the token endpoint whatever the grant, the authorization code
+/// included.
+pub mod assertion {
+    pub use crate::client_assertion::{CLIENT_ASSERTION_TYPE, ClientKey};
+}
 
 use std::path::Path;
 
@@ -34,7 +40,8 @@ use crate::authorize;
 use crate::cache::Cache;
 use crate::discovery::{AuthorizationServer, Discovered};
 use crate::error::{ClientError, Result};
-use crate::registration::{StoredClient, client_identity};
+use crate::identity::StoredClient;
+use crate::registration::client_identity;
 use crate::token::{self, Endpoint};
 use crate::trace::Trace;
 
