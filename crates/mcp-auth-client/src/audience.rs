@@ -28,6 +28,7 @@ use mcp_auth_proto::{AccessToken, Scopes};
 use serde_json::Value;
 use url::Url;
 
+#[doc(inline)]
 pub use crate::error::AllowedAudienceError;
 use crate::error::{ClientError, Result};
 
