@@ -5,6 +5,7 @@
 
 pub mod children;
 pub mod cli;
+pub mod options;
 pub mod orchestrate;
 pub mod replay;
 pub mod scale;

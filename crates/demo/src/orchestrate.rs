@@ -42,7 +42,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use crate::children::{Children, run_foreground};
-use crate::cli::{Discovery, RunArgs, Transport};
+use crate::options::{Discovery, RunArgs, Transport};
 
 /// The demo user, from dex-config.yaml.
 pub const DEMO_USER: &str = "alice@example.com";
