@@ -1,6 +1,6 @@
 //! The components the harness starts as child processes.
 
-use crate::cli::ResourceServerArgs;
+use crate::options::ResourceServerArgs;
 
 /// Runs the project's resource server from its own command-line flags (plus the token
 /// cache capacity, which only the library exposes), printing `READY <mcp url>` once it

@@ -13,12 +13,12 @@ use anyhow::Context as _;
 use crate::{
     authz::AuthServer,
     chart::{self, Series},
-    cli::{Case, HarnessArgs},
     client_flow::{self, median},
     dpop,
     http_load::{self, CASE_NO_TOKEN, CASE_TOOLS_CALL, Row, Target, Wrk},
     jwt_verify, key_rotation,
     keys::KeyAlg,
+    options::{Case, HarnessArgs},
     procs::{self, ResourceServerOptions, Server},
     report::{Report, Status, Verdict},
     scale, sse_streams,

@@ -28,6 +28,7 @@ pub mod http_load;
 pub mod jwt_verify;
 pub mod key_rotation;
 pub mod keys;
+pub mod options;
 pub mod procs;
 pub mod raw;
 pub mod report;
