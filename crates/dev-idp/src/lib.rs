@@ -32,6 +32,7 @@ mod pkce;
 mod remote_keys;
 mod state;
 mod store;
+mod time;
 mod tokens;
 
 pub use config::{ConfigError, DexConfig};

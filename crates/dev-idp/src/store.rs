@@ -170,7 +170,7 @@ impl Inner {
         self.spent_codes.retain(|_, (_, until)| *until > now);
         self.devices
             .retain(|_, d| d.expires_at + EXPIRED_CODE_GRACE > now);
-        let secs = crate::tokens::now_secs();
+        let secs = crate::time::now_secs();
         self.opaque
             .retain(|_, c| c["exp"].as_u64().is_some_and(|exp| exp > secs));
     }
@@ -346,7 +346,7 @@ impl Store {
 
     /// The claims of an unexpired opaque access token.
     pub(crate) fn opaque(&self, token: &str) -> Option<serde_json::Value> {
-        let secs = crate::tokens::now_secs();
+        let secs = crate::time::now_secs();
         self.lock()
             .opaque
             .get(token)

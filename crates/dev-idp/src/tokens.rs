@@ -7,8 +7,6 @@
 //! `scope`, `client_id`, `jti`, `auth_time`. With `resource` → `aud` switched on, a
 //! `resource` parameter (RFC 8707) becomes the access token's `aud`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,16 +15,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::state::Idp;
 use crate::store::{Grant, random_token};
+use crate::time::now_secs;
 
 /// The prefix of Dex's cross-client scopes.
 pub(crate) const CROSS_CLIENT_PREFIX: &str = "audience:server:client_id:";
-
-/// Seconds since the Unix epoch.
-pub(crate) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// `aud`: a single string or an array, as JWT allows and Dex emits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,7 +23,8 @@ use crate::params::Params;
 use crate::pkce::{self, Challenge, Method};
 use crate::state::Idp;
 use crate::store::{AuthRequest, CodeGrant, Grant, User, random_token};
-use crate::tokens::{CROSS_CLIENT_PREFIX, now_secs};
+use crate::time::now_secs;
+use crate::tokens::CROSS_CLIENT_PREFIX;
 
 /// Where the device flow's browser login returns (relative to the issuer's path).
 pub(crate) const DEVICE_CALLBACK: &str = "/device/callback";

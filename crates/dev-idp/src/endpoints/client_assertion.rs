@@ -16,7 +16,7 @@ use crate::clients::Client;
 use crate::error::Error;
 use crate::params::Params;
 use crate::state::Idp;
-use crate::tokens::now_secs;
+use crate::time::now_secs;
 
 /// The `client_assertion_type` of a JWT client assertion.
 pub(crate) const CLIENT_ASSERTION_TYPE: &str =

@@ -31,7 +31,7 @@ use crate::error::Error;
 use crate::params::Params;
 use crate::state::Idp;
 use crate::store::random_token;
-use crate::tokens::now_secs;
+use crate::time::now_secs;
 
 /// The ID-JAG token type.
 pub(crate) const ID_JAG_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id-jag";

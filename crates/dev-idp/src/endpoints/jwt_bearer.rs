@@ -33,7 +33,8 @@ use crate::endpoints::token::OFFLINE_ACCESS;
 use crate::error::Error;
 use crate::params::Params;
 use crate::state::Idp;
-use crate::tokens::{Principal, issue_without_login, now_secs};
+use crate::time::now_secs;
+use crate::tokens::{Principal, issue_without_login};
 
 /// The RFC 7523 grant type.
 pub(crate) const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";

@@ -16,7 +16,7 @@ use crate::clients::{Client, is_loopback};
 use crate::error::Error;
 use crate::state::Idp;
 use crate::store::random_token;
-use crate::tokens::now_secs;
+use crate::time::now_secs;
 
 const AUTH_METHODS: [&str; 3] = ["none", "client_secret_basic", "client_secret_post"];
 const GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];

@@ -24,7 +24,8 @@ use crate::error::Error;
 use crate::params::Params;
 use crate::state::Idp;
 use crate::store::{CodeGrant, CodeLookup, RefreshRefusal};
-use crate::tokens::{Extras, Principal, TokenResponse, issue, issue_without_login, now_secs};
+use crate::time::now_secs;
+use crate::tokens::{Extras, Principal, TokenResponse, issue, issue_without_login};
 
 /// The RFC 8628 grant type.
 pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
