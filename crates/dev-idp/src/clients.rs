@@ -12,6 +12,9 @@ use url::{Host, Url};
 
 use crate::config::StaticClient;
 
+/// Where the device flow's browser login returns (relative to the issuer's path).
+pub(crate) const DEVICE_CALLBACK: &str = "/device/callback";
+
 /// A client known to the server.
 #[derive(Clone)]
 pub(crate) struct Client {
@@ -93,7 +96,7 @@ impl Client {
         if self.redirect_uris.iter().any(|r| r == uri) {
             return true;
         }
-        if uri == crate::endpoints::authorize::DEVICE_CALLBACK {
+        if uri == DEVICE_CALLBACK {
             // Dex lets a public client without redirect URIs use the device flow.
             return self.public && self.redirect_uris.is_empty();
         }

@@ -14,9 +14,8 @@ use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
-use crate::clients::Client;
+use crate::clients::{Client, DEVICE_CALLBACK};
 use crate::cors::Cors;
-use crate::endpoints::authorize::DEVICE_CALLBACK;
 use crate::endpoints::{
     authorize, device, discovery, health, introspect, jwks, login, register, token, userinfo,
 };

@@ -18,6 +18,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use url::Url;
 
+use crate::clients::DEVICE_CALLBACK;
 use crate::error::Error;
 use crate::params::Params;
 use crate::pkce::{self, Challenge, Method};
@@ -25,9 +26,6 @@ use crate::state::Idp;
 use crate::store::{AuthRequest, CodeGrant, Grant, User, random_token};
 use crate::time::now_secs;
 use crate::tokens::CROSS_CLIENT_PREFIX;
-
-/// Where the device flow's browser login returns (relative to the issuer's path).
-pub(crate) const DEVICE_CALLBACK: &str = "/device/callback";
 
 /// The name of the one connector: Dex's password database.
 pub(crate) const CONNECTOR: &str = "local";

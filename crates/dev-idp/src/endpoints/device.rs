@@ -24,7 +24,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::endpoints::authorize::DEVICE_CALLBACK;
+use crate::clients::DEVICE_CALLBACK;
 use crate::endpoints::token::{DEVICE_CODE_GRANT, exchange};
 use crate::error::Error;
 use crate::html;
