@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::clients::DEVICE_CALLBACK;
-use crate::endpoints::token::{DEVICE_CODE_GRANT, exchange};
+use crate::endpoints::grants::{DEVICE_CODE_GRANT, exchange};
 use crate::error::Error;
 use crate::html;
 use crate::params::Params;

@@ -14,7 +14,7 @@ use axum::extract::State;
 use mcp_auth_proto::AuthorizationServerMetadata;
 use serde_json::{Value, json};
 
-use crate::endpoints::token::{DEVICE_CODE_GRANT, TOKEN_EXCHANGE_GRANT};
+use crate::endpoints::grants::{DEVICE_CODE_GRANT, JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT};
 use crate::state::Idp;
 
 /// Dex's claims (`claims_supported`, which has no field of its own in
@@ -66,8 +66,7 @@ pub(crate) fn metadata(idp: &Idp) -> AuthorizationServerMetadata {
     doc.token_endpoint_auth_methods_supported =
         strings(&["client_secret_basic", "client_secret_post"]);
     if !features.trusted_issuers.is_empty() {
-        doc.grant_types_supported
-            .push(crate::endpoints::jwt_bearer::JWT_BEARER_GRANT.to_owned());
+        doc.grant_types_supported.push(JWT_BEARER_GRANT.to_owned());
     }
     if features.registration {
         doc.token_endpoint_auth_methods_supported

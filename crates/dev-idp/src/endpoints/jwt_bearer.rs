@@ -28,16 +28,13 @@ use axum::response::{IntoResponse, Response};
 
 use crate::assertion::{self, Expect, Verified};
 use crate::clients::{Client, KeySource};
+use crate::endpoints::grants::{OFFLINE_ACCESS, resources};
 use crate::endpoints::id_jag::ID_JAG_TYP;
-use crate::endpoints::token::OFFLINE_ACCESS;
 use crate::error::Error;
 use crate::params::Params;
 use crate::state::Idp;
 use crate::time::now_secs;
 use crate::tokens::{Principal, issue_without_login};
-
-/// The RFC 7523 grant type.
-pub(crate) const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// How far ahead an assertion's `exp` may lie (seconds).
 const MAX_LIFETIME: u64 = 3600;
@@ -124,10 +121,7 @@ pub(crate) async fn grant(
             }
         }
         let scopes = requested_scopes(idp, params, None)?;
-        (
-            scopes,
-            crate::endpoints::token::resources(idp, params, &[])?,
-        )
+        (scopes, resources(idp, params, &[])?)
     };
     // Only a verified, otherwise acceptable assertion uses up its jti.
     idp.jtis

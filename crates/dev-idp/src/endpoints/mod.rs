@@ -4,6 +4,7 @@ pub(crate) mod authorize;
 pub(crate) mod client_assertion;
 pub(crate) mod device;
 pub(crate) mod discovery;
+pub(crate) mod grants;
 pub(crate) mod health;
 pub(crate) mod id_jag;
 pub(crate) mod introspect;

@@ -18,23 +18,16 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::clients::Client;
-use crate::endpoints::authorize::valid_resource;
+use crate::endpoints::grants::{
+    DEVICE_CODE_GRANT, JWT_BEARER_GRANT, OFFLINE_ACCESS, TOKEN_EXCHANGE_GRANT, exchange, resources,
+};
 use crate::endpoints::{client_assertion, id_jag, jwt_bearer};
 use crate::error::Error;
 use crate::params::Params;
 use crate::state::Idp;
-use crate::store::{CodeGrant, CodeLookup, RefreshRefusal};
+use crate::store::{CodeLookup, RefreshRefusal};
 use crate::time::now_secs;
-use crate::tokens::{Extras, Principal, TokenResponse, issue, issue_without_login};
-
-/// The RFC 8628 grant type.
-pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-
-/// The scope that asks for a refresh token.
-pub(crate) const OFFLINE_ACCESS: &str = "offline_access";
-
-/// The RFC 8693 grant type.
-pub(crate) const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+use crate::tokens::{Extras, Principal, issue, issue_without_login};
 
 /// `POST {issuer}/token`.
 pub(crate) async fn token(
@@ -101,7 +94,7 @@ pub(crate) async fn token(
                 token_exchange(&params)
             }
         }
-        jwt_bearer::JWT_BEARER_GRANT if !features.trusted_issuers.is_empty() => {
+        JWT_BEARER_GRANT if !features.trusted_issuers.is_empty() => {
             let client = authenticate(&idp, &headers, &params).await?;
             jwt_bearer::grant(&idp, &client, &params, jkt).await
         }
@@ -191,38 +184,6 @@ async fn authenticate(idp: &Idp, headers: &HeaderMap, params: &Params) -> Result
     Ok(client)
 }
 
-/// Resources for this request: those sent now (which must have been authorized, if any
-/// were), else those authorized.
-pub(crate) fn resources(
-    idp: &Idp,
-    params: &Params,
-    authorized: &[String],
-) -> Result<Vec<String>, Error> {
-    if !idp.config.features.resource_audience {
-        return Ok(Vec::new());
-    }
-    let requested = params.all("resource");
-    if let Some(bad) = requested.iter().find(|r| !valid_resource(r)) {
-        return Err(Error::token(
-            "invalid_target",
-            format!("Invalid resource {bad:?}."),
-        ));
-    }
-    if requested.is_empty() {
-        return Ok(authorized.to_vec());
-    }
-    if let Some(extra) = requested
-        .iter()
-        .find(|r| !authorized.is_empty() && !authorized.contains(r))
-    {
-        return Err(Error::token(
-            "invalid_target",
-            format!("Resource {extra:?} was not part of the authorization."),
-        ));
-    }
-    Ok(requested)
-}
-
 fn authorization_code(
     idp: &Idp,
     client: &Client,
@@ -287,33 +248,6 @@ fn authorization_code(
         code.grant.dpop_jkt = jkt.map(str::to_owned);
     }
     Ok(Json(exchange(idp, value, code, &resources, jkt)?).into_response())
-}
-
-/// Exchanges a checked code: deletes it, stores a refresh token with `offline_access`
-/// (replacing the user's previous one for this client) and signs the tokens.
-pub(crate) fn exchange(
-    idp: &Idp,
-    value: &str,
-    code: CodeGrant,
-    resources: &[String],
-    dpop_jkt: Option<&str>,
-) -> Result<TokenResponse, Error> {
-    let mut grant = code.grant;
-    if grant.resources.is_empty() {
-        grant.resources = resources.to_vec();
-    }
-    let offline = grant.scopes.iter().any(|s| s == "offline_access");
-    let refresh_token = idp
-        .store
-        .consume_code(value, idp.config.code_lifetime, offline.then_some(&grant))
-        .ok_or_else(|| Error::token("invalid_grant", "Invalid or expired code parameter."))?;
-    let scopes = grant.scopes.clone();
-    let extras = Extras {
-        code: Some(value),
-        refresh_token,
-        dpop_jkt,
-    };
-    issue(idp, &grant, &scopes, resources, extras)
 }
 
 /// Dex's `refreshhandlers.go`: `invalid_request` for an unknown, spent or expired token,
