@@ -153,6 +153,12 @@ impl McpSessionOwners {
             .is_some_and(|owner| owner.as_ref() == principal)
     }
 
+    /// The owner of `id`, a live session held here (itself `None` with authorization
+    /// off).
+    pub(crate) fn owner_of(&self, id: &str) -> Option<Option<Principal>> {
+        self.lock().owners.get(id).cloned()
+    }
+
     /// Whether `id` is a live session held by this instance.
     pub(crate) fn holds(&self, id: &str) -> bool {
         self.lock().owners.contains_key(id)

@@ -47,7 +47,7 @@ use rmcp::{
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::{Service, ServiceBuilder};
+use tower::{Service, ServiceBuilder, util::Either};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
@@ -56,7 +56,7 @@ use crate::{
         ToolScopePolicy, Validator, ValidatorConfig, VerifyToken, layer::CookieAuth,
         stream_expiry::end_streams_at_expiry, tool_scope::ToolScopeLayer,
     },
-    cluster::{Cluster, mcp_sessions::RedisSessionStore},
+    cluster::{Cluster, mcp_sessions::RedisSessionStore, session_messages::RelayedSessions},
     config::{Config, ConfigError, ValidatedConfig},
     connection::{AcceptBackoff, Activity, Tracked, idle_watch},
     cookie_session::CookieSessions,
@@ -405,16 +405,24 @@ where
         let sessions = Arc::new(OwnedSessionManager::new(local, state.mcp_sessions.clone()));
         let mut rmcp_config = rmcp_config.clone();
         // With shared state, a session is re-created on whichever instance a request
-        // for it lands (crate::cluster::mcp_sessions).
-        if let Some(cluster) = &state.cluster {
-            cluster.follow_mcp_sessions(sessions.clone());
-            rmcp_config.session_store = Some(Arc::new(RedisSessionStore(cluster.clone())));
-        }
-        McpEndpoint(Arc::new(StreamableHttpService::new(
+        // for it lands (crate::cluster::mcp_sessions), and what its handler sends
+        // outside a request reaches the standalone stream wherever that is open
+        // (crate::cluster::session_messages).
+        let Some(cluster) = &state.cluster else {
+            return Either::Left(McpEndpoint(Arc::new(StreamableHttpService::new(
+                factory.clone(),
+                sessions,
+                rmcp_config,
+            ))));
+        };
+        cluster.follow_mcp_sessions(sessions.clone());
+        rmcp_config.session_store = Some(Arc::new(RedisSessionStore(cluster.clone())));
+        let relayed = RelayedSessions::new(sessions, cluster.clone(), state.mcp_sessions.clone());
+        Either::Right(McpEndpoint(Arc::new(StreamableHttpService::new(
             factory.clone(),
-            sessions,
+            Arc::new(relayed),
             rmcp_config,
-        )))
+        ))))
     };
     let guarded = ServiceBuilder::new()
         .layer(guard.cors.clone())

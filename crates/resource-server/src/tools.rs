@@ -5,6 +5,17 @@
 //! - `weather` {location}: deterministic FAKE data, labelled as such.
 //! - `whoami`: the verified claims of the caller, never the token.
 //! - `admin_status`: needs an extra scope (`mcp:admin` by default).
+//! - `notify` {text, count, interval_ms}: answers, then sends `count`
+//!   `notifications/message` (`interval_ms` apart) from
+//!   the session's handler on its own, outside the request: they travel on the
+//!   session's standalone `GET /mcp` stream (on any instance of a cluster).
+//! - `ask_roots`: answers, then asks the client `roots/list` outside the request and
+//!   sends what it answered (or why not) as a `notifications/message`.
+//!
+//! `notify` and `ask_roots` need the logging capability, which the server declares
+//! without `--conformance-fixtures` only (the conformance suite expects none); with
+//! the fixtures they answer a tool error. `logging/setLevel` is accepted: the only log
+//! messages sent are the ones these tools are asked for.
 //!
 //! With `--conformance-fixtures` it also serves the conformance suite's fixture tools,
 //! prompts and resources ([`crate::fixtures`]).
@@ -16,20 +27,24 @@
 use std::{
     collections::BTreeMap,
     sync::{Arc, LazyLock},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use mcp_auth_proto::scope::Scopes;
+// Logging and roots are deprecated by SEP-2577 from protocol 2026-07-28 on; the
+// versions clients speak today have them, and `notify`/`ask_roots` use them.
+#[allow(deprecated)]
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
         CompleteResult, ContentBlock, GetPromptRequestParams, GetPromptResponse, Implementation,
         JsonObject, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-        ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-        ServerCapabilities, ServerConfig, Tool,
+        ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
+        ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+        SetLevelRequestParams, Tool,
     },
-    service::RequestContext,
+    service::{Peer, RequestContext},
 };
 use serde_json::{Value, json};
 
@@ -150,6 +165,27 @@ impl DemoTools {
                 "Server status for administrators; needs an extra scope (mcp:admin by default).",
                 json!({"type": "object", "properties": {}, "additionalProperties": false}),
             ),
+            tool(
+                "notify",
+                "Answers, then sends `count` log notifications with `text` on the session's \
+                 event stream (GET /mcp), outside the request.",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "text": {"type": "string", "description": "What each notification carries"},
+                        "count": {"type": "integer", "minimum": 1, "maximum": MAX_NOTIFICATIONS, "description": "How many (default 1)"},
+                        "interval_ms": {"type": "integer", "minimum": 0, "maximum": MAX_INTERVAL_MS, "description": "Milliseconds between two (default 0)"}
+                    },
+                    "required": ["text"],
+                    "additionalProperties": false
+                }),
+            ),
+            tool(
+                "ask_roots",
+                "Answers, then asks the client for its roots (roots/list) outside the request \
+                 and sends the answer as a log notification on the session's event stream.",
+                json!({"type": "object", "properties": {}, "additionalProperties": false}),
+            ),
         ]
     }
 
@@ -173,6 +209,59 @@ impl DemoTools {
             }
             None => Err(McpError::invalid_request("request is not authorized", None)),
         }
+    }
+
+    /// `notify` and `ask_roots`: checks the arguments, answers, and leaves the
+    /// messages to a task of their own (outside the request, so rmcp sends them on the
+    /// standalone stream).
+    fn start_messages(
+        &self,
+        name: &str,
+        args: &JsonObject,
+        context: &RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        if self.fixtures.is_some() {
+            return tool_error(
+                "this server declares no logging capability with --conformance-fixtures",
+            );
+        }
+        let peer = context.peer.clone();
+        if name == "ask_roots" {
+            tokio::spawn(report_roots(peer));
+            return json_result(&json!({"asking": "roots/list"}));
+        }
+        let Some(text) = args.get("text").and_then(Value::as_str) else {
+            return tool_error("expected {text: string, count?: integer, interval_ms?: integer}");
+        };
+        let count = match args.get("count") {
+            None => 1,
+            Some(count) => match count.as_u64() {
+                Some(count @ 1..=MAX_NOTIFICATIONS) => count,
+                _ => {
+                    return tool_error(format!(
+                        "count must be an integer from 1 to {MAX_NOTIFICATIONS}"
+                    ));
+                }
+            },
+        };
+        let interval = match args.get("interval_ms") {
+            None => 0,
+            Some(ms) => match ms.as_u64() {
+                Some(ms @ 0..=MAX_INTERVAL_MS) => ms,
+                _ => {
+                    return tool_error(format!(
+                        "interval_ms must be an integer from 0 to {MAX_INTERVAL_MS}"
+                    ));
+                }
+            },
+        };
+        tokio::spawn(send_notifications(
+            peer,
+            text.to_string(),
+            count,
+            Duration::from_millis(interval),
+        ));
+        json_result(&json!({"sending": count}))
     }
 
     fn call(
@@ -201,6 +290,50 @@ impl DemoTools {
                 None,
             )),
         }
+    }
+}
+
+/// Most notifications one `notify` call sends.
+const MAX_NOTIFICATIONS: u64 = 1000;
+/// Longest pause `notify` makes between two notifications, in milliseconds.
+const MAX_INTERVAL_MS: u64 = 10_000;
+/// How long `ask_roots` waits for the client's answer.
+const ROOTS_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[allow(deprecated)]
+/// Sends `text` `count` times as `notifications/message`, in order, stopping at the
+/// first failure.
+async fn send_notifications(peer: Peer<RoleServer>, text: String, count: u64, interval: Duration) {
+    for seq in 1..=count {
+        if seq > 1 && !interval.is_zero() {
+            tokio::time::sleep(interval).await;
+        }
+        let message = LoggingMessageNotificationParam::new(
+            LoggingLevel::Info,
+            json!({"text": text, "seq": seq}),
+        )
+        .with_logger("notify");
+        if let Err(error) = peer.notify_logging_message(message).await {
+            tracing::info!(%error, seq, "notify: notification not sent");
+            return;
+        }
+    }
+}
+
+#[allow(deprecated)]
+/// Asks the client for its roots and sends the answer (or why there is none).
+async fn report_roots(peer: Peer<RoleServer>) {
+    let data = match tokio::time::timeout(ROOTS_TIMEOUT, peer.list_roots()).await {
+        Ok(Ok(result)) => json!({
+            "roots": result.roots.iter().map(|root| root.uri.as_str()).collect::<Vec<_>>()
+        }),
+        Ok(Err(error)) => json!({"error": error.to_string()}),
+        Err(_) => json!({"error": "the client did not answer roots/list in time"}),
+    };
+    let message =
+        LoggingMessageNotificationParam::new(LoggingLevel::Info, data).with_logger("ask_roots");
+    if let Err(error) = peer.notify_logging_message(message).await {
+        tracing::info!(%error, "ask_roots: notification not sent");
     }
 }
 
@@ -312,6 +445,7 @@ fn whoami(claims: &VerifiedClaims) -> Value {
 }
 
 impl ServerHandler for DemoTools {
+    #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
         let capabilities = if self.fixtures.is_some() {
             ServerCapabilities::builder()
@@ -321,7 +455,10 @@ impl ServerHandler for DemoTools {
                 .enable_completions()
                 .build()
         } else {
-            ServerCapabilities::builder().enable_tools().build()
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_logging()
+                .build()
         };
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new(
@@ -330,7 +467,8 @@ impl ServerHandler for DemoTools {
             ))
             .with_instructions(
                 "Demo MCP server protected by OAuth 2.0. Tools: calculator, weather (fake data), \
-                 whoami, admin_status (needs an extra scope).",
+                 whoami, admin_status (needs an extra scope), notify and ask_roots (messages \
+                 sent on the session's event stream).",
             )
     }
 
@@ -361,8 +499,20 @@ impl ServerHandler for DemoTools {
             return fixtures.call_tool(request, &context).await;
         }
         let args = request.arguments.unwrap_or_default();
+        if matches!(request.name.as_ref(), "notify" | "ask_roots") {
+            return Ok(self.start_messages(&request.name, &args, &context).into());
+        }
         self.call(&request.name, &args, claims.as_deref())
             .map(CallToolResponse::from)
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        _request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        Ok(())
     }
 
     async fn list_prompts(
@@ -431,7 +581,17 @@ mod tests {
     fn tools_are_looked_up_by_name_in_the_listed_ones() {
         let server = DemoTools::new(Arc::new(ToolAccess::default()));
         let names: Vec<_> = DemoTools::tools().iter().map(|t| t.name.as_ref()).collect();
-        assert_eq!(names, ["calculator", "weather", "whoami", "admin_status"]);
+        assert_eq!(
+            names,
+            [
+                "calculator",
+                "weather",
+                "whoami",
+                "admin_status",
+                "notify",
+                "ask_roots"
+            ]
+        );
         for listed in DemoTools::tools() {
             let found = server
                 .get_tool(&listed.name)

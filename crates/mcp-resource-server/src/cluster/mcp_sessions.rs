@@ -172,7 +172,7 @@ impl Cluster {
         let _ = self.mcp_activity.ttl.set(ttl);
     }
 
-    fn session_ttl(&self) -> Duration {
+    pub(super) fn session_ttl(&self) -> Duration {
         self.mcp_activity.ttl.get().copied().unwrap_or(SESSION_TTL)
     }
 

@@ -39,6 +39,7 @@ pub(crate) mod leases;
 pub(crate) mod mcp_sessions;
 pub(crate) mod relay;
 pub(crate) mod replay;
+pub(crate) mod session_messages;
 
 use std::{
     sync::{
@@ -85,6 +86,9 @@ pub(crate) struct Cluster {
     mcp_activity: mcp_sessions::Activity,
     /// Legacy SSE stream records read here.
     sse_owners: relay::Owners,
+    /// Streamable HTTP standalone streams and session copies here, for the messages
+    /// handlers send outside a request.
+    session_routes: session_messages::Routes,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -132,6 +136,7 @@ impl Cluster {
             leases: leases::HeldLeases::default(),
             mcp_activity: mcp_sessions::Activity::default(),
             sse_owners: relay::Owners::default(),
+            session_routes: session_messages::Routes::default(),
         })
     }
 
@@ -204,6 +209,7 @@ impl Cluster {
             }
             if up && renewed.elapsed() >= leases::RENEW_EVERY {
                 self.renew_leases().await;
+                self.renew_streams().await;
                 self.renew_sessions().await;
                 renewed = tokio::time::Instant::now();
             }
@@ -218,12 +224,18 @@ impl Cluster {
     /// resubscribing whenever the connection drops.
     async fn subscribe(&self, sse: Arc<dyn HeldStreams>, shutdown: CancellationToken) {
         let own = relay::instance_channel(&self.instance);
+        let relayed = session_messages::channel(&self.instance);
         let mut generation = 0;
         loop {
             let connected = async {
                 let mut pubsub = self.client.get_async_pubsub().await?;
                 pubsub
-                    .subscribe(&[own.as_str(), COOKIE_ENDED, mcp_sessions::SESSION_ENDED])
+                    .subscribe(&[
+                        own.as_str(),
+                        relayed.as_str(),
+                        COOKIE_ENDED,
+                        mcp_sessions::SESSION_ENDED,
+                    ])
                     .await?;
                 Ok::<_, redis::RedisError>(pubsub)
             };
@@ -244,7 +256,9 @@ impl Cluster {
                         };
                         let payload = message.get_payload_bytes();
                         let channel = message.get_channel_name();
-                        if channel == mcp_sessions::SESSION_ENDED {
+                        if channel == relayed {
+                            self.session_routes.deliver(payload);
+                        } else if channel == mcp_sessions::SESSION_ENDED {
                             let id = String::from_utf8_lossy(payload).into_owned();
                             if let Some(sessions) = self.mcp_sessions.get() {
                                 let sessions = sessions.clone();

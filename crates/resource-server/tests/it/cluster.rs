@@ -1277,3 +1277,253 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
         .expect("redis-cli (package redis-tools) is installed with redis-server");
     String::from_utf8(output.stdout).unwrap()
 }
+/// The standalone `GET /mcp` stream of `session` at `base`, read for as long as the
+/// test needs.
+async fn event_stream(base: &str, token: &str, session: &str) -> reqwest::Response {
+    testkit::http::client_for_streams()
+        .get(format!("{base}/mcp"))
+        .bearer_auth(token)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The next JSON-RPC message on `stream` (priming events skipped), if one comes
+/// within `wait`.
+async fn next_message(stream: &mut SseReader, wait: Duration) -> Option<Value> {
+    tokio::time::timeout(wait, async {
+        loop {
+            let event = stream.next().await?;
+            if let Ok(message) = serde_json::from_str::<Value>(&event.data) {
+                return Some(message);
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Asks `base` to send `count` notifications carrying `text` from the session's handler.
+async fn notify(base: &str, token: &str, session: &str, id: u64, text: &str, count: u64) {
+    let reply = rpc(
+        base,
+        Some(token),
+        Some(session),
+        call(id, "notify", json!({"text": text, "count": count})),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{base}");
+    assert_eq!(
+        reply.body.unwrap()["result"]["structuredContent"]["sending"],
+        count
+    );
+}
+
+/// Reads `expected` notifications of `notify` from `stream`; each sender's arrive in
+/// the order it sent them. Returns how many came from each text.
+async fn read_notifications(
+    stream: &mut SseReader,
+    expected: usize,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut seen = std::collections::BTreeMap::<String, u64>::new();
+    for n in 0..expected {
+        let message = next_message(stream, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("notification {n} of {expected} did not arrive: {seen:?}"));
+        assert_eq!(message["method"], "notifications/message", "{message}");
+        let data = &message["params"]["data"];
+        let last = seen
+            .entry(data["text"].as_str().unwrap().to_string())
+            .or_default();
+        assert_eq!(data["seq"], *last + 1, "out of order: {message}");
+        *last += 1;
+    }
+    seen
+}
+
+/// What a handler sends outside a request reaches the session's standalone stream on
+/// whichever instance it is open, in order; a second stream gets none of it; when the
+/// stream's instance dies, what is sent meanwhile waits for the next stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_from_any_instance_reach_the_stream_where_it_is_open() {
+    let Some(mut cluster) = Cluster::start().await else {
+        return;
+    };
+    let token = cluster.token("alice", "/mcp");
+    let (a, b, c) = (
+        cluster.instance_url(0),
+        cluster.instance_url(1),
+        cluster.instance_url(2),
+    );
+    let session = open_mcp_session(&b, &token).await;
+    let response = event_stream(&a, &token, &session).await;
+    assert_eq!(response.status(), 200);
+    let mut stream = SseReader::new(response);
+    // The copies on B and C, and A's own, each send 100.
+    notify(&b, &token, &session, 2, "from B", 100).await;
+    notify(&c, &token, &session, 3, "from C", 100).await;
+    notify(&a, &token, &session, 4, "from A", 100).await;
+    let seen = read_notifications(&mut stream, 300).await;
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        [
+            ("from A".to_string(), 100),
+            ("from B".to_string(), 100),
+            ("from C".to_string(), 100)
+        ]
+    );
+    // The stream is its owner's only.
+    let mallory = cluster.token("mallory", "/mcp");
+    for base in [&a, &b, &c] {
+        let response = event_stream(base, &mallory, &session).await;
+        assert_eq!(response.status(), 404, "{base}");
+    }
+    // A second stream, on C while A's is open, is answered as rmcp answers one in a
+    // process: 200, carrying none of these messages.
+    let second = event_stream(&c, &token, &session).await;
+    assert_eq!(second.status(), 200);
+    let mut second = SseReader::new(second);
+    notify(&c, &token, &session, 5, "again", 1).await;
+    assert_eq!(read_notifications(&mut stream, 1).await["again"], 1);
+    assert!(
+        next_message(&mut second, Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+    drop(second);
+    // A dies: its stream ends. What B's copy sends until the client opens another
+    // stream is kept for it, and sent first on that stream, on whichever instance.
+    cluster.instances[0].kill();
+    assert!(
+        next_message(&mut stream, Duration::from_secs(5))
+            .await
+            .is_none()
+    );
+    notify(&b, &token, &session, 6, "meanwhile", 3).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let response = event_stream(&c, &token, &session).await;
+    assert_eq!(response.status(), 200);
+    let mut stream = SseReader::new(response);
+    assert_eq!(read_notifications(&mut stream, 3).await["meanwhile"], 3);
+    notify(&b, &token, &session, 7, "after", 2).await;
+    assert_eq!(read_notifications(&mut stream, 2).await["after"], 2);
+}
+
+/// A request the handler on C sends the client (`roots/list`) reaches the stream on A,
+/// and the client's response, posted to B, reaches C's copy, which completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_request_and_its_response_cross_instances() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let token = cluster.token("alice", "/mcp");
+    let (a, b, c) = (
+        cluster.instance_url(0),
+        cluster.instance_url(1),
+        cluster.instance_url(2),
+    );
+    let init = rpc(
+        &b,
+        Some(&token),
+        None,
+        json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {"roots": {}},
+                "clientInfo": {"name": "roots-test", "version": "0"}
+            }
+        }),
+    )
+    .await;
+    assert_eq!(init.status, 200);
+    let session = init.session.unwrap();
+    let initialized = rpc(
+        &b,
+        Some(&token),
+        Some(&session),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    assert_eq!(initialized.status, 202);
+    let response = event_stream(&a, &token, &session).await;
+    assert_eq!(response.status(), 200);
+    let mut stream = SseReader::new(response);
+    let reply = rpc(
+        &c,
+        Some(&token),
+        Some(&session),
+        call(2, "ask_roots", json!({})),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let request = next_message(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("roots/list on the stream");
+    assert_eq!(request["method"], "roots/list", "{request}");
+    let id = request["id"].clone();
+    let answer = json!({
+        "jsonrpc": "2.0", "id": id,
+        "result": {"roots": [{"uri": "file:///srv/demo", "name": "demo"}]}
+    });
+    // Another principal cannot answer it.
+    let mallory = cluster.token("mallory", "/mcp");
+    let refused = rpc(&b, Some(&mallory), Some(&session), answer.clone()).await;
+    assert_eq!(refused.status, 404);
+    let accepted = rpc(&b, Some(&token), Some(&session), answer).await;
+    assert_eq!(accepted.status, 202);
+    let report = next_message(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("the handler's report");
+    assert_eq!(report["params"]["logger"], "ask_roots", "{report}");
+    assert_eq!(
+        report["params"]["data"]["roots"],
+        json!(["file:///srv/demo"])
+    );
+}
+
+/// A session whose only activity is its open stream (the handler sending on it) keeps
+/// its keys in Redis past their expiry (idle timeout + 20 s), so that a request
+/// landing on another instance afterwards is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_stream_keeps_its_session_alive_in_redis() {
+    let Some(cluster) = Cluster::start_with(&["--mcp-session-idle-timeout", "2"]).await else {
+        return;
+    };
+    let token = cluster.token("alice", "/mcp");
+    let (a, b) = (cluster.instance_url(0), cluster.instance_url(1));
+    let session = open_mcp_session(&a, &token).await;
+    let response = event_stream(&a, &token, &session).await;
+    assert_eq!(response.status(), 200);
+    let mut stream = SseReader::new(response);
+    // A's handler sends every second for 26 s: the copy there stays alive, and nothing
+    // else touches the session.
+    let reply = rpc(
+        &a,
+        Some(&token),
+        Some(&session),
+        call(
+            2,
+            "notify",
+            json!({"text": "tick", "count": 26, "interval_ms": 1000}),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(read_notifications(&mut stream, 26).await["tick"], 26);
+    let reply = rpc(
+        &b,
+        Some(&token),
+        Some(&session),
+        call(3, "whoami", json!({})),
+    )
+    .await;
+    assert_eq!(
+        reply.status, 200,
+        "the session's keys expired under its stream"
+    );
+}

@@ -36,7 +36,17 @@ async fn full_session_with_tools_scopes_and_step_up() {
         .iter()
         .map(|t| t["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(tools, ["calculator", "weather", "whoami", "admin_status"]);
+    assert_eq!(
+        tools,
+        [
+            "calculator",
+            "weather",
+            "whoami",
+            "admin_status",
+            "notify",
+            "ask_roots"
+        ]
+    );
 
     let sum = rpc(
         &url,
