@@ -1500,8 +1500,9 @@ async fn an_open_stream_keeps_its_session_alive_in_redis() {
     let response = event_stream(&a, &token, &session).await;
     assert_eq!(response.status(), 200);
     let mut stream = SseReader::new(response);
-    // A's handler sends every second for 26 s: the copy there stays alive, and nothing
-    // else touches the session.
+    // A's handler sends every second for 36 s: the copy there stays alive, and nothing
+    // else touches the session. The last request was renewed within 10 s of it, so
+    // without the stream its keys would be gone 32 s after it.
     let reply = rpc(
         &a,
         Some(&token),
@@ -1509,12 +1510,12 @@ async fn an_open_stream_keeps_its_session_alive_in_redis() {
         call(
             2,
             "notify",
-            json!({"text": "tick", "count": 26, "interval_ms": 1000}),
+            json!({"text": "tick", "count": 36, "interval_ms": 1000}),
         ),
     )
     .await;
     assert_eq!(reply.status, 200);
-    assert_eq!(read_notifications(&mut stream, 26).await["tick"], 26);
+    assert_eq!(read_notifications(&mut stream, 36).await["tick"], 36);
     let reply = rpc(
         &b,
         Some(&token),
