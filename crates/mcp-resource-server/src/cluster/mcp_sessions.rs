@@ -30,18 +30,10 @@
 //! announces the end on `mcp:session-ended`; every instance then drops its copy.
 //!
 //! # Messages a server sends outside any request
-//! Replies always travel on the response of the POST that asked. A message the server
-//! sends on its own (a notification, a request to the client) goes, in rmcp's
-//! [`LocalSessionManager`](rmcp::transport::streamable_http_server::session::local::LocalSessionManager),
-//! from the session's handler to the standalone `GET` stream *of the same process*: the
-//! worker owning the handler writes into a channel whose only reader is that stream.
-//! Each instance runs its own copy of the handler, so a copy on instance B cannot reach
-//! a `GET` stream open on instance A; B's copy would hold the message for a `GET`
-//! stream on B (or drop it when none comes). Routing it to A would need a session
-//! manager that publishes what B's copy emits and merges it into A's stream, i.e. a
-//! replacement for rmcp's local session worker (its transport and channels are not
-//! public). This server's tools send no such messages, so nothing is lost today; what
-//! is delivered is every reply, on the POST that asked, on every instance.
+//! Replies always travel on the response of the POST that asked. A message a copy's
+//! handler sends on its own (a notification, a request to the client) is routed to the
+//! instance holding the session's standalone `GET` stream, and the client's response
+//! back to the copy that asked: see [`super::session_messages`].
 
 use std::{
     collections::HashMap,

@@ -13,6 +13,7 @@
 //! | Streamable HTTP session caps | `mcp:sessions-of:<SHA-256 of the principal>` | a sorted set of session ids scored by expiry (429 past `--max-mcp-sessions-per-principal`, counted over all instances) ([`mcp_sessions`]) |
 //! | ended Streamable HTTP sessions | channel `mcp:session-ended` | every instance drops its copy |
 //! | stream limits per principal | `mcp:streams:<SHA-256 of the principal>` | a sorted set of leases scored by expiry ([`leases`]) |
+//! | standalone `GET /mcp` streams | `mcp:get-stream:<id>`, `mcp:get-backlog:<id>` | the instance holding the session's stream (renewed while it is open); messages a handler sends outside a request go over that instance's channel `mcp:instance:<id>:messages`, or wait in the backlog for the next stream ([`session_messages`]) |
 //! | legacy SSE sessions | `mcp:sse:<session id>` | owner instance and principal; messages go over the owner's channel `mcp:instance:<id>` ([`relay`]) |
 //! | DPoP proofs seen | `mcp:dpop:<replay key>` | `SET NX PX` until the proof leaves its window: a proof replayed to another instance is refused ([`replay`]) |
 //!
@@ -32,7 +33,8 @@
 //! holding its stream. It is lost only if that instance dies before its handler reads
 //! it, or if that session's queue is full; both end the stream, so the client sees
 //! that its session is gone and reconnects. A POST is never answered 202 when no
-//! instance received its message.
+//! instance received its message. What a Streamable HTTP handler sends outside a
+//! request can be lost as [`session_messages`] says.
 
 pub(crate) mod cookies;
 pub(crate) mod leases;

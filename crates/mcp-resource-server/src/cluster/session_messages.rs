@@ -20,10 +20,15 @@
 //!   first: what rmcp's own worker keeps for a stream not yet open, cluster-wide.
 //!   One task per session copy sends the copy's messages in order, and Redis delivers a
 //!   channel's messages in order, so they arrive in the order the copy sent them.
+//!   A copy on the instance holding the stream skips all this: its messages take
+//!   rmcp's own way to the stream (no Redis round trip, event ids for `Last-Event-ID`).
 //! - **Client to server.** The ids of the requests a copy sends are tagged with its
 //!   instance (`<instance>:n:<id>`); the client's response, posted through whichever
 //!   instance, is handed to the copy that asked, over that instance's channel, with
 //!   its original id, so `peer.create_message(..)` or `list_roots()` completes there.
+//!   This holds for every request a copy sends, including those issued while handling
+//!   a request, which ride that request's stream (SEP-2260) but may be answered
+//!   through another instance.
 //!
 //! A session's messages only ever travel under its id, and a request reaches this
 //! manager only after its principal was found to own the session
@@ -43,6 +48,14 @@
 //! only what this instance's own worker wrote. A response from the client to an
 //! instance that died since it asked is dropped, like the copy that waited for it.
 //! Without Redis the handler's send fails (the handler sees the error).
+//!
+//! rmcp closes a session copy that saw no message for the idle timeout; messages that
+//! go through Redis do not pass the copy's worker, so a copy whose handler only sends
+//! to a stream on another instance still closes then, unless the client sends
+//! something through that instance (the next request re-creates it). The same holds
+//! for the copy whose instance holds the stream: its stream then ends, the client
+//! reconnects, and what is sent meanwhile waits in the backlog. The instance holding
+//! a stream keeps the session's keys in Redis alive while the stream is open.
 
 use std::{
     collections::HashMap,
@@ -566,15 +579,12 @@ impl<M> RelayedSessions<M> {
         let relayed = futures::stream::iter(backlog)
             .chain(tokio_stream::wrappers::ReceiverStream::new(rx))
             .map(Some);
-        // The stream ends with the session copy's own stream.
-        let merged = futures::stream::select(
-            stream
-                .map(Some)
-                .chain(futures::stream::once(async { None })),
-            relayed,
-        )
-        .take_while(|item| futures::future::ready(item.is_some()))
-        .filter_map(futures::future::ready);
+        // The stream ends with the session copy's own stream, or when the relayed
+        // messages stop (their queue overflowed).
+        let end = || futures::stream::once(async { None });
+        let merged = futures::stream::select(stream.map(Some).chain(end()), relayed.chain(end()))
+            .take_while(|item| futures::future::ready(item.is_some()))
+            .filter_map(futures::future::ready);
         Ok(Guarded {
             inner: merged,
             _guard: guard,
