@@ -5,6 +5,11 @@
 //!   stream's client posts alternately to A and to B over connections it keeps open
 //!   (one per instance), and times each post until its reply arrives on the stream. The
 //!   p99 of the B path over that of the A path is what relaying through Redis adds.
+//! - **Streamable HTTP notifications across instances**: 32 sessions, each with its
+//!   standalone `GET /mcp` stream open on instance A; each client calls the demo's
+//!   `notify` tool alternately on A and on B, and times each call until the
+//!   notification its handler sends outside the request arrives on the stream. The
+//!   B path goes through Redis to A; the A path is rmcp's own.
 //! - **Streamable HTTP through nginx**: authenticated `tools/call` with wrk, stateful
 //!   with Redis (32 sessions, each request naming the next one) against stateless
 //!   without Redis, and the split of the difference: the same loads on one instance
@@ -101,6 +106,12 @@ pub struct ScaleResult {
     pub sse_same: Latency,
     /// The same, posted to another instance.
     pub sse_cross: Latency,
+    /// Timed `notify` calls per path.
+    pub notify_samples: usize,
+    /// `notify` call → its notification on the stream, called on the stream's instance.
+    pub notify_same: Latency,
+    /// The same, called on another instance.
+    pub notify_cross: Latency,
     /// Through nginx to three stateless instances without Redis.
     pub lb_stateless: LoadResult,
     /// Through nginx to three stateful instances with Redis.
@@ -160,6 +171,15 @@ impl ScaleResult {
             self.sse_same.p99_ms,
             self.sse_cross.p50_ms,
             self.sse_cross.p99_ms
+        );
+        let _ = writeln!(
+            out,
+            "Streamable HTTP, `notify` call → its notification on the standalone stream ({} calls per path, the stream open on instance A): called on A p50 {:.2} ms, p99 {:.2} ms; called on another instance p50 {:.2} ms, p99 {:.2} ms.\n",
+            self.notify_samples,
+            self.notify_same.p50_ms,
+            self.notify_same.p99_ms,
+            self.notify_cross.p50_ms,
+            self.notify_cross.p99_ms
         );
         out.push_str("| authenticated tools/call | req/s | p50 | p99 | errors | cost over the row above |\n|---|--:|--:|--:|--:|--:|\n");
         let rows = [
@@ -689,6 +709,81 @@ async fn sse_probe(
     Ok((same, cross))
 }
 
+/// One session opened on `a` with its standalone stream there; `notify` called
+/// alternately on `a` and `b`: the latencies of each path, call → notification.
+async fn notify_probe(
+    a: String,
+    b: String,
+    token: String,
+    calls: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let stream_client = http()?;
+    let (to_a, to_b) = (http()?, http()?);
+    let session = open_session(&to_a, &a, &token).await?;
+    let response = stream_client
+        .get(format!("{a}/mcp"))
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", PROTOCOL_VERSION)
+        .send()
+        .await?;
+    if response.status() != 200 {
+        bail!("GET /mcp answered {}", response.status());
+    }
+    let mut events = SseEvents {
+        response,
+        buffer: String::new(),
+    };
+    let call = |client: &reqwest::Client, base: &str, id: u64| {
+        client
+            .post(format!("{base}/mcp"))
+            .bearer_auth(&token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", PROTOCOL_VERSION)
+            .header("mcp-session-id", &session)
+            .json(&json!({
+                "jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": "notify", "arguments": {"text": id.to_string()}}
+            }))
+            .send()
+    };
+    let mut id = 1u64;
+    let (mut same, mut cross) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
+    // The first call of each path warms it up (B re-creates the session) and is not
+    // counted.
+    for round in 0..=calls {
+        for (client, base, path) in [(&to_a, &a, 0), (&to_b, &b, 1)] {
+            id += 1;
+            let started = Instant::now();
+            let text = id.to_string();
+            let reply = async {
+                let response = call(client, base, id).await?;
+                let status = response.status();
+                response.bytes().await?;
+                anyhow::ensure!(status == 200, "notify answered {status}");
+                Ok(())
+            };
+            let arrived = async {
+                loop {
+                    let data = events.next_data().await?;
+                    let message: Value = serde_json::from_str(&data).unwrap_or_default();
+                    if message["params"]["data"]["text"] == text.as_str() {
+                        return anyhow::Ok(started.elapsed());
+                    }
+                }
+            };
+            let (replied, arrived) = tokio::join!(reply, arrived);
+            replied?;
+            let elapsed = arrived?.as_secs_f64() * 1000.0;
+            if round > 0 {
+                if path == 0 { &mut same } else { &mut cross }.push(elapsed);
+            }
+        }
+    }
+    Ok((same, cross))
+}
+
 /// Sends `request`; a `503` (Redis slower than the instances' timeout on a loaded
 /// machine) is sent again after its `Retry-After`, at most five times, and counted.
 async fn send_retrying(
@@ -831,6 +926,23 @@ pub async fn run(settings: &ScaleSettings, auth: &AuthServer) -> anyhow::Result<
     }
     result.sse_same = Latency::of(same);
     result.sse_cross = Latency::of(cross);
+
+    eprintln!("bench: scale-out, Streamable HTTP notifications across instances");
+    let probes = (0..CONNECTIONS as usize).map(|i| {
+        let token = mint(format!("{lb}/mcp"), &format!("scale-notify-{i}"));
+        let (a, b) = (cluster.instance_url(0), cluster.instance_url(1));
+        let calls = settings.sse_calls;
+        async move { notify_probe(a, b, token?, calls).await }
+    });
+    let (mut same, mut cross) = (Vec::new(), Vec::new());
+    for probe in join_all(probes).await {
+        let (s, c) = probe?;
+        same.extend(s);
+        cross.extend(c);
+    }
+    result.notify_samples = same.len();
+    result.notify_same = Latency::of(same);
+    result.notify_cross = Latency::of(cross);
 
     eprintln!(
         "bench: scale-out, Redis memory per session ({} of each)",
