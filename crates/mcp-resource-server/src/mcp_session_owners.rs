@@ -59,7 +59,7 @@ use rmcp::{
 
 use crate::{
     auth::claims::{Principal, VerifiedClaims},
-    cluster::{Cluster, mcp_sessions::LocalMcpSessions},
+    cluster::{Cluster, mcp_sessions::LocalMcpSessions, session_messages::SessionOwners},
     error::{ChallengeContext, Error},
 };
 
@@ -153,12 +153,6 @@ impl McpSessionOwners {
             .is_some_and(|owner| owner.as_ref() == principal)
     }
 
-    /// The owner of `id`, a live session held here (itself `None` with authorization
-    /// off).
-    pub(crate) fn owner_of(&self, id: &str) -> Option<Option<Principal>> {
-        self.lock().owners.get(id).cloned()
-    }
-
     /// Whether `id` is a live session held by this instance.
     pub(crate) fn holds(&self, id: &str) -> bool {
         self.lock().owners.contains_key(id)
@@ -214,6 +208,12 @@ impl McpSessionOwners {
     /// Live sessions (and reservations) overall.
     pub(crate) fn len(&self) -> usize {
         self.lock().total
+    }
+}
+
+impl SessionOwners for McpSessionOwners {
+    fn owner_of(&self, id: &str) -> Option<Option<Principal>> {
+        self.lock().owners.get(id).cloned()
     }
 }
 

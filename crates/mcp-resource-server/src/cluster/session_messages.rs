@@ -9,8 +9,9 @@
 //! session manager so that every copy's transport is seen, and routes:
 //!
 //! - **Where the stream is.** The instance holding a session's standalone stream
-//!   records itself as `mcp:get-stream:<id>` (renewed while the stream is open, deleted
-//!   when it ends, expiring after [`super::leases::LEASE_TTL`] when its instance dies).
+//!   records itself and the stream as `mcp:get-stream:<id>` (renewed while the stream
+//!   is open, written again if Redis lost it, deleted when the stream ends, expiring
+//!   after [`super::leases::LEASE_TTL`] when its instance dies).
 //! - **Server to client.** A message bound for the standalone stream goes, from any
 //!   copy, through one Lua script ([`ROUTE`]): published on the channel of the
 //!   recorded instance (`mcp:instance:<id>:messages`), which writes it into the stream.
@@ -86,7 +87,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Cluster, leases::LEASE_TTL, unavailable};
-use crate::{error::Error, mcp_session_owners::McpSessionOwners};
+use crate::{auth::claims::Principal, error::Error};
 
 /// Most relayed messages waiting to be written to one stream; past it the stream ends.
 pub(crate) const QUEUE: usize = 256;
@@ -99,7 +100,8 @@ pub(crate) const BACKLOG: usize = 64;
 const ROUTE: &str = r"
 local holder = redis.call('GET', KEYS[1])
 if holder then
-  if redis.call('PUBLISH', 'mcp:instance:' .. holder .. ':messages', ARGV[1]) > 0 then
+  local instance = string.match(holder, '^[^ ]+')
+  if redis.call('PUBLISH', 'mcp:instance:' .. instance .. ':messages', ARGV[1]) > 0 then
     return 1
   end
   redis.call('DEL', KEYS[1])
@@ -110,13 +112,14 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 0
 ";
 
-/// Records `ARGV[1]` as the holder of the stream `KEYS[1]` unless another instance that
-/// still listens holds it; takes the backlog `KEYS[2]` with it. `{1, backlog…}` when
-/// taken, `{0}` when another instance holds the stream.
+/// Records `ARGV[1]` (`<instance> <stream>`) as the holder of the stream `KEYS[1]`
+/// unless another instance that still listens holds it; takes the backlog `KEYS[2]`
+/// with it. `{1, backlog…}` when taken, `{0}` when another instance holds the stream.
 const CLAIM: &str = r"
 local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then
-  local listening = redis.call('PUBSUB', 'NUMSUB', 'mcp:instance:' .. holder .. ':messages')
+local instance = holder and string.match(holder, '^[^ ]+')
+if instance and instance ~= ARGV[3] then
+  local listening = redis.call('PUBSUB', 'NUMSUB', 'mcp:instance:' .. instance .. ':messages')
   if listening[2] > 0 then
     return {0}
   end
@@ -126,6 +129,17 @@ local backlog = redis.call('LRANGE', KEYS[2], 0, -1)
 redis.call('DEL', KEYS[2])
 table.insert(backlog, 1, 1)
 return backlog
+";
+
+/// Renews the stream record `KEYS[1]` as `ARGV[1]` for `ARGV[2]` ms if it is that or
+/// gone (Redis restarted), not if another stream took it.
+const RENEW: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 ";
 
 /// Deletes the stream record `KEYS[1]` if it still names `ARGV[1]`.
@@ -149,6 +163,14 @@ fn backlog_key(id: &str) -> String {
     format!("mcp:get-backlog:{id}")
 }
 
+/// The owners of the sessions this instance holds, for the renewal of their keys while
+/// their stream is open.
+pub(crate) trait SessionOwners: std::fmt::Debug + Send + Sync {
+    /// The owner of session `id` if this instance holds it (itself `None` with
+    /// authorization off).
+    fn owner_of(&self, id: &str) -> Option<Option<Principal>>;
+}
+
 /// A message between instances, for session `session`.
 #[derive(Serialize, Deserialize)]
 struct Relayed {
@@ -163,9 +185,11 @@ struct Relayed {
 #[derive(Debug)]
 struct Held {
     token: u64,
+    /// Its record in Redis: `<instance> <token>`.
+    record: String,
     tx: mpsc::Sender<ServerSseMessage>,
     /// The session's owner, for the renewal of its keys while the stream is open.
-    owner: Option<crate::auth::claims::Principal>,
+    owner: Option<Principal>,
 }
 
 /// This instance's standalone streams and session copies, by session id.
@@ -225,10 +249,10 @@ impl Routes {
     }
 
     /// The sessions whose standalone stream is open here, with their owners.
-    fn open_streams(&self) -> Vec<(String, Option<crate::auth::claims::Principal>)> {
+    fn open_streams(&self) -> Vec<(String, String, Option<Principal>)> {
         lock(&self.streams)
             .iter()
-            .map(|(id, held)| (id.clone(), held.owner.clone()))
+            .map(|(id, held)| (id.clone(), held.record.clone(), held.owner.clone()))
             .collect()
     }
 }
@@ -275,13 +299,18 @@ impl Cluster {
 
     /// Records this instance as the holder of `session`'s standalone stream, unless a
     /// live instance holds it; `Some(backlog)` when recorded.
-    async fn claim_stream(&self, session: &str) -> Result<Option<Vec<Vec<u8>>>, Error> {
+    async fn claim_stream(
+        &self,
+        session: &str,
+        record: &str,
+    ) -> Result<Option<Vec<Vec<u8>>>, Error> {
         let mut conn = self.conn()?;
         let reply: Vec<redis::Value> = redis::Script::new(CLAIM)
             .key(stream_key(session))
             .key(backlog_key(session))
-            .arg(&self.instance)
+            .arg(record)
             .arg(u64::try_from(LEASE_TTL.as_millis()).unwrap_or(u64::MAX))
+            .arg(&self.instance)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -299,11 +328,11 @@ impl Cluster {
         ))
     }
 
-    async fn release_stream(&self, session: &str) {
+    async fn release_stream(&self, session: &str, record: &str) {
         let Ok(mut conn) = self.conn() else { return };
         if let Err(error) = redis::Script::new(RELEASE)
             .key(stream_key(session))
-            .arg(&self.instance)
+            .arg(record)
             .invoke_async::<i64>(&mut conn)
             .await
         {
@@ -319,14 +348,23 @@ impl Cluster {
         if open.is_empty() {
             return;
         }
-        for (id, owner) in &open {
+        for (id, _, owner) in &open {
             self.session_served(id, owner.as_ref());
         }
         let Ok(mut conn) = self.conn() else { return };
+        // One pipeline of EVALSHA, the script loaded first.
+        let renew = redis::Script::new(RENEW);
+        if let Err(error) = renew.load_async(&mut conn).await {
+            tracing::debug!(kind = ?error.kind(), "could not renew stream records");
+            return;
+        }
         let mut pipe = redis::pipe();
-        for (id, _) in &open {
-            pipe.cmd("PEXPIRE")
+        for (id, record, _) in &open {
+            pipe.cmd("EVALSHA")
+                .arg(renew.get_hash())
+                .arg(1)
                 .arg(stream_key(id))
+                .arg(record)
                 .arg(u64::try_from(LEASE_TTL.as_millis()).unwrap_or(u64::MAX))
                 .ignore();
         }
@@ -519,12 +557,16 @@ impl<T: Transport<RoleServer>> Transport<RoleServer> for RelayedTransport<T> {
 pub(crate) struct RelayedSessions<M> {
     inner: Arc<M>,
     cluster: Arc<Cluster>,
-    owners: Arc<McpSessionOwners>,
+    owners: Arc<dyn SessionOwners>,
 }
 
 impl<M> RelayedSessions<M> {
     /// Wraps `inner`, routing through `cluster`; `owners` names each session's owner.
-    pub(crate) fn new(inner: Arc<M>, cluster: Arc<Cluster>, owners: Arc<McpSessionOwners>) -> Self {
+    pub(crate) fn new(
+        inner: Arc<M>,
+        cluster: Arc<Cluster>,
+        owners: Arc<dyn SessionOwners>,
+    ) -> Self {
         Self {
             inner,
             cluster,
@@ -550,9 +592,18 @@ impl<M> RelayedSessions<M> {
         // instance is missed; the backlog taken with the record goes out before it.
         let (tx, rx) = mpsc::channel(QUEUE);
         let token = routes.token();
+        let record = format!("{} {token}", self.cluster.instance());
         let owner = self.owners.owner_of(id).flatten();
-        lock(&routes.streams).insert(id.to_string(), Held { token, tx, owner });
-        let backlog = match self.cluster.claim_stream(id).await {
+        lock(&routes.streams).insert(
+            id.to_string(),
+            Held {
+                token,
+                record: record.clone(),
+                tx,
+                owner,
+            },
+        );
+        let backlog = match self.cluster.claim_stream(id, &record).await {
             Ok(Some(backlog)) => backlog,
             outcome => {
                 let mut streams = lock(&routes.streams);
@@ -569,6 +620,7 @@ impl<M> RelayedSessions<M> {
             cluster: self.cluster.clone(),
             session: id.to_string(),
             token,
+            record,
         };
         let backlog: Vec<ServerSseMessage> = backlog
             .iter()
@@ -598,6 +650,7 @@ struct StreamGuard {
     cluster: Arc<Cluster>,
     session: String,
     token: u64,
+    record: String,
 }
 
 impl Drop for StreamGuard {
@@ -613,8 +666,9 @@ impl Drop for StreamGuard {
         }
         let cluster = self.cluster.clone();
         let session = std::mem::take(&mut self.session);
+        let record = std::mem::take(&mut self.record);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { cluster.release_stream(&session).await });
+            runtime.spawn(async move { cluster.release_stream(&session, &record).await });
         }
     }
 }

@@ -712,6 +712,8 @@ async fn redis_restart_stateless_keeps_working_stateful_gets_503_then_recovers()
         .unwrap()
         .to_string();
 
+    let mcp_session = open_mcp_session(&lb, &mcp_token).await;
+
     let stateless = start_instance(
         free_port(),
         &lb,
@@ -742,6 +744,10 @@ async fn redis_restart_stateless_keeps_working_stateful_gets_503_then_recovers()
         )
         .await;
         assert_eq!(response.status(), 503);
+        // The standalone stream of a Streamable HTTP session too.
+        let response = standalone_stream(&cluster.instance_url(i), &mcp_token, &mcp_session).await;
+        assert_eq!(response.status(), 503);
+        assert!(response.headers().contains_key("retry-after"));
     }
     // A new Streamable HTTP session cannot be recorded: 503 with a retry hint.
     let reply = rpc(&lb, Some(&mcp_token), None, initialize()).await;
@@ -1277,6 +1283,7 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
         .expect("redis-cli (package redis-tools) is installed with redis-server");
     String::from_utf8(output.stdout).unwrap()
 }
+
 /// The standalone `GET /mcp` stream of `session` at `base`, read for as long as the
 /// test needs.
 async fn event_stream(base: &str, token: &str, session: &str) -> reqwest::Response {
