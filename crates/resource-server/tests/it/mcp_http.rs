@@ -550,3 +550,62 @@ async fn conformance_fixtures_are_served_only_when_switched_on() {
         "{body}"
     );
 }
+
+/// Without Redis, `notify`'s messages take rmcp's own way to the standalone stream, in
+/// order; bad arguments are a tool error.
+#[tokio::test]
+async fn notify_sends_on_the_standalone_stream() {
+    let (auth, url) = setup().await;
+    let token = TestKey::rsa1().sign_with_typ(
+        &auth.claims("alice", &format!("{url}/mcp"), "mcp:tools"),
+        Some("at+jwt"),
+    );
+    let session = open_mcp_session(&url, &token).await;
+    let response = standalone_stream(&url, &token, &session).await;
+    assert_eq!(response.status(), 200);
+    let mut stream = crate::fixture::SseReader::new(response);
+    let reply = rpc(
+        &url,
+        Some(&token),
+        Some(&session),
+        call(2, "notify", json!({"text": "hello", "count": 3})),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let mut seq = 0;
+    while seq < 3 {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+            .await
+            .expect("a notification in time")
+            .expect("the stream stays open");
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&event.data) else {
+            continue;
+        };
+        seq += 1;
+        assert_eq!(message["method"], "notifications/message");
+        assert_eq!(
+            message["params"]["data"],
+            json!({"text": "hello", "seq": seq})
+        );
+    }
+    for arguments in [
+        json!({"text": "x", "count": 0}),
+        json!({"text": "x", "count": 1001}),
+        json!({"text": "x", "interval_ms": -1}),
+        json!({"count": 1}),
+    ] {
+        let reply = rpc(
+            &url,
+            Some(&token),
+            Some(&session),
+            call(3, "notify", arguments.clone()),
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.body.unwrap()["result"]["isError"],
+            true,
+            "{arguments}"
+        );
+    }
+}
