@@ -546,7 +546,7 @@ async fn conformance_fixtures_are_served_only_when_switched_on() {
     let (_, _, body) = post_2026(&plain, None, "tools/list", list_tools_2026()).await;
     assert_eq!(
         body["result"]["tools"].as_array().unwrap().len(),
-        4,
+        6,
         "{body}"
     );
 }
