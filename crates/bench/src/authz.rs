@@ -1,4 +1,4 @@
-//! The harness's own authorization server: the test kit's [`TestAuthServer`] with its
+//! The harness's own authorization server: the test kit's [`TestAuthServer`](testkit::TestAuthServer) with its
 //! issuer at the root of `127.0.0.1:<port>`, one freshly generated key, and RFC 9068
 //! access tokens for the load. It counts JWKS fetches (the rotation case reads them)
 //! and rotates its signing key on demand.

@@ -110,21 +110,39 @@ pub struct RunArgs {
     #[arg(long = "external-idp", id = "demo_external_idp", env = "DEMO_EXTERNAL_IDP", value_parser = BoolishValueParser::new())]
     pub external_idp: bool,
 
-    /// Port of the authorization server (issuer http://localhost:<port>/dex).
-    #[arg(long, env = "DEMO_IDP_PORT", default_value_t = 5556)]
+    /// Port of the authorization server (issuer `http://localhost:<port>/dex`).
+    // The `--help` texts with placeholders are given apart: clap prints doc comments as
+    // written, backticks included, and rustdoc would read a bare `<port>` as HTML.
+    #[arg(
+        long,
+        env = "DEMO_IDP_PORT",
+        default_value_t = 5556,
+        help = "Port of the authorization server (issuer http://localhost:<port>/dex)"
+    )]
     pub idp_port: u16,
 
     /// Port of the MCP authorization server in --enterprise runs
-    /// (issuer http://localhost:<port>/mcp-as).
-    #[arg(long, env = "DEMO_AS_PORT", default_value_t = 5560)]
+    /// (issuer `http://localhost:<port>/mcp-as`).
+    #[arg(
+        long,
+        env = "DEMO_AS_PORT",
+        default_value_t = 5560,
+        help = "Port of the MCP authorization server in --enterprise runs \
+                (issuer http://localhost:<port>/mcp-as)"
+    )]
     pub as_port: u16,
 
     /// Port of the static metadata server.
     #[arg(long, env = "DEMO_STATIC_PORT", default_value_t = 5558)]
     pub static_port: u16,
 
-    /// Port of the resource server (public URL http://localhost:<port>).
-    #[arg(long, env = "DEMO_RS_PORT", default_value_t = 3001)]
+    /// Port of the resource server (public URL `http://localhost:<port>`).
+    #[arg(
+        long,
+        env = "DEMO_RS_PORT",
+        default_value_t = 3001,
+        help = "Port of the resource server (public URL http://localhost:<port>)"
+    )]
     pub rs_port: u16,
 
     /// Resource servers to run. Past one, they share their sessions through a
@@ -157,8 +175,17 @@ pub struct RunArgs {
     pub diagram: Option<PathBuf>,
 
     /// After the client's steps, keep every server running so the browser page
-    /// (http://localhost:<rs-port>/app/) can be tried; Ctrl-C stops them. The page needs
+    /// (`http://localhost:<rs-port>/app/`) can be tried; Ctrl-C stops them. The page needs
     /// --discovery oidc or --mcp-ready: busybox-style static metadata sends no CORS headers.
-    #[arg(long = "serve", id = "demo_serve", env = "DEMO_SERVE", value_parser = BoolishValueParser::new())]
+    #[arg(
+        long = "serve",
+        id = "demo_serve",
+        env = "DEMO_SERVE",
+        value_parser = BoolishValueParser::new(),
+        help = "After the client's steps, keep every server running so the browser page \
+                (http://localhost:<rs-port>/app/) can be tried; Ctrl-C stops them. The page \
+                needs --discovery oidc or --mcp-ready: busybox-style static metadata sends \
+                no CORS headers"
+    )]
     pub serve: bool,
 }
