@@ -505,7 +505,15 @@ async fn open_session(client: &reqwest::Client, base: &str, token: &str) -> anyh
 
 /// wrk's script: the harness's script, plus each request naming the next of `sessions`
 /// (`header`: `Mcp-Session-Id`, or a header the server ignores, so that the stateless
-/// load costs wrk the same work).
+/// load costs wrk the same work) and carrying a JSON-RPC id of its own.
+///
+/// The ids matter: a session's requests in flight must have distinct ids (JSON-RPC;
+/// MCP: an id is never reused within a session), and rmcp routes a reply to the stream
+/// of the request that last used its id. With every request `"id":1`, two requests in
+/// flight in one session left the first without a reply (its connection stuck until
+/// the end of the run), so the stateful loads measured fewer and fewer live
+/// connections rather than the servers. Each wrk thread numbers its requests apart
+/// from the others' (`thread_index + n × 1000`).
 fn write_script(
     dir: &Path,
     name: &str,
@@ -515,10 +523,16 @@ fn write_script(
     let base = wrk::write_script(dir)?;
     let mut script = std::fs::read_to_string(&base)?;
     let list: Vec<String> = sessions.iter().map(|s| format!("{s:?}")).collect();
+    let (prefix, rest) = wrk::TOOLS_CALL
+        .split_once(r#""id":1,"#)
+        .context("the request body has no \"id\":1")?;
     let _ = write!(
         script,
-        "\nlocal sessions = {{{}}}\nlocal next_session = 0\nfunction request()\n  next_session = next_session % #sessions + 1\n  wrk.headers[{header:?}] = sessions[next_session]\n  return wrk.format()\nend\n",
-        list.join(", ")
+        "\nlocal sessions = {{{sessions}}}\nlocal next_session = 0\nlocal next_id = 0\nlocal body_head, body_tail = {prefix:?}, {rest:?}\n\
+         local setup_threads = setup\nfunction setup(thread)\n  setup_threads(thread)\n  thread:set(\"thread_index\", #threads)\nend\n\
+         function request()\n  next_session = next_session % #sessions + 1\n  next_id = next_id + 1\n  wrk.headers[{header:?}] = sessions[next_session]\n  \
+         wrk.body = body_head .. '\"id\":' .. (next_id * 1000 + thread_index) .. ',' .. body_tail\n  return wrk.format()\nend\n",
+        sessions = list.join(", "),
     );
     let path = dir.join(name);
     std::fs::write(&path, script)?;
@@ -1021,5 +1035,21 @@ mod tests {
         };
         assert!((extra_us(&at(500.0), &at(1000.0)) - 1000.0).abs() < 1e-9);
         assert!(extra_us(&at(0.0), &at(1000.0)).is_nan());
+    }
+
+    #[test]
+    fn every_request_of_a_load_carries_its_own_id() {
+        let dir = std::env::temp_dir().join(format!("bench-scale-script-{}", std::process::id()));
+        let script =
+            write_script(&dir, "t.lua", "Mcp-Session-Id", &["a".into(), "b".into()]).unwrap();
+        let text = std::fs::read_to_string(script).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The script splices `"id":<n>,` between these two halves of the request.
+        let (head, tail) = wrk::TOOLS_CALL.split_once(r#""id":1,"#).unwrap();
+        assert!(text.contains(&format!("{head:?}, {tail:?}")));
+        assert!(text.contains("next_id * 1000 + thread_index"));
+        let body: Value = serde_json::from_str(&format!(r#"{head}"id":2001,{tail}"#)).unwrap();
+        assert_eq!(body["id"], 2001);
+        assert_eq!(body["method"], "tools/call");
     }
 }
