@@ -50,6 +50,7 @@ pub(crate) mod origin;
 pub(crate) mod prm;
 pub(crate) mod request_span;
 pub mod server;
+pub(crate) mod sse_reply;
 pub(crate) mod stream_limit;
 
 pub use config::{Config, ConfigError};

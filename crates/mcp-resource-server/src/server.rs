@@ -313,7 +313,16 @@ where
 
     fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
         let service = self.0.clone();
-        Box::pin(async move { Ok(service.handle(request).await.map(axum::body::Body::new)) })
+        // A request's reply leaves with the head of its event stream (crate::sse_reply).
+        let gather = request.method() == Method::POST;
+        Box::pin(async move {
+            let response = service.handle(request).await;
+            Ok(if gather {
+                crate::sse_reply::gather(response, crate::sse_reply::GRACE).await
+            } else {
+                response.map(axum::body::Body::new)
+            })
+        })
     }
 }
 
