@@ -90,6 +90,10 @@ pub enum Error {
     /// A body that is not JSON (415).
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// A JSON-RPC request whose id is that of a request still in flight in the same
+    /// MCP session (400, JSON-RPC `-32600`).
+    #[error("request id already in flight in this session")]
+    DuplicateRequestId,
     /// Any other malformed request (400, no challenge).
     #[error("bad request: {0}")]
     BadRequest(&'static str),
@@ -153,7 +157,9 @@ impl Error {
             | Self::InvalidToken(_)
             | Self::InvalidSession
             | Self::Dpop(_) => StatusCode::UNAUTHORIZED,
-            Self::InvalidRequest(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest(_) | Self::BadRequest(_) | Self::DuplicateRequestId => {
+                StatusCode::BAD_REQUEST
+            }
             Self::KeysUnavailable(_)
             | Self::Busy
             | Self::StreamCapacity { .. }
@@ -208,6 +214,9 @@ impl Error {
             Self::PayloadTooLarge => "Request body too large",
             Self::UnsupportedMediaType => "Content-Type must be application/json",
             Self::BadRequest(reason) => reason,
+            Self::DuplicateRequestId => {
+                "Invalid Request: a request with this id is still in flight in this session"
+            }
             Self::Busy => "The session is busy; read its event stream and retry",
             Self::TooManyStreams { .. } => {
                 "Too many event streams are open for this user; close one and retry"
@@ -236,6 +245,7 @@ impl Error {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::BadRequest(_) => "bad_request",
+            Self::DuplicateRequestId => "duplicate_request_id",
             Self::Busy | Self::StreamCapacity { .. } | Self::StoreUnavailable(_) => {
                 "temporarily_unavailable"
             }
@@ -344,6 +354,17 @@ impl Error {
                     },
                 }))
             }
+            // Without the id: the client must not take it for the reply to the request
+            // in flight under that id.
+            Self::DuplicateRequestId => serde_json::to_vec(&serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": null,
+                "error": {
+                    "code": -32600,
+                    "message": self.external_message(),
+                    "data": {"error": self.error_code()},
+                },
+            })),
             _ => serde_json::to_vec(&ErrorBody {
                 error: self.error_code(),
                 error_description: self.external_message(),

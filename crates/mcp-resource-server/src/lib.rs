@@ -44,6 +44,7 @@ pub(crate) mod cookie_session;
 pub(crate) mod cookie_store;
 pub mod error;
 pub(crate) mod host;
+pub(crate) mod in_flight_ids;
 pub(crate) mod legacy_sse;
 pub(crate) mod mcp_session_owners;
 pub(crate) mod origin;

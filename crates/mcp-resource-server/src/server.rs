@@ -65,6 +65,7 @@ use crate::{
     },
     error::{ChallengeContext, DpopAdvert},
     host::{HostCheck, HostLayer, HostService},
+    in_flight_ids::{InFlightIds, refuse_duplicate_ids},
     legacy_sse::{HandlerStarter, handler_starter},
     legacy_sse::{LegacySseSessions, LegacySseState, open_stream, post_message},
     mcp_session_owners::{McpSessionOwners, OwnedSessionManager, SessionBinding, bind_sessions},
@@ -408,6 +409,7 @@ where
             }),
         },
     };
+    let in_flight = Arc::new(InFlightIds::new(config.raw.max_body_bytes));
     let stateful = || {
         let mut local = LocalSessionManager::default();
         local.session_config.keep_alive = Some(config.raw.mcp_session_idle_timeout);
@@ -442,6 +444,10 @@ where
         } else {
             let stack = guarded
                 .layer(middleware::from_fn_with_state(binding, bind_sessions))
+                .layer(middleware::from_fn_with_state(
+                    in_flight.clone(),
+                    refuse_duplicate_ids,
+                ))
                 .service(stateful());
             Router::new().route_service("/mcp", stack)
         };
@@ -466,6 +472,10 @@ where
             ))
             .layer(middleware::from_fn(end_streams_at_expiry))
             .layer(tool_scopes)
+            .layer(middleware::from_fn_with_state(
+                in_flight,
+                refuse_duplicate_ids,
+            ))
             .service(stateful());
         Router::new().route_service("/mcp", stack)
     }

@@ -10,3 +10,4 @@ mod custom_tools;
 mod fixture;
 mod layer;
 mod prm;
+mod request_ids;

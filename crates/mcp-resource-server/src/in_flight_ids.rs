@@ -1,0 +1,222 @@
+//! JSON-RPC request ids in flight per Streamable HTTP session, and the middleware that
+//! refuses a request reusing one.
+//!
+//! JSON-RPC requires a client's request ids to be unique among its requests in flight.
+//! rmcp routes a reply by `(session, id)`: a second request with the id of one still
+//! running in the same session would take over the first one's reply, leaving the first
+//! response open (and its router entry held) until the session closes. Such a request
+//! is therefore answered here, before rmcp reads it: 400 with a JSON-RPC error `-32600`
+//! ([`Error::DuplicateRequestId`]).
+//!
+//! A pair is recorded when a request with a `Mcp-Session-Id` reaches rmcp and released
+//! when its response body is dropped: the reply stream ended, the client went away, or
+//! rmcp answered without a stream. The set holds one entry per open response, so it is
+//! bounded by the open connections and the stream limits; each entry's size by the
+//! body limit. The set is per instance: with shared state (`--redis-url`) a duplicate
+//! landing on another instance reaches that instance's copy of the session, whose
+//! replies are routed by that copy alone.
+
+use std::{
+    collections::HashSet,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll, ready},
+};
+
+use axum::{
+    body::{Body, BodyDataStream, Bytes},
+    extract::{Request, State},
+    http::Method,
+    middleware::Next,
+    response::Response,
+};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+
+use crate::error::Error;
+
+const HEADER: &str = "mcp-session-id";
+
+/// The `(session, request id)` pairs whose response is still open.
+#[derive(Debug)]
+pub(crate) struct InFlightIds {
+    pairs: Mutex<HashSet<(String, String)>>,
+    max_body_bytes: usize,
+}
+
+impl InFlightIds {
+    /// No request in flight; bodies read up to `max_body_bytes`.
+    pub(crate) fn new(max_body_bytes: usize) -> Self {
+        Self {
+            pairs: Mutex::default(),
+            max_body_bytes,
+        }
+    }
+
+    /// Records `(session, id)`, or `None` if it is already in flight.
+    fn enter(self: &Arc<Self>, session: &str, id: String) -> Option<InFlight> {
+        let key = (session.to_string(), id);
+        let mut pairs = self.pairs.lock().unwrap_or_else(PoisonError::into_inner);
+        if pairs.contains(&key) {
+            return None;
+        }
+        pairs.insert(key.clone());
+        Some(InFlight {
+            ids: self.clone(),
+            key,
+        })
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.pairs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// One request in flight; dropping it frees its id.
+#[derive(Debug)]
+struct InFlight {
+    ids: Arc<InFlightIds>,
+    key: (String, String),
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.ids
+            .pairs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+/// The part of a JSON-RPC message that tells a request from the rest.
+#[derive(Deserialize)]
+struct Message {
+    method: Option<serde::de::IgnoredAny>,
+    id: Option<serde_json::Value>,
+}
+
+/// The id of the request `body` holds, as JSON text (`1` and `"1"` differ), if it is
+/// a single request. Anything else (a notification, a response, a batch, not JSON) is
+/// left to rmcp.
+fn request_id(body: &[u8]) -> Option<String> {
+    let message: Message = serde_json::from_slice(body).ok()?;
+    message.method?;
+    match message.id? {
+        id @ (serde_json::Value::Number(_) | serde_json::Value::String(_)) => Some(id.to_string()),
+        _ => None,
+    }
+}
+
+/// Middleware refusing a request whose id is in flight in its session (put it right
+/// in front of rmcp, after the session checks).
+pub(crate) async fn refuse_duplicate_ids(
+    State(ids): State<Arc<InFlightIds>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let Some(session) = request
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    else {
+        return next.run(request).await;
+    };
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, ids.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => return Error::PayloadTooLarge.into_response_with(None),
+    };
+    let guard = match request_id(&bytes) {
+        Some(id) => match ids.enter(&session, id) {
+            Some(guard) => Some(guard),
+            None => {
+                tracing::info!("request id reused while a request with it is in flight");
+                return Error::DuplicateRequestId.into_response_with(None);
+            }
+        },
+        None => None,
+    };
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let Some(guard) = guard else {
+        return response;
+    };
+    let (parts, body) = response.into_parts();
+    let stream = Guarded {
+        inner: body.into_data_stream(),
+        guard: Some(guard),
+    };
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+/// A response body holding its request's id until its last chunk is read (so the id is
+/// free before the client sees the end of the reply) or the body is dropped.
+struct Guarded {
+    inner: BodyDataStream,
+    guard: Option<InFlight>,
+}
+
+impl Stream for Guarded {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let item = ready!(self.inner.poll_next_unpin(cx));
+        if item.is_none() {
+            self.guard = None;
+        }
+        Poll::Ready(item)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_of_requests_only() {
+        assert_eq!(
+            request_id(br#"{"jsonrpc":"2.0","id":7,"method":"tools/call"}"#).as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            request_id(br#"{"jsonrpc":"2.0","id":"7","method":"ping"}"#).as_deref(),
+            Some("\"7\"")
+        );
+        assert_eq!(
+            request_id(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            None
+        );
+        assert_eq!(request_id(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#), None);
+        assert_eq!(
+            request_id(br#"[{"jsonrpc":"2.0","id":7,"method":"ping"}]"#),
+            None
+        );
+        assert_eq!(request_id(b"not json"), None);
+    }
+
+    #[test]
+    fn a_pair_is_free_again_once_its_guard_drops() {
+        let ids = Arc::new(InFlightIds::new(1024));
+        let first = ids.enter("s1", "1".into()).unwrap();
+        assert!(ids.enter("s1", "1".into()).is_none());
+        // Same id in another session, another id in the same session.
+        let other_session = ids.enter("s2", "1".into()).unwrap();
+        let other_id = ids.enter("s1", "\"1\"".into()).unwrap();
+        assert_eq!(ids.len(), 3);
+        drop(first);
+        let again = ids.enter("s1", "1".into());
+        assert!(again.is_some());
+        drop((again, other_session, other_id));
+        assert_eq!(ids.len(), 0);
+    }
+}
