@@ -24,13 +24,13 @@ use std::{
 };
 
 use axum::{
-    body::{Body, BodyDataStream, Bytes},
+    body::{Body, Bytes, HttpBody},
     extract::{Request, State},
     http::Method,
     middleware::Next,
     response::Response,
 };
-use futures::{Stream, StreamExt};
+use http_body::{Frame, SizeHint};
 use serde::Deserialize;
 
 use crate::error::Error;
@@ -151,30 +151,44 @@ pub(crate) async fn refuse_duplicate_ids(
     let Some(guard) = guard else {
         return response;
     };
-    let (parts, body) = response.into_parts();
-    let stream = Guarded {
-        inner: body.into_data_stream(),
-        guard: Some(guard),
-    };
-    Response::from_parts(parts, Body::from_stream(stream))
+    response.map(|inner| {
+        Body::new(Guarded {
+            inner,
+            guard: Some(guard),
+        })
+    })
 }
 
-/// A response body holding its request's id until its last chunk is read (so the id is
-/// free before the client sees the end of the reply) or the body is dropped.
+/// A response body holding its request's id until its last frame is read (so the id is
+/// free before the client sees the end of the reply) or the body is dropped. It keeps
+/// the inner body's size: a reply that leaves in one piece with its length
+/// ([`crate::sse_reply`]) still does.
 struct Guarded {
-    inner: BodyDataStream,
+    inner: Body,
     guard: Option<InFlight>,
 }
 
-impl Stream for Guarded {
-    type Item = Result<Bytes, axum::Error>;
+impl HttpBody for Guarded {
+    type Data = Bytes;
+    type Error = axum::Error;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let item = ready!(self.inner.poll_next_unpin(cx));
-        if item.is_none() {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if frame.is_none() {
             self.guard = None;
         }
-        Poll::Ready(item)
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -202,6 +216,22 @@ mod tests {
             None
         );
         assert_eq!(request_id(b"not json"), None);
+    }
+
+    #[tokio::test]
+    async fn a_guarded_body_keeps_its_length_and_frees_its_id_at_the_end() {
+        let ids = Arc::new(InFlightIds::new(1024));
+        let guard = ids.enter("s1", "1".into()).unwrap();
+        let body = Guarded {
+            inner: Body::from("data: {}\n\n"),
+            guard: Some(guard),
+        };
+        // Known length: the reply still leaves with a Content-Length, in one write.
+        assert_eq!(body.size_hint().exact(), Some(10));
+        assert!(ids.enter("s1", "1".into()).is_none());
+        let bytes = axum::body::to_bytes(Body::new(body), 1024).await.unwrap();
+        assert_eq!(&bytes[..], b"data: {}\n\n");
+        assert_eq!(ids.len(), 0);
     }
 
     #[test]
