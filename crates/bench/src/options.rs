@@ -38,7 +38,8 @@ pub struct HarnessArgs {
         default_value = "1,8,32,64,128"
     )]
     pub connections: Vec<u32>,
-    /// Extra interleaved rounds at 32 connections for targets 1-3 (the median is kept)
+    /// Extra interleaved rounds at 32 connections for targets 1-3 (the median is kept),
+    /// and the alternated rounds of target 11 (at least 3; 1 s each with --smoke)
     /// [default: 5, or 1 with --smoke].
     #[arg(long, env = "BENCH_ROUNDS")]
     pub rounds: Option<usize>,

@@ -12,7 +12,10 @@
 //!   B path goes through Redis to A; the A path is rmcp's own.
 //! - **Streamable HTTP through nginx**: authenticated `tools/call` with wrk, stateful
 //!   with Redis (32 sessions, each request naming the next one) against stateless
-//!   without Redis, and the split of the difference: the same loads on one instance
+//!   without Redis. Both trios stay up and the two loads alternate for a number of
+//!   rounds (stateless, stateful, stateless, …), so drift in the machine's load falls
+//!   on both alike; medians are kept with each row's range and the range of the rounds'
+//!   own ratios. Then the split of the difference: the same loads on one instance
 //!   without nginx (stateless, stateful without Redis, stateful with Redis), and the
 //!   Redis commands per stateful request (`INFO commandstats`).
 //! - **Redis memory** per cookie session (`POST /session`) and per live Streamable HTTP
@@ -41,6 +44,7 @@ use tokio::{
 
 use crate::{
     authz::{AuthServer, TokenSpec},
+    client_flow::median,
     procs::{self, DEFAULT_LOG_FILTER, Server},
     wrk::{self, Expect, Load, LoadResult, PROTOCOL_VERSION, WrkCpu},
 };
@@ -63,6 +67,10 @@ pub struct ScaleSettings {
     pub wrk_cpu: WrkCpu,
     /// Length of each load.
     pub duration: Duration,
+    /// Rounds of the two nginx loads, alternated (at least one).
+    pub rounds: usize,
+    /// Length of each of those rounds' loads.
+    pub round_duration: Duration,
     /// Timed posts per SSE stream and path.
     pub sse_calls: usize,
     /// Cookie sessions and Streamable HTTP sessions opened for the memory figures.
@@ -112,10 +120,14 @@ pub struct ScaleResult {
     pub notify_same: Latency,
     /// The same, called on another instance.
     pub notify_cross: Latency,
-    /// Through nginx to three stateless instances without Redis.
+    /// Through nginx to three stateless instances without Redis: the rounds' medians.
     pub lb_stateless: LoadResult,
-    /// Through nginx to three stateful instances with Redis.
+    /// Through nginx to three stateful instances with Redis: the rounds' medians.
     pub lb_stateful: LoadResult,
+    /// Each round of `lb_stateless`, in order.
+    pub lb_stateless_runs: Vec<LoadResult>,
+    /// Each round of `lb_stateful`, in order (round `i` ran right after stateless `i`).
+    pub lb_stateful_runs: Vec<LoadResult>,
     /// Redis commands per request of `lb_stateful`.
     pub redis_commands_per_request: f64,
     /// One instance, no nginx: stateless.
@@ -146,14 +158,73 @@ pub fn extra_us(slow: &LoadResult, fast: &LoadResult) -> f64 {
     }
 }
 
+/// Several runs of one load as one: requests/s and latency percentiles are medians,
+/// requests, errors and timeouts summed, the longest latency the highest seen.
+pub fn summarise(runs: &[LoadResult]) -> LoadResult {
+    let figures =
+        |figure: fn(&LoadResult) -> f64| -> Vec<f64> { runs.iter().map(figure).collect() };
+    LoadResult {
+        requests: runs.iter().map(|r| r.requests).sum(),
+        rps: median(&figures(|r| r.rps)),
+        p50_ms: median(&figures(|r| r.p50_ms)),
+        p90_ms: median(&figures(|r| r.p90_ms)),
+        p99_ms: median(&figures(|r| r.p99_ms)),
+        max_ms: range(&figures(|r| r.max_ms)).1,
+        errors: runs.iter().map(|r| r.errors).sum(),
+        timeouts: runs.iter().map(|r| r.timeouts).sum(),
+    }
+}
+
+/// Lowest and highest of `values` (NaN, NaN when empty).
+pub fn range(values: &[f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        })
+}
+
+fn rps_ratio(slow: &LoadResult, fast: &LoadResult) -> f64 {
+    if fast.rps > 0.0 {
+        slow.rps / fast.rps
+    } else {
+        f64::NAN
+    }
+}
+
 impl ScaleResult {
-    /// Stateful with Redis over stateless without, through nginx.
+    /// Stateful with Redis over stateless without, through nginx: the ratio of the
+    /// rounds' median requests/s.
     pub fn ratio(&self) -> f64 {
-        if self.lb_stateless.rps > 0.0 {
-            self.lb_stateful.rps / self.lb_stateless.rps
-        } else {
-            f64::NAN
-        }
+        rps_ratio(&self.lb_stateful, &self.lb_stateless)
+    }
+
+    /// Rounds of the nginx loads.
+    pub fn rounds(&self) -> usize {
+        self.lb_stateful_runs
+            .len()
+            .min(self.lb_stateless_runs.len())
+    }
+
+    /// Lowest and highest of the rounds' own ratios (each stateful run over the
+    /// stateless run just before it).
+    pub fn round_ratio_range(&self) -> (f64, f64) {
+        let ratios: Vec<f64> = self
+            .lb_stateful_runs
+            .iter()
+            .zip(&self.lb_stateless_runs)
+            .map(|(slow, fast)| rps_ratio(slow, fast))
+            .collect();
+        range(&ratios)
+    }
+
+    /// Lowest and highest requests/s of each nginx load's rounds: (stateless, stateful).
+    pub fn rps_ranges(&self) -> ((f64, f64), (f64, f64)) {
+        let rps = |runs: &[LoadResult]| range(&runs.iter().map(|r| r.rps).collect::<Vec<_>>());
+        (rps(&self.lb_stateless_runs), rps(&self.lb_stateful_runs))
     }
 
     /// The case's section of the report (Markdown).
@@ -181,29 +252,49 @@ impl ScaleResult {
             self.notify_cross.p50_ms,
             self.notify_cross.p99_ms
         );
+        let rounds = self.rounds();
+        let (stateless_range, stateful_range) = self.rps_ranges();
+        let _ = writeln!(
+            out,
+            "The nginx rows are medians of {rounds} rounds, the two loads alternated (stateless, stateful, stateless, …) with both trios up; requests/s of the rounds in brackets.\n"
+        );
         out.push_str("| authenticated tools/call | req/s | p50 | p99 | errors | cost over the row above |\n|---|--:|--:|--:|--:|--:|\n");
         let rows = [
-            ("one instance, stateless", &self.one_stateless),
-            ("one instance, stateful, no Redis", &self.one_stateful),
-            ("one instance, stateful, Redis", &self.one_stateful_redis),
-            ("nginx → 3, stateless, no Redis", &self.lb_stateless),
-            ("nginx → 3, stateful, Redis", &self.lb_stateful),
+            ("one instance, stateless", &self.one_stateless, None),
+            ("one instance, stateful, no Redis", &self.one_stateful, None),
+            (
+                "one instance, stateful, Redis",
+                &self.one_stateful_redis,
+                None,
+            ),
+            (
+                "nginx → 3, stateless, no Redis",
+                &self.lb_stateless,
+                Some(stateless_range),
+            ),
+            (
+                "nginx → 3, stateful, Redis",
+                &self.lb_stateful,
+                Some(stateful_range),
+            ),
         ];
         let mut above: Option<&LoadResult> = None;
-        for (name, row) in rows {
+        for (name, row, spread) in rows {
             let extra = above.map_or_else(String::new, |a| {
                 format!("{:+.1} µs/request", extra_us(row, a))
             });
+            let spread = spread.map_or_else(String::new, |(lo, hi)| format!(" ({lo:.0}–{hi:.0})"));
             let _ = writeln!(
                 out,
-                "| {name} | {:.0} | {:.2} ms | {:.2} ms | {} | {extra} |",
+                "| {name} | {:.0}{spread} | {:.2} ms | {:.2} ms | {} | {extra} |",
                 row.rps, row.p50_ms, row.p99_ms, row.errors
             );
             above = Some(row);
         }
+        let (ratio_lo, ratio_hi) = self.round_ratio_range();
         let _ = writeln!(
             out,
-            "\nStateful with Redis / stateless, through nginx: **{:.2}x**; the stateful path costs {:.1} µs per request more (rmcp's session machinery {:.1} µs, Redis {:.1} µs, measured on one instance); Redis commands per stateful request, PINGs and renewals included: {:.4}.\n",
+            "\nStateful with Redis / stateless, through nginx: **{:.2}x** (ratio of the medians of {rounds} rounds; the rounds' own ratios {ratio_lo:.2}–{ratio_hi:.2}); the stateful path costs {:.1} µs per request more (rmcp's session machinery {:.1} µs, Redis {:.1} µs, measured on one instance); Redis commands per stateful request, PINGs and renewals included: {:.4}.\n",
             self.ratio(),
             extra_us(&self.lb_stateful, &self.lb_stateless),
             extra_us(&self.one_stateful, &self.one_stateless),
@@ -865,8 +956,9 @@ pub async fn run(settings: &ScaleSettings, auth: &AuthServer) -> anyhow::Result<
         .mint(auth))
     };
 
-    // Without Redis, stateless: through nginx, then one instance alone.
-    let cluster = Cluster::start(
+    // Without Redis, stateless: one instance alone here; the trio stays up for the
+    // rounds through nginx below.
+    let stateless = Cluster::start(
         settings,
         &nginx_program,
         auth.issuer(),
@@ -874,17 +966,14 @@ pub async fn run(settings: &ScaleSettings, auth: &AuthServer) -> anyhow::Result<
         &["--stateless"],
     )
     .await?;
-    let token = mint(format!("{}/mcp", cluster.url()), "scale-user")?;
-    eprintln!("bench: scale-out, stateless through nginx");
-    result.lb_stateless =
-        stateless_load(settings, &format!("{}/mcp", cluster.url()), &token).await?;
+    let stateless_token = mint(format!("{}/mcp", stateless.url()), "scale-user")?;
+    eprintln!("bench: scale-out, one stateless instance");
     result.one_stateless = stateless_load(
         settings,
-        &format!("{}/mcp", cluster.instance_url(0)),
-        &token,
+        &format!("{}/mcp", stateless.instance_url(0)),
+        &stateless_token,
     )
     .await?;
-    cluster.stop().await;
 
     // One stateful instance without Redis (its public URL is its own).
     let port = free_port();
@@ -916,14 +1005,37 @@ pub async fn run(settings: &ScaleSettings, auth: &AuthServer) -> anyhow::Result<
     .await?;
     let lb = cluster.url();
     let token = mint(format!("{lb}/mcp"), "scale-user")?;
-    eprintln!("bench: scale-out, stateful with Redis");
+    eprintln!("bench: scale-out, one instance with Redis");
     result.one_stateful_redis = stateful_load(settings, &cluster.instance_url(0), &token).await?;
+
+    // Target 11: the two nginx loads alternated, both trios up.
     let script = stateful_script(settings, &lb, &token).await?;
-    let calls_before = redis_calls(redis.port).await?;
-    result.lb_stateful = load(settings, &script, &format!("{lb}/mcp"), &token).await?;
-    // Every command of the run: the requests' own and the instances' PINGs and renewals.
-    let calls = redis_calls(redis.port).await?.saturating_sub(calls_before);
-    result.redis_commands_per_request = calls as f64 / (result.lb_stateful.requests.max(1)) as f64;
+    let round = ScaleSettings {
+        duration: settings.round_duration,
+        ..settings.clone()
+    };
+    let rounds = settings.rounds.max(1);
+    let (mut calls, mut stateful_requests) = (0u64, 0u64);
+    for i in 1..=rounds {
+        eprintln!("bench: scale-out through nginx, round {i}/{rounds}: stateless, stateful");
+        let run = stateless_load(
+            &round,
+            &format!("{}/mcp", stateless.url()),
+            &stateless_token,
+        )
+        .await?;
+        result.lb_stateless_runs.push(run);
+        let calls_before = redis_calls(redis.port).await?;
+        let run = load(&round, &script, &format!("{lb}/mcp"), &token).await?;
+        // Every command of the run: the requests' own and the instances' PINGs and renewals.
+        calls += redis_calls(redis.port).await?.saturating_sub(calls_before);
+        stateful_requests += run.requests;
+        result.lb_stateful_runs.push(run);
+    }
+    stateless.stop().await;
+    result.lb_stateless = summarise(&result.lb_stateless_runs);
+    result.lb_stateful = summarise(&result.lb_stateful_runs);
+    result.redis_commands_per_request = calls as f64 / stateful_requests.max(1) as f64;
 
     eprintln!("bench: scale-out, legacy SSE across instances");
     let probes = (0..CONNECTIONS as usize).map(|i| {
@@ -1025,6 +1137,43 @@ mod tests {
         let latency = Latency::of((1..=100).map(f64::from).rev().collect());
         assert_eq!((latency.p50_ms, latency.p99_ms), (50.0, 99.0));
         assert!(Latency::of(Vec::new()).p99_ms.is_nan());
+    }
+
+    #[test]
+    fn rounds_kept_as_medians_with_their_ranges() {
+        let at = |rps: f64, p99_ms: f64| LoadResult {
+            requests: 10,
+            rps,
+            p99_ms,
+            max_ms: p99_ms * 2.0,
+            ..LoadResult::default()
+        };
+        let result = ScaleResult {
+            lb_stateless_runs: vec![at(1000.0, 3.0), at(800.0, 5.0), at(1200.0, 4.0)],
+            lb_stateful_runs: vec![at(900.0, 4.0), at(760.0, 6.0), at(840.0, 5.0)],
+            ..ScaleResult::default()
+        };
+        let result = ScaleResult {
+            lb_stateless: summarise(&result.lb_stateless_runs),
+            lb_stateful: summarise(&result.lb_stateful_runs),
+            ..result
+        };
+        assert_eq!(result.rounds(), 3);
+        assert_eq!(result.lb_stateless.rps, 1000.0);
+        assert_eq!(result.lb_stateless.p99_ms, 4.0);
+        assert_eq!(result.lb_stateless.max_ms, 10.0);
+        assert_eq!(result.lb_stateless.requests, 30);
+        assert!((result.ratio() - 0.84).abs() < 1e-9);
+        // Each stateful run over the stateless run just before it: 0.9, 0.95, 0.7.
+        let (lo, hi) = result.round_ratio_range();
+        assert!((lo - 0.7).abs() < 1e-9 && (hi - 0.95).abs() < 1e-9);
+        assert_eq!(result.rps_ranges(), ((800.0, 1200.0), (760.0, 900.0)));
+        let text = result.markdown();
+        assert!(text.contains("medians of 3 rounds"), "{text}");
+        assert!(text.contains("| 1000 (800–1200) |"), "{text}");
+        assert!(text.contains("**0.84x**"), "{text}");
+        assert!(text.contains("ratios 0.70–0.95"), "{text}");
+        assert!(range(&[]).0.is_nan());
     }
 
     #[test]
